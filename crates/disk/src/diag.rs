@@ -1,0 +1,48 @@
+//! Diagnostics: problems found while reading, as data.
+
+use serde::Serialize;
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; not a defect.
+    Info,
+    /// A defect that firmware or tools usually tolerate.
+    Warning,
+    /// A defect that breaks a spec requirement or loses data.
+    Error,
+}
+
+/// One problem found in a partition table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// How bad it is.
+    pub severity: Severity,
+    /// Stable identifier, e.g. `gpt.primary.header-crc`.
+    pub code: String,
+    /// What was found, with the numbers.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// An error-severity diagnostic.
+    pub fn error(code: &str, message: impl Into<String>) -> Diagnostic {
+        Self::new(Severity::Error, code, message)
+    }
+    /// A warning-severity diagnostic.
+    pub fn warning(code: &str, message: impl Into<String>) -> Diagnostic {
+        Self::new(Severity::Warning, code, message)
+    }
+    /// An info-severity diagnostic.
+    pub fn info(code: &str, message: impl Into<String>) -> Diagnostic {
+        Self::new(Severity::Info, code, message)
+    }
+    fn new(severity: Severity, code: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Format detection by content (never by file name).
+
+use crate::read_at::ReadAt;
+use std::io;
+
+/// What the first bytes of an image say it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetectedFormat {
+    /// No known container signature: the bytes are the disk.
+    Raw,
+    /// QEMU copy-on-write v2/v3.
+    Qcow2,
+    /// A format bootproof recognises and refuses, with its name.
+    Unsupported {
+        /// Human name of the format.
+        format: &'static str,
+        /// What was seen.
+        detail: &'static str,
+    },
+}
+
+/// Looks at the first sectors (and the last, for VHD) of `r`.
+pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
+    let mut head = [0u8; 512];
+    let n = head.len().min(r.size() as usize);
+    r.read_at(0, &mut head[..n])?;
+    let head = &head[..n];
+    let starts = |sig: &[u8]| head.starts_with(sig);
+    let unsupported = |format, detail| Ok(DetectedFormat::Unsupported { format, detail });
+    if starts(b"QFI\xfb") {
+        return Ok(DetectedFormat::Qcow2);
+    }
+    if starts(b"KDMV") {
+        return unsupported("VMDK", "sparse extent header `KDMV`");
+    }
+    if starts(b"COWD") {
+        return unsupported("VMDK", "ESX COW sparse header `COWD`");
+    }
+    if starts(b"# Disk DescriptorFile") {
+        return unsupported("VMDK", "text descriptor file");
+    }
+    if starts(b"vhdxfile") {
+        return unsupported("VHDX", "file type identifier `vhdxfile`");
+    }
+    if starts(b"conectix") {
+        return unsupported("VHD", "dynamic disk footer copy `conectix`");
+    }
+    if n >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
+        return unsupported("VDI", "VirtualBox signature 0xbeda107f");
+    }
+    if starts(b"LUKS\xba\xbe") {
+        return unsupported("LUKS", "encrypted container header");
+    }
+    if starts(b"QED\0") {
+        return unsupported("QED", "QEMU enhanced disk header");
+    }
+    if starts(b"\x7fVMDK") || starts(b"VMDK") {
+        return unsupported("VMDK", "stream-optimized header");
+    }
+    // Fixed VHD: a raw disk followed by a 512-byte footer. It reads like raw,
+    // but the footer would be counted as disk; say what it is instead.
+    let size = r.size();
+    if size >= 1024 && size % 512 == 0 {
+        let mut foot = [0u8; 8];
+        r.read_at(size - 512, &mut foot)?;
+        if &foot == b"conectix" {
+            return unsupported("VHD", "fixed disk footer `conectix`");
+        }
+    }
+    Ok(DetectedFormat::Raw)
+}

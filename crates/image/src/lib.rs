@@ -1,0 +1,219 @@
+//! Read-only random access to VM disk images.
+//!
+//! This crate owns the first stage of bootproof's pipeline: turning an image
+//! *file* (raw or qcow2, possibly with a backing chain) into a flat, virtual
+//! disk that later stages read with [`ReadAt`]. It never opens an input for
+//! writing, never trusts a size or offset read from the file, and refuses
+//! formats it cannot read yet by naming them.
+//!
+//! ```no_run
+//! use bootproof_image::{Image, OpenOptions, ReadAt};
+//! let image = Image::open("disk.qcow2", &OpenOptions::default())?;
+//! let mut sector = [0u8; 512];
+//! image.read_at(0, &mut sector)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod detect;
+mod error;
+mod qcow2;
+mod raw;
+mod read_at;
+
+pub use detect::{probe_format, DetectedFormat};
+pub use error::ImageError;
+pub use read_at::{IoStats, ReadAt, Slice};
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Longest backing chain followed before giving up (QEMU itself has no fixed
+/// limit; real chains are a handful deep, and this bounds a hostile loop).
+pub const MAX_CHAIN_DEPTH: usize = 16;
+
+/// How to open an image.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Follow qcow2 backing files. Off by default: a backing file name inside
+    /// an untrusted image must not make bootproof open arbitrary host files
+    /// without the user saying so.
+    pub allow_backing: bool,
+}
+
+/// One layer of an opened image: the file itself and, for qcow2, each
+/// backing file below it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainLink {
+    /// Host path of this layer.
+    pub path: PathBuf,
+    /// Format of this layer (`raw`, `qcow2`).
+    pub format: String,
+    /// Format version where the format has one (qcow2: 2 or 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Size of the virtual disk this layer presents, in bytes.
+    pub virtual_size: u64,
+    /// Size of the host file, in bytes.
+    pub file_size: u64,
+    /// qcow2 cluster size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u64>,
+    /// Compression used by compressed clusters (`deflate`, `zstd`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// The backing file name exactly as recorded in the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<String>,
+    /// Non-fatal observations (dirty or corrupt bits, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// An opened, read-only disk image: the top layer first in [`Image::chain`].
+pub struct Image {
+    chain: Vec<ChainLink>,
+    reader: Arc<dyn ReadAt>,
+    stats: IoStats,
+}
+
+impl Image {
+    /// Open `path` read-only, detecting its format from its content.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Image, ImageError> {
+        let stats = IoStats::default();
+        let mut chain = Vec::new();
+        let reader = open_layer(path.as_ref(), options, &stats, &mut chain, 0)?;
+        Ok(Image {
+            chain,
+            reader,
+            stats,
+        })
+    }
+
+    /// The layers of this image, top first.
+    pub fn chain(&self) -> &[ChainLink] {
+        &self.chain
+    }
+
+    /// Format of the top layer.
+    pub fn format(&self) -> &str {
+        &self.chain[0].format
+    }
+
+    /// The virtual disk as a shareable reader.
+    pub fn reader(&self) -> Arc<dyn ReadAt> {
+        Arc::clone(&self.reader)
+    }
+
+    /// Bytes and read calls issued to host files so far (all layers).
+    pub fn stats(&self) -> &IoStats {
+        &self.stats
+    }
+}
+
+impl ReadAt for Image {
+    fn size(&self) -> u64 {
+        self.reader.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.reader.read_at(offset, buf)
+    }
+}
+
+fn open_layer(
+    path: &Path,
+    options: &OpenOptions,
+    stats: &IoStats,
+    chain: &mut Vec<ChainLink>,
+    depth: usize,
+) -> Result<Arc<dyn ReadAt>, ImageError> {
+    if depth >= MAX_CHAIN_DEPTH {
+        return Err(ImageError::ChainTooDeep {
+            path: path.to_path_buf(),
+            limit: MAX_CHAIN_DEPTH,
+        });
+    }
+    let file = raw::HostFile::open(path, stats.clone())?;
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if chain
+        .iter()
+        .any(|l| std::fs::canonicalize(&l.path).ok().as_ref() == Some(&canonical))
+    {
+        return Err(ImageError::ChainLoop {
+            path: path.to_path_buf(),
+        });
+    }
+    match detect::probe_format(&file).map_err(|e| ImageError::io(path, e))? {
+        DetectedFormat::Raw => {
+            chain.push(ChainLink {
+                path: path.to_path_buf(),
+                format: "raw".into(),
+                version: None,
+                virtual_size: file.size(),
+                file_size: file.size(),
+                cluster_size: None,
+                compression: None,
+                backing_file: None,
+                warnings: Vec::new(),
+            });
+            Ok(Arc::new(file))
+        }
+        DetectedFormat::Qcow2 => {
+            let header = qcow2::Header::parse(&file, path)?;
+            let index = chain.len();
+            chain.push(ChainLink {
+                path: path.to_path_buf(),
+                format: "qcow2".into(),
+                version: Some(header.version),
+                virtual_size: header.size,
+                file_size: file.size(),
+                cluster_size: Some(header.cluster_size()),
+                compression: Some(header.compression.name().into()),
+                backing_file: header.backing_file.clone(),
+                warnings: header.warnings.clone(),
+            });
+            let backing = match &header.backing_file {
+                None => None,
+                Some(name) if !options.allow_backing => {
+                    return Err(ImageError::BackingNotAllowed {
+                        path: path.to_path_buf(),
+                        backing: name.clone(),
+                    })
+                }
+                Some(name) => {
+                    let backing_path = resolve_backing(path, name);
+                    if let Some(fmt) = &header.backing_format {
+                        if fmt != "raw" && fmt != "qcow2" {
+                            return Err(ImageError::Unsupported {
+                                path: backing_path,
+                                format: fmt.clone(),
+                                detail: "backing file format".into(),
+                            });
+                        }
+                    }
+                    Some(open_layer(&backing_path, options, stats, chain, depth + 1)?)
+                }
+            };
+            let reader = qcow2::Qcow2Reader::new(file, header, backing, path)?;
+            debug_assert!(chain.len() > index);
+            Ok(Arc::new(reader))
+        }
+        DetectedFormat::Unsupported { format, detail } => Err(ImageError::Unsupported {
+            path: path.to_path_buf(),
+            format: format.into(),
+            detail: detail.into(),
+        }),
+    }
+}
+
+/// A relative backing name is relative to the directory of the image that
+/// names it (QEMU's rule), not to the current directory.
+fn resolve_backing(image: &Path, name: &str) -> PathBuf {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        image.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}

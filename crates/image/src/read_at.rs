@@ -1,0 +1,91 @@
+//! The random-access read interface every later stage reads through.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Positioned, exact reads from something with a fixed size (an image, a
+/// partition, a file inside a filesystem). `&self` so one source can be
+/// shared by several readers.
+pub trait ReadAt: Send + Sync {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Fill `buf` from `offset`. Reading past [`ReadAt::size`] is an
+    /// `UnexpectedEof` error, never a short read.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// Checks that `offset..offset+len` lies within `size`.
+pub(crate) fn check_bounds(offset: u64, len: usize, size: u64) -> io::Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("read of {len} bytes at offset {offset} is past the end ({size} bytes)"),
+        )),
+    }
+}
+
+/// A window `[start, start+len)` of another reader: a partition of a disk,
+/// a boot image inside an ISO.
+#[derive(Clone)]
+pub struct Slice {
+    inner: Arc<dyn ReadAt>,
+    start: u64,
+    len: u64,
+}
+
+impl Slice {
+    /// A window over `inner`. The window is clamped to `inner`'s size, so
+    /// a partition entry that claims more than the disk holds still reads
+    /// only real bytes.
+    pub fn new(inner: Arc<dyn ReadAt>, start: u64, len: u64) -> Slice {
+        let size = inner.size();
+        let start = start.min(size);
+        let len = len.min(size - start);
+        Slice { inner, start, len }
+    }
+    /// Offset of the window in the underlying reader.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+}
+
+impl ReadAt for Slice {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_bounds(offset, buf.len(), self.len)?;
+        self.inner.read_at(self.start + offset, buf)
+    }
+}
+
+/// Counts of host I/O, shared by every layer of one image. Used to prove
+/// (in tests and benchmarks) that metadata operations read little.
+#[derive(Clone, Default, Debug)]
+pub struct IoStats(Arc<(AtomicU64, AtomicU64)>);
+
+impl IoStats {
+    pub(crate) fn record(&self, bytes: usize) {
+        self.0 .0.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.0 .1.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Bytes read from host files.
+    pub fn bytes_read(&self) -> u64 {
+        self.0 .0.load(Ordering::Relaxed)
+    }
+    /// Number of read calls made to host files.
+    pub fn reads(&self) -> u64 {
+        self.0 .1.load(Ordering::Relaxed)
+    }
+}
