@@ -1,1 +1,235 @@
-fn main(){}
+//! `bootproof`: the command-line front end. Each subcommand is a thin layer
+//! over the library crates; this file only parses arguments, picks the
+//! output form and maps errors to exit codes.
+
+mod cat;
+mod inspect;
+mod ls;
+mod style;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the command ran and found the image failing (used by `check`).
+#[allow(dead_code)]
+pub const EXIT_FAIL: u8 = 1;
+/// Exit status: usage error, unreadable image, or path not found.
+pub const EXIT_ERROR: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  1  the image fails a check (reserved for `check`)
+  2  usage error, unreadable image, or a path that does not exist
+
+Images are always opened read-only; no root, loop devices or mounts are used.
+Run `bootproof COMMAND --help` for examples.";
+
+/// Prove VM images boot. Reads raw and qcow2 disk images in-process
+/// (GPT/MBR; FAT, ext2/3/4, XFS, Btrfs, ISO9660) without root or mounts.
+#[derive(Parser)]
+#[command(name = "bootproof", version, after_help = AFTER_HELP, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by every command that opens an image.
+#[derive(clap::Args, Clone)]
+pub struct ImageArgs {
+    /// Disk image: raw, or qcow2 (v2/v3; deflate- or zstd-compressed clusters).
+    pub image: PathBuf,
+    /// Follow qcow2 backing files. Off by default: a backing path recorded in an
+    /// untrusted image should not make bootproof open host files unasked.
+    #[arg(long)]
+    pub allow_backing: bool,
+}
+
+/// Output options shared by every command.
+#[derive(clap::Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print machine-readable JSON (schemas in docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Colour human output: auto (a terminal and NO_COLOR unset), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// When to colour human output.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the image format and backing chain, partition table, filesystems,
+    /// the ESP's EFI/ tree, os-release and kernels/initrds found.
+    #[command(after_help = "Examples:\n  bootproof inspect disk.qcow2\n  bootproof inspect --json disk.raw | jq '.filesystems[].type'\n  bootproof inspect --allow-backing overlay.qcow2")]
+    Inspect {
+        #[command(flatten)]
+        image: ImageArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List a directory inside the image (like `ls`).
+    #[command(after_help = ls::AFTER_HELP)]
+    Ls {
+        #[command(flatten)]
+        image: ImageArgs,
+        /// [PART:]PATH. PART is a partition number or LABEL=, UUID=, PARTLABEL=,
+        /// PARTUUID=; without it, the filesystem that has PATH (OS roots first).
+        #[arg(default_value = "/")]
+        target: String,
+        /// Long listing: type, mode, owner, size, modification time, link target.
+        #[arg(short, long)]
+        long: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Write a file from inside the image to stdout (follows symlinks inside the image).
+    #[command(after_help = cat::AFTER_HELP)]
+    Cat {
+        #[command(flatten)]
+        image: ImageArgs,
+        /// [PART:]PATH, as for `ls`.
+        target: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { image, output } => inspect::run(&image, output),
+        Command::Ls {
+            image,
+            target,
+            long,
+            output,
+        } => ls::run(&image, &target, long, output),
+        Command::Cat {
+            image,
+            target,
+            output,
+        } => cat::run(&image, &target, output),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let s = style::Style::stderr(ColorChoice::Auto);
+            eprintln!("{} {e}", s.red_bold("error:"));
+            if let Some(hint) = e.hint() {
+                eprintln!("{} {hint}", s.bold("hint:"));
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// A command failure with an optional next step for the user.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    hint: Option<String>,
+}
+
+impl CliError {
+    /// An error with a hint.
+    pub fn with_hint(message: impl ToString, hint: impl Into<String>) -> CliError {
+        CliError {
+            message: message.to_string(),
+            hint: Some(hint.into()),
+        }
+    }
+    fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<bootproof_inspect::OpenError> for CliError {
+    fn from(e: bootproof_inspect::OpenError) -> CliError {
+        use bootproof_image::ImageError;
+        let hint = match &e {
+            bootproof_inspect::OpenError::Image(ImageError::BackingNotAllowed { .. }) => None,
+            bootproof_inspect::OpenError::Image(ImageError::Unsupported { .. }) => None,
+            bootproof_inspect::OpenError::Image(ImageError::Corrupt { .. }) => {
+                Some("check the file with `qemu-img check IMAGE`".to_string())
+            }
+            _ => None,
+        };
+        CliError {
+            message: e.to_string(),
+            hint,
+        }
+    }
+}
+
+impl From<bootproof_inspect::LookupError> for CliError {
+    fn from(e: bootproof_inspect::LookupError) -> CliError {
+        use bootproof_inspect::LookupError as L;
+        let hint = match &e {
+            L::NotOnAnyFilesystem(_) | L::Fs(bootproof_fs::FsError::NotFound(_)) => {
+                Some("list a directory with `bootproof ls IMAGE [PART:]DIR`, or name the partition as PART:PATH".to_string())
+            }
+            L::Unreadable { .. } | L::NoSuchPartition(_) => {
+                Some("`bootproof inspect IMAGE` lists the partitions and their filesystems".to_string())
+            }
+            _ => None,
+        };
+        CliError {
+            message: e.to_string(),
+            hint,
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        CliError {
+            message: e.to_string(),
+            hint: None,
+        }
+    }
+}
+
+impl From<bootproof_fs::FsError> for CliError {
+    fn from(e: bootproof_fs::FsError) -> CliError {
+        bootproof_inspect::LookupError::Fs(e).into()
+    }
+}
+
+/// Opens an image with the shared options.
+pub fn open(args: &ImageArgs) -> Result<bootproof_inspect::OpenedImage, CliError> {
+    let opts = bootproof_image::OpenOptions {
+        allow_backing: args.allow_backing,
+    };
+    Ok(bootproof_inspect::OpenedImage::open(&args.image, &opts)?)
+}
+
+/// Resolves `[PART:]PATH` to a slot and volume.
+pub fn locate<'a>(
+    img: &'a bootproof_inspect::OpenedImage,
+    target: &bootproof_inspect::Target,
+) -> Result<(&'a bootproof_inspect::Slot, &'a bootproof_fs::Volume), CliError> {
+    Ok(match &target.part {
+        Some(sel) => img.volume(sel)?,
+        None => img.find(&target.path)?,
+    })
+}

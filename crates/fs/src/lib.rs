@@ -1,1 +1,144 @@
+//! Read-only filesystems inside disk images.
+//!
+//! This crate owns the third pipeline stage: given a partition (any
+//! [`ReadAt`]), detect its filesystem by superblock and read files from it.
+//! Each filesystem implements the small, path-based [`FileSystem`] trait;
+//! [`Volume`] wraps one and adds what every caller needs and no filesystem
+//! should implement twice: symlink resolution *inside the image only*
+//! (depth and loop limits, `..` clamped at the root), bounded whole-file
+//! reads, and an API that mirrors `std::fs`.
+//!
+//! FAT uses the `fatfs` crate and ext2/3/4 the `ext4-view` crate. XFS, Btrfs
+//! and ISO9660 have no maintained read-only crates that bound hostile input,
+//! so their readers live here, one module per on-disk structure.
+#![forbid(unsafe_code)]
 
+mod btrfs;
+mod detect;
+mod error;
+mod ext4;
+mod fat;
+mod iso9660;
+mod path;
+mod volume;
+mod xfs;
+
+pub use detect::{probe, FsKind};
+pub use error::FsError;
+pub use path::NodePath;
+pub use volume::{open_volume, Volume, DEFAULT_READ_LIMIT, MAX_SYMLINK_FOLLOWS};
+
+use bootproof_image::ReadAt;
+use serde::Serialize;
+use std::io::Read;
+
+/// What a directory entry or inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Character device.
+    CharDevice,
+    /// Block device.
+    BlockDevice,
+    /// Named pipe.
+    Fifo,
+    /// Unix socket.
+    Socket,
+    /// Anything else.
+    Other,
+}
+
+impl FileType {
+    /// From the `S_IFMT` bits of a Unix mode.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & 0o170000 {
+            0o100000 => FileType::File,
+            0o040000 => FileType::Dir,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::CharDevice,
+            0o060000 => FileType::BlockDevice,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            _ => FileType::Other,
+        }
+    }
+    /// One-letter form used by `ls -l`.
+    pub fn letter(self) -> char {
+        match self {
+            FileType::File => '-',
+            FileType::Dir => 'd',
+            FileType::Symlink => 'l',
+            FileType::CharDevice => 'c',
+            FileType::BlockDevice => 'b',
+            FileType::Fifo => 'p',
+            FileType::Socket => 's',
+            FileType::Other => '?',
+        }
+    }
+}
+
+/// What `stat` says about a file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    /// The file's type.
+    pub file_type: FileType,
+    /// Size in bytes (for symlinks: length of the target).
+    pub size: u64,
+    /// Permission bits (`0o7777`), where the filesystem has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Owner, where the filesystem has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group, where the filesystem has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Modification time, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// Inode number, where the filesystem has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+}
+
+/// One entry of a directory listing (`.` and `..` are never included).
+#[derive(Debug, Clone, Serialize)]
+pub struct DirEntry {
+    /// The name as stored, in bytes (Linux names need not be UTF-8).
+    #[serde(serialize_with = "path::serialize_lossy")]
+    pub name: Vec<u8>,
+    /// The entry's type.
+    pub file_type: FileType,
+}
+
+/// A read-only filesystem addressed by *resolved* paths: every component is
+/// a plain name (no `.`, `..`, or symlinks before the last component).
+/// [`Volume`] does the resolving; implementations only look names up.
+pub trait FileSystem {
+    /// Which filesystem this is.
+    fn kind(&self) -> FsKind;
+    /// Volume label, if set.
+    fn label(&self) -> Option<String>;
+    /// Filesystem UUID (or FAT volume serial) as `blkid` prints it.
+    fn uuid(&self) -> Option<String>;
+    /// Metadata of the entry at `path`, not following a final symlink.
+    fn lstat(&self, path: &NodePath) -> Result<Metadata, FsError>;
+    /// Entries of the directory at `path`.
+    fn read_dir(&self, path: &NodePath) -> Result<Vec<DirEntry>, FsError>;
+    /// Target of the symlink at `path`, as stored.
+    fn read_link(&self, path: &NodePath) -> Result<Vec<u8>, FsError>;
+    /// A sequential reader of the regular file at `path`.
+    fn open(&self, path: &NodePath) -> Result<Box<dyn Read + '_>, FsError>;
+}
+
+/// Adapts a shared [`ReadAt`] for filesystem parsers, turning short reads
+/// into errors that name the offset.
+pub(crate) fn read_exact_at(r: &dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
+    r.read_at(offset, buf).map_err(FsError::Io)
+}

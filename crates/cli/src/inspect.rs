@@ -1,0 +1,120 @@
+//! `bootproof inspect`.
+
+use crate::style::{cell, human_size, styled, table, Style};
+use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_OK};
+use bootproof_disk::{Severity, TableKind};
+use bootproof_inspect::{inspect, InspectReport};
+use std::fmt::Write as _;
+use std::io::Write;
+
+pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, CliError> {
+    let img = open(args)?;
+    let report = inspect(&img);
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
+        writeln!(stdout)?;
+    } else {
+        stdout.write_all(render(&report, Style::stdout(out.color)).as_bytes())?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn render(r: &InspectReport, st: Style) -> String {
+    let mut o = String::new();
+    // Image and chain.
+    for (i, l) in r.image.chain.iter().enumerate() {
+        let label = if i == 0 { "Image" } else { "  backed by" };
+        let mut desc = l.format.clone();
+        if let Some(v) = l.version {
+            let _ = write!(desc, " v{v}");
+        }
+        let _ = write!(desc, ", {} virtual, {} file", human_size(l.virtual_size), human_size(l.file_size));
+        if let Some(c) = l.cluster_size {
+            let _ = write!(desc, ", {} clusters", human_size(c));
+        }
+        if let Some(c) = &l.compression {
+            let _ = write!(desc, ", {c} compression");
+        }
+        let _ = writeln!(o, "{} {}  {}", st.bold(&format!("{label:<11}")), l.path.display(), st.dim(&desc));
+    }
+    // Table.
+    let t = &r.partition_table;
+    let kind = match t.kind {
+        TableKind::Gpt => format!("GPT, {}-byte sectors, {:?} MBR", t.sector_size, t.mbr).to_lowercase().replace("gpt", "GPT").replace("mbr", "MBR"),
+        TableKind::Mbr => "MBR (DOS)".to_string(),
+        TableKind::None => "none (whole-disk filesystem)".to_string(),
+    };
+    let _ = writeln!(o, "{} {kind}{}", st.bold(&format!("{:<11}", "Table")),
+        t.disk_id.as_ref().map(|d| format!("  {}", st.dim(&format!("disk id {d}")))).unwrap_or_default());
+    o.push('\n');
+
+    let mut rows = Vec::new();
+    for fs in &r.filesystems {
+        let part = t.partitions.iter().find(|p| p.number == fs.partition);
+        let (start, size, ptype, name) = match part {
+            Some(p) => (human_size(p.start), human_size(p.size), p.type_name.clone(), p.name.clone().unwrap_or_default()),
+            None => ("0 B".into(), human_size(t.disk_size), "-".into(), String::new()),
+        };
+        let fstype = if fs.readable {
+            cell(fs.variant.clone())
+        } else if fs.fs_type == "unknown" {
+            styled("-", |s| st.dim(s))
+        } else {
+            styled(&format!("{} (not readable)", fs.variant), |s| st.yellow(s))
+        };
+        rows.push(vec![
+            cell(fs.partition.to_string()),
+            cell(start),
+            cell(size),
+            cell(ptype),
+            cell(name),
+            fstype,
+            cell(fs.label.clone().unwrap_or_default()),
+            cell(fs.uuid.clone().unwrap_or_default()),
+            cell(fs.roles.join(",")),
+        ]);
+    }
+    o.push_str(&table(&["#", "START", "SIZE", "TYPE", "NAME", "FS", "LABEL", "UUID", "ROLE"], &rows, st));
+
+    for fs in &r.filesystems {
+        if let Some(efi) = &fs.efi {
+            let _ = writeln!(o, "\n{} {}", st.bold("EFI System Partition"), st.dim(&format!("(partition {})", fs.partition)));
+            if efi.is_empty() {
+                let _ = writeln!(o, "  {}", st.yellow("no EFI/ directory"));
+            }
+            for e in efi {
+                if e.file_type == bootproof_fs::FileType::Dir {
+                    let _ = writeln!(o, "  {}", st.blue(&format!("{}/", e.path)));
+                } else {
+                    let _ = writeln!(o, "  {:<48} {}", e.path, st.dim(&human_size(e.size)));
+                }
+            }
+        }
+        if let Some(os) = &fs.os_release {
+            let name = os.get("PRETTY_NAME").or(os.get("NAME")).cloned().unwrap_or_else(|| "unknown OS".into());
+            let _ = writeln!(o, "\n{} {} {}", st.bold("OS root"), st.green(&name), st.dim(&format!("(partition {})", fs.partition)));
+        } else if fs.roles.iter().any(|r| r == "boot") {
+            let _ = writeln!(o, "\n{} {}", st.bold("Boot filesystem"), st.dim(&format!("(partition {})", fs.partition)));
+        }
+        for b in &fs.boot_files {
+            let target = b.symlink_target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
+            let _ = writeln!(o, "  {:<7} {}{} {}", b.kind, b.path, st.cyan(&target), st.dim(&human_size(b.size)));
+        }
+    }
+
+    if !r.problems.is_empty() {
+        let _ = writeln!(o, "\n{}", st.bold("Problems"));
+        for p in &r.problems {
+            let sev = match p.severity {
+                Severity::Error => st.red_bold("error  "),
+                Severity::Warning => st.yellow("warning"),
+                Severity::Info => st.dim("info   "),
+            };
+            let part = p.partition.map(|n| format!(" [partition {n}]")).unwrap_or_default();
+            let _ = writeln!(o, "  {sev} {}{part}: {}", p.code, p.message);
+        }
+    }
+    let _ = writeln!(o, "\n{}", st.dim(&format!("read {} from the image", human_size(r.image.bytes_read))));
+    o
+}

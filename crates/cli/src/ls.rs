@@ -1,0 +1,123 @@
+//! `bootproof ls`.
+
+use crate::style::{cell, human_size, styled, table, Style};
+use crate::{locate, open, CliError, ImageArgs, OutputArgs, EXIT_OK};
+use bootproof_fs::{FileType, Metadata};
+use bootproof_inspect::parse_target;
+use serde::Serialize;
+use std::io::Write;
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  bootproof ls disk.qcow2 /boot
+  bootproof ls -l disk.qcow2 LABEL=ESP:/EFI/BOOT
+  bootproof ls disk.raw 1:/            # partition 1
+  bootproof ls --json disk.raw PARTUUID=6d0e…:/etc
+
+Symlinks are resolved inside the image, never on the host.";
+
+/// Schema id of `ls --json`.
+const LS_SCHEMA: &str = "bootproof.ls/v1";
+
+#[derive(Serialize)]
+struct Listing {
+    schema: &'static str,
+    partition: u32,
+    path: String,
+    entries: Vec<Entry>,
+}
+
+#[derive(Serialize)]
+struct Entry {
+    name: String,
+    #[serde(flatten)]
+    meta: Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+fn mode_string(t: FileType, mode: Option<u32>) -> String {
+    let mut s = String::new();
+    s.push(t.letter());
+    match mode {
+        Some(m) => {
+            for (i, c) in "rwxrwxrwx".chars().enumerate() {
+                s.push(if m & (1 << (8 - i)) != 0 { c } else { '-' });
+            }
+        }
+        None => s.push_str("---------"),
+    }
+    s
+}
+
+pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Result<u8, CliError> {
+    let img = open(args)?;
+    let target = parse_target(target);
+    let (slot, vol) = locate(&img, &target)?;
+    let path = target.path.as_bytes();
+    let meta = vol.metadata(path)?;
+    let names: Vec<Vec<u8>> = if meta.file_type == FileType::Dir {
+        vol.read_dir(path)?.into_iter().map(|e| e.name).collect()
+    } else {
+        vec![Vec::new()]
+    };
+    let mut entries = Vec::new();
+    for name in names {
+        let full = if name.is_empty() {
+            path.to_vec()
+        } else {
+            let mut p = path.to_vec();
+            if !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(&name);
+            p
+        };
+        let m = vol.symlink_metadata(&full)?;
+        let link = (m.file_type == FileType::Symlink)
+            .then(|| vol.read_link(&full).ok())
+            .flatten()
+            .map(|t| String::from_utf8_lossy(&t).into_owned());
+        let shown = if name.is_empty() { target.path.clone() } else { String::from_utf8_lossy(&name).into_owned() };
+        entries.push(Entry { name: shown, meta: m, target: link });
+    }
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        let listing = Listing { schema: LS_SCHEMA, partition: slot.number, path: target.path.clone(), entries };
+        serde_json::to_writer_pretty(&mut stdout, &listing).map_err(std::io::Error::other)?;
+        writeln!(stdout)?;
+        return Ok(EXIT_OK);
+    }
+    let st = Style::stdout(out.color);
+    let name_cell = |e: &Entry| match e.meta.file_type {
+        FileType::Dir => styled(&format!("{}/", e.name), |s| st.blue(s)),
+        FileType::Symlink => styled(&e.name, |s| st.cyan(s)),
+        _ => cell(e.name.clone()),
+    };
+    if !long {
+        for e in &entries {
+            writeln!(stdout, "{}", name_cell(e).0)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let mut name = name_cell(e);
+            if let Some(t) = &e.target {
+                name.0.push_str(&format!(" -> {t}"));
+                name.1 += 4 + t.chars().count();
+            }
+            vec![
+                cell(mode_string(e.meta.file_type, e.meta.mode)),
+                cell(e.meta.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into())),
+                cell(e.meta.gid.map(|g| g.to_string()).unwrap_or_else(|| "-".into())),
+                cell(e.meta.size.to_string()),
+                cell(if e.meta.file_type == FileType::File { human_size(e.meta.size) } else { String::new() }),
+                name,
+            ]
+        })
+        .collect();
+    stdout.write_all(table(&["MODE", "UID", "GID", "BYTES", "SIZE", "NAME"], &rows, st).as_bytes())?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,147 @@
+//! ext2/3/4 through the `ext4-view` crate.
+
+use crate::detect::FsKind;
+use crate::error::FsError;
+use crate::path::NodePath;
+use crate::{DirEntry, FileSystem, FileType, Metadata};
+use bootproof_image::ReadAt;
+use ext4_view::{Ext4, Ext4Error, Ext4Read};
+use std::io::{self, Read};
+use std::sync::Arc;
+
+/// Feeds ext4-view from a [`ReadAt`].
+struct Reader(Arc<dyn ReadAt>);
+
+impl Ext4Read for Reader {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        self.0.read_at(start_byte, dst).map_err(|e| Box::new(e) as _)
+    }
+}
+
+/// An opened ext2/3/4 filesystem.
+pub(crate) struct Ext {
+    fs: Ext4,
+    kind: FsKind,
+}
+
+fn map_err(kind: FsKind, path: &NodePath, e: Ext4Error) -> FsError {
+    match e {
+        Ext4Error::NotFound => FsError::NotFound(path.to_string()),
+        Ext4Error::NotADirectory => FsError::NotADirectory(path.to_string()),
+        Ext4Error::IsADirectory => FsError::IsADirectory(path.to_string()),
+        Ext4Error::NotASymlink => FsError::NotASymlink(path.to_string()),
+        Ext4Error::IsASpecialFile => FsError::NotAFile(path.to_string()),
+        Ext4Error::TooManySymlinks => FsError::SymlinkLoop(path.to_string()),
+        Ext4Error::Io(e) => FsError::Io(io::Error::other(e.to_string())),
+        Ext4Error::Incompatible(i) => FsError::unsupported(kind, i.to_string()),
+        other => FsError::corrupt(kind, other.to_string()),
+    }
+}
+
+fn file_type(t: ext4_view::FileType) -> FileType {
+    use ext4_view::FileType as T;
+    match t {
+        T::Regular => FileType::File,
+        T::Directory => FileType::Dir,
+        T::Symlink => FileType::Symlink,
+        T::CharacterDevice => FileType::CharDevice,
+        T::BlockDevice => FileType::BlockDevice,
+        T::Fifo => FileType::Fifo,
+        T::Socket => FileType::Socket,
+        #[allow(unreachable_patterns)]
+        _ => FileType::Other,
+    }
+}
+
+fn ext4_path(path: &NodePath) -> Vec<u8> {
+    path.to_bytes()
+}
+
+impl Ext {
+    pub(crate) fn open(dev: Arc<dyn ReadAt>, kind: FsKind) -> Result<Ext, FsError> {
+        let fs = Ext4::load(Box::new(Reader(dev))).map_err(|e| map_err(kind, &NodePath::root(), e))?;
+        Ok(Ext { fs, kind })
+    }
+
+    fn p<'a>(&self, raw: &'a [u8], path: &NodePath) -> Result<ext4_view::Path<'a>, FsError> {
+        ext4_view::Path::try_from(raw)
+            .map_err(|e| FsError::NotFound(format!("{path} ({e})")))
+    }
+}
+
+impl FileSystem for Ext {
+    fn kind(&self) -> FsKind {
+        self.kind
+    }
+
+    fn label(&self) -> Option<String> {
+        let l = self.fs.label().display().to_string();
+        (!l.is_empty()).then_some(l)
+    }
+
+    fn uuid(&self) -> Option<String> {
+        Some(self.fs.uuid().to_string())
+    }
+
+    fn lstat(&self, path: &NodePath) -> Result<Metadata, FsError> {
+        let raw = ext4_path(path);
+        let m = self
+            .fs
+            .symlink_metadata(self.p(&raw, path)?)
+            .map_err(|e| map_err(self.kind, path, e))?;
+        let mode = u32::from(m.mode());
+        Ok(Metadata {
+            file_type: file_type(m.file_type()),
+            size: m.len(),
+            mode: Some(mode),
+            uid: Some(m.uid()),
+            gid: Some(m.gid()),
+            mtime: Some(m.modified().seconds()),
+            inode: None,
+        })
+    }
+
+    fn read_dir(&self, path: &NodePath) -> Result<Vec<DirEntry>, FsError> {
+        let raw = ext4_path(path);
+        let iter = self
+            .fs
+            .read_dir(self.p(&raw, path)?)
+            .map_err(|e| map_err(self.kind, path, e))?;
+        let mut out = Vec::new();
+        for e in iter {
+            let e = e.map_err(|e| map_err(self.kind, path, e))?;
+            let name = e.file_name().as_ref().to_vec();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let ft = e.file_type().map_err(|e| map_err(self.kind, path, e))?;
+            out.push(DirEntry {
+                name,
+                file_type: file_type(ft),
+            });
+        }
+        Ok(out)
+    }
+
+    fn read_link(&self, path: &NodePath) -> Result<Vec<u8>, FsError> {
+        let raw = ext4_path(path);
+        let t = self
+            .fs
+            .read_link(self.p(&raw, path)?)
+            .map_err(|e| map_err(self.kind, path, e))?;
+        Ok(t.as_ref().to_vec())
+    }
+
+    fn open(&self, path: &NodePath) -> Result<Box<dyn Read + '_>, FsError> {
+        let raw = ext4_path(path);
+        let f = self
+            .fs
+            .open(self.p(&raw, path)?)
+            .map_err(|e| map_err(self.kind, path, e))?;
+        Ok(Box::new(f))
+    }
+}

@@ -1,0 +1,319 @@
+//! FAT12/16/32 through the `fatfs` crate.
+//!
+//! Two guards wrap fatfs for hostile images: name lookups iterate
+//! directories here (capped at FAT's own 65,536-entry limit) instead of
+//! using fatfs's path walk, and every operation runs under a read budget so
+//! a cyclic cluster chain ends in an error instead of a hang.
+
+use crate::detect::FsKind;
+use crate::error::FsError;
+use crate::path::NodePath;
+use crate::{DirEntry, FileSystem, FileType, Metadata};
+use bootproof_image::ReadAt;
+use std::cell::Cell;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The FAT specification's limit on entries in one directory.
+const MAX_DIR_ENTRIES: usize = 65_536;
+
+/// fatfs wants Read + Write + Seek; this serves reads from a [`ReadAt`],
+/// refuses every write, and charges reads against a shared budget.
+struct FatIo {
+    dev: Arc<dyn ReadAt>,
+    pos: u64,
+    budget: Rc<Cell<u64>>,
+}
+
+impl Read for FatIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.dev.size();
+        let n = (size.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        let left = self.budget.get();
+        if n as u64 > left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "read budget exhausted: a cluster chain loops (corrupt FAT)",
+            ));
+        }
+        self.budget.set(left - n as u64);
+        self.dev.read_at(self.pos, &mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for FatIo {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "bootproof opens images read-only"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for FatIo {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.dev.size().checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        Ok(self.pos)
+    }
+}
+
+type FatFs = fatfs::FileSystem<FatIo>;
+type FatDir<'a> = fatfs::Dir<'a, FatIo>;
+type FatEntry<'a> = fatfs::DirEntry<'a, FatIo>;
+
+/// An opened FAT volume.
+pub(crate) struct Fat {
+    fs: FatFs,
+    kind: FsKind,
+    budget: Rc<Cell<u64>>,
+    budget_per_op: u64,
+}
+
+fn le16(b: &[u8], at: usize) -> u32 {
+    u32::from(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Recognises a FAT boot sector by a plausible BPB and classifies it by
+/// cluster count (the only rule the FAT specification accepts).
+pub(crate) fn probe_bpb(dev: &dyn ReadAt) -> Result<Option<FsKind>, FsError> {
+    if dev.size() < 512 {
+        return Ok(None);
+    }
+    let mut b = [0u8; 512];
+    dev.read_at(0, &mut b)?;
+    if b[510] != 0x55 || b[511] != 0xaa || !matches!(b[0], 0xeb | 0xe9) {
+        return Ok(None);
+    }
+    let bps = le16(&b, 11);
+    let spc = u32::from(b[13]);
+    let reserved = le16(&b, 14);
+    let fats = u32::from(b[16]);
+    let root_entries = le16(&b, 17);
+    let total = if le16(&b, 19) != 0 { le16(&b, 19) } else { le32(&b, 32) };
+    let fat_size = if le16(&b, 22) != 0 { le16(&b, 22) } else { le32(&b, 36) };
+    if ![512, 1024, 2048, 4096].contains(&bps)
+        || spc == 0
+        || !spc.is_power_of_two()
+        || reserved == 0
+        || fats == 0
+        || fat_size == 0
+    {
+        return Ok(None);
+    }
+    let root_sectors = (root_entries * 32).div_ceil(bps);
+    let meta = u64::from(reserved) + u64::from(fats) * u64::from(fat_size) + u64::from(root_sectors);
+    let Some(data) = u64::from(total).checked_sub(meta) else {
+        return Ok(None);
+    };
+    let clusters = data / u64::from(spc);
+    Ok(Some(if clusters < 4085 {
+        FsKind::Fat12
+    } else if clusters < 65525 {
+        FsKind::Fat16
+    } else {
+        FsKind::Fat32
+    }))
+}
+
+fn io_err(e: io::Error) -> FsError {
+    if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
+        FsError::corrupt(FsKind::Fat32, e.to_string())
+    } else {
+        FsError::Io(e)
+    }
+}
+
+/// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn names_equal(a: &str, b: &[u8]) -> bool {
+    match std::str::from_utf8(b) {
+        Ok(b) => a.to_uppercase() == b.to_uppercase(),
+        Err(_) => false,
+    }
+}
+
+impl Fat {
+    pub(crate) fn open(dev: Arc<dyn ReadAt>, kind: FsKind) -> Result<Fat, FsError> {
+        let budget_per_op = dev.size().saturating_mul(2).saturating_add(16 << 20);
+        let budget = Rc::new(Cell::new(budget_per_op));
+        let io = FatIo {
+            dev,
+            pos: 0,
+            budget: Rc::clone(&budget),
+        };
+        let options = fatfs::FsOptions::new().update_accessed_date(false);
+        let fs = fatfs::FileSystem::new(io, options)
+            .map_err(|e| FsError::corrupt(kind, format!("boot sector rejected: {e}")))?;
+        Ok(Fat {
+            fs,
+            kind,
+            budget,
+            budget_per_op,
+        })
+    }
+
+    fn reset_budget(&self) {
+        self.budget.set(self.budget_per_op);
+    }
+
+    fn entries<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
+        let mut out = Vec::new();
+        for e in dir.iter() {
+            let e = e.map_err(io_err)?;
+            let name = e.short_file_name_as_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if out.len() >= MAX_DIR_ENTRIES {
+                return Err(FsError::corrupt(
+                    self.kind,
+                    "directory exceeds FAT's 65,536-entry limit (cyclic cluster chain?)",
+                ));
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Finds the entry for a non-root path (case-insensitive, long or short name).
+    fn lookup(&self, path: &NodePath) -> Result<FatEntry<'_>, FsError> {
+        self.reset_budget();
+        let mut dir = self.fs.root_dir();
+        let comps = path.components();
+        for (i, name) in comps.iter().enumerate() {
+            let entry = self
+                .entries(&dir)?
+                .into_iter()
+                .find(|e| names_equal(&e.file_name(), name) || names_equal(&e.short_file_name(), name))
+                .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+            if i + 1 == comps.len() {
+                return Ok(entry);
+            }
+            if !entry.is_dir() {
+                return Err(FsError::NotADirectory(path.to_string()));
+            }
+            dir = entry.to_dir();
+        }
+        unreachable!("lookup is called with a non-root path")
+    }
+
+    fn dir(&self, path: &NodePath) -> Result<FatDir<'_>, FsError> {
+        if path.is_root() {
+            self.reset_budget();
+            return Ok(self.fs.root_dir());
+        }
+        let e = self.lookup(path)?;
+        if !e.is_dir() {
+            return Err(FsError::NotADirectory(path.to_string()));
+        }
+        Ok(e.to_dir())
+    }
+}
+
+/// Reads a FAT file under the volume's read budget.
+struct FatReader<'a> {
+    file: fatfs::File<'a, FatIo>,
+    fat: &'a Fat,
+}
+
+impl Read for FatReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fat.reset_budget();
+        self.file.read(buf)
+    }
+}
+
+impl FileSystem for Fat {
+    fn kind(&self) -> FsKind {
+        self.kind
+    }
+
+    fn label(&self) -> Option<String> {
+        self.reset_budget();
+        let from_root = self.fs.read_volume_label_from_root_dir().ok().flatten();
+        let label = from_root.unwrap_or_else(|| self.fs.volume_label());
+        let label = label.trim_end().to_string();
+        (!label.is_empty() && label != "NO NAME").then_some(label)
+    }
+
+    fn uuid(&self) -> Option<String> {
+        let id = self.fs.volume_id();
+        Some(format!("{:04X}-{:04X}", id >> 16, id & 0xffff))
+    }
+
+    fn lstat(&self, path: &NodePath) -> Result<Metadata, FsError> {
+        if path.is_root() {
+            return Ok(Metadata {
+                file_type: FileType::Dir,
+                size: 0,
+                mode: None,
+                uid: None,
+                gid: None,
+                mtime: None,
+                inode: None,
+            });
+        }
+        let e = self.lookup(path)?;
+        let m = e.modified();
+        let days = days_from_civil(i64::from(m.date.year), i64::from(m.date.month), i64::from(m.date.day));
+        Ok(Metadata {
+            file_type: if e.is_dir() { FileType::Dir } else { FileType::File },
+            size: if e.is_dir() { 0 } else { e.len() },
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime: Some(days * 86400 + i64::from(m.time.hour) * 3600 + i64::from(m.time.min) * 60 + i64::from(m.time.sec)),
+            inode: None,
+        })
+    }
+
+    fn read_dir(&self, path: &NodePath) -> Result<Vec<DirEntry>, FsError> {
+        let dir = self.dir(path)?;
+        Ok(self
+            .entries(&dir)?
+            .into_iter()
+            .map(|e| DirEntry {
+                name: e.file_name().into_bytes(),
+                file_type: if e.is_dir() { FileType::Dir } else { FileType::File },
+            })
+            .collect())
+    }
+
+    fn read_link(&self, path: &NodePath) -> Result<Vec<u8>, FsError> {
+        Err(FsError::NotASymlink(path.to_string()))
+    }
+
+    fn open(&self, path: &NodePath) -> Result<Box<dyn Read + '_>, FsError> {
+        if path.is_root() {
+            return Err(FsError::IsADirectory("/".into()));
+        }
+        let e = self.lookup(path)?;
+        if e.is_dir() {
+            return Err(FsError::IsADirectory(path.to_string()));
+        }
+        Ok(Box::new(FatReader {
+            file: e.to_file(),
+            fat: self,
+        }))
+    }
+}

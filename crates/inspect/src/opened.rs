@@ -1,0 +1,162 @@
+//! An image opened through image → disk → fs.
+
+use crate::selector::PartSelector;
+use crate::{LookupError, OpenError};
+use bootproof_disk::{read_partition_table, Partition, PartitionTable, TableKind};
+use bootproof_fs::{open_volume, probe, FsKind, Volume};
+use bootproof_image::{Image, OpenOptions, ReadAt, Slice};
+use std::path::Path;
+use std::sync::Arc;
+
+/// One place a filesystem can live: a partition, or the whole disk.
+pub struct Slot {
+    /// Partition number; `0` for the whole disk when there is no table.
+    pub number: u32,
+    /// The partition entry (`None` for the whole disk).
+    pub partition: Option<Partition>,
+    /// What the superblock probe found.
+    pub kind: FsKind,
+    /// The opened filesystem, when readable.
+    pub volume: Option<Volume>,
+    /// Why it could not be opened, if it could not.
+    pub error: Option<String>,
+    /// Label and UUID as the filesystem reports them.
+    pub label: Option<String>,
+    /// Filesystem UUID.
+    pub uuid: Option<String>,
+    /// Whether it holds an OS root (`/etc/os-release` or `/usr/lib/os-release`).
+    pub is_root: bool,
+}
+
+impl Slot {
+    /// Whether this slot is an EFI System Partition (by type, or a FAT
+    /// volume on a disk without a table that has `/EFI`).
+    pub fn is_esp(&self) -> bool {
+        self.partition.as_ref().is_some_and(Partition::is_esp)
+    }
+
+    fn matches(&self, sel: &PartSelector) -> bool {
+        let eq = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
+        match sel {
+            PartSelector::Number(n) => self.number == *n,
+            PartSelector::Label(l) => self.label.as_deref() == Some(l.as_str()),
+            PartSelector::Uuid(u) => eq(&self.uuid, u),
+            PartSelector::PartLabel(l) => {
+                self.partition.as_ref().and_then(|p| p.name.as_deref()) == Some(l.as_str())
+            }
+            PartSelector::PartUuid(u) => eq(&self.partition.as_ref().and_then(|p| p.partuuid.clone()), u),
+        }
+    }
+}
+
+/// An image with its partition table and filesystems.
+pub struct OpenedImage {
+    /// The image file(s).
+    pub image: Image,
+    /// The partition table and its diagnostics.
+    pub table: PartitionTable,
+    /// Filesystem slots in table order.
+    pub slots: Vec<Slot>,
+}
+
+fn open_slot(dev: Arc<dyn ReadAt>, number: u32, partition: Option<Partition>) -> Slot {
+    let mut slot = Slot {
+        number,
+        partition,
+        kind: FsKind::Unknown,
+        volume: None,
+        error: None,
+        label: None,
+        uuid: None,
+        is_root: false,
+    };
+    match probe(&*dev) {
+        Ok(kind) => slot.kind = kind,
+        Err(e) => {
+            slot.error = Some(e.to_string());
+            return slot;
+        }
+    }
+    if !slot.kind.is_readable() {
+        return slot;
+    }
+    match open_volume(dev) {
+        Ok(Some(v)) => {
+            slot.label = v.fs().label();
+            slot.uuid = v.fs().uuid();
+            slot.is_root = [&b"/etc/os-release"[..], b"/usr/lib/os-release"]
+                .iter()
+                .any(|p| v.exists(p).unwrap_or(false));
+            slot.volume = Some(v);
+        }
+        Ok(None) => {}
+        Err(e) => slot.error = Some(e.to_string()),
+    }
+    slot
+}
+
+impl OpenedImage {
+    /// Opens `path` read-only and every filesystem on it. Filesystems that
+    /// fail to open are recorded in their slot, not fatal.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<OpenedImage, OpenError> {
+        let image = Image::open(path, options)?;
+        let disk = image.reader();
+        let table = read_partition_table(&*disk)?;
+        let slots = if table.kind == TableKind::None {
+            vec![open_slot(Arc::clone(&disk), 0, None)]
+        } else {
+            table
+                .partitions
+                .iter()
+                .filter(|p| p.size > 0 && !matches!(p.mbr_type, Some(0x05 | 0x0f | 0x85)))
+                .map(|p| {
+                    let dev: Arc<dyn ReadAt> = Arc::new(Slice::new(Arc::clone(&disk), p.start, p.size));
+                    open_slot(dev, p.number, Some(p.clone()))
+                })
+                .collect()
+        };
+        Ok(OpenedImage { image, table, slots })
+    }
+
+    /// The slot a selector names.
+    pub fn select(&self, sel: &PartSelector) -> Result<&Slot, LookupError> {
+        self.slots
+            .iter()
+            .find(|s| s.matches(sel))
+            .ok_or_else(|| LookupError::NoSuchPartition(sel.to_string()))
+    }
+
+    /// The readable volume a selector names.
+    pub fn volume(&self, sel: &PartSelector) -> Result<(&Slot, &Volume), LookupError> {
+        let slot = self.select(sel)?;
+        match &slot.volume {
+            Some(v) => Ok((slot, v)),
+            None => Err(LookupError::Unreadable {
+                number: slot.number,
+                detail: slot
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("found {}", slot.kind)),
+            }),
+        }
+    }
+
+    /// Slots with readable volumes, roots first, then table order.
+    pub fn volumes_root_first(&self) -> impl Iterator<Item = (&Slot, &Volume)> {
+        let roots = self.slots.iter().filter(|s| s.is_root);
+        let rest = self.slots.iter().filter(|s| !s.is_root);
+        roots
+            .chain(rest)
+            .filter_map(|s| s.volume.as_ref().map(|v| (s, v)))
+    }
+
+    /// The first volume (roots first) on which `path` exists.
+    pub fn find(&self, path: &str) -> Result<(&Slot, &Volume), LookupError> {
+        for (slot, v) in self.volumes_root_first() {
+            if v.symlink_metadata(path.as_bytes()).is_ok() {
+                return Ok((slot, v));
+            }
+        }
+        Err(LookupError::NotOnAnyFilesystem(path.to_string()))
+    }
+}
