@@ -285,7 +285,8 @@ def main():
     run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-joliet-long", "-V", "BOOTPROOF_ISO",
         "-e", "efiboot.img", "-no-emul-boot", "-o", f"{out}/tree.iso", iso_src)
     images.append({"name": "tree.iso", "format": "raw", "table": "none", "slots": {
-        "0": {"fs": "iso9660", "tree": "tree", "label": "BOOTPROOF_ISO", "skip": ["sparse.img"]},
+        "0": {"fs": "iso9660", "tree": "tree", "label": "BOOTPROOF_ISO", "skip": ["sparse.img"],
+              "extra": ["boot.catalog", "efiboot.img"]},
         "1": {"fs": "vfat", "tree": "fat-tree", "label": "EFIBOOT", "eltorito": True}}})
     shutil.rmtree(iso_src)
 

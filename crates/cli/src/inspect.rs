@@ -54,6 +54,7 @@ fn render(r: &InspectReport, st: Style) -> String {
         let part = t.partitions.iter().find(|p| p.number == fs.partition);
         let (start, size, ptype, name) = match part {
             Some(p) => (human_size(p.start), human_size(p.size), p.type_name.clone(), p.name.clone().unwrap_or_default()),
+            None if fs.origin.is_some() => ("-".into(), "-".into(), "El Torito image".into(), String::new()),
             None => ("0 B".into(), human_size(t.disk_size), "-".into(), String::new()),
         };
         let fstype = if fs.readable {
@@ -77,6 +78,11 @@ fn render(r: &InspectReport, st: Style) -> String {
     }
     o.push_str(&table(&["#", "START", "SIZE", "TYPE", "NAME", "FS", "LABEL", "UUID", "ROLE"], &rows, st));
 
+    for fs in &r.filesystems {
+        if let Some(origin) = &fs.origin {
+            let _ = writeln!(o, "{}", st.dim(&format!("slot {}: {origin}", fs.partition)));
+        }
+    }
     for fs in &r.filesystems {
         if let Some(efi) = &fs.efi {
             let _ = writeln!(o, "\n{} {}", st.bold("EFI System Partition"), st.dim(&format!("(partition {})", fs.partition)));

@@ -134,17 +134,6 @@ fn io_err(e: io::Error) -> FsError {
     }
 }
 
-/// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn names_equal(a: &str, b: &[u8]) -> bool {
     match std::str::from_utf8(b) {
         Ok(b) => a.to_uppercase() == b.to_uppercase(),
@@ -275,7 +264,7 @@ impl FileSystem for Fat {
         }
         let e = self.lookup(path)?;
         let m = e.modified();
-        let days = days_from_civil(i64::from(m.date.year), i64::from(m.date.month), i64::from(m.date.day));
+        let days = crate::days_from_civil(i64::from(m.date.year), i64::from(m.date.month), i64::from(m.date.day));
         Ok(Metadata {
             file_type: if e.is_dir() { FileType::Dir } else { FileType::File },
             size: if e.is_dir() { 0 } else { e.len() },

@@ -28,7 +28,6 @@ pub use error::FsError;
 pub use path::NodePath;
 pub use volume::{open_volume, Volume, DEFAULT_READ_LIMIT, MAX_SYMLINK_FOLLOWS};
 
-use bootproof_image::ReadAt;
 use serde::Serialize;
 use std::io::Read;
 
@@ -135,10 +134,32 @@ pub trait FileSystem {
     fn read_link(&self, path: &NodePath) -> Result<Vec<u8>, FsError>;
     /// A sequential reader of the regular file at `path`.
     fn open(&self, path: &NodePath) -> Result<Box<dyn Read + '_>, FsError>;
+    /// Volumes embedded in this one that can be opened on their own
+    /// (an ISO's El Torito boot images). Empty for most filesystems.
+    fn embedded(&self) -> Vec<Embedded> {
+        Vec::new()
+    }
 }
 
-/// Adapts a shared [`ReadAt`] for filesystem parsers, turning short reads
-/// into errors that name the offset.
-pub(crate) fn read_exact_at(r: &dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
-    r.read_at(offset, buf).map_err(FsError::Io)
+/// A volume stored inside another (byte range relative to the outer volume).
+#[derive(Debug, Clone, Serialize)]
+pub struct Embedded {
+    /// What it is, e.g. "El Torito boot image 1 (EFI)".
+    pub name: String,
+    /// Byte offset inside the outer volume.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`), for FAT and ISO9660 timestamps.
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }

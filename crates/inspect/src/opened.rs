@@ -26,6 +26,9 @@ pub struct Slot {
     pub uuid: Option<String>,
     /// Whether it holds an OS root (`/etc/os-release` or `/usr/lib/os-release`).
     pub is_root: bool,
+    /// For a volume found inside another (El Torito boot image): what it is
+    /// and which slot holds it.
+    pub origin: Option<String>,
 }
 
 impl Slot {
@@ -69,6 +72,7 @@ fn open_slot(dev: Arc<dyn ReadAt>, number: u32, partition: Option<Partition>) ->
         label: None,
         uuid: None,
         is_root: false,
+        origin: None,
     };
     match probe(&*dev) {
         Ok(kind) => slot.kind = kind,
@@ -102,8 +106,8 @@ impl OpenedImage {
         let image = Image::open(path, options)?;
         let disk = image.reader();
         let table = read_partition_table(&*disk)?;
-        let slots = if table.kind == TableKind::None {
-            vec![open_slot(Arc::clone(&disk), 0, None)]
+        let devices: Vec<(Arc<dyn ReadAt>, u32, Option<Partition>)> = if table.kind == TableKind::None {
+            vec![(Arc::clone(&disk), 0, None)]
         } else {
             table
                 .partitions
@@ -111,10 +115,25 @@ impl OpenedImage {
                 .filter(|p| p.size > 0 && !matches!(p.mbr_type, Some(0x05 | 0x0f | 0x85)))
                 .map(|p| {
                     let dev: Arc<dyn ReadAt> = Arc::new(Slice::new(Arc::clone(&disk), p.start, p.size));
-                    open_slot(dev, p.number, Some(p.clone()))
+                    (dev, p.number, Some(p.clone()))
                 })
                 .collect()
         };
+        let mut next = devices.iter().map(|d| d.1).max().unwrap_or(0) + 1;
+        let mut slots = Vec::new();
+        for (dev, number, partition) in devices {
+            let slot = open_slot(Arc::clone(&dev), number, partition);
+            let embedded = slot.volume.as_ref().map(|v| v.fs().embedded()).unwrap_or_default();
+            slots.push(slot);
+            // Volumes inside volumes (El Torito images) become slots of their own.
+            for e in embedded {
+                let inner: Arc<dyn ReadAt> = Arc::new(Slice::new(Arc::clone(&dev), e.offset, e.size));
+                let mut s = open_slot(inner, next, None);
+                s.origin = Some(format!("{} in slot {number}, at byte {}", e.name, e.offset));
+                slots.push(s);
+                next += 1;
+            }
+        }
         Ok(OpenedImage { image, table, slots })
     }
 

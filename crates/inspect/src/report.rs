@@ -61,6 +61,9 @@ pub struct FsReport {
     pub uuid: Option<String>,
     /// Roles inferred: `esp`, `root`, `boot`.
     pub roles: Vec<String>,
+    /// For a volume inside another (El Torito boot image): what and where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// Why it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -210,6 +213,7 @@ fn fs_report(slot: &Slot, problems: &mut Vec<Problem>) -> FsReport {
         label: slot.label.clone(),
         uuid: slot.uuid.clone(),
         roles: Vec::new(),
+        origin: slot.origin.clone(),
         error: slot.error.clone(),
         efi: None,
         os_release: None,

@@ -39,7 +39,6 @@ pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
 #[derive(Debug, Clone)]
 pub(crate) struct Superblock {
     pub block_size: u64,
-    pub data_blocks: u64,
     pub uuid: [u8; 16],
     pub root_ino: u64,
     pub ag_blocks: u64,
@@ -126,7 +125,6 @@ impl Superblock {
         let label_len = label_raw.iter().position(|&c| c == 0).unwrap_or(12);
         let sb = Superblock {
             block_size,
-            data_blocks: be64(&b, 8),
             uuid,
             root_ino: be64(&b, 56),
             ag_blocks,
