@@ -1,0 +1,164 @@
+//! Shared test support: the test images (built once by real tools via
+//! tests/images/make-test-images.py), their manifest, and tree comparison.
+#![allow(dead_code)]
+
+use bootproof_fs::{FileType, FsError, Volume};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The directory with the test images, building them on first use.
+/// `BOOTPROOF_TEST_IMAGES` overrides the location.
+pub fn images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("BOOTPROOF_TEST_IMAGES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target/test-images"));
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        // Several test binaries run at once: one builds, the others wait.
+        let lock = File::create(dir.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        let status = Command::new("python3")
+            .arg(workspace().join("tests/images/make-test-images.py"))
+            .arg(&dir)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "building test images failed; run scripts/setup-test-deps.sh");
+        lock.unlock().unwrap();
+        dir
+    })
+}
+
+pub fn image(name: &str) -> PathBuf {
+    images().join(name)
+}
+
+pub fn manifest() -> Value {
+    serde_json::from_slice(&std::fs::read(images().join("manifest.json")).unwrap()).unwrap()
+}
+
+/// The manifest entry of an image, with `same_as` resolved to the slots of
+/// the image it copies.
+pub fn slots(name: &str) -> Value {
+    let m = manifest();
+    let images = m["images"].as_array().unwrap();
+    let find = |n: &str| images.iter().find(|i| i["name"] == n).cloned().unwrap();
+    let mut entry = find(name);
+    if let Some(same) = entry["same_as"].as_str() {
+        entry = find(same);
+    }
+    if entry["backing"].as_bool() == Some(true) {
+        entry = find("gpt.raw");
+    }
+    entry["slots"].clone()
+}
+
+/// What a comparison covered, so tests can assert it was not vacuous.
+#[derive(Default, Debug)]
+pub struct Coverage {
+    pub files: usize,
+    pub dirs: usize,
+    pub symlinks: usize,
+    pub bytes: u64,
+}
+
+/// Compares the volume under `prefix` with the host tree `src`: every
+/// directory's names, every file's bytes, every symlink's target.
+pub fn compare_tree(vol: &Volume, prefix: &str, src: &Path, skip: &[String], extra: &[String]) -> Coverage {
+    let mut cov = Coverage::default();
+    walk(vol, prefix, src, src, skip, extra, &mut cov);
+    cov
+}
+
+fn inside(prefix: &str, rel: &Path) -> Vec<u8> {
+    let mut p = prefix.as_bytes().to_vec();
+    for c in rel.components() {
+        p.push(b'/');
+        p.extend_from_slice(c.as_os_str().as_bytes());
+    }
+    if p.is_empty() {
+        p.push(b'/');
+    }
+    p
+}
+
+fn walk(vol: &Volume, prefix: &str, root: &Path, dir: &Path, skip: &[String], extra: &[String], cov: &mut Coverage) {
+    let rel = dir.strip_prefix(root).unwrap();
+    let here = inside(prefix, rel);
+    let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if rel.as_os_str().is_empty() && skip.iter().any(|s| s.as_bytes() == name.as_bytes()) {
+            continue;
+        }
+        expected.insert(name.as_bytes().to_vec());
+    }
+    if rel.as_os_str().is_empty() {
+        expected.extend(extra.iter().map(|s| s.as_bytes().to_vec()));
+    }
+    let got: BTreeSet<Vec<u8>> = vol
+        .read_dir(&here)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", String::from_utf8_lossy(&here)))
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        got.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>(),
+        expected.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>(),
+        "listing of {}",
+        String::from_utf8_lossy(&here)
+    );
+    cov.dirs += 1;
+    for name in expected {
+        if extra.iter().any(|x| x.as_bytes() == name.as_slice()) && rel.as_os_str().is_empty() {
+            continue;
+        }
+        let host = dir.join(std::ffi::OsStr::from_bytes(&name));
+        let mut path = here.clone();
+        if !path.ends_with(b"/") {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&name);
+        let meta = std::fs::symlink_metadata(&host).unwrap();
+        let shown = String::from_utf8_lossy(&path).into_owned();
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host).unwrap();
+            assert_eq!(vol.read_link(&path).unwrap(), target.as_os_str().as_bytes(), "symlink {shown}");
+            assert_eq!(vol.symlink_metadata(&path).unwrap().file_type, FileType::Symlink, "{shown}");
+            cov.symlinks += 1;
+        } else if meta.is_dir() {
+            walk(vol, prefix, root, &host, skip, extra, cov);
+        } else {
+            let want = std::fs::read(&host).unwrap();
+            let got = vol.read(&path).unwrap_or_else(|e| panic!("read {shown}: {e}"));
+            assert!(got == want, "content of {shown} differs ({} vs {} bytes)", got.len(), want.len());
+            assert_eq!(vol.metadata(&path).unwrap().size, want.len() as u64, "size of {shown}");
+            cov.files += 1;
+            cov.bytes += want.len() as u64;
+        }
+    }
+}
+
+/// Runs the built `bootproof` binary.
+pub fn bootproof(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("bootproof runs")
+}
+
+/// Whether an error is "not found" (for symlink semantics tests).
+pub fn is_not_found(e: &FsError) -> bool {
+    matches!(e, FsError::NotFound(_))
+}

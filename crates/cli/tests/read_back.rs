@@ -1,0 +1,94 @@
+//! Every file of the source tree, read back through bootproof from every
+//! filesystem and image format, equals the source byte for byte.
+
+mod common;
+
+use bootproof_image::OpenOptions;
+use bootproof_inspect::{OpenedImage, PartSelector};
+use common::*;
+
+fn check_image(name: &str) {
+    let opts = OpenOptions { allow_backing: true };
+    let img = OpenedImage::open(image(name), &opts).unwrap();
+    let slots = slots(name);
+    let slots = slots.as_object().unwrap();
+    assert!(!slots.is_empty());
+    for (number, spec) in slots {
+        let number: u32 = number.parse().unwrap();
+        let (slot, vol) = img.volume(&PartSelector::Number(number)).unwrap_or_else(|e| panic!("{name} slot {number}: {e}"));
+        assert_eq!(slot.kind.name(), spec["fs"].as_str().unwrap(), "{name} slot {number} type");
+        assert_eq!(slot.label.as_deref(), spec["label"].as_str(), "{name} slot {number} label");
+        let strings = |k: &str| -> Vec<String> {
+            spec[k].as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        };
+        let tree = images().join(spec["tree"].as_str().unwrap());
+        let prefix = spec["prefix"].as_str().unwrap_or("");
+        let mut extra = strings("extra");
+        if slot.kind.name().starts_with("ext") {
+            extra.push("lost+found".into()); // made by mke2fs, not in the tree
+        }
+        let cov = compare_tree(vol, prefix, &tree, &strings("skip"), &extra);
+        eprintln!("{name} slot {number} ({}): {cov:?}", slot.kind);
+        assert!(cov.files >= 2 && cov.dirs >= 2, "{name} slot {number}: comparison too small: {cov:?}");
+        if spec["tree"] == "tree" && spec["fs"] != "vfat" {
+            assert!(cov.files > 5000 && cov.symlinks >= 9, "{name} slot {number}: {cov:?}");
+        }
+    }
+}
+
+#[test]
+fn gpt_raw() {
+    check_image("gpt.raw");
+}
+#[test]
+fn gpt_qcow2() {
+    check_image("gpt.qcow2");
+}
+#[test]
+fn gpt_qcow2_deflate_compressed() {
+    check_image("gpt-deflate.qcow2");
+}
+#[test]
+fn gpt_qcow2_zstd_compressed() {
+    check_image("gpt-zstd.qcow2");
+}
+#[test]
+fn gpt_qcow2_v2() {
+    check_image("gpt-v2.qcow2");
+}
+#[test]
+fn gpt_qcow2_extended_l2() {
+    check_image("gpt-extl2.qcow2");
+}
+#[test]
+fn backing_chain_of_three() {
+    check_image("overlay2.qcow2");
+}
+#[test]
+fn mbr_with_logical_partitions() {
+    check_image("mbr.raw");
+}
+#[test]
+fn gpt_4096_byte_sectors() {
+    check_image("gpt4k.raw");
+}
+#[test]
+fn bare_ext4() {
+    check_image("bare.ext4");
+}
+#[test]
+fn bare_fat12() {
+    check_image("floppy.fat12");
+}
+#[test]
+fn bare_xfs_v4() {
+    check_image("bare-v4.xfs");
+}
+#[test]
+fn btrfs_opensuse_layout() {
+    check_image("bare-suse.btrfs");
+}
+#[test]
+fn iso9660_and_el_torito() {
+    check_image("tree.iso");
+}
