@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "6"
+VERSION = "7"
 MiB = 1024 * 1024
 
 
@@ -115,7 +115,10 @@ def fat_image(path, tree, size_mib, fat_bits, label):
     run("mcopy", "-s", "-i", path, *entries, "::/")
 
 
-def place(disk, fs_image, offset):
+def place(disk, fs_image, offset, limit):
+    """Copies a filesystem image into its partition; it must fit."""
+    size = os.path.getsize(fs_image)
+    assert size <= limit, f"{fs_image} is {size} bytes, partition holds {limit}"
     with open(fs_image, "rb") as src, open(disk, "r+b") as dst:
         dst.seek(offset)
         shutil.copyfileobj(src, dst, 4 * MiB)
@@ -146,8 +149,8 @@ def main():
         (1, 64, "EF00", "EFI System"),
         (2, 160, "8305", "root"),
         (3, 320, "8300", "xfs-data"),
-        (4, 200, "8300", "btrfs-zstd"),
-        (5, 200, "8300", "btrfs-subvol"),
+        (4, 320, "8300", "btrfs-zstd"),
+        (5, 320, "8300", "btrfs-subvol"),
     ]
     total = 1 + sum(p[1] for p in parts) + 1
     with open(gpt, "wb") as f:
@@ -163,18 +166,18 @@ def main():
         if f and f[0].isdigit():
             starts[int(f[0])] = (int(f[1]) * 512, (int(f[2]) - int(f[1]) + 1) * 512)
     fat_image(f"{W}/esp.fat", fat_tree, 64, 32, "ESP")
-    place(gpt, f"{W}/esp.fat", starts[1][0])
+    place(gpt, f"{W}/esp.fat", starts[1][0], starts[1][1])
     run("mkfs.ext4", "-q", "-L", "root", "-U", "3f1c9a8e-7d55-4c1b-9c5e-0a7e2b6d4f10", "-d", tree, f"{W}/root.ext4", f"{starts[2][1] // 1024}k")
-    place(gpt, f"{W}/root.ext4", starts[2][0])
+    place(gpt, f"{W}/root.ext4", starts[2][0], starts[2][1])
     xfs_protofile(tree, f"{W}/proto")
     with open(f"{W}/xfs.img", "wb") as f:
         f.truncate(starts[3][1])
     run("mkfs.xfs", "-q", "-L", "xfsdata", "-m", "uuid=5b8e0f3c-2a44-4f0d-8d1e-6c9b7a3e2f11", "-p", f"{W}/proto", f"{W}/xfs.img")
-    place(gpt, f"{W}/xfs.img", starts[3][0])
+    place(gpt, f"{W}/xfs.img", starts[3][0], starts[3][1])
     with open(f"{W}/b1.img", "wb") as f:
         f.truncate(starts[4][1])
-    run("mkfs.btrfs", "-q", "-L", "btrfs-zstd", "-U", "9a1f2e3d-4c5b-6a79-8e0f-1d2c3b4a5968", "--compress", "zstd", "--rootdir", tree, f"{W}/b1.img")
-    place(gpt, f"{W}/b1.img", starts[4][0])
+    run("mkfs.btrfs", "-q", "-L", "btrfs-zstd", "-U", "9a1f2e3d-4c5b-6a79-8e0f-1d2c3b4a5968", "-b", str(starts[4][1]), "--compress", "zstd", "--rootdir", tree, f"{W}/b1.img")
+    place(gpt, f"{W}/b1.img", starts[4][0], starts[4][1])
     # Fedora-style: subvolumes "root" and "home" under the top level (the
     # default subvolume stays the top level), compressed with lzo.
     sub = f"{W}/subvol-src"
@@ -183,9 +186,9 @@ def main():
     write(f"{sub}/home/user/notes.txt", b"in the home subvolume\n")
     with open(f"{W}/b2.img", "wb") as f:
         f.truncate(starts[5][1])
-    run("mkfs.btrfs", "-q", "-L", "btrfs-subvol", "--compress", "lzo", "--rootdir", sub,
+    run("mkfs.btrfs", "-q", "-L", "btrfs-subvol", "-b", str(starts[5][1]), "--compress", "lzo", "--rootdir", sub,
         "--subvol", "rw:root", "--subvol", "rw:home", f"{W}/b2.img")
-    place(gpt, f"{W}/b2.img", starts[5][0])
+    place(gpt, f"{W}/b2.img", starts[5][0], starts[5][1])
     shutil.rmtree(sub)
     images.append({"name": "gpt.raw", "format": "raw", "table": "gpt", "sector_size": 512, "slots": {
         "1": {"fs": "vfat", "tree": "fat-tree", "label": "ESP"},
@@ -218,11 +221,11 @@ def main():
     sf = json.loads(subprocess.run(["sfdisk", "-J", mbr], check=True, capture_output=True, text=True).stdout)
     ps = {int(p["node"].rsplit("raw", 1)[1]): (p["start"] * 512, p["size"] * 512) for p in sf["partitiontable"]["partitions"]}
     fat_image(f"{W}/fat16.img", fat_tree, 40, 16, "FAT16VOL")
-    place(mbr, f"{W}/fat16.img", ps[1][0])
+    place(mbr, f"{W}/fat16.img", ps[1][0], ps[1][1])
     run("mkfs.ext2", "-q", "-L", "ext2vol", "-d", fat_tree, f"{W}/e2.img", f"{ps[5][1] // 1024}k")
-    place(mbr, f"{W}/e2.img", ps[5][0])
+    place(mbr, f"{W}/e2.img", ps[5][0], ps[5][1])
     run("mkfs.ext3", "-q", "-L", "ext3vol", "-d", fat_tree, f"{W}/e3.img", f"{ps[6][1] // 1024}k")
-    place(mbr, f"{W}/e3.img", ps[6][0])
+    place(mbr, f"{W}/e3.img", ps[6][0], ps[6][1])
     images.append({"name": "mbr.raw", "format": "raw", "table": "mbr", "sector_size": 512, "slots": {
         "1": {"fs": "vfat", "tree": "fat-tree", "label": "FAT16VOL"},
         "5": {"fs": "ext2", "tree": "fat-tree", "label": "ext2vol"},
@@ -242,9 +245,9 @@ def main():
         if f and f[0].startswith(g4k) and f[0] != g4k:
             ps[int(f[0].rsplit("raw", 1)[1])] = (int(f[1]) * 4096, int(f[3]) * 4096)
     fat_image(f"{W}/fat4k.img", fat_tree, 40, 32, "ESP4K")
-    place(g4k, f"{W}/fat4k.img", ps[1][0])
+    place(g4k, f"{W}/fat4k.img", ps[1][0], ps[1][1])
     run("mkfs.ext4", "-q", "-b", "4096", "-L", "data4k", "-d", fat_tree, f"{W}/e4k.img", f"{ps[2][1] // 1024}k")
-    place(g4k, f"{W}/e4k.img", ps[2][0])
+    place(g4k, f"{W}/e4k.img", ps[2][0], ps[2][1])
     images.append({"name": "gpt4k.raw", "format": "raw", "table": "gpt", "sector_size": 4096, "slots": {
         "1": {"fs": "vfat", "tree": "fat-tree", "label": "ESP4K"},
         "2": {"fs": "ext4", "tree": "fat-tree", "label": "data4k"}}})
@@ -270,7 +273,7 @@ def main():
     shutil.copytree(tree, f"{sub}/@/.snapshots/1/snapshot", symlinks=True)
     with open(f"{out}/bare-suse.btrfs", "wb") as f:
         f.truncate(300 * MiB)
-    run("mkfs.btrfs", "-q", "-L", "suse", "--compress", "zlib", "--rootdir", sub,
+    run("mkfs.btrfs", "-q", "-L", "suse", "-b", str(300 * MiB), "--compress", "zlib", "--rootdir", sub,
         "--subvol", "rw:@", "--subvol", "rw:@/.snapshots", "--subvol", "default:@/.snapshots/1/snapshot",
         f"{out}/bare-suse.btrfs")
     shutil.rmtree(sub)

@@ -101,7 +101,8 @@ enum Command {
     Cat {
         #[command(flatten)]
         image: ImageArgs,
-        /// [PART:]PATH, as for `ls`.
+        /// [PART:]PATH. PART is a partition number or LABEL=, UUID=, PARTLABEL=,
+        /// PARTUUID=; without it, the filesystem that has PATH (OS roots first).
         target: String,
         #[command(flatten)]
         output: OutputArgs,

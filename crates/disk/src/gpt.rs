@@ -339,9 +339,12 @@ pub(crate) fn read(
                         format!("primary disk GUID {} differs from backup {}", p.disk_guid, b.disk_guid),
                     ));
                 }
+                // Compare the arrays themselves: a damaged copy can keep a
+                // stored CRC that matches the other header.
                 if p.entries_crc != b.entries_crc
                     || p.info.entry_count != b.info.entry_count
                     || p.info.entry_size != b.info.entry_size
+                    || (p.entries.is_some() && b.entries.is_some() && p.entries != b.entries)
                 {
                     diags.push(Diagnostic::error(
                         "gpt.mismatch.entries",
