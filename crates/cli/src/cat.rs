@@ -22,11 +22,21 @@ fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         out.push(A[(n >> 18) as usize & 63] as char);
         out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { A[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -56,11 +66,18 @@ pub fn run(args: &ImageArgs, target: &str, out: OutputArgs) -> Result<u8, CliErr
     let mut reader = reader.take(size);
     let copied = std::io::copy(&mut reader, &mut stdout).or_else(|e| {
         // A closed pipe (`| head`) is not an error worth reporting.
-        if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(0) } else { Err(e) }
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(0)
+        } else {
+            Err(e)
+        }
     })?;
     if copied < size && copied != 0 {
         return Err(CliError::with_hint(
-            format!("{}: file data ends after {copied} of {size} bytes", target.path),
+            format!(
+                "{}: file data ends after {copied} of {size} bytes",
+                target.path
+            ),
             "the filesystem is likely corrupt; `bootproof inspect` lists problems found",
         ));
     }
@@ -71,7 +88,13 @@ pub fn run(args: &ImageArgs, target: &str, out: OutputArgs) -> Result<u8, CliErr
 mod tests {
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(super::base64(i.as_bytes()), o);
         }
     }

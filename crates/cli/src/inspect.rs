@@ -29,33 +29,69 @@ fn render(r: &InspectReport, st: Style) -> String {
         if let Some(v) = l.version {
             let _ = write!(desc, " v{v}");
         }
-        let _ = write!(desc, ", {} virtual, {} file", human_size(l.virtual_size), human_size(l.file_size));
+        let _ = write!(
+            desc,
+            ", {} virtual, {} file",
+            human_size(l.virtual_size),
+            human_size(l.file_size)
+        );
         if let Some(c) = l.cluster_size {
             let _ = write!(desc, ", {} clusters", human_size(c));
         }
         if let Some(c) = &l.compression {
             let _ = write!(desc, ", {c} compression");
         }
-        let _ = writeln!(o, "{} {}  {}", st.bold(&format!("{label:<11}")), l.path.display(), st.dim(&desc));
+        let _ = writeln!(
+            o,
+            "{} {}  {}",
+            st.bold(&format!("{label:<11}")),
+            l.path.display(),
+            st.dim(&desc)
+        );
     }
     // Table.
     let t = &r.partition_table;
     let kind = match t.kind {
-        TableKind::Gpt => format!("GPT, {}-byte sectors, {:?} MBR", t.sector_size, t.mbr).to_lowercase().replace("gpt", "GPT").replace("mbr", "MBR"),
+        TableKind::Gpt => format!("GPT, {}-byte sectors, {:?} MBR", t.sector_size, t.mbr)
+            .to_lowercase()
+            .replace("gpt", "GPT")
+            .replace("mbr", "MBR"),
         TableKind::Mbr => "MBR (DOS)".to_string(),
         TableKind::None => "none (whole-disk filesystem)".to_string(),
     };
-    let _ = writeln!(o, "{} {kind}{}", st.bold(&format!("{:<11}", "Table")),
-        t.disk_id.as_ref().map(|d| format!("  {}", st.dim(&format!("disk id {d}")))).unwrap_or_default());
+    let _ = writeln!(
+        o,
+        "{} {kind}{}",
+        st.bold(&format!("{:<11}", "Table")),
+        t.disk_id
+            .as_ref()
+            .map(|d| format!("  {}", st.dim(&format!("disk id {d}"))))
+            .unwrap_or_default()
+    );
     o.push('\n');
 
     let mut rows = Vec::new();
     for fs in &r.filesystems {
         let part = t.partitions.iter().find(|p| p.number == fs.partition);
         let (start, size, ptype, name) = match part {
-            Some(p) => (human_size(p.start), human_size(p.size), p.type_name.clone(), p.name.clone().unwrap_or_default()),
-            None if fs.origin.is_some() => ("-".into(), "-".into(), "El Torito image".into(), String::new()),
-            None => ("0 B".into(), human_size(t.disk_size), "-".into(), String::new()),
+            Some(p) => (
+                human_size(p.start),
+                human_size(p.size),
+                p.type_name.clone(),
+                p.name.clone().unwrap_or_default(),
+            ),
+            None if fs.origin.is_some() => (
+                "-".into(),
+                "-".into(),
+                "El Torito image".into(),
+                String::new(),
+            ),
+            None => (
+                "0 B".into(),
+                human_size(t.disk_size),
+                "-".into(),
+                String::new(),
+            ),
         };
         let fstype = if fs.readable {
             cell(fs.variant.clone())
@@ -76,7 +112,13 @@ fn render(r: &InspectReport, st: Style) -> String {
             cell(fs.roles.join(",")),
         ]);
     }
-    o.push_str(&table(&["#", "START", "SIZE", "TYPE", "NAME", "FS", "LABEL", "UUID", "ROLE"], &rows, st));
+    o.push_str(&table(
+        &[
+            "#", "START", "SIZE", "TYPE", "NAME", "FS", "LABEL", "UUID", "ROLE",
+        ],
+        &rows,
+        st,
+    ));
 
     for fs in &r.filesystems {
         if let Some(origin) = &fs.origin {
@@ -85,7 +127,12 @@ fn render(r: &InspectReport, st: Style) -> String {
     }
     for fs in &r.filesystems {
         if let Some(efi) = &fs.efi {
-            let _ = writeln!(o, "\n{} {}", st.bold("EFI System Partition"), st.dim(&format!("(partition {})", fs.partition)));
+            let _ = writeln!(
+                o,
+                "\n{} {}",
+                st.bold("EFI System Partition"),
+                st.dim(&format!("(partition {})", fs.partition))
+            );
             if efi.is_empty() {
                 let _ = writeln!(o, "  {}", st.yellow("no EFI/ directory"));
             }
@@ -98,14 +145,40 @@ fn render(r: &InspectReport, st: Style) -> String {
             }
         }
         if let Some(os) = &fs.os_release {
-            let name = os.get("PRETTY_NAME").or(os.get("NAME")).cloned().unwrap_or_else(|| "unknown OS".into());
-            let _ = writeln!(o, "\n{} {} {}", st.bold("OS root"), st.green(&name), st.dim(&format!("(partition {})", fs.partition)));
+            let name = os
+                .get("PRETTY_NAME")
+                .or(os.get("NAME"))
+                .cloned()
+                .unwrap_or_else(|| "unknown OS".into());
+            let _ = writeln!(
+                o,
+                "\n{} {} {}",
+                st.bold("OS root"),
+                st.green(&name),
+                st.dim(&format!("(partition {})", fs.partition))
+            );
         } else if fs.roles.iter().any(|r| r == "boot") {
-            let _ = writeln!(o, "\n{} {}", st.bold("Boot filesystem"), st.dim(&format!("(partition {})", fs.partition)));
+            let _ = writeln!(
+                o,
+                "\n{} {}",
+                st.bold("Boot filesystem"),
+                st.dim(&format!("(partition {})", fs.partition))
+            );
         }
         for b in &fs.boot_files {
-            let target = b.symlink_target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
-            let _ = writeln!(o, "  {:<7} {}{} {}", b.kind, b.path, st.cyan(&target), st.dim(&human_size(b.size)));
+            let target = b
+                .symlink_target
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  {:<7} {}{} {}",
+                b.kind,
+                b.path,
+                st.cyan(&target),
+                st.dim(&human_size(b.size))
+            );
         }
     }
 
@@ -117,10 +190,20 @@ fn render(r: &InspectReport, st: Style) -> String {
                 Severity::Warning => st.yellow("warning"),
                 Severity::Info => st.dim("info   "),
             };
-            let part = p.partition.map(|n| format!(" [partition {n}]")).unwrap_or_default();
+            let part = p
+                .partition
+                .map(|n| format!(" [partition {n}]"))
+                .unwrap_or_default();
             let _ = writeln!(o, "  {sev} {}{part}: {}", p.code, p.message);
         }
     }
-    let _ = writeln!(o, "\n{}", st.dim(&format!("read {} from the image", human_size(r.image.bytes_read))));
+    let _ = writeln!(
+        o,
+        "\n{}",
+        st.dim(&format!(
+            "read {} from the image",
+            human_size(r.image.bytes_read)
+        ))
+    );
     o
 }

@@ -78,12 +78,25 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
             .then(|| vol.read_link(&full).ok())
             .flatten()
             .map(|t| String::from_utf8_lossy(&t).into_owned());
-        let shown = if name.is_empty() { target.path.clone() } else { String::from_utf8_lossy(&name).into_owned() };
-        entries.push(Entry { name: shown, meta: m, target: link });
+        let shown = if name.is_empty() {
+            target.path.clone()
+        } else {
+            String::from_utf8_lossy(&name).into_owned()
+        };
+        entries.push(Entry {
+            name: shown,
+            meta: m,
+            target: link,
+        });
     }
     let mut stdout = std::io::stdout().lock();
     if out.json {
-        let listing = Listing { schema: LS_SCHEMA, partition: slot.number, path: target.path.clone(), entries };
+        let listing = Listing {
+            schema: LS_SCHEMA,
+            partition: slot.number,
+            path: target.path.clone(),
+            entries,
+        };
         serde_json::to_writer_pretty(&mut stdout, &listing).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
         return Ok(EXIT_OK);
@@ -110,14 +123,29 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
             }
             vec![
                 cell(mode_string(e.meta.file_type, e.meta.mode)),
-                cell(e.meta.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into())),
-                cell(e.meta.gid.map(|g| g.to_string()).unwrap_or_else(|| "-".into())),
+                cell(
+                    e.meta
+                        .uid
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                cell(
+                    e.meta
+                        .gid
+                        .map(|g| g.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
                 cell(e.meta.size.to_string()),
-                cell(if e.meta.file_type == FileType::File { human_size(e.meta.size) } else { String::new() }),
+                cell(if e.meta.file_type == FileType::File {
+                    human_size(e.meta.size)
+                } else {
+                    String::new()
+                }),
                 name,
             ]
         })
         .collect();
-    stdout.write_all(table(&["MODE", "UID", "GID", "BYTES", "SIZE", "NAME"], &rows, st).as_bytes())?;
+    stdout
+        .write_all(table(&["MODE", "UID", "GID", "BYTES", "SIZE", "NAME"], &rows, st).as_bytes())?;
     Ok(EXIT_OK)
 }

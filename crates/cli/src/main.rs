@@ -74,7 +74,9 @@ pub enum ColorChoice {
 enum Command {
     /// Show the image format and backing chain, partition table, filesystems,
     /// the ESP's EFI/ tree, os-release and kernels/initrds found.
-    #[command(after_help = "Examples:\n  bootproof inspect disk.qcow2\n  bootproof inspect --json disk.raw | jq '.filesystems[].type'\n  bootproof inspect --allow-backing overlay.qcow2")]
+    #[command(
+        after_help = "Examples:\n  bootproof inspect disk.qcow2\n  bootproof inspect --json disk.raw | jq '.filesystems[].type'\n  bootproof inspect --allow-backing overlay.qcow2"
+    )]
     Inspect {
         #[command(flatten)]
         image: ImageArgs,

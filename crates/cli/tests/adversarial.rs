@@ -25,7 +25,13 @@ fn scratch(test: &str) -> PathBuf {
 fn copy(name: &str, dir: &std::path::Path) -> PathBuf {
     let dst = dir.join(name);
     // Sparse-aware copy keeps this cheap for the 1 GiB disk.
-    assert!(Command::new("cp").arg("--sparse=always").arg(image(name)).arg(&dst).status().unwrap().success());
+    assert!(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(image(name))
+        .arg(&dst)
+        .status()
+        .unwrap()
+        .success());
     dst
 }
 
@@ -36,7 +42,10 @@ fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
 
 fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
-    std::fs::File::open(path).unwrap().read_exact_at(&mut b, offset).unwrap();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut b, offset)
+        .unwrap();
     b
 }
 
@@ -71,7 +80,9 @@ fn walk(v: &Volume, budget: usize) -> usize {
             p.extend_from_slice(&e.name);
             match e.file_type {
                 FileType::Dir => queue.push_back(p),
-                FileType::Symlink => errors += usize::from(v.read_link(&p).is_err() || v.metadata(&p).is_err()),
+                FileType::Symlink => {
+                    errors += usize::from(v.read_link(&p).is_err() || v.metadata(&p).is_err())
+                }
                 _ => errors += usize::from(v.read_limited(&p, 1 << 20).is_err()),
             }
         }
@@ -96,7 +107,11 @@ fn gpt_damage_is_reported_and_the_backup_used() {
     let b = read_at(&p, 512 + 40, 1);
     patch(&p, 512 + 40, &[b[0] ^ 0xff]);
     let t = table_of(&p);
-    assert!(diag_codes(&t).contains(&"gpt.primary.header-crc".into()), "{:?}", diag_codes(&t));
+    assert!(
+        diag_codes(&t).contains(&"gpt.primary.header-crc".into()),
+        "{:?}",
+        diag_codes(&t)
+    );
     assert!(diag_codes(&t).contains(&"gpt.using-backup".into()));
     assert_eq!(t.partitions.len(), 5, "partitions come from the backup");
     // Flipped byte in the primary entry array.
@@ -104,14 +119,26 @@ fn gpt_damage_is_reported_and_the_backup_used() {
     patch(&p, 1024 + 60, b"X");
     let t = table_of(&p);
     let codes = diag_codes(&t);
-    assert!(codes.contains(&"gpt.primary.entries-crc".into()) && codes.contains(&"gpt.mismatch.entries".into()), "{codes:?}");
-    assert_eq!(t.partitions[1].name.as_deref(), Some("root"), "names come from the intact backup");
+    assert!(
+        codes.contains(&"gpt.primary.entries-crc".into())
+            && codes.contains(&"gpt.mismatch.entries".into()),
+        "{codes:?}"
+    );
+    assert_eq!(
+        t.partitions[1].name.as_deref(),
+        Some("root"),
+        "names come from the intact backup"
+    );
     // Both copies broken: still no panic, every problem listed.
     let size = std::fs::metadata(&p).unwrap().len();
     patch(&p, size - 512 + 16, b"\0\0\0\0");
     let t = table_of(&p);
     let codes = diag_codes(&t);
-    assert!(codes.contains(&"gpt.backup.header-crc".into()) && codes.contains(&"gpt.no-valid-copy".into()), "{codes:?}");
+    assert!(
+        codes.contains(&"gpt.backup.header-crc".into())
+            && codes.contains(&"gpt.no-valid-copy".into()),
+        "{codes:?}"
+    );
 }
 
 #[test]
@@ -126,7 +153,10 @@ fn gpt_claiming_four_billion_entries_is_refused() {
     patch(&p, 512, &h);
     let t = table_of(&p);
     let codes = diag_codes(&t);
-    assert!(codes.contains(&"gpt.primary.entry-count".into()), "{codes:?}");
+    assert!(
+        codes.contains(&"gpt.primary.entry-count".into()),
+        "{codes:?}"
+    );
     assert_eq!(t.partitions.len(), 5, "the backup still describes the disk");
 }
 
@@ -134,28 +164,55 @@ fn gpt_claiming_four_billion_entries_is_refused() {
 fn truncated_disk_still_shows_what_survives() {
     let dir = scratch("truncated");
     let p = copy("gpt.raw", &dir);
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(400 << 20).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(400 << 20)
+        .unwrap();
     let t = table_of(&p);
     let codes = diag_codes(&t);
     assert_eq!(t.kind, TableKind::Gpt);
-    assert!(codes.contains(&"gpt.backup.missing".into()) && codes.contains(&"gpt.entry.past-end".into()), "{codes:?}");
+    assert!(
+        codes.contains(&"gpt.backup.missing".into())
+            && codes.contains(&"gpt.entry.past-end".into()),
+        "{codes:?}"
+    );
     let out = bootproof(&["inspect", "--json", p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "inspect lists problems rather than failing");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "inspect lists problems rather than failing"
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["filesystems"][0]["type"], "vfat");
     assert!(r["filesystems"][0]["efi"].as_array().unwrap().len() >= 2);
     // The XFS partition is cut in half: reading past the end is an error.
     let out = bootproof(&["cat", p.to_str().unwrap(), "3:/dir-node/entry-04999-.txt"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = bootproof(&["cat", p.to_str().unwrap(), "5:/root/hello.txt"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn hostile_qcow2_headers_are_refused() {
     let dir = scratch("qcow2");
     let cases: &[(u64, &[u8], &str)] = &[
-        (36, &0x7fff_ffffu32.to_be_bytes(), "L1 table of 2147483647 entries exceeds"),
+        (
+            36,
+            &0x7fff_ffffu32.to_be_bytes(),
+            "L1 table of 2147483647 entries exceeds",
+        ),
         (20, &40u32.to_be_bytes(), "cluster_bits 40"),
         (40, &(1u64 << 50).to_be_bytes(), "past the end"),
         (16, &5000u32.to_be_bytes(), "backing file name length 5000"),
@@ -174,19 +231,32 @@ fn hostile_qcow2_headers_are_refused() {
     // An L1 entry pointing past the end of the file: the read that needs it fails cleanly.
     let p = copy("gpt-zstd.qcow2", &dir);
     let l1 = u64::from_be_bytes(read_at(&p, 40, 8).try_into().unwrap());
-    patch(&p, l1, &(0x00ff_ffff_ffff_0000u64 | (1 << 63)).to_be_bytes());
+    patch(
+        &p,
+        l1,
+        &(0x00ff_ffff_ffff_0000u64 | (1 << 63)).to_be_bytes(),
+    );
     let out = bootproof(&["inspect", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("L2 table offset") && err.contains("past the end"), "{err}");
+    assert!(
+        err.contains("L2 table offset") && err.contains("past the end"),
+        "{err}"
+    );
 }
 
 #[test]
 fn fat_cluster_chain_loop_ends_in_an_error() {
     let dir = scratch("fat");
     let img = dir.join("loop.fat");
-    assert!(Command::new("mkfs.vfat").args(["-C", "-F", "32", "-s", "1", "-S", "512", "-n", "LOOPY"]).arg(&img).arg("40960")
-        .stdout(std::process::Stdio::null()).status().unwrap().success());
+    assert!(Command::new("mkfs.vfat")
+        .args(["-C", "-F", "32", "-s", "1", "-S", "512", "-n", "LOOPY"])
+        .arg(&img)
+        .arg("40960")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
     let src = dir.join("files");
     std::fs::create_dir_all(&src).unwrap();
     let mut names = vec![];
@@ -203,16 +273,30 @@ fn fat_cluster_chain_loop_ends_in_an_error() {
     let reserved = u64::from(u16::from_le_bytes([bpb[14], bpb[15]]));
     let root = u32::from_le_bytes(bpb[44..48].try_into().unwrap());
     let fat = reserved * 512;
-    let next = u32::from_le_bytes(read_at(&img, fat + u64::from(root) * 4, 4).try_into().unwrap()) & 0x0fff_ffff;
-    assert!((2..0x0fff_fff0).contains(&next), "root directory spans more than one cluster");
+    let next = u32::from_le_bytes(
+        read_at(&img, fat + u64::from(root) * 4, 4)
+            .try_into()
+            .unwrap(),
+    ) & 0x0fff_ffff;
+    assert!(
+        (2..0x0fff_fff0).contains(&next),
+        "root directory spans more than one cluster"
+    );
     for copy in 0..2u64 {
         let fat_size = u64::from(u32::from_le_bytes(bpb[36..40].try_into().unwrap())) * 512;
-        patch(&img, fat + copy * fat_size + u64::from(next) * 4, &root.to_le_bytes());
+        patch(
+            &img,
+            fat + copy * fat_size + u64::from(next) * 4,
+            &root.to_le_bytes(),
+        );
     }
     let opened = OpenedImage::open(&img, &OpenOptions::default()).unwrap();
     let (_, v) = opened.volume(&PartSelector::Number(0)).unwrap();
     let err = v.read_dir(b"/").unwrap_err().to_string();
-    assert!(err.contains("cyclic cluster chain") || err.contains("loops"), "{err}");
+    assert!(
+        err.contains("cyclic cluster chain") || err.contains("loops"),
+        "{err}"
+    );
     assert!(v.read(b"/MISSING.TXT").is_err());
 }
 
@@ -221,8 +305,14 @@ fn directory_cycles_terminate() {
     let dir = scratch("dircycle");
     // ext4: debugfs makes a second link to an ancestor directory.
     let p = copy("bare.ext4", &dir);
-    assert!(Command::new("debugfs").args(["-w", "-R", "link /deep /deep/level00/cycle"]).arg(&p)
-        .stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).status().unwrap().success());
+    assert!(Command::new("debugfs")
+        .args(["-w", "-R", "link /deep /deep/level00/cycle"])
+        .arg(&p)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
     // XFS v4 and Btrfs: point the "dir-small" entry of the root at the root itself.
     let xfs = copy("bare-v4.xfs", &dir);
     let data = std::fs::read(&xfs).unwrap();
@@ -244,10 +334,21 @@ fn directory_cycles_terminate() {
         }
     }
     assert!(patched >= 1);
-    for (p, cycle) in [(&p, "/deep/level00/cycle/level00/cycle/level00/cycle/level00"), (&xfs, "/dir-small/dir-small/dir-small/hello.txt"), (&btrfs, "/dir-small/dir-small/hello.txt")] {
+    for (p, cycle) in [
+        (
+            &p,
+            "/deep/level00/cycle/level00/cycle/level00/cycle/level00",
+        ),
+        (&xfs, "/dir-small/dir-small/dir-small/hello.txt"),
+        (&btrfs, "/dir-small/dir-small/hello.txt"),
+    ] {
         let img = OpenedImage::open(p, &OpenOptions::default()).unwrap();
         let (_, v) = img.volume(&PartSelector::Number(0)).unwrap();
-        assert!(v.exists(cycle.as_bytes()).unwrap(), "{}: {cycle}", p.display());
+        assert!(
+            v.exists(cycle.as_bytes()).unwrap(),
+            "{}: {cycle}",
+            p.display()
+        );
         walk(v, 20_000);
         let out = bootproof(&["inspect", p.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0));
@@ -258,19 +359,40 @@ fn directory_cycles_terminate() {
 fn xfs_extent_btree_damage_is_detected() {
     let dir = scratch("bmbt");
     let cases: &[(&[&str], &str)] = &[
-        (&["write u.bmbt.numrecs 2", "write u.bmbt.keys[2].startoff 4096", "write u.bmbt.ptrs[2] PTR"], "twice"),
+        (
+            &[
+                "write u.bmbt.numrecs 2",
+                "write u.bmbt.keys[2].startoff 4096",
+                "write u.bmbt.ptrs[2] PTR",
+            ],
+            "twice",
+        ),
         (&["write u.bmbt.level 3"], "expected 2"),
     ];
     for (cmds, needle) in cases {
         let p = copy("bare-v4.xfs", &dir);
-        let out = Command::new("xfs_db").args(["-r", "-c", "path /dir-node", "-c", "p u.bmbt.ptrs[1]"]).arg(&p).output().unwrap();
-        let ptr = String::from_utf8_lossy(&out.stdout).rsplit('=').next().unwrap().trim().to_string();
+        let out = Command::new("xfs_db")
+            .args(["-r", "-c", "path /dir-node", "-c", "p u.bmbt.ptrs[1]"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        let ptr = String::from_utf8_lossy(&out.stdout)
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string();
         let mut cmd = Command::new("xfs_db");
         cmd.args(["-x", "-c", "path /dir-node"]);
         for c in *cmds {
             cmd.args(["-c", &c.replace("PTR", &ptr)]);
         }
-        assert!(cmd.arg(&p).stdout(std::process::Stdio::null()).status().unwrap().success());
+        assert!(cmd
+            .arg(&p)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success());
         let img = OpenedImage::open(&p, &OpenOptions::default()).unwrap();
         let (_, v) = img.volume(&PartSelector::Number(0)).unwrap();
         let err = v.read_dir(b"/dir-node").unwrap_err().to_string();
@@ -279,7 +401,11 @@ fn xfs_extent_btree_damage_is_detected() {
 }
 
 fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
-    hay.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect()
+    hay.windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// A reader with some bytes replaced: corruption without copying images.
@@ -324,15 +450,24 @@ fn random_corruption_never_panics() {
         ("tree.iso", 0, 2 << 20),
     ];
     for &(name, _, hot) in targets {
-        let base = Image::open(image(name), &OpenOptions::default()).unwrap().reader();
+        let base = Image::open(image(name), &OpenOptions::default())
+            .unwrap()
+            .reader();
         for seed in 0..40u64 {
             let mut next = rng(seed + 1);
             let mut bytes = BTreeMap::new();
             for _ in 0..12 {
-                let at = if next() % 4 == 0 { next() % base.size() } else { next() % hot.min(base.size()) };
+                let at = if next().is_multiple_of(4) {
+                    next() % base.size()
+                } else {
+                    next() % hot.min(base.size())
+                };
                 bytes.insert(at, next() as u8);
             }
-            let dev: Arc<dyn ReadAt> = Arc::new(Patched { base: Arc::clone(&base), bytes });
+            let dev: Arc<dyn ReadAt> = Arc::new(Patched {
+                base: Arc::clone(&base),
+                bytes,
+            });
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if let Ok(Some(v)) = open_volume(Arc::clone(&dev)) {
                     let _ = v.fs().label();
@@ -345,7 +480,9 @@ fn random_corruption_never_panics() {
     }
     // Partition tables and qcow2 metadata too.
     for name in ["gpt.raw", "mbr.raw", "gpt4k.raw"] {
-        let base = Image::open(image(name), &OpenOptions::default()).unwrap().reader();
+        let base = Image::open(image(name), &OpenOptions::default())
+            .unwrap()
+            .reader();
         let size = base.size();
         for seed in 0..200u64 {
             let mut next = rng(seed + 1000);
@@ -359,8 +496,13 @@ fn random_corruption_never_panics() {
                 };
                 bytes.insert(at, next() as u8);
             }
-            let dev = Patched { base: Arc::clone(&base), bytes };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_partition_table(&dev).map(|_| ())));
+            let dev = Patched {
+                base: Arc::clone(&base),
+                bytes,
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                read_partition_table(&dev).map(|_| ())
+            }));
             assert!(r.is_ok(), "{name}: seed {seed} panicked");
         }
     }
@@ -388,6 +530,10 @@ fn random_qcow2_metadata_corruption_never_panics() {
         let p = dir.join("fuzzed.qcow2");
         std::fs::write(&p, &data).unwrap();
         let out = bootproof(&["inspect", "--json", p.to_str().unwrap()]);
-        assert!(matches!(out.status.code(), Some(0 | 2)), "seed {seed}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 2)),
+            "seed {seed}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

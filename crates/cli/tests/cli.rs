@@ -11,7 +11,11 @@ use std::process::Command;
 
 fn stdout_of(args: &[&str]) -> Vec<u8> {
     let out = bootproof(args);
-    assert!(out.status.success(), "bootproof {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bootproof {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -27,29 +31,61 @@ fn sha256_file(p: &Path) -> String {
 
 #[test]
 fn cat_equals_source_on_every_filesystem_and_format() {
-    let files = ["hello.txt", "big.bin", "compressible.txt", "ünïcödé-名前.txt", "empty", "dir-leaf/entry-00299-.txt"];
+    let files = [
+        "hello.txt",
+        "big.bin",
+        "compressible.txt",
+        "ünïcödé-名前.txt",
+        "empty",
+        "dir-leaf/entry-00299-.txt",
+    ];
     let tree = images().join("tree");
     for img in ["gpt.raw", "gpt-zstd.qcow2", "gpt-deflate.qcow2"] {
         for (part, prefix) in [("2", ""), ("3", ""), ("4", ""), ("5", "/root")] {
             for f in files {
-                let got = stdout_of(&["cat", image(img).to_str().unwrap(), &format!("{part}:{prefix}/{f}")]);
-                assert!(got == std::fs::read(tree.join(f)).unwrap(), "{img} {part}:{f}");
+                let got = stdout_of(&[
+                    "cat",
+                    image(img).to_str().unwrap(),
+                    &format!("{part}:{prefix}/{f}"),
+                ]);
+                assert!(
+                    got == std::fs::read(tree.join(f)).unwrap(),
+                    "{img} {part}:{f}"
+                );
             }
         }
     }
     // Sparse file, symlinked kernel, deep path, on the ISO and the bare XFS.
     for img in ["tree.iso", "bare-v4.xfs", "bare.ext4", "bare-suse.btrfs"] {
         let got = stdout_of(&["cat", image(img).to_str().unwrap(), "/boot/vmlinuz"]);
-        assert_eq!(got, std::fs::read(tree.join("boot/vmlinuz-6.1.0-test")).unwrap(), "{img}");
+        assert_eq!(
+            got,
+            std::fs::read(tree.join("boot/vmlinuz-6.1.0-test")).unwrap(),
+            "{img}"
+        );
     }
     let got = stdout_of(&["cat", image("bare-v4.xfs").to_str().unwrap(), "/sparse.img"]);
     assert_eq!(got, std::fs::read(tree.join("sparse.img")).unwrap());
     // The El Torito EFI image opened as FAT (slot 1 of the ISO).
-    let got = stdout_of(&["cat", image("tree.iso").to_str().unwrap(), "1:/EFI/BOOT/BOOTAA64.EFI"]);
-    assert_eq!(got, std::fs::read(images().join("fat-tree/EFI/BOOT/BOOTAA64.EFI")).unwrap());
+    let got = stdout_of(&[
+        "cat",
+        image("tree.iso").to_str().unwrap(),
+        "1:/EFI/BOOT/BOOTAA64.EFI",
+    ]);
+    assert_eq!(
+        got,
+        std::fs::read(images().join("fat-tree/EFI/BOOT/BOOTAA64.EFI")).unwrap()
+    );
     // FAT lookups are case-insensitive, as firmware does them.
-    let got = stdout_of(&["cat", image("gpt.raw").to_str().unwrap(), "1:/efi/boot/bootaa64.efi"]);
-    assert_eq!(got, std::fs::read(images().join("fat-tree/EFI/BOOT/BOOTAA64.EFI")).unwrap());
+    let got = stdout_of(&[
+        "cat",
+        image("gpt.raw").to_str().unwrap(),
+        "1:/efi/boot/bootaa64.efi",
+    ]);
+    assert_eq!(
+        got,
+        std::fs::read(images().join("fat-tree/EFI/BOOT/BOOTAA64.EFI")).unwrap()
+    );
 }
 
 #[test]
@@ -73,38 +109,84 @@ fn partition_selectors() {
     // MBR: logical partition numbers and the SSSSSSSS-NN PARTUUID form.
     let mbr = image("mbr.raw");
     let fat_hello = std::fs::read(images().join("fat-tree/hello.txt")).unwrap();
-    assert_eq!(stdout_of(&["cat", mbr.to_str().unwrap(), "5:/hello.txt"]), fat_hello);
-    assert_eq!(stdout_of(&["cat", mbr.to_str().unwrap(), "PARTUUID=1234abcd-06:/hello.txt"]), fat_hello);
+    assert_eq!(
+        stdout_of(&["cat", mbr.to_str().unwrap(), "5:/hello.txt"]),
+        fat_hello
+    );
+    assert_eq!(
+        stdout_of(&[
+            "cat",
+            mbr.to_str().unwrap(),
+            "PARTUUID=1234abcd-06:/hello.txt"
+        ]),
+        fat_hello
+    );
     // Without PART, an OS root is searched first: on the MBR disk all three
     // are roots; the FAT one comes first in table order.
-    assert_eq!(stdout_of(&["cat", img, "/home/user/notes.txt"]), b"in the home subvolume\n");
+    assert_eq!(
+        stdout_of(&["cat", img, "/home/user/notes.txt"]),
+        b"in the home subvolume\n"
+    );
     // Unknown selector value: exit 2 with a hint.
     let out = bootproof(&["cat", img, "LABEL=nope:/x"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no partition matches `LABEL=nope`") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("no partition matches `LABEL=nope`") && err.contains("hint:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn inspect_json_describes_the_disk() {
-    let r = json_of(&["inspect", "--json", image("gpt-zstd.qcow2").to_str().unwrap()]);
+    let r = json_of(&[
+        "inspect",
+        "--json",
+        image("gpt-zstd.qcow2").to_str().unwrap(),
+    ]);
     assert_eq!(r["schema"], "bootproof.inspect/v1");
     assert_eq!(r["image"]["format"], "qcow2");
     assert_eq!(r["image"]["chain"][0]["compression"], "zstd");
     assert_eq!(r["partition_table"]["kind"], "gpt");
     assert_eq!(r["partition_table"]["mbr"], "protective");
-    assert_eq!(r["partition_table"]["disk_id"], "6D0E5B6A-6BE1-4C02-9F7B-17C00F2D93A1");
+    assert_eq!(
+        r["partition_table"]["disk_id"],
+        "6D0E5B6A-6BE1-4C02-9F7B-17C00F2D93A1"
+    );
     let parts = r["partition_table"]["partitions"].as_array().unwrap();
-    let types: Vec<&str> = parts.iter().map(|p| p["type_name"].as_str().unwrap()).collect();
-    assert_eq!(types, ["EFI System", "Linux root (ARM64)", "Linux filesystem", "Linux filesystem", "Linux filesystem"]);
-    assert_eq!(parts[0]["type_guid"], "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+    let types: Vec<&str> = parts
+        .iter()
+        .map(|p| p["type_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "EFI System",
+            "Linux root (ARM64)",
+            "Linux filesystem",
+            "Linux filesystem",
+            "Linux filesystem"
+        ]
+    );
+    assert_eq!(
+        parts[0]["type_guid"],
+        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+    );
     assert_eq!(parts[1]["name"], "root");
     let fss = r["filesystems"].as_array().unwrap();
     let kinds: Vec<&str> = fss.iter().map(|f| f["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["vfat", "ext4", "xfs", "btrfs", "btrfs"]);
     assert_eq!(fss[0]["variant"], "FAT32");
-    assert!(fss[0]["roles"].as_array().unwrap().contains(&Value::from("esp")));
-    let efi: Vec<&str> = fss[0]["efi"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(fss[0]["roles"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("esp")));
+    let efi: Vec<&str> = fss[0]["efi"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
     assert!(efi.contains(&"/EFI/BOOT/BOOTAA64.EFI"), "{efi:?}");
     assert_eq!(fss[1]["os_release"]["ID"], "bptest");
     assert_eq!(fss[1]["uuid"], "3f1c9a8e-7d55-4c1b-9c5e-0a7e2b6d4f10");
@@ -114,21 +196,48 @@ fn inspect_json_describes_the_disk() {
         .iter()
         .map(|b| (b["kind"].as_str().unwrap(), b["path"].as_str().unwrap()))
         .collect();
-    assert!(boot.contains(&("kernel", "/boot/vmlinuz")) && boot.contains(&("initrd", "/boot/initrd.img-6.1.0-test")), "{boot:?}");
-    let link = fss[2]["boot_files"].as_array().unwrap().iter().find(|b| b["path"] == "/boot/vmlinuz").unwrap();
+    assert!(
+        boot.contains(&("kernel", "/boot/vmlinuz"))
+            && boot.contains(&("initrd", "/boot/initrd.img-6.1.0-test")),
+        "{boot:?}"
+    );
+    let link = fss[2]["boot_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["path"] == "/boot/vmlinuz")
+        .unwrap();
     assert_eq!(link["symlink_target"], "vmlinuz-6.1.0-test");
     assert_eq!(link["size"], 300000);
     // Metadata only: inspecting a 1 GiB disk reads well under 8 MiB.
-    assert!(r["image"]["bytes_read"].as_u64().unwrap() < 8 << 20, "{}", r["image"]["bytes_read"]);
+    assert!(
+        r["image"]["bytes_read"].as_u64().unwrap() < 8 << 20,
+        "{}",
+        r["image"]["bytes_read"]
+    );
 }
 
 #[test]
 fn inspect_human_output_and_color() {
     let img = image("gpt.raw");
     let plain = String::from_utf8(stdout_of(&["inspect", img.to_str().unwrap()])).unwrap();
-    assert!(plain.contains("EFI System") && plain.contains("Linux root (ARM64)") && plain.contains("bootproof test tree"), "{plain}");
-    assert!(!plain.contains('\x1b'), "no colour when stdout is not a terminal");
-    let colored = String::from_utf8(stdout_of(&["inspect", "--color", "always", img.to_str().unwrap()])).unwrap();
+    assert!(
+        plain.contains("EFI System")
+            && plain.contains("Linux root (ARM64)")
+            && plain.contains("bootproof test tree"),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    let colored = String::from_utf8(stdout_of(&[
+        "inspect",
+        "--color",
+        "always",
+        img.to_str().unwrap(),
+    ]))
+    .unwrap();
     assert!(colored.contains("\x1b["));
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args(["inspect", "--color", "never", img.to_str().unwrap()])
@@ -140,7 +249,8 @@ fn inspect_human_output_and_color() {
 #[test]
 fn ls_lists_and_describes() {
     let img = image("gpt.raw");
-    let names = String::from_utf8(stdout_of(&["ls", img.to_str().unwrap(), "3:/dir-small"])).unwrap();
+    let names =
+        String::from_utf8(stdout_of(&["ls", img.to_str().unwrap(), "3:/dir-small"])).unwrap();
     let names: Vec<&str> = names.lines().collect();
     assert_eq!(names.len(), 7, "{names:?}");
     assert!(names.contains(&"link-rel"));
@@ -156,7 +266,10 @@ fn ls_lists_and_describes() {
     assert_eq!(link["file_type"], "symlink");
     assert_eq!(link["target"], "deep/level00/level01");
     let long = String::from_utf8(stdout_of(&["ls", "-l", img.to_str().unwrap(), "4:/"])).unwrap();
-    assert!(long.contains("lrwxrwxrwx") && long.contains("link-abs -> /hello.txt"), "{long}");
+    assert!(
+        long.contains("lrwxrwxrwx") && long.contains("link-abs -> /hello.txt"),
+        "{long}"
+    );
     // A file path lists that one entry.
     let one = json_of(&["ls", "--json", img.to_str().unwrap(), "2:/hello.txt"]);
     assert_eq!(one["entries"].as_array().unwrap().len(), 1);
@@ -164,7 +277,12 @@ fn ls_lists_and_describes() {
 
 #[test]
 fn cat_json_embeds_content_and_digest() {
-    let j = json_of(&["cat", "--json", image("bare.ext4").to_str().unwrap(), "/boot/vmlinuz"]);
+    let j = json_of(&[
+        "cat",
+        "--json",
+        image("bare.ext4").to_str().unwrap(),
+        "/boot/vmlinuz",
+    ]);
     assert_eq!(j["schema"], "bootproof.cat/v1");
     assert_eq!(j["resolved_path"], "/boot/vmlinuz-6.1.0-test");
     let want = std::fs::read(images().join("tree/boot/vmlinuz-6.1.0-test")).unwrap();
@@ -176,12 +294,24 @@ fn cat_json_embeds_content_and_digest() {
 fn errors_exit_2_with_a_next_step() {
     let img = image("gpt.raw");
     let cases: &[(&[&str], &str)] = &[
-        (&["cat", img.to_str().unwrap(), "/does/not/exist"], "not on any readable filesystem"),
+        (
+            &["cat", img.to_str().unwrap(), "/does/not/exist"],
+            "not on any readable filesystem",
+        ),
         (&["cat", img.to_str().unwrap(), "2:/etc"], "is a directory"),
-        (&["ls", img.to_str().unwrap(), "2:/hello.txt/x"], "not a directory"),
-        (&["cat", img.to_str().unwrap(), "2:/loop-a"], "too many levels of symbolic links"),
+        (
+            &["ls", img.to_str().unwrap(), "2:/hello.txt/x"],
+            "not a directory",
+        ),
+        (
+            &["cat", img.to_str().unwrap(), "2:/loop-a"],
+            "too many levels of symbolic links",
+        ),
         (&["inspect", "/nonexistent/image.raw"], "No such file"),
-        (&["cat", img.to_str().unwrap(), "9:/x"], "no partition matches `9`"),
+        (
+            &["cat", img.to_str().unwrap(), "9:/x"],
+            "no partition matches `9`",
+        ),
     ];
     for (args, needle) in cases {
         let out = bootproof(args);
@@ -199,9 +329,22 @@ fn backing_chain_needs_permission() {
     let out = bootproof(&["inspect", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("overlay.qcow2") && err.contains("--allow-backing"), "{err}");
-    let r = json_of(&["inspect", "--json", "--allow-backing", img.to_str().unwrap()]);
-    let chain: Vec<&str> = r["image"]["chain"].as_array().unwrap().iter().map(|l| l["backing_file"].as_str().unwrap_or("-")).collect();
+    assert!(
+        err.contains("overlay.qcow2") && err.contains("--allow-backing"),
+        "{err}"
+    );
+    let r = json_of(&[
+        "inspect",
+        "--json",
+        "--allow-backing",
+        img.to_str().unwrap(),
+    ]);
+    let chain: Vec<&str> = r["image"]["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["backing_file"].as_str().unwrap_or("-"))
+        .collect();
     assert_eq!(chain, ["overlay.qcow2", "gpt-zstd.qcow2", "-"]);
 }
 
@@ -210,7 +353,12 @@ fn unsupported_formats_are_named() {
     let dir = std::env::temp_dir().join(format!("bootproof-unsupported-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cases = vec![];
-    for (fmt, name, extra) in [("vmdk", "VMDK", ""), ("vhdx", "VHDX", ""), ("vdi", "VDI", ""), ("vpc", "VHD", "subformat=fixed")] {
+    for (fmt, name, extra) in [
+        ("vmdk", "VMDK", ""),
+        ("vhdx", "VHDX", ""),
+        ("vdi", "VDI", ""),
+        ("vpc", "VHD", "subformat=fixed"),
+    ] {
         let p = dir.join(format!("x.{fmt}"));
         let mut cmd = Command::new("qemu-img");
         cmd.args(["create", "-q", "-f", fmt]);
@@ -227,7 +375,16 @@ fn unsupported_formats_are_named() {
     cases.push((luks, "LUKS"));
     let enc = dir.join("enc.qcow2");
     assert!(Command::new("qemu-img")
-        .args(["create", "-q", "--object", "secret,id=s0,data=pw", "-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=s0"])
+        .args([
+            "create",
+            "-q",
+            "--object",
+            "secret,id=s0,data=pw",
+            "-f",
+            "qcow2",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=s0"
+        ])
         .arg(&enc)
         .arg("8M")
         .status()
@@ -238,14 +395,24 @@ fn unsupported_formats_are_named() {
         let out = bootproof(&["inspect", p.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", p.display());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!("{name} is not supported")), "{}: {err}", p.display());
+        assert!(
+            err.contains(&format!("{name} is not supported")),
+            "{}: {err}",
+            p.display()
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn inputs_are_never_written() {
-    for name in ["gpt.raw", "gpt-zstd.qcow2", "overlay2.qcow2", "tree.iso", "floppy.fat12"] {
+    for name in [
+        "gpt.raw",
+        "gpt-zstd.qcow2",
+        "overlay2.qcow2",
+        "tree.iso",
+        "floppy.fat12",
+    ] {
         let p = image(name);
         let before = sha256_file(&p);
         let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
@@ -260,14 +427,24 @@ fn inputs_are_never_written() {
             let _ = bootproof(&args);
         }
         assert_eq!(sha256_file(&p), before, "{name} changed");
-        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), mtime, "{name} mtime changed");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().modified().unwrap(),
+            mtime,
+            "{name} mtime changed"
+        );
     }
 }
 
 #[test]
 fn help_teaches() {
     let out = String::from_utf8(stdout_of(&["--help"])).unwrap();
-    assert!(out.contains("Exit status") && out.contains("inspect") && out.contains("read-only"), "{out}");
+    assert!(
+        out.contains("Exit status") && out.contains("inspect") && out.contains("read-only"),
+        "{out}"
+    );
     let out = String::from_utf8(stdout_of(&["cat", "--help"])).unwrap();
-    assert!(out.contains("PARTUUID=") && out.contains("Examples"), "{out}");
+    assert!(
+        out.contains("PARTUUID=") && out.contains("Examples"),
+        "{out}"
+    );
 }

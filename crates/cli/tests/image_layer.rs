@@ -27,14 +27,24 @@ fn assert_same_disk(img: &Image, raw: &std::path::Path, pattern: Option<(u64, u6
                 }
             }
         }
-        assert!(a[..n] == b[..n], "virtual disk differs from raw within {off}..{}", off + n as u64);
+        assert!(
+            a[..n] == b[..n],
+            "virtual disk differs from raw within {off}..{}",
+            off + n as u64
+        );
         off += n as u64;
     }
 }
 
 #[test]
 fn every_qcow2_variant_reads_as_the_raw_disk() {
-    for name in ["gpt.qcow2", "gpt-deflate.qcow2", "gpt-zstd.qcow2", "gpt-v2.qcow2", "gpt-extl2.qcow2"] {
+    for name in [
+        "gpt.qcow2",
+        "gpt-deflate.qcow2",
+        "gpt-zstd.qcow2",
+        "gpt-v2.qcow2",
+        "gpt-extl2.qcow2",
+    ] {
         let img = Image::open(image(name), &OpenOptions::default()).unwrap();
         assert_eq!(img.format(), "qcow2");
         assert_same_disk(&img, &image("gpt.raw"), None);
@@ -44,11 +54,31 @@ fn every_qcow2_variant_reads_as_the_raw_disk() {
 #[test]
 fn backing_chain_reads_through_every_layer() {
     let m = manifest();
-    let entry = m["images"].as_array().unwrap().iter().find(|i| i["name"] == "overlay2.qcow2").unwrap().clone();
+    let entry = m["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "overlay2.qcow2")
+        .unwrap()
+        .clone();
     let p = &entry["pattern"];
-    let pattern = (p["offset"].as_u64().unwrap(), p["length"].as_u64().unwrap(), p["byte"].as_u64().unwrap() as u8);
-    let img = Image::open(image("overlay2.qcow2"), &OpenOptions { allow_backing: true }).unwrap();
-    let chain: Vec<String> = img.chain().iter().map(|l| l.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let pattern = (
+        p["offset"].as_u64().unwrap(),
+        p["length"].as_u64().unwrap(),
+        p["byte"].as_u64().unwrap() as u8,
+    );
+    let img = Image::open(
+        image("overlay2.qcow2"),
+        &OpenOptions {
+            allow_backing: true,
+        },
+    )
+    .unwrap();
+    let chain: Vec<String> = img
+        .chain()
+        .iter()
+        .map(|l| l.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(chain, ["overlay2.qcow2", "overlay.qcow2", "gpt-zstd.qcow2"]);
     assert_same_disk(&img, &image("gpt.raw"), Some(pattern));
 }
@@ -70,5 +100,8 @@ fn raw_images_are_passed_through() {
     img.read_at(512, &mut buf).unwrap();
     assert_eq!(&buf, b"EFI PART");
     let mut past = [0u8; 2];
-    assert!(img.read_at(img.size() - 1, &mut past).is_err(), "reads past the end fail, never short");
+    assert!(
+        img.read_at(img.size() - 1, &mut past).is_err(),
+        "reads past the end fail, never short"
+    );
 }

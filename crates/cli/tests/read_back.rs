@@ -8,18 +8,33 @@ use bootproof_inspect::{OpenedImage, PartSelector};
 use common::*;
 
 fn check_image(name: &str) {
-    let opts = OpenOptions { allow_backing: true };
+    let opts = OpenOptions {
+        allow_backing: true,
+    };
     let img = OpenedImage::open(image(name), &opts).unwrap();
     let slots = slots(name);
     let slots = slots.as_object().unwrap();
     assert!(!slots.is_empty());
     for (number, spec) in slots {
         let number: u32 = number.parse().unwrap();
-        let (slot, vol) = img.volume(&PartSelector::Number(number)).unwrap_or_else(|e| panic!("{name} slot {number}: {e}"));
-        assert_eq!(slot.kind.name(), spec["fs"].as_str().unwrap(), "{name} slot {number} type");
-        assert_eq!(slot.label.as_deref(), spec["label"].as_str(), "{name} slot {number} label");
+        let (slot, vol) = img
+            .volume(&PartSelector::Number(number))
+            .unwrap_or_else(|e| panic!("{name} slot {number}: {e}"));
+        assert_eq!(
+            slot.kind.name(),
+            spec["fs"].as_str().unwrap(),
+            "{name} slot {number} type"
+        );
+        assert_eq!(
+            slot.label.as_deref(),
+            spec["label"].as_str(),
+            "{name} slot {number} label"
+        );
         let strings = |k: &str| -> Vec<String> {
-            spec[k].as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+            spec[k]
+                .as_array()
+                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
         };
         let tree = images().join(spec["tree"].as_str().unwrap());
         let prefix = spec["prefix"].as_str().unwrap_or("");
@@ -29,9 +44,15 @@ fn check_image(name: &str) {
         }
         let cov = compare_tree(vol, prefix, &tree, &strings("skip"), &extra);
         eprintln!("{name} slot {number} ({}): {cov:?}", slot.kind);
-        assert!(cov.files >= 2 && cov.dirs >= 2, "{name} slot {number}: comparison too small: {cov:?}");
+        assert!(
+            cov.files >= 2 && cov.dirs >= 2,
+            "{name} slot {number}: comparison too small: {cov:?}"
+        );
         if spec["tree"] == "tree" && spec["fs"] != "vfat" {
-            assert!(cov.files > 5000 && cov.symlinks >= 9, "{name} slot {number}: {cov:?}");
+            assert!(
+                cov.files > 5000 && cov.symlinks >= 9,
+                "{name} slot {number}: {cov:?}"
+            );
         }
     }
 }

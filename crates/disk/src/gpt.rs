@@ -115,7 +115,10 @@ fn read_header(
     if i.entry_size < 128 || !i.entry_size.is_power_of_two() {
         diags.push(Diagnostic::error(
             &code("entry-size"),
-            format!("{which} header entry size {} is not 128 × 2^n", i.entry_size),
+            format!(
+                "{which} header entry size {} is not 128 × 2^n",
+                i.entry_size
+            ),
         ));
         return Ok(Some(header));
     }
@@ -130,7 +133,10 @@ fn read_header(
         ));
         return Ok(Some(header));
     }
-    let array_end = i.entries_lba.checked_mul(ss).and_then(|s| s.checked_add(array_bytes));
+    let array_end = i
+        .entries_lba
+        .checked_mul(ss)
+        .and_then(|s| s.checked_add(array_bytes));
     match array_end {
         Some(end) if end <= disk.size() && i.entries_lba >= 1 => {
             let mut arr = vec![0u8; array_bytes as usize];
@@ -160,7 +166,12 @@ fn read_header(
 }
 
 /// Decodes the entries of an array; unused (nil type) slots are skipped.
-fn decode_entries(h: &Header, ss: u64, disk_lbas: u64, diags: &mut Vec<Diagnostic>) -> Vec<Partition> {
+fn decode_entries(
+    h: &Header,
+    ss: u64,
+    disk_lbas: u64,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Partition> {
     let Some(arr) = &h.entries else {
         return Vec::new();
     };
@@ -329,14 +340,20 @@ pub(crate) fn read(
             if b.info.valid && b.info.alternate_lba != 1 {
                 diags.push(Diagnostic::error(
                     "gpt.backup.alternate-lba",
-                    format!("backup header names LBA {} as the primary, not 1", b.info.alternate_lba),
+                    format!(
+                        "backup header names LBA {} as the primary, not 1",
+                        b.info.alternate_lba
+                    ),
                 ));
             }
             if p.info.valid && b.info.valid {
                 if p.disk_guid != b.disk_guid {
                     diags.push(Diagnostic::error(
                         "gpt.mismatch.disk-guid",
-                        format!("primary disk GUID {} differs from backup {}", p.disk_guid, b.disk_guid),
+                        format!(
+                            "primary disk GUID {} differs from backup {}",
+                            p.disk_guid, b.disk_guid
+                        ),
                     ));
                 }
                 // Compare the arrays themselves: a damaged copy can keep a
@@ -351,7 +368,9 @@ pub(crate) fn read(
                         "primary and backup partition entry arrays differ",
                     ));
                 }
-                if p.info.first_usable != b.info.first_usable || p.info.last_usable != b.info.last_usable {
+                if p.info.first_usable != b.info.first_usable
+                    || p.info.last_usable != b.info.last_usable
+                {
                     diags.push(Diagnostic::error(
                         "gpt.mismatch.usable-range",
                         "primary and backup headers disagree on the usable LBA range",
@@ -361,7 +380,10 @@ pub(crate) fn read(
         }
     }
     // Use the first header whose header and entries are intact, like firmware does.
-    let good = |h: &Option<Header>| h.as_ref().is_some_and(|h| h.info.valid && h.info.entries_valid);
+    let good = |h: &Option<Header>| {
+        h.as_ref()
+            .is_some_and(|h| h.info.valid && h.info.entries_valid)
+    };
     let source = if good(&primary) {
         primary.as_ref()
     } else if good(&backup) {

@@ -18,7 +18,9 @@ impl Ext4Read for Reader {
         start_byte: u64,
         dst: &mut [u8],
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        self.0.read_at(start_byte, dst).map_err(|e| Box::new(e) as _)
+        self.0
+            .read_at(start_byte, dst)
+            .map_err(|e| Box::new(e) as _)
     }
 }
 
@@ -63,13 +65,13 @@ fn ext4_path(path: &NodePath) -> Vec<u8> {
 
 impl Ext {
     pub(crate) fn open(dev: Arc<dyn ReadAt>, kind: FsKind) -> Result<Ext, FsError> {
-        let fs = Ext4::load(Box::new(Reader(dev))).map_err(|e| map_err(kind, &NodePath::root(), e))?;
+        let fs =
+            Ext4::load(Box::new(Reader(dev))).map_err(|e| map_err(kind, &NodePath::root(), e))?;
         Ok(Ext { fs, kind })
     }
 
     fn p<'a>(&self, raw: &'a [u8], path: &NodePath) -> Result<ext4_view::Path<'a>, FsError> {
-        ext4_view::Path::try_from(raw)
-            .map_err(|e| FsError::NotFound(format!("{path} ({e})")))
+        ext4_view::Path::try_from(raw).map_err(|e| FsError::NotFound(format!("{path} ({e})")))
     }
 }
 

@@ -46,7 +46,10 @@ impl Read for FatIo {
 
 impl Write for FatIo {
     fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "bootproof opens images read-only"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "bootproof opens images read-only",
+        ))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -60,7 +63,8 @@ impl Seek for FatIo {
             SeekFrom::End(d) => self.dev.size().checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        self.pos =
+            new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
         Ok(self.pos)
     }
 }
@@ -100,8 +104,16 @@ pub(crate) fn probe_bpb(dev: &dyn ReadAt) -> Result<Option<FsKind>, FsError> {
     let reserved = le16(&b, 14);
     let fats = u32::from(b[16]);
     let root_entries = le16(&b, 17);
-    let total = if le16(&b, 19) != 0 { le16(&b, 19) } else { le32(&b, 32) };
-    let fat_size = if le16(&b, 22) != 0 { le16(&b, 22) } else { le32(&b, 36) };
+    let total = if le16(&b, 19) != 0 {
+        le16(&b, 19)
+    } else {
+        le32(&b, 32)
+    };
+    let fat_size = if le16(&b, 22) != 0 {
+        le16(&b, 22)
+    } else {
+        le32(&b, 36)
+    };
     if ![512, 1024, 2048, 4096].contains(&bps)
         || spc == 0
         || !spc.is_power_of_two()
@@ -112,7 +124,8 @@ pub(crate) fn probe_bpb(dev: &dyn ReadAt) -> Result<Option<FsKind>, FsError> {
         return Ok(None);
     }
     let root_sectors = (root_entries * 32).div_ceil(bps);
-    let meta = u64::from(reserved) + u64::from(fats) * u64::from(fat_size) + u64::from(root_sectors);
+    let meta =
+        u64::from(reserved) + u64::from(fats) * u64::from(fat_size) + u64::from(root_sectors);
     let Some(data) = u64::from(total).checked_sub(meta) else {
         return Ok(None);
     };
@@ -193,7 +206,9 @@ impl Fat {
             let entry = self
                 .entries(&dir)?
                 .into_iter()
-                .find(|e| names_equal(&e.file_name(), name) || names_equal(&e.short_file_name(), name))
+                .find(|e| {
+                    names_equal(&e.file_name(), name) || names_equal(&e.short_file_name(), name)
+                })
                 .ok_or_else(|| FsError::NotFound(path.to_string()))?;
             if i + 1 == comps.len() {
                 return Ok(entry);
@@ -264,14 +279,27 @@ impl FileSystem for Fat {
         }
         let e = self.lookup(path)?;
         let m = e.modified();
-        let days = crate::days_from_civil(i64::from(m.date.year), i64::from(m.date.month), i64::from(m.date.day));
+        let days = crate::days_from_civil(
+            i64::from(m.date.year),
+            i64::from(m.date.month),
+            i64::from(m.date.day),
+        );
         Ok(Metadata {
-            file_type: if e.is_dir() { FileType::Dir } else { FileType::File },
+            file_type: if e.is_dir() {
+                FileType::Dir
+            } else {
+                FileType::File
+            },
             size: if e.is_dir() { 0 } else { e.len() },
             mode: None,
             uid: None,
             gid: None,
-            mtime: Some(days * 86400 + i64::from(m.time.hour) * 3600 + i64::from(m.time.min) * 60 + i64::from(m.time.sec)),
+            mtime: Some(
+                days * 86400
+                    + i64::from(m.time.hour) * 3600
+                    + i64::from(m.time.min) * 60
+                    + i64::from(m.time.sec),
+            ),
             inode: None,
         })
     }
@@ -283,7 +311,11 @@ impl FileSystem for Fat {
             .into_iter()
             .map(|e| DirEntry {
                 name: e.file_name().into_bytes(),
-                file_type: if e.is_dir() { FileType::Dir } else { FileType::File },
+                file_type: if e.is_dir() {
+                    FileType::Dir
+                } else {
+                    FileType::File
+                },
             })
             .collect())
     }

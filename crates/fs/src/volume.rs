@@ -26,7 +26,9 @@ pub struct Volume {
 pub fn open_volume(dev: Arc<dyn ReadAt>) -> Result<Option<Volume>, FsError> {
     let kind = probe(&*dev)?;
     let fs: Box<dyn FileSystem> = match kind {
-        FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32 => Box::new(crate::fat::Fat::open(dev, kind)?),
+        FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32 => {
+            Box::new(crate::fat::Fat::open(dev, kind)?)
+        }
         FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => Box::new(crate::ext4::Ext::open(dev, kind)?),
         FsKind::Xfs => crate::xfs::Xfs::open(dev)?,
         FsKind::Btrfs => crate::btrfs::Btrfs::open(dev)?,

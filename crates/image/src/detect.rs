@@ -60,7 +60,7 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
     // Fixed VHD: a raw disk followed by a 512-byte footer. It reads like raw,
     // but the footer would be counted as disk; say what it is instead.
     let size = r.size();
-    if size >= 1024 && size % 512 == 0 {
+    if size >= 1024 && size.is_multiple_of(512) {
         let mut foot = [0u8; 8];
         r.read_at(size - 512, &mut foot)?;
         if &foot == b"conectix" {

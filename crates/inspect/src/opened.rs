@@ -39,7 +39,8 @@ impl Slot {
     }
 
     fn matches(&self, sel: &PartSelector) -> bool {
-        let eq = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
+        let eq =
+            |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
         match sel {
             PartSelector::Number(n) => self.number == *n,
             PartSelector::Label(l) => self.label.as_deref() == Some(l.as_str()),
@@ -47,7 +48,9 @@ impl Slot {
             PartSelector::PartLabel(l) => {
                 self.partition.as_ref().and_then(|p| p.name.as_deref()) == Some(l.as_str())
             }
-            PartSelector::PartUuid(u) => eq(&self.partition.as_ref().and_then(|p| p.partuuid.clone()), u),
+            PartSelector::PartUuid(u) => {
+                eq(&self.partition.as_ref().and_then(|p| p.partuuid.clone()), u)
+            }
         }
     }
 }
@@ -106,35 +109,46 @@ impl OpenedImage {
         let image = Image::open(path, options)?;
         let disk = image.reader();
         let table = read_partition_table(&*disk)?;
-        let devices: Vec<(Arc<dyn ReadAt>, u32, Option<Partition>)> = if table.kind == TableKind::None {
-            vec![(Arc::clone(&disk), 0, None)]
-        } else {
-            table
-                .partitions
-                .iter()
-                .filter(|p| p.size > 0 && !matches!(p.mbr_type, Some(0x05 | 0x0f | 0x85)))
-                .map(|p| {
-                    let dev: Arc<dyn ReadAt> = Arc::new(Slice::new(Arc::clone(&disk), p.start, p.size));
-                    (dev, p.number, Some(p.clone()))
-                })
-                .collect()
-        };
+        let devices: Vec<(Arc<dyn ReadAt>, u32, Option<Partition>)> =
+            if table.kind == TableKind::None {
+                vec![(Arc::clone(&disk), 0, None)]
+            } else {
+                table
+                    .partitions
+                    .iter()
+                    .filter(|p| p.size > 0 && !matches!(p.mbr_type, Some(0x05 | 0x0f | 0x85)))
+                    .map(|p| {
+                        let dev: Arc<dyn ReadAt> =
+                            Arc::new(Slice::new(Arc::clone(&disk), p.start, p.size));
+                        (dev, p.number, Some(p.clone()))
+                    })
+                    .collect()
+            };
         let mut next = devices.iter().map(|d| d.1).max().unwrap_or(0) + 1;
         let mut slots = Vec::new();
         for (dev, number, partition) in devices {
             let slot = open_slot(Arc::clone(&dev), number, partition);
-            let embedded = slot.volume.as_ref().map(|v| v.fs().embedded()).unwrap_or_default();
+            let embedded = slot
+                .volume
+                .as_ref()
+                .map(|v| v.fs().embedded())
+                .unwrap_or_default();
             slots.push(slot);
             // Volumes inside volumes (El Torito images) become slots of their own.
             for e in embedded {
-                let inner: Arc<dyn ReadAt> = Arc::new(Slice::new(Arc::clone(&dev), e.offset, e.size));
+                let inner: Arc<dyn ReadAt> =
+                    Arc::new(Slice::new(Arc::clone(&dev), e.offset, e.size));
                 let mut s = open_slot(inner, next, None);
                 s.origin = Some(format!("{} in slot {number}, at byte {}", e.name, e.offset));
                 slots.push(s);
                 next += 1;
             }
         }
-        Ok(OpenedImage { image, table, slots })
+        Ok(OpenedImage {
+            image,
+            table,
+            slots,
+        })
     }
 
     /// The slot a selector names.

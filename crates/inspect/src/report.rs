@@ -128,13 +128,17 @@ fn parse_os_release(text: &str) -> BTreeMap<String, String> {
         };
         let v = v.trim();
         let v = if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
         {
             &v[1..v.len() - 1]
         } else {
             v
         };
-        let v = v.replace("\\\"", "\"").replace("\\$", "$").replace("\\\\", "\\");
+        let v = v
+            .replace("\\\"", "\"")
+            .replace("\\$", "$")
+            .replace("\\\\", "\\");
         out.insert(k.to_string(), v);
     }
     out
@@ -148,9 +152,15 @@ fn walk(v: &Volume, dir: &str, depth: usize, out: &mut Vec<TreeEntry>) {
         if out.len() >= MAX_EFI_ENTRIES {
             return;
         }
-        let path = format!("{}/{}", dir.trim_end_matches('/'), String::from_utf8_lossy(&e.name));
+        let path = format!(
+            "{}/{}",
+            dir.trim_end_matches('/'),
+            String::from_utf8_lossy(&e.name)
+        );
         let size = if e.file_type == FileType::File {
-            v.symlink_metadata(path.as_bytes()).map(|m| m.size).unwrap_or(0)
+            v.symlink_metadata(path.as_bytes())
+                .map(|m| m.size)
+                .unwrap_or(0)
         } else {
             0
         };
@@ -166,7 +176,9 @@ fn walk(v: &Volume, dir: &str, depth: usize, out: &mut Vec<TreeEntry>) {
 }
 
 fn boot_kind(name: &str) -> Option<&'static str> {
-    const KERNEL: [&str; 6] = ["vmlinuz", "vmlinux", "Image", "kernel-", "bzImage", "zImage"];
+    const KERNEL: [&str; 6] = [
+        "vmlinuz", "vmlinux", "Image", "kernel-", "bzImage", "zImage",
+    ];
     const INITRD: [&str; 2] = ["initrd", "initramfs"];
     if KERNEL.iter().any(|p| name.starts_with(p)) {
         Some("kernel")
@@ -184,7 +196,9 @@ fn boot_files(v: &Volume, dir: &str) -> Vec<BootFile> {
     let mut out = Vec::new();
     for e in entries {
         let name = String::from_utf8_lossy(&e.name).into_owned();
-        let Some(kind) = boot_kind(&name) else { continue };
+        let Some(kind) = boot_kind(&name) else {
+            continue;
+        };
         if !matches!(e.file_type, FileType::File | FileType::Symlink) {
             continue;
         }
@@ -228,7 +242,9 @@ fn fs_report(slot: &Slot, problems: &mut Vec<Problem>) -> FsReport {
         });
     }
     let Some(v) = &slot.volume else { return r };
-    let has_efi = v.metadata(b"/EFI").is_ok_and(|m| m.file_type == FileType::Dir);
+    let has_efi = v
+        .metadata(b"/EFI")
+        .is_ok_and(|m| m.file_type == FileType::Dir);
     if slot.is_esp() || (slot.kind.is_fat() && has_efi) {
         r.roles.push("esp".into());
         let mut tree = Vec::new();
@@ -258,7 +274,11 @@ fn fs_report(slot: &Slot, problems: &mut Vec<Problem>) -> FsReport {
     }
     if !slot.is_root {
         let at_root = boot_files(v, "/");
-        if !at_root.is_empty() || v.exists(b"/grub2").unwrap_or(false) || v.exists(b"/grub").unwrap_or(false) || v.exists(b"/loader/entries").unwrap_or(false) {
+        if !at_root.is_empty()
+            || v.exists(b"/grub2").unwrap_or(false)
+            || v.exists(b"/grub").unwrap_or(false)
+            || v.exists(b"/loader/entries").unwrap_or(false)
+        {
             r.roles.push("boot".into());
         }
         r.boot_files = at_root;
@@ -288,7 +308,11 @@ pub fn inspect(img: &OpenedImage) -> InspectReport {
             partition: None,
         });
     }
-    let filesystems = img.slots.iter().map(|s| fs_report(s, &mut problems)).collect();
+    let filesystems = img
+        .slots
+        .iter()
+        .map(|s| fs_report(s, &mut problems))
+        .collect();
     InspectReport {
         schema: INSPECT_SCHEMA,
         image: ImageInfo {

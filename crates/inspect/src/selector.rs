@@ -82,18 +82,45 @@ mod tests {
     fn parses_selectors_and_plain_paths() {
         assert_eq!(
             parse_target("2:/etc/fstab"),
-            Target { part: Some(PartSelector::Number(2)), path: "/etc/fstab".into() }
+            Target {
+                part: Some(PartSelector::Number(2)),
+                path: "/etc/fstab".into()
+            }
         );
         assert_eq!(
             parse_target("LABEL=ESP:EFI/BOOT"),
-            Target { part: Some(PartSelector::Label("ESP".into())), path: "/EFI/BOOT".into() }
+            Target {
+                part: Some(PartSelector::Label("ESP".into())),
+                path: "/EFI/BOOT".into()
+            }
         );
         assert_eq!(
             parse_target("PARTUUID=abcd-01:/"),
-            Target { part: Some(PartSelector::PartUuid("abcd-01".into())), path: "/".into() }
+            Target {
+                part: Some(PartSelector::PartUuid("abcd-01".into())),
+                path: "/".into()
+            }
         );
-        assert_eq!(parse_target("/a:b/c"), Target { part: None, path: "/a:b/c".into() });
-        assert_eq!(parse_target("FOO=x:/y"), Target { part: None, path: "/FOO=x:/y".into() });
-        assert_eq!(parse_target("etc"), Target { part: None, path: "/etc".into() });
+        assert_eq!(
+            parse_target("/a:b/c"),
+            Target {
+                part: None,
+                path: "/a:b/c".into()
+            }
+        );
+        assert_eq!(
+            parse_target("FOO=x:/y"),
+            Target {
+                part: None,
+                path: "/FOO=x:/y".into()
+            }
+        );
+        assert_eq!(
+            parse_target("etc"),
+            Target {
+                part: None,
+                path: "/etc".into()
+            }
+        );
     }
 }

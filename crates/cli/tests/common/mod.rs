@@ -12,7 +12,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The directory with the test images, building them on first use.
@@ -32,7 +35,10 @@ pub fn images() -> &'static Path {
             .arg(&dir)
             .status()
             .expect("python3 runs");
-        assert!(status.success(), "building test images failed; run scripts/setup-test-deps.sh");
+        assert!(
+            status.success(),
+            "building test images failed; run scripts/setup-test-deps.sh"
+        );
         lock.unlock().unwrap();
         dir
     })
@@ -73,7 +79,13 @@ pub struct Coverage {
 
 /// Compares the volume under `prefix` with the host tree `src`: every
 /// directory's names, every file's bytes, every symlink's target.
-pub fn compare_tree(vol: &Volume, prefix: &str, src: &Path, skip: &[String], extra: &[String]) -> Coverage {
+pub fn compare_tree(
+    vol: &Volume,
+    prefix: &str,
+    src: &Path,
+    skip: &[String],
+    extra: &[String],
+) -> Coverage {
     let mut cov = Coverage::default();
     walk(vol, prefix, src, src, skip, extra, &mut cov);
     cov
@@ -91,7 +103,15 @@ fn inside(prefix: &str, rel: &Path) -> Vec<u8> {
     p
 }
 
-fn walk(vol: &Volume, prefix: &str, root: &Path, dir: &Path, skip: &[String], extra: &[String], cov: &mut Coverage) {
+fn walk(
+    vol: &Volume,
+    prefix: &str,
+    root: &Path,
+    dir: &Path,
+    skip: &[String],
+    extra: &[String],
+    cov: &mut Coverage,
+) {
     let rel = dir.strip_prefix(root).unwrap();
     let here = inside(prefix, rel);
     let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
@@ -113,8 +133,13 @@ fn walk(vol: &Volume, prefix: &str, root: &Path, dir: &Path, skip: &[String], ex
         .map(|e| e.name)
         .collect();
     assert_eq!(
-        got.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>(),
-        expected.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>(),
+        got.iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect::<Vec<_>>(),
         "listing of {}",
         String::from_utf8_lossy(&here)
     );
@@ -133,16 +158,35 @@ fn walk(vol: &Volume, prefix: &str, root: &Path, dir: &Path, skip: &[String], ex
         let shown = String::from_utf8_lossy(&path).into_owned();
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&host).unwrap();
-            assert_eq!(vol.read_link(&path).unwrap(), target.as_os_str().as_bytes(), "symlink {shown}");
-            assert_eq!(vol.symlink_metadata(&path).unwrap().file_type, FileType::Symlink, "{shown}");
+            assert_eq!(
+                vol.read_link(&path).unwrap(),
+                target.as_os_str().as_bytes(),
+                "symlink {shown}"
+            );
+            assert_eq!(
+                vol.symlink_metadata(&path).unwrap().file_type,
+                FileType::Symlink,
+                "{shown}"
+            );
             cov.symlinks += 1;
         } else if meta.is_dir() {
             walk(vol, prefix, root, &host, skip, extra, cov);
         } else {
             let want = std::fs::read(&host).unwrap();
-            let got = vol.read(&path).unwrap_or_else(|e| panic!("read {shown}: {e}"));
-            assert!(got == want, "content of {shown} differs ({} vs {} bytes)", got.len(), want.len());
-            assert_eq!(vol.metadata(&path).unwrap().size, want.len() as u64, "size of {shown}");
+            let got = vol
+                .read(&path)
+                .unwrap_or_else(|e| panic!("read {shown}: {e}"));
+            assert!(
+                got == want,
+                "content of {shown} differs ({} vs {} bytes)",
+                got.len(),
+                want.len()
+            );
+            assert_eq!(
+                vol.metadata(&path).unwrap().size,
+                want.len() as u64,
+                "size of {shown}"
+            );
             cov.files += 1;
             cov.bytes += want.len() as u64;
         }

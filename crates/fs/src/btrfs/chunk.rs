@@ -41,17 +41,32 @@ fn parse_chunk(logical: u64, b: &[u8]) -> Result<(Chunk, usize), FsError> {
     let num_stripes = usize::from(le16(b, 44));
     let total = CHUNK_LEN + num_stripes * STRIPE_LEN;
     if num_stripes == 0 || b.len() < total {
-        return Err(corrupt(format!("chunk at {logical:#x} has {num_stripes} stripes in {} bytes", b.len())));
+        return Err(corrupt(format!(
+            "chunk at {logical:#x} has {num_stripes} stripes in {} bytes",
+            b.len()
+        )));
     }
     if kind & STRIPED != 0 && num_stripes > 1 {
-        return Err(FsError::unsupported(FsKind::Btrfs, format!("striped chunk profile {kind:#x} (multi-device)")));
+        return Err(FsError::unsupported(
+            FsKind::Btrfs,
+            format!("striped chunk profile {kind:#x} (multi-device)"),
+        ));
     }
     // SINGLE, DUP and RAID1*: every stripe holds a full copy; take the first.
     let physical = le64(b, CHUNK_LEN + 8);
     if length == 0 || logical.checked_add(length).is_none() {
-        return Err(corrupt(format!("chunk at {logical:#x} has length {length}")));
+        return Err(corrupt(format!(
+            "chunk at {logical:#x} has length {length}"
+        )));
     }
-    Ok((Chunk { logical, length, physical }, total))
+    Ok((
+        Chunk {
+            logical,
+            length,
+            physical,
+        },
+        total,
+    ))
 }
 
 impl ChunkMap {
@@ -78,7 +93,10 @@ impl ChunkMap {
             let key = Key::parse(&a[pos..]);
             pos += 17;
             if key.kind != CHUNK_ITEM {
-                return Err(corrupt(format!("sys_chunk_array holds item type {}", key.kind)));
+                return Err(corrupt(format!(
+                    "sys_chunk_array holds item type {}",
+                    key.kind
+                )));
             }
             let (chunk, len) = parse_chunk(key.offset, &a[pos..])?;
             map.insert(chunk)?;

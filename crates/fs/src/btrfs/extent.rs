@@ -22,7 +22,13 @@ enum Data {
     Plain { addr: u64 },
     /// A compressed extent: decompress `disk_len` bytes at `addr`, then
     /// take `len` bytes from `skip`.
-    Compressed { addr: u64, disk_len: u64, ram: u64, skip: u64, method: u8 },
+    Compressed {
+        addr: u64,
+        disk_len: u64,
+        ram: u64,
+        skip: u64,
+        method: u8,
+    },
     /// Hole or preallocated: zeros.
     Zero,
 }
@@ -53,8 +59,12 @@ fn decompress(method: u8, input: &[u8], ram: u64, sector: u32) -> Result<Vec<u8>
         }
         3 => {
             // One frame; the rest of the last sector is padding.
-            let d = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| fail("zstd", e.to_string()))?;
-            d.single_frame().take(ram).read_to_end(&mut out).map_err(|e| fail("zstd", e.to_string()))?;
+            let d = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| fail("zstd", e.to_string()))?;
+            d.single_frame()
+                .take(ram)
+                .read_to_end(&mut out)
+                .map_err(|e| fail("zstd", e.to_string()))?;
         }
         2 => {
             // LZO: a u32 total length, then segments of (u32 length, lzo1x
@@ -74,19 +84,30 @@ fn decompress(method: u8, input: &[u8], ram: u64, sector: u32) -> Result<Vec<u8>
                 let seg = le32(input, pos) as usize;
                 pos += 4;
                 if seg == 0 || pos + seg > total {
-                    return Err(fail("lzo", format!("segment of {seg} bytes at {pos} overruns {total}")));
+                    return Err(fail(
+                        "lzo",
+                        format!("segment of {seg} bytes at {pos} overruns {total}"),
+                    ));
                 }
                 let chunk = lzokay_native::decompress_all(&input[pos..pos + seg], None)
                     .map_err(|e| fail("lzo", format!("{e:?}")))?;
                 if chunk.len() > sector {
-                    return Err(fail("lzo", format!("segment inflates to {} bytes", chunk.len())));
+                    return Err(fail(
+                        "lzo",
+                        format!("segment inflates to {} bytes", chunk.len()),
+                    ));
                 }
                 out.extend_from_slice(&chunk);
                 pos += seg;
             }
             out.truncate(want);
         }
-        m => return Err(FsError::unsupported(FsKind::Btrfs, format!("compression type {m}"))),
+        m => {
+            return Err(FsError::unsupported(
+                FsKind::Btrfs,
+                format!("compression type {m}"),
+            ))
+        }
     }
     if out.len() < want {
         out.resize(want, 0);
@@ -96,7 +117,12 @@ fn decompress(method: u8, input: &[u8], ram: u64, sector: u32) -> Result<Vec<u8>
 
 impl FileMap {
     /// Collects the EXTENT_DATA items of inode `ino` in `tree`.
-    pub(crate) fn load(reader: &Reader, tree: &Tree, ino: u64, size: u64) -> Result<FileMap, FsError> {
+    pub(crate) fn load(
+        reader: &Reader,
+        tree: &Tree,
+        ino: u64,
+        size: u64,
+    ) -> Result<FileMap, FsError> {
         let mut pieces: Vec<Piece> = Vec::new();
         let mut error = None;
         reader.search(
@@ -160,13 +186,26 @@ impl FileMap {
         pieces.retain(|p| p.len > 0 && p.file_offset < size.max(1));
         for w in pieces.windows(2) {
             if w[0].file_offset.saturating_add(w[0].len) > w[1].file_offset {
-                return Err(corrupt(format!("inode {ino}: extents overlap at file offset {}", w[1].file_offset)));
+                return Err(corrupt(format!(
+                    "inode {ino}: extents overlap at file offset {}",
+                    w[1].file_offset
+                )));
             }
         }
-        Ok(FileMap { pieces, last: Mutex::new(None) })
+        Ok(FileMap {
+            pieces,
+            last: Mutex::new(None),
+        })
     }
 
-    fn decompressed(&self, reader: &Reader, addr: u64, disk_len: u64, ram: u64, method: u8) -> Result<Arc<Vec<u8>>, FsError> {
+    fn decompressed(
+        &self,
+        reader: &Reader,
+        addr: u64,
+        disk_len: u64,
+        ram: u64,
+        method: u8,
+    ) -> Result<Arc<Vec<u8>>, FsError> {
         if let Some((a, d)) = &*self.last.lock().expect("extent cache") {
             if *a == addr {
                 return Ok(Arc::clone(d));
@@ -206,7 +245,13 @@ impl FileMap {
                             out[k..].fill(0);
                         }
                         Data::Plain { addr } => reader.read_logical(addr + within, out)?,
-                        Data::Compressed { addr, disk_len, ram, skip, method } => {
+                        Data::Compressed {
+                            addr,
+                            disk_len,
+                            ram,
+                            skip,
+                            method,
+                        } => {
                             let d = self.decompressed(reader, *addr, *disk_len, *ram, *method)?;
                             let s = (skip + within) as usize;
                             out.copy_from_slice(&d[s..s + n]);

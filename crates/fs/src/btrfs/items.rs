@@ -77,5 +77,8 @@ pub(crate) fn root_item(b: &[u8]) -> Result<Tree, FsError> {
     if b.len() < 239 {
         return Err(corrupt(format!("root item of {} bytes", b.len())));
     }
-    Ok(Tree { bytenr: le64(b, 176), level: b[238] })
+    Ok(Tree {
+        bytenr: le64(b, 176),
+        level: b[238],
+    })
 }

@@ -63,7 +63,7 @@ pub(crate) struct Btrfs {
     label: String,
     uuid: [u8; 16],
     trees: Mutex<HashMap<u64, Tree>>,
-    dir_cache: Mutex<HashMap<Ino, Arc<Vec<(Vec<u8>, DirItem)>>>>,
+    dir_cache: Mutex<HashMap<Ino, Arc<Vec<DirItem>>>>,
 }
 
 impl Btrfs {
@@ -71,13 +71,25 @@ impl Btrfs {
         let sb = superblock::Superblock::read(&*dev)?;
         let mut chunks = chunk::ChunkMap::from_sys_array(&sb)?;
         let boot = tree::Reader::new(Arc::clone(&dev), chunks.clone(), &sb);
-        chunks.load_chunk_tree(&boot, &Tree { bytenr: sb.chunk_root, level: sb.chunk_root_level })?;
+        chunks.load_chunk_tree(
+            &boot,
+            &Tree {
+                bytenr: sb.chunk_root,
+                level: sb.chunk_root_level,
+            },
+        )?;
         let reader = tree::Reader::new(dev, chunks, &sb);
-        let root_tree = Tree { bytenr: sb.root, level: sb.root_level };
+        let root_tree = Tree {
+            bytenr: sb.root,
+            level: sb.root_level,
+        };
         let mut fs = Btrfs {
             reader,
             root_tree,
-            default: Ino { tree: FS_TREE_OBJECTID, ino: FIRST_FREE_OBJECTID },
+            default: Ino {
+                tree: FS_TREE_OBJECTID,
+                ino: FIRST_FREE_OBJECTID,
+            },
             label: sb.label,
             uuid: sb.fsid,
             trees: Mutex::new(HashMap::new()),
@@ -98,7 +110,10 @@ impl Btrfs {
                 Ok(true)
             },
         )?;
-        fs.default = Ino { tree: default, ino: FIRST_FREE_OBJECTID };
+        fs.default = Ino {
+            tree: default,
+            ino: FIRST_FREE_OBJECTID,
+        };
         fs.subvolume(default)?;
         Ok(Box::new(fs))
     }
@@ -131,10 +146,15 @@ impl Btrfs {
             found = Some(items::inode_item(data)?);
             Ok(false)
         })?;
-        found.ok_or_else(|| corrupt(format!("inode {} of subvolume {} is missing", at.ino, at.tree)))
+        found.ok_or_else(|| {
+            corrupt(format!(
+                "inode {} of subvolume {} is missing",
+                at.ino, at.tree
+            ))
+        })
     }
 
-    fn entries(&self, dir: Ino) -> Result<Arc<Vec<(Vec<u8>, DirItem)>>, FsError> {
+    fn entries(&self, dir: Ino) -> Result<Arc<Vec<DirItem>>, FsError> {
         if let Some(e) = self.dir_cache.lock().expect("dir cache").get(&dir) {
             return Ok(Arc::clone(e));
         }
@@ -145,9 +165,7 @@ impl Btrfs {
             Key::new(dir.ino, DIR_INDEX, 0),
             Key::new(dir.ino, DIR_INDEX, u64::MAX),
             &mut |_, data| {
-                for item in items::dir_items(data)? {
-                    out.push((item.name.clone(), item));
-                }
+                out.extend(items::dir_items(data)?);
                 Ok(true)
             },
         )?;
@@ -164,9 +182,15 @@ impl Btrfs {
     /// root directory of another subvolume.
     fn follow(&self, dir: Ino, item: &DirItem) -> Ino {
         if item.location.kind == ROOT_ITEM {
-            Ino { tree: item.location.objectid, ino: FIRST_FREE_OBJECTID }
+            Ino {
+                tree: item.location.objectid,
+                ino: FIRST_FREE_OBJECTID,
+            }
         } else {
-            Ino { tree: dir.tree, ino: item.location.objectid }
+            Ino {
+                tree: dir.tree,
+                ino: item.location.objectid,
+            }
         }
     }
 
@@ -180,8 +204,7 @@ impl Btrfs {
             let entries = self.entries(at)?;
             let item = entries
                 .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, i)| i)
+                .find(|i| i.name == *name)
                 .ok_or_else(|| FsError::NotFound(path.to_string()))?;
             at = self.follow(at, item);
             node = self.inode(at)?;
@@ -228,8 +251,8 @@ impl FileSystem for Btrfs {
         Ok(self
             .entries(at)?
             .iter()
-            .map(|(name, item)| DirEntry {
-                name: name.clone(),
+            .map(|item| DirEntry {
+                name: item.name.clone(),
                 file_type: item.file_type,
             })
             .collect())
@@ -241,7 +264,10 @@ impl FileSystem for Btrfs {
             return Err(FsError::NotASymlink(path.to_string()));
         }
         if node.size > 4096 {
-            return Err(corrupt(format!("symlink inode {} has length {}", at.ino, node.size)));
+            return Err(corrupt(format!(
+                "symlink inode {} has length {}",
+                at.ino, node.size
+            )));
         }
         let tree = self.subvolume(at.tree)?;
         let map = extent::FileMap::load(&self.reader, &tree, at.ino, node.size)?;
@@ -254,7 +280,12 @@ impl FileSystem for Btrfs {
         let (at, node) = self.lookup(path)?;
         let tree = self.subvolume(at.tree)?;
         let map = extent::FileMap::load(&self.reader, &tree, at.ino, node.size)?;
-        Ok(Box::new(FileReader { fs: self, map, pos: 0, size: node.size }))
+        Ok(Box::new(FileReader {
+            fs: self,
+            map,
+            pos: 0,
+            size: node.size,
+        }))
     }
 }
 
@@ -268,7 +299,9 @@ struct FileReader<'a> {
 
 impl Read for FileReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.size.saturating_sub(self.pos)).min(1 << 20) as usize;
+        let n = (buf.len() as u64)
+            .min(self.size.saturating_sub(self.pos))
+            .min(1 << 20) as usize;
         if n == 0 {
             return Ok(0);
         }

@@ -49,12 +49,20 @@ impl Superblock {
         }
         let sector = le32(&b, 0x90);
         let node_size = le32(&b, 0x94);
-        if !(4096..=65536).contains(&node_size) || !node_size.is_power_of_two() || !sector.is_power_of_two() || sector < 512 {
-            return Err(corrupt(format!("node size {node_size} / sector size {sector} invalid")));
+        if !(4096..=65536).contains(&node_size)
+            || !node_size.is_power_of_two()
+            || !sector.is_power_of_two()
+            || sector < 512
+        {
+            return Err(corrupt(format!(
+                "node size {node_size} / sector size {sector} invalid"
+            )));
         }
         let sys_len = le32(&b, 0xa0) as usize;
         if sys_len > 2048 {
-            return Err(corrupt(format!("sys_chunk_array_size {sys_len} exceeds 2048")));
+            return Err(corrupt(format!(
+                "sys_chunk_array_size {sys_len} exceeds 2048"
+            )));
         }
         let root_level = b[0xc6];
         let chunk_root_level = b[0xc7];

@@ -28,13 +28,24 @@ pub(crate) struct Key {
 
 impl Key {
     pub(crate) fn new(objectid: u64, kind: u8, offset: u64) -> Key {
-        Key { objectid, kind, offset }
+        Key {
+            objectid,
+            kind,
+            offset,
+        }
     }
     /// Decodes a 17-byte `btrfs_disk_key`.
     pub(crate) fn parse(b: &[u8]) -> Key {
-        Key { objectid: le64(b, 0), kind: b[8], offset: le64(b, 9) }
+        Key {
+            objectid: le64(b, 0),
+            kind: b[8],
+            offset: le64(b, 9),
+        }
     }
 }
+
+/// Called for each leaf item a search finds; returns whether to go on.
+pub(crate) type Visitor<'a> = dyn FnMut(Key, &[u8]) -> Result<bool, FsError> + 'a;
 
 /// A tree root: the node address and its level.
 #[derive(Debug, Clone, Copy)]
@@ -93,13 +104,21 @@ impl Reader {
         let mut b = vec![0u8; self.node_size as usize];
         self.read_logical(bytenr, &mut b)?;
         if b[0x20..0x30] != self.fsid {
-            return Err(corrupt(format!("tree block {bytenr:#x} belongs to another filesystem")));
+            return Err(corrupt(format!(
+                "tree block {bytenr:#x} belongs to another filesystem"
+            )));
         }
         if le64(&b, 0x30) != bytenr {
-            return Err(corrupt(format!("tree block {bytenr:#x} records address {:#x}", le64(&b, 0x30))));
+            return Err(corrupt(format!(
+                "tree block {bytenr:#x} records address {:#x}",
+                le64(&b, 0x30)
+            )));
         }
         if b[0x64] != level {
-            return Err(corrupt(format!("tree block {bytenr:#x} is level {}, expected {level}", b[0x64])));
+            return Err(corrupt(format!(
+                "tree block {bytenr:#x} is level {}, expected {level}",
+                b[0x64]
+            )));
         }
         let n = Arc::new(b);
         let mut cache = self.cache.lock().expect("node cache");
@@ -117,13 +136,17 @@ impl Reader {
         tree: &Tree,
         lo: Key,
         hi: Key,
-        f: &mut dyn FnMut(Key, &[u8]) -> Result<bool, FsError>,
+        f: &mut Visitor<'_>,
     ) -> Result<(), FsError> {
         if tree.level >= MAX_LEVEL {
-            return Err(corrupt(format!("tree root at {:#x} has level {}", tree.bytenr, tree.level)));
+            return Err(corrupt(format!(
+                "tree root at {:#x} has level {}",
+                tree.bytenr, tree.level
+            )));
         }
         let mut visits = 0;
-        self.visit(tree.bytenr, tree.level, lo, hi, f, &mut visits).map(|_| ())
+        self.visit(tree.bytenr, tree.level, lo, hi, f, &mut visits)
+            .map(|_| ())
     }
 
     fn visit(
@@ -132,12 +155,14 @@ impl Reader {
         level: u8,
         lo: Key,
         hi: Key,
-        f: &mut dyn FnMut(Key, &[u8]) -> Result<bool, FsError>,
+        f: &mut Visitor<'_>,
         visits: &mut usize,
     ) -> Result<bool, FsError> {
         *visits += 1;
         if *visits > MAX_VISITS {
-            return Err(corrupt("tree search visits too many nodes (cyclic or hostile tree)"));
+            return Err(corrupt(
+                "tree search visits too many nodes (cyclic or hostile tree)",
+            ));
         }
         let node = self.node(bytenr, level)?;
         let b = &node[..];
@@ -160,7 +185,9 @@ impl Reader {
                 let size = le32(b, at + 21) as usize;
                 let start = HEADER_LEN + off;
                 if off.checked_add(size).is_none_or(|e| e > body) {
-                    return Err(corrupt(format!("leaf {bytenr:#x} item {i} data lies outside the node")));
+                    return Err(corrupt(format!(
+                        "leaf {bytenr:#x} item {i} data lies outside the node"
+                    )));
                 }
                 if !f(key, &b[start..start + size])? {
                     return Ok(false);
@@ -169,7 +196,9 @@ impl Reader {
             return Ok(true);
         }
         if nritems * KEY_PTR_LEN > body {
-            return Err(corrupt(format!("node {bytenr:#x} claims {nritems} pointers")));
+            return Err(corrupt(format!(
+                "node {bytenr:#x} claims {nritems} pointers"
+            )));
         }
         for i in 0..nritems {
             let at = HEADER_LEN + i * KEY_PTR_LEN;

@@ -24,7 +24,11 @@ fn image_size(fs: &Iso9660, offset: u64, sectors: u16) -> u64 {
     if fs.dev.read_at(offset, &mut bpb).is_ok() && bpb[510] == 0x55 && bpb[511] == 0xaa {
         let bps = u64::from(u16::from_le_bytes([bpb[11], bpb[12]]));
         let small = u64::from(u16::from_le_bytes([bpb[19], bpb[20]]));
-        let total = if small != 0 { small } else { u64::from(le32(&bpb, 32)) };
+        let total = if small != 0 {
+            small
+        } else {
+            u64::from(le32(&bpb, 32))
+        };
         if matches!(bps, 512 | 1024 | 2048 | 4096) && total > 0 {
             return bps * total;
         }
@@ -52,9 +56,14 @@ pub(crate) fn boot_images(fs: &Iso9660, catalog_lba: u64) -> Result<Vec<Embedded
         if offset >= fs.dev.size() {
             return;
         }
-        let size = image_size(fs, offset, u16::from_le_bytes([e[6], e[7]])).min(fs.dev.size() - offset);
+        let size =
+            image_size(fs, offset, u16::from_le_bytes([e[6], e[7]])).min(fs.dev.size() - offset);
         out.push(Embedded {
-            name: format!("El Torito boot image {} ({})", out.len() + 1, platform(plat)),
+            name: format!(
+                "El Torito boot image {} ({})",
+                out.len() + 1,
+                platform(plat)
+            ),
             offset,
             size,
         });

@@ -63,9 +63,13 @@ impl Iso9660 {
                 return Err(corrupt(format!("volume descriptor {} lacks CD001", 16 + i)));
             }
             match d[0] {
-                0 if d[7..30] == *b"EL TORITO SPECIFICATION" => boot_catalog = Some(u64::from(le32(&d, 0x47))),
+                0 if d[7..30] == *b"EL TORITO SPECIFICATION" => {
+                    boot_catalog = Some(u64::from(le32(&d, 0x47)))
+                }
                 1 if primary.is_none() => primary = Some(d),
-                2 if d[88] == b'%' && d[89] == b'/' && matches!(d[90], b'@' | b'C' | b'E') => joliet = Some(d),
+                2 if d[88] == b'%' && d[89] == b'/' && matches!(d[90], b'@' | b'C' | b'E') => {
+                    joliet = Some(d)
+                }
                 255 => break,
                 _ => {}
             }
@@ -79,7 +83,16 @@ impl Iso9660 {
         let date = &pvd[813..829];
         let uuid = date.iter().all(u8::is_ascii_digit).then(|| {
             let s = String::from_utf8_lossy(date);
-            format!("{}-{}-{}-{}-{}-{}-{}", &s[0..4], &s[4..6], &s[6..8], &s[8..10], &s[10..12], &s[12..14], &s[14..16])
+            format!(
+                "{}-{}-{}-{}-{}-{}-{}",
+                &s[0..4],
+                &s[4..6],
+                &s[6..8],
+                &s[8..10],
+                &s[10..12],
+                &s[12..14],
+                &s[14..16]
+            )
         });
         let pvd_root = Record::parse(&pvd[156..190], Names::Plain, 0)?
             .ok_or_else(|| corrupt("primary root directory record is empty"))?;
@@ -108,7 +121,9 @@ impl Iso9660 {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
         self.dev.read_at(offset, buf).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                corrupt(format!("extent at byte {offset} lies past the end of the device"))
+                corrupt(format!(
+                    "extent at byte {offset} lies past the end of the device"
+                ))
             } else {
                 FsError::Io(e)
             }
@@ -118,7 +133,9 @@ impl Iso9660 {
     /// Reads a directory extent.
     fn dir_bytes(&self, lba: u64, len: u64) -> Result<Vec<u8>, FsError> {
         if len > MAX_DIR_BYTES {
-            return Err(corrupt(format!("directory at block {lba} claims {len} bytes")));
+            return Err(corrupt(format!(
+                "directory at block {lba} claims {len} bytes"
+            )));
         }
         let mut b = vec![0u8; len as usize];
         self.read(lba * self.block_size, &mut b)?;
@@ -153,12 +170,15 @@ impl Iso9660 {
             if let Some(child) = r.relocated_to {
                 // A "CL" entry stands for a directory moved to rr_moved.
                 let head = self.dir_bytes(child, SECTOR.min(self.block_size * 4))?;
-                let dot = Record::parse(&head, Names::Plain, 0)?
-                    .ok_or_else(|| corrupt(format!("relocated directory at block {child} is empty")))?;
+                let dot = Record::parse(&head, Names::Plain, 0)?.ok_or_else(|| {
+                    corrupt(format!("relocated directory at block {child} is empty"))
+                })?;
                 r.lba = child;
                 r.size = dot.size;
                 r.is_dir = true;
-                if r.mode.is_none_or(|m| FileType::from_mode(m) != FileType::Dir) {
+                if r.mode
+                    .is_none_or(|m| FileType::from_mode(m) != FileType::Dir)
+                {
                     r.mode = Some(0o040755);
                 }
             }

@@ -58,7 +58,10 @@ impl Record {
     /// Decodes the record at the start of `b` (without SUSP); `None` for a
     /// zero length byte (padding up to the next sector).
     pub(crate) fn parse(b: &[u8], names: Names, _skip: usize) -> Result<Option<Record>, FsError> {
-        let len = usize::from(*b.first().ok_or_else(|| corrupt("directory record truncated"))?);
+        let len = usize::from(
+            *b.first()
+                .ok_or_else(|| corrupt("directory record truncated"))?,
+        );
         if len == 0 {
             return Ok(None);
         }
@@ -72,13 +75,20 @@ impl Record {
         let raw = &b[33..33 + name_len];
         let name = match names {
             Names::Joliet => {
-                let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+                let units: Vec<u16> = raw
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect();
                 strip_version(String::from_utf16_lossy(&units).into_bytes())
             }
             _ => strip_version(raw.to_vec()),
         };
         let d = &b[18..25];
-        let days = crate::days_from_civil(1900 + i64::from(d[0]), i64::from(d[1]).max(1), i64::from(d[2]).max(1));
+        let days = crate::days_from_civil(
+            1900 + i64::from(d[0]),
+            i64::from(d[1]).max(1),
+            i64::from(d[2]).max(1),
+        );
         let mtime = days * 86400 + i64::from(d[3]) * 3600 + i64::from(d[4]) * 60 + i64::from(d[5])
             - i64::from(d[6] as i8) * 15 * 60;
         let flags = b[25];
@@ -171,7 +181,11 @@ fn apply_rock_ridge(fs: &Iso9660, mut area: Vec<u8>, r: &mut Record) -> Result<(
                 b"CL" if len >= 12 => r.relocated_to = Some(u64::from(le32(e, 4))),
                 b"RE" => r.hidden = true,
                 b"CE" if len >= 28 => {
-                    next = Some((u64::from(le32(e, 4)), u64::from(le32(e, 12)), u64::from(le32(e, 20))));
+                    next = Some((
+                        u64::from(le32(e, 4)),
+                        u64::from(le32(e, 12)),
+                        u64::from(le32(e, 20)),
+                    ));
                 }
                 b"ST" => break,
                 _ => {}
@@ -179,13 +193,19 @@ fn apply_rock_ridge(fs: &Iso9660, mut area: Vec<u8>, r: &mut Record) -> Result<(
             pos += len;
         }
         match next {
-            Some((block, offset, length)) if hops < MAX_CONTINUATIONS && length <= fs.block_size => {
+            Some((block, offset, length))
+                if hops < MAX_CONTINUATIONS && length <= fs.block_size =>
+            {
                 hops += 1;
                 let mut b = vec![0u8; length as usize];
                 fs.read(block * fs.block_size + offset, &mut b)?;
                 area = b;
             }
-            Some(_) => return Err(corrupt("Rock Ridge continuation chain too long or too large")),
+            Some(_) => {
+                return Err(corrupt(
+                    "Rock Ridge continuation chain too long or too large",
+                ))
+            }
             None => break,
         }
     }
@@ -218,7 +238,9 @@ pub(crate) fn parse_directory(fs: &Iso9660, data: &[u8]) -> Result<Vec<Record>, 
                     apply_rock_ridge(fs, data[pos + su..pos + len].to_vec(), &mut r)?;
                 }
             }
-            let continues = out.last().is_some_and(|p| p.multi_extent && p.name == r.name);
+            let continues = out
+                .last()
+                .is_some_and(|p| p.multi_extent && p.name == r.name);
             if continues {
                 let prev = out.last_mut().expect("checked");
                 prev.more_extents.push((r.lba, u64::from(r.size)));

@@ -67,33 +67,47 @@ fn walk_block(
     out: &mut Vec<Extent>,
 ) -> Result<(), FsError> {
     if !seen.insert(fsb) {
-        return Err(corrupt(format!("inode {ino}: extent B+tree visits block {fsb:#x} twice")));
+        return Err(corrupt(format!(
+            "inode {ino}: extent B+tree visits block {fsb:#x} twice"
+        )));
     }
     let bs = fs.sb.block_size as usize;
     let mut block = vec![0u8; bs];
     fs.read(fs.sb.fsblock_to_byte(fsb)?, &mut block)?;
     let magic: &[u8] = if fs.sb.v5 { b"BMA3" } else { b"BMAP" };
     if &block[..4] != magic {
-        return Err(corrupt(format!("inode {ino}: extent B+tree block {fsb:#x} lacks {} magic", String::from_utf8_lossy(magic))));
+        return Err(corrupt(format!(
+            "inode {ino}: extent B+tree block {fsb:#x} lacks {} magic",
+            String::from_utf8_lossy(magic)
+        )));
     }
     let level = be16(&block, 4);
     let numrecs = usize::from(be16(&block, 6));
     if level != expect_level {
-        return Err(corrupt(format!("inode {ino}: B+tree block {fsb:#x} is level {level}, expected {expect_level}")));
+        return Err(corrupt(format!(
+            "inode {ino}: B+tree block {fsb:#x} is level {level}, expected {expect_level}"
+        )));
     }
     if fs.sb.v5 && be64(&block, 56) != ino {
-        return Err(corrupt(format!("inode {ino}: B+tree block {fsb:#x} is owned by inode {}", be64(&block, 56))));
+        return Err(corrupt(format!(
+            "inode {ino}: B+tree block {fsb:#x} is owned by inode {}",
+            be64(&block, 56)
+        )));
     }
     let h = header_len(fs);
     if level == 0 {
         if h + numrecs * 16 > bs {
-            return Err(corrupt(format!("inode {ino}: B+tree leaf claims {numrecs} records")));
+            return Err(corrupt(format!(
+                "inode {ino}: B+tree leaf claims {numrecs} records"
+            )));
         }
         return push_records(&block[h..], numrecs, out);
     }
     let maxrecs = (bs - h) / 16;
     if numrecs > maxrecs {
-        return Err(corrupt(format!("inode {ino}: B+tree node claims {numrecs} > {maxrecs} pointers")));
+        return Err(corrupt(format!(
+            "inode {ino}: B+tree node claims {numrecs} > {maxrecs} pointers"
+        )));
     }
     let ptrs = h + maxrecs * 8;
     for i in 0..numrecs {
@@ -123,14 +137,24 @@ pub(crate) fn extents(fs: &Xfs, node: &Inode) -> Result<Vec<Extent>, FsError> {
             let ptrs = 4 + maxrecs * 8;
             let mut seen = HashSet::new();
             for i in 0..numrecs {
-                walk_block(fs, node.ino, be64(root, ptrs + i * 8), level - 1, &mut seen, &mut out)?;
+                walk_block(
+                    fs,
+                    node.ino,
+                    be64(root, ptrs + i * 8),
+                    level - 1,
+                    &mut seen,
+                    &mut out,
+                )?;
             }
         }
     }
     out.sort_by_key(|e| e.file_block);
     for w in out.windows(2) {
         if w[0].file_block + w[0].count > w[1].file_block {
-            return Err(corrupt(format!("inode {}: extents overlap at file block {}", node.ino, w[1].file_block)));
+            return Err(corrupt(format!(
+                "inode {}: extents overlap at file block {}",
+                node.ino, w[1].file_block
+            )));
         }
     }
     Ok(out)

@@ -39,7 +39,12 @@ fn ftype(b: u8) -> Option<FileType> {
 }
 
 fn shortform(fs: &Xfs, dir: &Inode, data: &[u8]) -> Result<Vec<Entry>, FsError> {
-    let bad = || corrupt(format!("directory inode {}: shortform data is truncated", dir.ino));
+    let bad = || {
+        corrupt(format!(
+            "directory inode {}: shortform data is truncated",
+            dir.ino
+        ))
+    };
     if data.len() < 6 {
         return Err(bad());
     }
@@ -65,14 +70,23 @@ fn shortform(fs: &Xfs, dir: &Inode, data: &[u8]) -> Result<Vec<Entry>, FsError> 
         out.push(Entry {
             name: data[name_at..after_name].to_vec(),
             ino,
-            file_type: if fs.sb.ftype { ftype(data[after_name]) } else { None },
+            file_type: if fs.sb.ftype {
+                ftype(data[after_name])
+            } else {
+                None
+            },
         });
         pos = ino_at + ino_len;
     }
     Ok(out)
 }
 
-fn parse_data_block(fs: &Xfs, dir: &Inode, blk: &[u8], out: &mut Vec<Entry>) -> Result<(), FsError> {
+fn parse_data_block(
+    fs: &Xfs,
+    dir: &Inode,
+    blk: &[u8],
+    out: &mut Vec<Entry>,
+) -> Result<(), FsError> {
     let magic = &blk[..4];
     let (hdr, is_block) = match magic {
         b"XDB3" => (64, true),
@@ -94,7 +108,12 @@ fn parse_data_block(fs: &Xfs, dir: &Inode, blk: &[u8], out: &mut Vec<Entry>) -> 
             .checked_mul(8)
             .and_then(|n| blk.len().checked_sub(8 + n))
             .filter(|&e| e >= hdr)
-            .ok_or_else(|| corrupt(format!("directory inode {}: block tail claims {count} leaf entries", dir.ino)))?;
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "directory inode {}: block tail claims {count} leaf entries",
+                    dir.ino
+                ))
+            })?;
     }
     let ft_len = usize::from(fs.sb.ftype);
     let mut pos = hdr;
@@ -102,7 +121,10 @@ fn parse_data_block(fs: &Xfs, dir: &Inode, blk: &[u8], out: &mut Vec<Entry>) -> 
         if be16(blk, pos) == 0xffff {
             let len = usize::from(be16(blk, pos + 2));
             if len < 8 || len % 8 != 0 {
-                return Err(corrupt(format!("directory inode {}: free space of length {len}", dir.ino)));
+                return Err(corrupt(format!(
+                    "directory inode {}: free space of length {len}",
+                    dir.ino
+                )));
             }
             pos += len;
             continue;
@@ -110,17 +132,27 @@ fn parse_data_block(fs: &Xfs, dir: &Inode, blk: &[u8], out: &mut Vec<Entry>) -> 
         let namelen = usize::from(blk[pos + 8]);
         let len = (8 + 1 + namelen + ft_len + 2).div_ceil(8) * 8;
         if namelen == 0 || pos + len > end {
-            return Err(corrupt(format!("directory inode {}: entry at {pos} overruns its block", dir.ino)));
+            return Err(corrupt(format!(
+                "directory inode {}: entry at {pos} overruns its block",
+                dir.ino
+            )));
         }
         let name = &blk[pos + 9..pos + 9 + namelen];
         if name != b"." && name != b".." {
             if out.len() >= MAX_ENTRIES {
-                return Err(corrupt(format!("directory inode {} has over {MAX_ENTRIES} entries", dir.ino)));
+                return Err(corrupt(format!(
+                    "directory inode {} has over {MAX_ENTRIES} entries",
+                    dir.ino
+                )));
             }
             out.push(Entry {
                 name: name.to_vec(),
                 ino: be64(blk, pos),
-                file_type: if fs.sb.ftype { ftype(blk[pos + 9 + namelen]) } else { None },
+                file_type: if fs.sb.ftype {
+                    ftype(blk[pos + 9 + namelen])
+                } else {
+                    None
+                },
             });
         }
         pos += len;
@@ -145,7 +177,10 @@ pub(crate) fn read_entries(fs: &Xfs, dir: &Inode) -> Result<Vec<Entry>, FsError>
             starts.insert(off);
             off += dbs;
             if starts.len() > (1 << 20) {
-                return Err(corrupt(format!("directory inode {} maps over a million blocks", dir.ino)));
+                return Err(corrupt(format!(
+                    "directory inode {} maps over a million blocks",
+                    dir.ino
+                )));
             }
         }
     }

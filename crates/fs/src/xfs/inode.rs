@@ -55,7 +55,10 @@ impl Inode {
             v => return Err(corrupt(format!("inode {ino}: version {v}"))),
         };
         if version == 3 && be64(&raw, 152) != ino {
-            return Err(corrupt(format!("inode {ino}: records inode number {}", be64(&raw, 152))));
+            return Err(corrupt(format!(
+                "inode {ino}: records inode number {}",
+                be64(&raw, 152)
+            )));
         }
         let flags = be16(&raw, 90);
         let flags2 = if version == 3 { be64(&raw, 120) } else { 0 };
@@ -78,7 +81,9 @@ impl Inode {
         let literal = raw.len() - core;
         let fork_size = if forkoff == 0 { literal } else { forkoff };
         if fork_size > literal {
-            return Err(corrupt(format!("inode {ino}: attribute fork offset {forkoff} beyond the inode")));
+            return Err(corrupt(format!(
+                "inode {ino}: attribute fork offset {forkoff} beyond the inode"
+            )));
         }
         let fork_bytes = raw[core..core + fork_size].to_vec();
         let fork = match format {
@@ -87,13 +92,17 @@ impl Inode {
                 let n = usize::try_from(size).unwrap_or(usize::MAX);
                 // A shortform directory's size is its byte length; symlinks too.
                 if n > fork_size {
-                    return Err(corrupt(format!("inode {ino}: local data of {size} bytes exceeds its fork ({fork_size})")));
+                    return Err(corrupt(format!(
+                        "inode {ino}: local data of {size} bytes exceeds its fork ({fork_size})"
+                    )));
                 }
                 DataFork::Local(fork_bytes[..n].to_vec())
             }
             FORMAT_EXTENTS => {
                 if nextents.saturating_mul(16) > fork_size as u64 {
-                    return Err(corrupt(format!("inode {ino}: {nextents} extents do not fit the inode fork")));
+                    return Err(corrupt(format!(
+                        "inode {ino}: {nextents} extents do not fit the inode fork"
+                    )));
                 }
                 DataFork::Extents(fork_bytes, nextents)
             }
@@ -135,7 +144,11 @@ impl Inode {
 
 /// Reads a symlink target stored in blocks. v5 blocks start with an
 /// `XSLM` header (`struct xfs_dsymlink_hdr`, 56 bytes).
-pub(crate) fn read_remote_symlink(fs: &Xfs, node: &Inode, extents: &[Extent]) -> Result<Vec<u8>, FsError> {
+pub(crate) fn read_remote_symlink(
+    fs: &Xfs,
+    node: &Inode,
+    extents: &[Extent],
+) -> Result<Vec<u8>, FsError> {
     let want = node.size as usize;
     let bs = fs.sb.block_size as usize;
     let mut out = Vec::with_capacity(want);
@@ -149,7 +162,10 @@ pub(crate) fn read_remote_symlink(fs: &Xfs, node: &Inode, extents: &[Extent]) ->
             fs.read(at, &mut block)?;
             let payload = if fs.sb.v5 {
                 if &block[..4] != b"XSLM" {
-                    return Err(corrupt(format!("symlink inode {}: block lacks XSLM magic", node.ino)));
+                    return Err(corrupt(format!(
+                        "symlink inode {}: block lacks XSLM magic",
+                        node.ino
+                    )));
                 }
                 let bytes = be32(&block, 8) as usize;
                 &block[56..(56 + bytes).min(bs)]
@@ -161,7 +177,11 @@ pub(crate) fn read_remote_symlink(fs: &Xfs, node: &Inode, extents: &[Extent]) ->
         }
     }
     if out.len() != want {
-        return Err(corrupt(format!("symlink inode {}: target has {} of {want} bytes", node.ino, out.len())));
+        return Err(corrupt(format!(
+            "symlink inode {}: target has {} of {want} bytes",
+            node.ino,
+            out.len()
+        )));
     }
     Ok(out)
 }

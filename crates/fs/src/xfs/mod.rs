@@ -55,7 +55,9 @@ impl Xfs {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
         self.dev.read_at(offset, buf).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                corrupt(format!("structure at byte {offset} lies past the end of the device"))
+                corrupt(format!(
+                    "structure at byte {offset} lies past the end of the device"
+                ))
             } else {
                 FsError::Io(e)
             }
@@ -102,9 +104,17 @@ impl Xfs {
 
     /// Reads `buf.len()` bytes of a file's data fork starting at `offset`
     /// (holes and unwritten extents read as zeros).
-    fn read_file_at(&self, ino: &Inode, extents: &[bmap::Extent], offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
+    fn read_file_at(
+        &self,
+        ino: &Inode,
+        extents: &[bmap::Extent],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), FsError> {
         if let DataFork::Local(data) = &ino.fork {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
             let n = buf.len().min(data.len() - start);
             buf[..n].copy_from_slice(&data[start..start + n]);
             buf[n..].fill(0);
@@ -125,7 +135,10 @@ impl Xfs {
                     if e.unwritten {
                         buf[done..done + n].fill(0);
                     } else {
-                        let disk = self.sb.fsblock_to_byte(e.disk_block + (fblock - e.file_block))? + within;
+                        let disk = self
+                            .sb
+                            .fsblock_to_byte(e.disk_block + (fblock - e.file_block))?
+                            + within;
                         self.read(disk, &mut buf[done..done + n])?;
                     }
                 }
@@ -137,7 +150,10 @@ impl Xfs {
                 }
             }
             if n == 0 {
-                return Err(corrupt(format!("inode {}: extent map makes no progress", ino.ino)));
+                return Err(corrupt(format!(
+                    "inode {}: extent map makes no progress",
+                    ino.ino
+                )));
             }
             done += n;
         }
@@ -213,7 +229,10 @@ impl FileSystem for Xfs {
         }
         // XFS_SYMLINK_MAXLEN
         if node.size == 0 || node.size > 1024 {
-            return Err(corrupt(format!("symlink inode {} has length {}", node.ino, node.size)));
+            return Err(corrupt(format!(
+                "symlink inode {} has length {}",
+                node.ino, node.size
+            )));
         }
         if let DataFork::Local(data) = &node.fork {
             return Ok(data[..(node.size as usize).min(data.len())].to_vec());
@@ -225,7 +244,10 @@ impl FileSystem for Xfs {
     fn open(&self, path: &NodePath) -> Result<Box<dyn Read + '_>, FsError> {
         let node = self.lookup(path)?;
         if node.realtime {
-            return Err(FsError::unsupported(FsKind::Xfs, format!("{path} is on the realtime device")));
+            return Err(FsError::unsupported(
+                FsKind::Xfs,
+                format!("{path} is on the realtime device"),
+            ));
         }
         let extents = match &node.fork {
             DataFork::Local(_) => Vec::new(),

@@ -73,13 +73,17 @@ impl Superblock {
         let agblk_log = u32::from(b[124]);
         let dirblk_log = u32::from(b[192]);
         if !(512..=65536).contains(&block_size) || 1u64 << block_log != block_size {
-            return Err(corrupt(format!("block size {block_size} (log {block_log}) is invalid")));
+            return Err(corrupt(format!(
+                "block size {block_size} (log {block_log}) is invalid"
+            )));
         }
         if !(256..=2048).contains(&inode_size) || 1u32 << inode_log != u32::from(inode_size) {
             return Err(corrupt(format!("inode size {inode_size} is invalid")));
         }
         if block_log < inode_log || inopb_log != block_log - inode_log {
-            return Err(corrupt("inodes-per-block log does not match block and inode sizes"));
+            return Err(corrupt(
+                "inodes-per-block log does not match block and inode sizes",
+            ));
         }
         if !(512..=32768).contains(&sect_size) {
             return Err(corrupt(format!("sector size {sect_size} is invalid")));
@@ -92,7 +96,9 @@ impl Superblock {
             )));
         }
         if dirblk_log > 6 || (block_size << dirblk_log) > 65536 {
-            return Err(corrupt(format!("directory block log {dirblk_log} is invalid")));
+            return Err(corrupt(format!(
+                "directory block log {dirblk_log} is invalid"
+            )));
         }
         let (v5, ftype, bigtime, nrext64) = match version {
             5 => {
@@ -100,7 +106,10 @@ impl Superblock {
                 if incompat & !KNOWN_INCOMPAT != 0 {
                     return Err(FsError::unsupported(
                         FsKind::Xfs,
-                        format!("incompatible feature bits {:#x}", incompat & !KNOWN_INCOMPAT),
+                        format!(
+                            "incompatible feature bits {:#x}",
+                            incompat & !KNOWN_INCOMPAT
+                        ),
                     ));
                 }
                 (
@@ -116,7 +125,10 @@ impl Superblock {
                 (false, ftype, false, false)
             }
             v => {
-                return Err(FsError::unsupported(FsKind::Xfs, format!("superblock version {v}")));
+                return Err(FsError::unsupported(
+                    FsKind::Xfs,
+                    format!("superblock version {v}"),
+                ));
             }
         };
         let mut uuid = [0u8; 16];
@@ -159,7 +171,9 @@ impl Superblock {
         let ag = fsb >> self.ag_block_log;
         let agbno = fsb & ((1u64 << self.ag_block_log) - 1);
         if ag >= self.ag_count || agbno >= self.ag_blocks {
-            return Err(corrupt(format!("block number {fsb:#x} (AG {ag}, block {agbno}) is outside the filesystem")));
+            return Err(corrupt(format!(
+                "block number {fsb:#x} (AG {ag}, block {agbno}) is outside the filesystem"
+            )));
         }
         let block = ag * self.ag_blocks + agbno;
         let byte = block
@@ -176,11 +190,16 @@ impl Superblock {
         let agbno = (ino >> self.inodes_per_block_log) & ((1u64 << self.ag_block_log) - 1);
         let index = ino & ((1u64 << self.inodes_per_block_log) - 1);
         if ag >= self.ag_count || agbno >= self.ag_blocks {
-            return Err(corrupt(format!("inode number {ino} is outside the filesystem")));
+            return Err(corrupt(format!(
+                "inode number {ino} is outside the filesystem"
+            )));
         }
-        let byte = (ag * self.ag_blocks + agbno) * self.block_size + index * u64::from(self.inode_size);
+        let byte =
+            (ag * self.ag_blocks + agbno) * self.block_size + index * u64::from(self.inode_size);
         if byte + u64::from(self.inode_size) > self.device_size {
-            return Err(corrupt(format!("inode {ino} lies past the end of the device")));
+            return Err(corrupt(format!(
+                "inode {ino} lies past the end of the device"
+            )));
         }
         Ok(byte)
     }

@@ -113,7 +113,7 @@ impl Header {
                 return Err(corrupt("v3 header truncated".into()));
             }
             let hl = be32(&h, 100);
-            if !(104..=h.len() as u32).contains(&hl) || hl % 8 != 0 && hl != 104 {
+            if !(104..=h.len() as u32).contains(&hl) || !hl.is_multiple_of(8) {
                 return Err(corrupt(format!("v3 header_length {hl} is invalid")));
             }
             (be64(&h, 72), hl as usize)
@@ -180,7 +180,7 @@ impl Header {
             )));
         }
         match l1_offset.checked_add(l1_entries * 8) {
-            Some(end) if end <= file_size && l1_offset % cluster_size == 0 => {}
+            Some(end) if end <= file_size && l1_offset.is_multiple_of(cluster_size) => {}
             _ if l1_entries == 0 => {}
             _ => {
                 return Err(corrupt(format!(
@@ -222,7 +222,10 @@ impl Header {
                     "backing file name at {backing_offset:#x} is past the end of the file"
                 ))
             })?;
-            Some(String::from_utf8(name).map_err(|_| corrupt("backing file name is not UTF-8".into()))?)
+            Some(
+                String::from_utf8(name)
+                    .map_err(|_| corrupt("backing file name is not UTF-8".into()))?,
+            )
         } else {
             None
         };

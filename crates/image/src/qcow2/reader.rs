@@ -79,7 +79,8 @@ impl Qcow2Reader {
             return Ok(Arc::clone(t));
         }
         let cs = self.cluster_size();
-        if offset % cs != 0 || offset.checked_add(cs).is_none_or(|e| e > self.file.size()) {
+        if !offset.is_multiple_of(cs) || offset.checked_add(cs).is_none_or(|e| e > self.file.size())
+        {
             return Err(corrupt(format!(
                 "L2 table offset {offset:#x} is unaligned or past the end of the file"
             )));
@@ -183,7 +184,9 @@ impl Qcow2Reader {
             )));
         }
         // The descriptor rounds up to sectors; the file may end sooner.
-        let len = max_len.min(file_size - host).min(2 * self.cluster_size() + 512);
+        let len = max_len
+            .min(file_size - host)
+            .min(2 * self.cluster_size() + 512);
         let mut packed = vec![0u8; len as usize];
         self.file.read_at(host, &mut packed)?;
         let cs = self.cluster_size() as usize;
