@@ -157,7 +157,7 @@ fn render(r: &InspectReport, st: Style) -> String {
                 st.green(&name),
                 st.dim(&format!("(partition {})", fs.partition))
             );
-        } else if fs.roles.iter().any(|r| r == "boot") {
+        } else if fs.roles.iter().any(|r| r == "boot") && !fs.boot_files.is_empty() {
             let _ = writeln!(
                 o,
                 "\n{} {}",

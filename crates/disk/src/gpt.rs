@@ -404,8 +404,11 @@ pub(crate) fn read(
             .filter(|h| h.entries.is_some())
             .or(backup.as_ref().filter(|h| h.entries.is_some()))
             .or(primary.as_ref())
+            .or(backup.as_ref())
     };
-    let source = source.expect("one header exists");
+    let Some(source) = source else {
+        unreachable!("read() returns early when neither header exists")
+    };
     let disk_guid = source.disk_guid;
     let partitions = decode_entries(source, ss, disk_lbas, diags);
     report_overlaps(&partitions, "gpt", diags);

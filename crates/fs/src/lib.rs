@@ -26,7 +26,7 @@ mod xfs;
 pub use detect::{probe, FsKind};
 pub use error::FsError;
 pub use path::NodePath;
-pub use volume::{open_volume, Volume, DEFAULT_READ_LIMIT, MAX_SYMLINK_FOLLOWS};
+pub use volume::{open_as, open_volume, Volume, DEFAULT_READ_LIMIT, MAX_SYMLINK_FOLLOWS};
 
 use serde::Serialize;
 use std::io::Read;

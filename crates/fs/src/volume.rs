@@ -25,6 +25,13 @@ pub struct Volume {
 /// supported filesystem is there (the kind is still reported by [`probe`]).
 pub fn open_volume(dev: Arc<dyn ReadAt>) -> Result<Option<Volume>, FsError> {
     let kind = probe(&*dev)?;
+    open_as(kind, dev)
+}
+
+/// Opens `dev` as the given kind without probing (for callers that know,
+/// and for fuzzing each parser directly). `Ok(None)` for kinds that are
+/// recognised but not readable.
+pub fn open_as(kind: FsKind, dev: Arc<dyn ReadAt>) -> Result<Option<Volume>, FsError> {
     let fs: Box<dyn FileSystem> = match kind {
         FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32 => {
             Box::new(crate::fat::Fat::open(dev, kind)?)

@@ -23,7 +23,7 @@ mod read_at;
 
 pub use detect::{probe_format, DetectedFormat};
 pub use error::ImageError;
-pub use read_at::{IoStats, ReadAt, Slice};
+pub use read_at::{IoStats, MemImage, ReadAt, Slice};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -91,6 +91,19 @@ impl Image {
         })
     }
 
+    /// Opens an image that is already a reader (in memory, or provided by an
+    /// embedder). Backing files are never followed from here: there is no
+    /// directory to resolve them against.
+    pub fn from_reader(reader: Arc<dyn ReadAt>, name: &str) -> Result<Image, ImageError> {
+        let mut chain = Vec::new();
+        let reader = open_format(reader, Path::new(name), None, &mut chain)?;
+        Ok(Image {
+            chain,
+            reader,
+            stats: IoStats::default(),
+        })
+    }
+
     /// The layers of this image, top first.
     pub fn chain(&self) -> &[ChainLink] {
         &self.chain
@@ -121,6 +134,13 @@ impl ReadAt for Image {
     }
 }
 
+/// How backing files are opened while following a chain from disk.
+struct Follow<'a> {
+    options: &'a OpenOptions,
+    stats: &'a IoStats,
+    depth: usize,
+}
+
 fn open_layer(
     path: &Path,
     options: &OpenOptions,
@@ -144,44 +164,53 @@ fn open_layer(
             path: path.to_path_buf(),
         });
     }
-    match detect::probe_format(&file).map_err(|e| ImageError::io(path, e))? {
+    let follow = Follow {
+        options,
+        stats,
+        depth,
+    };
+    open_format(Arc::new(file), path, Some(follow), chain)
+}
+
+/// Detects the format of `reader`, records its chain link, and returns the
+/// virtual disk. Backing files are opened only through `follow` (and only
+/// when its options allow); without it a backing file is refused.
+fn open_format(
+    reader: Arc<dyn ReadAt>,
+    path: &Path,
+    follow: Option<Follow<'_>>,
+    chain: &mut Vec<ChainLink>,
+) -> Result<Arc<dyn ReadAt>, ImageError> {
+    let file_size = reader.size();
+    let mut link = ChainLink {
+        path: path.to_path_buf(),
+        format: "raw".into(),
+        version: None,
+        virtual_size: file_size,
+        file_size,
+        cluster_size: None,
+        compression: None,
+        backing_file: None,
+        warnings: Vec::new(),
+    };
+    match detect::probe_format(&*reader).map_err(|e| ImageError::io(path, e))? {
         DetectedFormat::Raw => {
-            chain.push(ChainLink {
-                path: path.to_path_buf(),
-                format: "raw".into(),
-                version: None,
-                virtual_size: file.size(),
-                file_size: file.size(),
-                cluster_size: None,
-                compression: None,
-                backing_file: None,
-                warnings: Vec::new(),
-            });
-            Ok(Arc::new(file))
+            chain.push(link);
+            Ok(reader)
         }
         DetectedFormat::Qcow2 => {
-            let header = qcow2::Header::parse(&file, path)?;
-            let index = chain.len();
-            chain.push(ChainLink {
-                path: path.to_path_buf(),
-                format: "qcow2".into(),
-                version: Some(header.version),
-                virtual_size: header.size,
-                file_size: file.size(),
-                cluster_size: Some(header.cluster_size()),
-                compression: Some(header.compression.name().into()),
-                backing_file: header.backing_file.clone(),
-                warnings: header.warnings.clone(),
-            });
-            let backing = match &header.backing_file {
-                None => None,
-                Some(name) if !options.allow_backing => {
-                    return Err(ImageError::BackingNotAllowed {
-                        path: path.to_path_buf(),
-                        backing: name.clone(),
-                    })
-                }
-                Some(name) => {
+            let header = qcow2::Header::parse(&*reader, path)?;
+            link.format = "qcow2".into();
+            link.version = Some(header.version);
+            link.virtual_size = header.size;
+            link.cluster_size = Some(header.cluster_size());
+            link.compression = Some(header.compression.name().into());
+            link.backing_file = header.backing_file.clone();
+            link.warnings = header.warnings.clone();
+            chain.push(link);
+            let backing = match (&header.backing_file, follow) {
+                (None, _) => None,
+                (Some(name), Some(f)) if f.options.allow_backing => {
                     let backing_path = resolve_backing(path, name);
                     if let Some(fmt) = &header.backing_format {
                         if fmt != "raw" && fmt != "qcow2" {
@@ -192,12 +221,24 @@ fn open_layer(
                             });
                         }
                     }
-                    Some(open_layer(&backing_path, options, stats, chain, depth + 1)?)
+                    Some(open_layer(
+                        &backing_path,
+                        f.options,
+                        f.stats,
+                        chain,
+                        f.depth + 1,
+                    )?)
+                }
+                (Some(name), _) => {
+                    return Err(ImageError::BackingNotAllowed {
+                        path: path.to_path_buf(),
+                        backing: name.clone(),
+                    })
                 }
             };
-            let reader = qcow2::Qcow2Reader::new(file, header, backing, path)?;
-            debug_assert!(chain.len() > index);
-            Ok(Arc::new(reader))
+            Ok(Arc::new(qcow2::Qcow2Reader::new(
+                reader, header, backing, path,
+            )?))
         }
         DetectedFormat::Unsupported { format, detail } => Err(ImageError::Unsupported {
             path: path.to_path_buf(),

@@ -89,3 +89,19 @@ impl IoStats {
         self.0 .1.load(Ordering::Relaxed)
     }
 }
+
+/// An image held in memory: for embedders that already have the bytes, for
+/// fuzzing, and for tests.
+pub struct MemImage(pub Vec<u8>);
+
+impl ReadAt for MemImage {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_bounds(offset, buf.len(), self.size())?;
+        let start = offset as usize;
+        buf.copy_from_slice(&self.0[start..start + buf.len()]);
+        Ok(())
+    }
+}

@@ -89,14 +89,8 @@ fn decompress(method: u8, input: &[u8], ram: u64, sector: u32) -> Result<Vec<u8>
                         format!("segment of {seg} bytes at {pos} overruns {total}"),
                     ));
                 }
-                let chunk = lzokay_native::decompress_all(&input[pos..pos + seg], None)
+                let chunk = super::lzo::decompress(&input[pos..pos + seg], sector)
                     .map_err(|e| fail("lzo", format!("{e:?}")))?;
-                if chunk.len() > sector {
-                    return Err(fail(
-                        "lzo",
-                        format!("segment inflates to {} bytes", chunk.len()),
-                    ));
-                }
                 out.extend_from_slice(&chunk);
                 pos += seg;
             }

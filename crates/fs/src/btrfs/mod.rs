@@ -19,6 +19,7 @@
 mod chunk;
 mod extent;
 mod items;
+mod lzo;
 mod superblock;
 mod tree;
 

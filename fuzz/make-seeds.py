@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Builds the committed fuzz corpus seeds from small images made by real tools.
+
+Usage: fuzz/make-seeds.py   (writes fuzz/corpus/<target>/seed-*)
+
+Filesystem seeds use the sparse format of bootproof_fuzz::SparseDev:
+repeated (offset u64 LE, length u16 LE, bytes), holding only the non-zero
+sectors of the image, so superblocks stay at their real offsets.
+"""
+import os, shutil, struct, subprocess, tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+MAX_SEED = 1 << 20
+
+
+def run(*cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def sparse(path):
+    out = bytearray()
+    with open(path, "rb") as f:
+        data = f.read()
+    i = 0
+    while i < len(data):
+        if data[i:i + 512].strip(b"\0") == b"":
+            i += 512
+            continue
+        start = i
+        while i < len(data) and data[i:i + 512].strip(b"\0") != b"" and i - start < 65024:
+            i += 512
+        chunk = data[start:i]
+        if len(out) + len(chunk) + 10 > MAX_SEED:
+            break
+        out += struct.pack("<QH", start, len(chunk)) + chunk
+    return bytes(out)
+
+
+def save(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"seed-{name}"), "wb") as f:
+        f.write(data)
+
+
+def tree(root):
+    os.makedirs(f"{root}/dir/sub", exist_ok=True)
+    with open(f"{root}/hello.txt", "w") as f:
+        f.write("hello\n")
+    with open(f"{root}/dir/sub/data.bin", "wb") as f:
+        f.write(bytes(range(256)) * 40)
+    for i in range(40):
+        with open(f"{root}/dir/file{i:02d}.txt", "w") as f:
+            f.write(f"{i}\n" * 30)
+    os.symlink("../hello.txt", f"{root}/dir/link")
+    os.symlink("/dir/sub/data.bin", f"{root}/abs-link")
+
+
+def main():
+    w = tempfile.mkdtemp()
+    t = f"{w}/tree"
+    tree(t)
+    # FAT (no symlinks): copy files only.
+    for bits, size in [(12, 1024), (16, 20480), (32, 40960)]:
+        img = f"{w}/fat{bits}.img"
+        run("mkfs.vfat", "-C", "-F", str(bits), "-s", "1", img, str(size))
+        run("mcopy", "-i", img, f"{t}/hello.txt", f"{t}/dir/sub/data.bin", "::/")
+        save("fs_fat", f"fat{bits}", sparse(img))
+    img = f"{w}/e.img"
+    run("mkfs.ext4", "-q", "-d", t, img, "4M")
+    save("fs_ext4", "ext4", sparse(img))
+    run("mkfs.ext2", "-q", "-F", "-d", t, img, "2M")
+    save("fs_ext4", "ext2", sparse(img))
+    proto = f"{w}/proto"
+    with open(proto, "w") as f:
+        f.write(f"/dev/null\n0 0\nd--755 0 0\n hello.txt ---644 0 0 {t}/hello.txt\n abs-link l--777 0 0 /dir/sub/data.bin\n"
+                f" dir d--755 0 0\n  link l--777 0 0 ../hello.txt\n"
+                + "".join(f"  file{i:02d}.txt ---644 0 0 {t}/dir/file{i:02d}.txt\n" for i in range(40))
+                + f"  sub d--755 0 0\n   data.bin ---644 0 0 {t}/dir/sub/data.bin\n  $\n $\n$\n")
+    for name, opts in [("v5", []), ("v4", ["-m", "crc=0", "-n", "ftype=0"])]:
+        img = f"{w}/x-{name}.img"
+        with open(img, "wb") as f:
+            f.truncate(300 << 20)
+        run("mkfs.xfs", "-q", "-f", *opts, "-p", proto, img)
+        save("fs_xfs", name, sparse(img))
+    for comp in ["no", "zstd", "lzo"]:
+        img = f"{w}/b-{comp}.img"
+        with open(img, "wb") as f:
+            f.truncate(128 << 20)
+        run("mkfs.btrfs", "-q", "-f", "--compress", comp, "--rootdir", t, img)
+        save("fs_btrfs", comp, sparse(img))
+    efi = f"{w}/iso/efi.img"
+    os.makedirs(f"{w}/iso")
+    shutil.copytree(t, f"{w}/iso/t", symlinks=True)
+    run("mkfs.vfat", "-C", efi, "1440")
+    run("mcopy", "-i", efi, f"{t}/hello.txt", "::/")
+    run("xorriso", "-as", "mkisofs", "-R", "-J", "-e", "efi.img", "-no-emul-boot", "-o", f"{w}/t.iso", f"{w}/iso")
+    save("fs_iso9660", "rr-joliet-eltorito", sparse(f"{w}/t.iso"))
+    run("xorriso", "-as", "mkisofs", "-o", f"{w}/plain.iso", f"{w}/iso/t")
+    save("fs_iso9660", "plain", sparse(f"{w}/plain.iso"))
+    # Partition tables: small whole disks.
+    disk = f"{w}/gpt.img"
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    run("sgdisk", "-n1:34:+200K", "-t1:EF00", "-n2:0:0", "-c2:root", disk)
+    save("disk_partition_table", "gpt", open(disk, "rb").read())
+    mbr = f"{w}/mbr.img"
+    with open(mbr, "wb") as f:
+        f.truncate(1 << 20)
+    subprocess.run(["sfdisk", "-q", mbr], check=True, text=True, input="label: dos\n,200K,0c,*\n,,05\n,100K,83\n,,83\n", stdout=subprocess.DEVNULL)
+    save("disk_partition_table", "mbr-logical", open(mbr, "rb").read())
+    # qcow2: a small disk with data, in each compression.
+    raw = f"{w}/q.raw"
+    with open(raw, "wb") as f:
+        f.write(bytes(range(256)) * 1024 + b"\0" * (1 << 20) + b"bootproof" * 5000)
+    for name, extra in [("plain", []), ("deflate", ["-c"]), ("zstd", ["-c", "-o", "compression_type=zstd"]), ("v2", ["-o", "compat=0.10"])]:
+        q = f"{w}/q-{name}.qcow2"
+        run("qemu-img", "convert", "-O", "qcow2", "-o", "cluster_size=4096", *extra, raw, q)
+        save("image_qcow2", name, open(q, "rb").read())
+    shutil.rmtree(w)
+
+
+if __name__ == "__main__":
+    main()
