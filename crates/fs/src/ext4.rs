@@ -59,12 +59,53 @@ fn file_type(t: ext4_view::FileType) -> FileType {
     }
 }
 
+/// Checks the superblock's geometry against the device before ext4-view
+/// sees it: ext4-view sizes its group-descriptor table from the claimed
+/// block count, so a hostile count would allocate gigabytes (found by the
+/// `fs_ext4` fuzz target). The kernel refuses such filesystems too
+/// ("block count exceeds size of device").
+fn check_geometry(dev: &dyn ReadAt, kind: FsKind) -> Result<(), FsError> {
+    let mut sb = [0u8; 1024];
+    dev.read_at(1024, &mut sb)?;
+    let le32 = |at: usize| u32::from_le_bytes(sb[at..at + 4].try_into().expect("4 bytes"));
+    let log = le32(24);
+    if log > 6 {
+        return Err(FsError::corrupt(
+            kind,
+            format!("block size 2^(10+{log}) is invalid"),
+        ));
+    }
+    let block_size = 1024u64 << log;
+    // ext4-view combines s_blocks_count_hi whatever the 64BIT feature says,
+    // so the bound must use the same value it will.
+    let blocks = u64::from(le32(4)) | u64::from(le32(0x150)) << 32;
+    let per_group = u64::from(le32(32));
+    if per_group == 0 || per_group > 8 * block_size {
+        return Err(FsError::corrupt(
+            kind,
+            format!("{per_group} blocks per group is invalid"),
+        ));
+    }
+    let bytes = blocks.saturating_mul(block_size);
+    if bytes > dev.size() {
+        return Err(FsError::corrupt(
+            kind,
+            format!(
+                "superblock claims {blocks} blocks ({bytes} bytes) but the device holds {} bytes",
+                dev.size()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn ext4_path(path: &NodePath) -> Vec<u8> {
     path.to_bytes()
 }
 
 impl Ext {
     pub(crate) fn open(dev: Arc<dyn ReadAt>, kind: FsKind) -> Result<Ext, FsError> {
+        check_geometry(&*dev, kind)?;
         let fs =
             Ext4::load(Box::new(Reader(dev))).map_err(|e| map_err(kind, &NodePath::root(), e))?;
         Ok(Ext { fs, kind })

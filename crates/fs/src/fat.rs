@@ -4,6 +4,11 @@
 //! directories here (capped at FAT's own 65,536-entry limit) instead of
 //! using fatfs's path walk, and every operation runs under a read budget so
 //! a cyclic cluster chain ends in an error instead of a hang.
+//!
+//! fatfs 0.3 also does unchecked arithmetic on some on-disk values (a
+//! directory entry whose first cluster is 0 or 1 underflows `cluster - 2`;
+//! found by the `fs_fat` fuzz target). Entry points into fatfs therefore run
+//! under [`contain`], which turns such a panic into a `Corrupt` error.
 
 use crate::detect::FsKind;
 use crate::error::FsError;
@@ -147,6 +152,18 @@ fn io_err(e: io::Error) -> FsError {
     }
 }
 
+/// Runs fatfs code, converting a panic inside fatfs into a corruption
+/// error (see the module docs). The volume's state is only `RefCell`s over
+/// a read-only reader, so a later call after a contained panic is safe.
+fn contain<T>(f: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(FsError::corrupt(
+            FsKind::Fat32,
+            "malformed FAT structure (fatfs rejected it)",
+        ))
+    })
+}
+
 fn names_equal(a: &str, b: &[u8]) -> bool {
     match std::str::from_utf8(b) {
         Ok(b) => a.to_uppercase() == b.to_uppercase(),
@@ -164,8 +181,10 @@ impl Fat {
             budget: Rc::clone(&budget),
         };
         let options = fatfs::FsOptions::new().update_accessed_date(false);
-        let fs = fatfs::FileSystem::new(io, options)
-            .map_err(|e| FsError::corrupt(kind, format!("boot sector rejected: {e}")))?;
+        let fs = contain(|| {
+            fatfs::FileSystem::new(io, options)
+                .map_err(|e| FsError::corrupt(kind, format!("boot sector rejected: {e}")))
+        })?;
         Ok(Fat {
             fs,
             kind,
@@ -179,6 +198,10 @@ impl Fat {
     }
 
     fn entries<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
+        contain(|| self.entries_unguarded(dir))
+    }
+
+    fn entries_unguarded<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
         let mut out = Vec::new();
         for e in dir.iter() {
             let e = e.map_err(io_err)?;
@@ -243,7 +266,7 @@ struct FatReader<'a> {
 impl Read for FatReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.fat.reset_budget();
-        self.file.read(buf)
+        contain(|| self.file.read(buf).map_err(FsError::Io)).map_err(FsError::into_io)
     }
 }
 
@@ -254,7 +277,9 @@ impl FileSystem for Fat {
 
     fn label(&self) -> Option<String> {
         self.reset_budget();
-        let from_root = self.fs.read_volume_label_from_root_dir().ok().flatten();
+        let from_root = contain(|| Ok(self.fs.read_volume_label_from_root_dir().ok().flatten()))
+            .ok()
+            .flatten();
         let label = from_root.unwrap_or_else(|| self.fs.volume_label());
         let label = label.trim_end().to_string();
         (!label.is_empty() && label != "NO NAME").then_some(label)

@@ -72,12 +72,14 @@ impl Superblock {
         let inopb_log = u32::from(b[123]);
         let agblk_log = u32::from(b[124]);
         let dirblk_log = u32::from(b[192]);
-        if !(512..=65536).contains(&block_size) || 1u64 << block_log != block_size {
+        if !(512..=65536).contains(&block_size) || 1u64.checked_shl(block_log) != Some(block_size) {
             return Err(corrupt(format!(
                 "block size {block_size} (log {block_log}) is invalid"
             )));
         }
-        if !(256..=2048).contains(&inode_size) || 1u32 << inode_log != u32::from(inode_size) {
+        if !(256..=2048).contains(&inode_size)
+            || 1u32.checked_shl(inode_log) != Some(u32::from(inode_size))
+        {
             return Err(corrupt(format!("inode size {inode_size} is invalid")));
         }
         if block_log < inode_log || inopb_log != block_log - inode_log {
