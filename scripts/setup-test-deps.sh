@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian 12 machine.
-# Idempotent: each step checks first and does nothing when already satisfied.
+# Idempotent: each step checks first and does nothing when satisfied.
 set -euo pipefail
-
-need_apt=()
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 have() { command -v "$1" >/dev/null 2>&1; }
+updated=""
+apt_update() { [ -n "$updated" ] || { $SUDO apt-get update -qq; updated=1; }; }
 
-# Independent, real tools that build the test images (the oracles).
-have sgdisk      || need_apt+=(gdisk)
-have sfdisk      || need_apt+=(fdisk)
-have mkfs.vfat   || need_apt+=(dosfstools)
-have mcopy       || need_apt+=(mtools)
-have mkfs.ext4   || need_apt+=(e2fsprogs)
-have mkfs.xfs    || need_apt+=(xfsprogs)
-have mkfs.btrfs  || need_apt+=(btrfs-progs)
-have xorriso     || need_apt+=(xorriso)
-have qemu-img    || need_apt+=(qemu-utils)
-have python3     || need_apt+=(python3)
-
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+# bookworm-backports: newer btrfs-progs (mkfs.btrfs --compress/--subvol),
+# and the QEMU that matches the preinstalled qemu-utils 10.
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+  updated=""
 fi
 
-# Rust components the suite uses (clippy/rustfmt for lint gates).
+# Independent, real tools that build the test images (the oracles).
+need=()
+have sgdisk     || need+=(gdisk)
+have sfdisk     || need+=(fdisk)
+have mkfs.vfat  || need+=(dosfstools)
+have mcopy      || need+=(mtools)
+have mkfs.ext4  || need+=(e2fsprogs)
+have debugfs    || need+=(e2fsprogs)
+have mkfs.xfs   || need+=(xfsprogs)
+have xorriso    || need+=(xorriso)
+have qemu-img   || need+=(qemu-utils)
+have qemu-io    || need+=(qemu-utils)
+have python3    || need+=(python3)
+have cpio       || need+=(cpio)
+have zstd       || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  apt_update
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! mkfs.btrfs --help 2>&1 | grep -q -- "--compress"; then
+  echo "setup: installing btrfs-progs from bookworm-backports (for mkfs.btrfs --compress)" >&2
+  apt_update
+  $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports btrfs-progs >/dev/null
+fi
+
 if have rustup; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

@@ -45,7 +45,8 @@ fn mode_string(t: FileType, mode: Option<u32>) -> String {
                 s.push(if m & (1 << (8 - i)) != 0 { c } else { '-' });
             }
         }
-        None => s.push_str("---------"),
+        // FAT and plain ISO9660 have no Unix modes; `ls` shows unknowns as `?`.
+        None => s.push_str("?????????"),
     }
     s
 }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job on a fresh Debian 12 machine: installs what it needs, builds
+# bootproof and a sample arm64 VM image from real Debian packages (kernel,
+# systemd-boot, busybox), then inspects and browses the image in-process,
+# without root, loop devices or mounts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build-sample-image.sh target/sample
+cargo build --release --locked -q
+bp=target/release/bootproof
+img=target/sample/debian-arm64.qcow2
+entry=$($bp ls "$img" PARTLABEL=esp:/loader/entries | head -n 1)
+set -x
+$bp inspect "$img"
+$bp ls -l "$img" LABEL=ESP:/EFI/BOOT
+$bp cat "$img" "PARTLABEL=esp:/loader/entries/$entry"
+$bp cat "$img" /etc/os-release
+$bp ls -l "$img" 2:/boot
