@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "7"
+VERSION = "8"
 MiB = 1024 * 1024
 
 
@@ -115,6 +115,12 @@ def fat_image(path, tree, size_mib, fat_bits, label):
     run("mcopy", "-s", "-i", path, *entries, "::/")
 
 
+def htree(ext_image):
+    """mke2fs -d writes big directories as linear lists; e2fsck -D rebuilds
+    them as hashed (htree) directories, the form real ext4 roots have."""
+    subprocess.run(["e2fsck", "-fyD", ext_image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def place(disk, fs_image, offset, limit):
     """Copies a filesystem image into its partition; it must fit."""
     size = os.path.getsize(fs_image)
@@ -168,6 +174,7 @@ def main():
     fat_image(f"{W}/esp.fat", fat_tree, 64, 32, "ESP")
     place(gpt, f"{W}/esp.fat", starts[1][0], starts[1][1])
     run("mkfs.ext4", "-q", "-L", "root", "-U", "3f1c9a8e-7d55-4c1b-9c5e-0a7e2b6d4f10", "-d", tree, f"{W}/root.ext4", f"{starts[2][1] // 1024}k")
+    htree(f"{W}/root.ext4")
     place(gpt, f"{W}/root.ext4", starts[2][0], starts[2][1])
     xfs_protofile(tree, f"{W}/proto")
     with open(f"{W}/xfs.img", "wb") as f:
@@ -254,6 +261,7 @@ def main():
 
     # --- Bare filesystems (no partition table).
     run("mkfs.ext4", "-q", "-L", "bare", "-d", tree, f"{out}/bare.ext4", "100M")
+    htree(f"{out}/bare.ext4")
     images.append({"name": "bare.ext4", "format": "raw", "table": "none", "slots": {"0": {"fs": "ext4", "tree": "tree", "label": "bare"}}})
     small = f"{W}/fat12-tree"
     write(f"{small}/README.TXT", b"a FAT12 floppy\n")

@@ -537,3 +537,26 @@ fn random_qcow2_metadata_corruption_never_panics() {
         );
     }
 }
+
+#[test]
+fn hybrid_mbr_is_detected() {
+    let dir = scratch("hybrid");
+    let p = copy("gpt.raw", &dir);
+    // sgdisk -h writes a hybrid MBR listing GPT partitions 1 and 2.
+    assert!(Command::new("sgdisk")
+        .args(["-h", "1:2"])
+        .arg(&p)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let t = table_of(&p);
+    assert_eq!(t.kind, TableKind::Gpt);
+    assert_eq!(t.mbr, bootproof_disk::MbrKind::Hybrid);
+    assert!(diag_codes(&t).contains(&"mbr.hybrid".into()));
+    assert_eq!(
+        t.partitions.len(),
+        5,
+        "UEFI reads the GPT, not the hybrid entries"
+    );
+}

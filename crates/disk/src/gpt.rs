@@ -217,7 +217,7 @@ fn decode_entries(
                 format!("partition {number} (LBA {first}..={last}) extends past the end of the disk ({disk_lbas} sectors)"),
             ));
         }
-        let size = (last - first + 1).saturating_mul(ss);
+        let size = (last - first).saturating_add(1).saturating_mul(ss);
         out.push(Partition {
             number,
             start: first.saturating_mul(ss),
@@ -414,8 +414,9 @@ pub(crate) fn read(
     report_overlaps(&partitions, "gpt", diags);
     if let Some(p) = &primary {
         if p.info.valid && p.info.first_usable > 0 {
-            let array_end_lba = p.info.entries_lba
-                + (u64::from(p.info.entry_count) * u64::from(p.info.entry_size)).div_ceil(ss);
+            let array_end_lba = p.info.entries_lba.saturating_add(
+                (u64::from(p.info.entry_count) * u64::from(p.info.entry_size)).div_ceil(ss),
+            );
             if array_end_lba > p.info.first_usable {
                 diags.push(Diagnostic::error(
                     "gpt.primary.entries-overlap-usable",
