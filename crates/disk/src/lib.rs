@@ -154,20 +154,13 @@ pub fn read_partition_table(disk: &dyn ReadAt) -> Result<PartitionTable, DiskErr
     let size = disk.size();
     let mut sector0 = [0u8; 512];
     if size < 512 {
-        return Ok(PartitionTable {
-            kind: TableKind::None,
-            sector_size: 512,
-            disk_size: size,
-            disk_id: None,
-            mbr: MbrKind::Missing,
-            gpt_primary: None,
-            gpt_backup: None,
-            partitions: Vec::new(),
-            diagnostics: vec![Diagnostic::warning(
+        return Ok(PartitionTable::none(
+            size,
+            vec![Diagnostic::warning(
                 "disk.too-small",
                 format!("disk is {size} bytes, smaller than one sector"),
             )],
-        });
+        ));
     }
     disk.read_at(0, &mut sector0)?;
     let mbr = mbr::Mbr::parse(&sector0);
@@ -230,15 +223,22 @@ pub fn read_partition_table(disk: &dyn ReadAt) -> Result<PartitionTable, DiskErr
             diagnostics,
         });
     }
-    Ok(PartitionTable {
-        kind: TableKind::None,
-        sector_size: 512,
-        disk_size: size,
-        disk_id: None,
-        mbr: MbrKind::Missing,
-        gpt_primary: None,
-        gpt_backup: None,
-        partitions: Vec::new(),
-        diagnostics,
-    })
+    Ok(PartitionTable::none(size, diagnostics))
+}
+
+impl PartitionTable {
+    /// A disk without a partition table (a bare filesystem, or empty).
+    fn none(disk_size: u64, diagnostics: Vec<Diagnostic>) -> PartitionTable {
+        PartitionTable {
+            kind: TableKind::None,
+            sector_size: 512,
+            disk_size,
+            disk_id: None,
+            mbr: MbrKind::Missing,
+            gpt_primary: None,
+            gpt_backup: None,
+            partitions: Vec::new(),
+            diagnostics,
+        }
+    }
 }

@@ -67,6 +67,20 @@ impl FileType {
             _ => FileType::Other,
         }
     }
+    /// From the directory-entry type codes XFS (`XFS_DIR3_FT_*`) and Btrfs
+    /// (`BTRFS_FT_*`) share with Linux's `FT_*`: 1 file … 7 symlink.
+    pub fn from_dirent_code(code: u8) -> Option<FileType> {
+        Some(match code {
+            1 => FileType::File,
+            2 => FileType::Dir,
+            3 => FileType::CharDevice,
+            4 => FileType::BlockDevice,
+            5 => FileType::Fifo,
+            6 => FileType::Socket,
+            7 => FileType::Symlink,
+            _ => return None,
+        })
+    }
     /// One-letter form used by `ls -l`.
     pub fn letter(self) -> char {
         match self {
@@ -150,6 +164,19 @@ pub struct Embedded {
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
+}
+
+/// A 16-byte UUID in the `blkid` form (lower-case, 8-4-4-4-12).
+pub(crate) fn format_uuid(u: &[u8; 16]) -> String {
+    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's

@@ -56,16 +56,7 @@ pub(crate) fn dir_items(b: &[u8]) -> Result<Vec<DirItem>, FsError> {
         out.push(DirItem {
             location,
             name: b[name_at..name_at + name_len].to_vec(),
-            file_type: match kind {
-                1 => FileType::File,
-                2 => FileType::Dir,
-                3 => FileType::CharDevice,
-                4 => FileType::BlockDevice,
-                5 => FileType::Fifo,
-                6 => FileType::Socket,
-                7 => FileType::Symlink,
-                _ => FileType::Other,
-            },
+            file_type: FileType::from_dirent_code(kind).unwrap_or(FileType::Other),
         });
         pos = end;
     }

@@ -224,11 +224,7 @@ impl FileSystem for Btrfs {
     }
 
     fn uuid(&self) -> Option<String> {
-        let u = &self.uuid;
-        Some(format!(
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
-        ))
+        Some(crate::format_uuid(&self.uuid))
     }
 
     fn lstat(&self, path: &NodePath) -> Result<Metadata, FsError> {

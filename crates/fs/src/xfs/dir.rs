@@ -25,19 +25,6 @@ pub(crate) struct Entry {
     pub file_type: Option<FileType>,
 }
 
-fn ftype(b: u8) -> Option<FileType> {
-    Some(match b {
-        1 => FileType::File,
-        2 => FileType::Dir,
-        3 => FileType::CharDevice,
-        4 => FileType::BlockDevice,
-        5 => FileType::Fifo,
-        6 => FileType::Socket,
-        7 => FileType::Symlink,
-        _ => return None,
-    })
-}
-
 fn shortform(fs: &Xfs, dir: &Inode, data: &[u8]) -> Result<Vec<Entry>, FsError> {
     let bad = || {
         corrupt(format!(
@@ -71,7 +58,7 @@ fn shortform(fs: &Xfs, dir: &Inode, data: &[u8]) -> Result<Vec<Entry>, FsError> 
             name: data[name_at..after_name].to_vec(),
             ino,
             file_type: if fs.sb.ftype {
-                ftype(data[after_name])
+                FileType::from_dirent_code(data[after_name])
             } else {
                 None
             },
@@ -149,7 +136,7 @@ fn parse_data_block(
                 name: name.to_vec(),
                 ino: be64(blk, pos),
                 file_type: if fs.sb.ftype {
-                    ftype(blk[pos + 9 + namelen])
+                    FileType::from_dirent_code(blk[pos + 9 + namelen])
                 } else {
                     None
                 },

@@ -194,7 +194,7 @@ impl FileSystem for Xfs {
     }
 
     fn uuid(&self) -> Option<String> {
-        Some(self.sb.uuid_string())
+        Some(crate::format_uuid(&self.sb.uuid))
     }
 
     fn lstat(&self, path: &NodePath) -> Result<Metadata, FsError> {

@@ -158,15 +158,6 @@ impl Superblock {
         Ok(sb)
     }
 
-    /// `blkid`-style UUID text.
-    pub(crate) fn uuid_string(&self) -> String {
-        let u = &self.uuid;
-        format!(
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
-        )
-    }
-
     /// Byte offset of a filesystem block number (AG number in the high
     /// bits, AG-relative block in the low `agblklog` bits).
     pub(crate) fn fsblock_to_byte(&self, fsb: u64) -> Result<u64, FsError> {
