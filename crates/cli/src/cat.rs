@@ -12,8 +12,10 @@ Examples:
   bootproof cat disk.raw /boot/vmlinuz > vmlinuz     # symlink resolved inside the image
   bootproof cat --json disk.raw /etc/hostname        # content as base64 plus sha256
 
---json refuses files over 64 MiB (the whole content is embedded); plain
-output streams files of any size.";
+  bootproof cat disk.raw 2:/etc/hostname 2:/etc/fstab  # several files, concatenated
+
+--json takes one file and refuses files over 64 MiB (the whole content is
+embedded); plain output streams files of any size.";
 
 /// Largest file embedded by `cat --json`.
 const JSON_LIMIT: u64 = 64 * 1024 * 1024;
@@ -41,12 +43,18 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-pub fn run(args: &ImageArgs, target: &str, out: OutputArgs) -> Result<u8, CliError> {
+pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, CliError> {
     let img = open(args)?;
-    let target = parse_target(target);
-    let (slot, vol) = locate(&img, &target)?;
     let mut stdout = std::io::stdout().lock();
     if out.json {
+        let [target] = targets else {
+            return Err(CliError::with_hint(
+                "--json takes exactly one file",
+                "run `bootproof cat --json` once per file",
+            ));
+        };
+        let target = parse_target(target);
+        let (slot, vol) = locate(&img, &target)?;
         let data = vol.read_limited(target.path.as_bytes(), JSON_LIMIT)?;
         let canonical = vol.canonicalize(target.path.as_bytes())?;
         let doc = serde_json::json!({
@@ -62,24 +70,26 @@ pub fn run(args: &ImageArgs, target: &str, out: OutputArgs) -> Result<u8, CliErr
         writeln!(stdout)?;
         return Ok(EXIT_OK);
     }
-    let (reader, size) = vol.open(target.path.as_bytes())?;
-    let mut reader = reader.take(size);
-    let copied = std::io::copy(&mut reader, &mut stdout).or_else(|e| {
-        // A closed pipe (`| head`) is not an error worth reporting.
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Ok(0)
-        } else {
-            Err(e)
+    for target in targets {
+        let target = parse_target(target);
+        let (_, vol) = locate(&img, &target)?;
+        let (reader, size) = vol.open(target.path.as_bytes())?;
+        let mut reader = reader.take(size);
+        let copied = match std::io::copy(&mut reader, &mut stdout) {
+            Ok(n) => n,
+            // A closed pipe (`| head`) is not an error worth reporting.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
+            Err(e) => return Err(e.into()),
+        };
+        if copied < size {
+            return Err(CliError::with_hint(
+                format!(
+                    "{}: file data ends after {copied} of {size} bytes",
+                    target.path
+                ),
+                "the filesystem is likely corrupt; `bootproof inspect` lists problems found",
+            ));
         }
-    })?;
-    if copied < size && copied != 0 {
-        return Err(CliError::with_hint(
-            format!(
-                "{}: file data ends after {copied} of {size} bytes",
-                target.path
-            ),
-            "the filesystem is likely corrupt; `bootproof inspect` lists problems found",
-        ));
     }
     Ok(EXIT_OK)
 }

@@ -98,14 +98,17 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Write a file from inside the image to stdout (follows symlinks inside the image).
+    /// Write files from inside the image to stdout, one after another (follows
+    /// symlinks inside the image).
     #[command(after_help = cat::AFTER_HELP)]
     Cat {
         #[command(flatten)]
         image: ImageArgs,
-        /// [PART:]PATH. PART is a partition number or LABEL=, UUID=, PARTLABEL=,
-        /// PARTUUID=; without it, the filesystem that has PATH (OS roots first).
-        target: String,
+        /// [PART:]PATH, one or more. PART is a partition number or LABEL=, UUID=,
+        /// PARTLABEL=, PARTUUID=; without it, the filesystem that has PATH (OS
+        /// roots first).
+        #[arg(required = true)]
+        targets: Vec<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -123,9 +126,9 @@ fn main() -> ExitCode {
         } => ls::run(&image, &target, long, output),
         Command::Cat {
             image,
-            target,
+            targets,
             output,
-        } => cat::run(&image, &target, output),
+        } => cat::run(&image, &targets, output),
     };
     match result {
         Ok(code) => ExitCode::from(code),

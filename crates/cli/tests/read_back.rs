@@ -44,6 +44,11 @@ fn check_image(name: &str) {
         }
         let cov = compare_tree(vol, prefix, &tree, &strings("skip"), &extra);
         eprintln!("{name} slot {number} ({}): {cov:?}", slot.kind);
+        let catted = cat_every_file(name, number, prefix, &tree, &strings("skip"));
+        assert_eq!(
+            catted, cov.files,
+            "{name} slot {number}: files through the CLI"
+        );
         assert!(
             cov.files >= 2 && cov.dirs >= 2,
             "{name} slot {number}: comparison too small: {cov:?}"
@@ -55,6 +60,63 @@ fn check_image(name: &str) {
             );
         }
     }
+}
+
+/// Runs the real `bootproof cat` over every regular file of the tree (in
+/// batches of several targets) and compares its output with the source
+/// bytes. Returns how many files it compared.
+fn cat_every_file(
+    name: &str,
+    number: u32,
+    prefix: &str,
+    tree: &std::path::Path,
+    skip: &[String],
+) -> usize {
+    let mut files = Vec::new();
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(tree).unwrap().to_str().unwrap().to_string();
+            if skip.iter().any(|s| *s == rel) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                files.push(rel);
+            }
+        }
+    }
+    files.sort();
+    let img = image(name);
+    for batch in files.chunks(1000) {
+        let mut args = vec![
+            "cat".to_string(),
+            "--allow-backing".into(),
+            img.to_str().unwrap().into(),
+        ];
+        args.extend(batch.iter().map(|f| format!("{number}:{prefix}/{f}")));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want: Vec<u8> = batch
+            .iter()
+            .flat_map(|f| std::fs::read(tree.join(f)).unwrap())
+            .collect();
+        assert!(
+            out.stdout == want,
+            "{name} slot {number}: `bootproof cat` output differs from the source files"
+        );
+    }
+    files.len()
 }
 
 #[test]
