@@ -78,7 +78,7 @@ fn cat_every_file(
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(tree).unwrap().to_str().unwrap().to_string();
-            if skip.iter().any(|s| *s == rel) {
+            if skip.contains(&rel) {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&p).unwrap();
