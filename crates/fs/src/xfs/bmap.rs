@@ -148,6 +148,18 @@ pub(crate) fn extents(fs: &Xfs, node: &Inode) -> Result<Vec<Extent>, FsError> {
             }
         }
     }
+    // Every later computation (file offsets, disk offsets) stays in range
+    // once each extent ends below XFS's maximum file size of 2^63 bytes.
+    let bs = fs.sb.block_size;
+    for e in &out {
+        let end = e.file_block.checked_add(e.count).and_then(|b| b.checked_mul(bs));
+        if end.is_none_or(|end| end > i64::MAX as u64) || e.disk_block.checked_add(e.count).is_none() {
+            return Err(corrupt(format!(
+                "inode {}: extent at file block {} of {} blocks is out of range",
+                node.ino, e.file_block, e.count
+            )));
+        }
+    }
     out.sort_by_key(|e| e.file_block);
     for w in out.windows(2) {
         if w[0].file_block + w[0].count > w[1].file_block {
