@@ -178,6 +178,17 @@ impl FileMap {
             return Err(e);
         }
         pieces.retain(|p| p.len > 0 && p.file_offset < size.max(1));
+        // Once every piece ends below 2^63, offsets computed from it cannot overflow.
+        if let Some(p) = pieces.iter().find(|p| {
+            p.file_offset
+                .checked_add(p.len)
+                .is_none_or(|end| end > i64::MAX as u64)
+        }) {
+            return Err(corrupt(format!(
+                "inode {ino}: extent at offset {} of {} bytes is out of range",
+                p.file_offset, p.len
+            )));
+        }
         for w in pieces.windows(2) {
             if w[0].file_offset.saturating_add(w[0].len) > w[1].file_offset {
                 return Err(corrupt(format!(
@@ -238,7 +249,12 @@ impl FileMap {
                             out[..k].copy_from_slice(&d[s..s + k]);
                             out[k..].fill(0);
                         }
-                        Data::Plain { addr } => reader.read_logical(addr + within, out)?,
+                        Data::Plain { addr } => {
+                            let at = addr
+                                .checked_add(within)
+                                .ok_or_else(|| corrupt("extent address overflows"))?;
+                            reader.read_logical(at, out)?
+                        }
                         Data::Compressed {
                             addr,
                             disk_len,

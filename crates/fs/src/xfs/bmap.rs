@@ -152,8 +152,13 @@ pub(crate) fn extents(fs: &Xfs, node: &Inode) -> Result<Vec<Extent>, FsError> {
     // once each extent ends below XFS's maximum file size of 2^63 bytes.
     let bs = fs.sb.block_size;
     for e in &out {
-        let end = e.file_block.checked_add(e.count).and_then(|b| b.checked_mul(bs));
-        if end.is_none_or(|end| end > i64::MAX as u64) || e.disk_block.checked_add(e.count).is_none() {
+        let end = e
+            .file_block
+            .checked_add(e.count)
+            .and_then(|b| b.checked_mul(bs));
+        if end.is_none_or(|end| end > i64::MAX as u64)
+            || e.disk_block.checked_add(e.count).is_none()
+        {
             return Err(corrupt(format!(
                 "inode {}: extent at file block {} of {} blocks is out of range",
                 node.ino, e.file_block, e.count
