@@ -30,6 +30,15 @@ have qemu-io    || need+=(qemu-utils)
 have python3    || need+=(python3)
 have cpio       || need+=(cpio)
 have zstd       || need+=(zstd)
+have xz         || need+=(xz-utils)
+have lz4        || need+=(lz4)
+have bzip2      || need+=(bzip2)
+have objcopy    || need+=(binutils)
+# Real Debian boot artifacts (kernels, GRUB, systemd-boot, shim) for arm64 too.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  updated=""
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   apt_update

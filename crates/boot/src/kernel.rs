@@ -1,0 +1,205 @@
+//! Linux kernel images: what format, which architecture and version, whether
+//! there is an EFI stub, and the form a hypervisor's direct kernel boot loads
+//! (arm64: the uncompressed `Image`; x86: the bzImage as is).
+
+use crate::decompress::{decompress, Compression, DecompressError};
+use serde::Serialize;
+use std::borrow::Cow;
+
+/// Largest decompressed kernel accepted (real ones are 30–80 MiB).
+pub const MAX_KERNEL: u64 = 512 << 20;
+
+/// How the kernel file is packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelFormat {
+    /// arm64 `Image` (Debian's arm64 vmlinuz), usually with an EFI stub.
+    Arm64Image,
+    /// EFI zboot: a PE that decompresses an `Image` (Fedora/RHEL 9+ arm64).
+    Zboot,
+    /// An `Image` inside a compression wrapper (Ubuntu's gzip'd arm64 vmlinuz).
+    Wrapped,
+    /// x86 bzImage.
+    BzImage,
+    /// An ELF `vmlinux`.
+    Elf,
+}
+
+/// What was learned about a kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelInfo {
+    /// Packaging.
+    pub format: KernelFormat,
+    /// Compression of the payload (zboot or wrapper).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// `aarch64` or `x86_64` (or `x86` for a 32-bit bzImage).
+    pub arch: &'static str,
+    /// The release (`uname -r`), from the banner or setup header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether firmware can run it directly (PE header present).
+    pub efi_stub: bool,
+    /// arm64: kernel page size from the Image header flags, when declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// Size of the loadable form in bytes.
+    pub loadable_size: u64,
+}
+
+/// Why a file is not a usable kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// No known kernel format.
+    #[error(
+        "not a recognised kernel image (no arm64 Image magic, bzImage header, zboot header or ELF)"
+    )]
+    Unknown,
+    /// The payload does not decompress.
+    #[error(transparent)]
+    Decompress(#[from] DecompressError),
+    /// A header points outside the file.
+    #[error("corrupt kernel image: {0}")]
+    Corrupt(String),
+}
+
+fn le16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The release from `Linux version 6.1.0-13-arm64 (…)`.
+pub fn banner_version(data: &[u8]) -> Option<String> {
+    const NEEDLE: &[u8] = b"Linux version ";
+    let at = data.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
+    let rest = &data[at..data.len().min(at + 128)];
+    let end = rest
+        .iter()
+        .position(|&c| c == b' ' || c == 0 || c == b'\n')?;
+    let v = std::str::from_utf8(&rest[..end]).ok()?;
+    (!v.is_empty() && v.bytes().next().is_some_and(|c| c.is_ascii_digit())).then(|| v.to_string())
+}
+
+fn has_pe_header(data: &[u8]) -> bool {
+    data.get(..2) == Some(b"MZ")
+        && le32(data, 0x3c).and_then(|o| data.get(o as usize..o as usize + 4)) == Some(b"PE\0\0")
+}
+
+fn arm64(data: &[u8]) -> Option<KernelInfo> {
+    if data.get(0x38..0x3c) != Some(b"ARM\x64") {
+        return None;
+    }
+    // Header (Documentation/arch/arm64/booting.rst): code0, code1,
+    // text_offset (0x08), image_size (0x10), flags (0x18), res2–res4,
+    // magic (0x38), PE header offset (0x3c).
+    let flags = le32(data, 0x18)?;
+    Some(KernelInfo {
+        format: KernelFormat::Arm64Image,
+        compression: None,
+        arch: "aarch64",
+        version: banner_version(data),
+        efi_stub: has_pe_header(data),
+        page_size: match (flags >> 1) & 3 {
+            1 => Some(4096),
+            2 => Some(16384),
+            3 => Some(65536),
+            _ => None,
+        },
+        loadable_size: data.len() as u64,
+    })
+}
+
+fn bzimage(data: &[u8]) -> Option<KernelInfo> {
+    if data.get(0x202..0x206) != Some(b"HdrS") {
+        return None;
+    }
+    let version = le16(data, 0x20e).and_then(|p| {
+        let at = usize::from(p) + 0x200;
+        let s = data.get(at..data.len().min(at + 128))?;
+        let end = s.iter().position(|&c| c == b' ' || c == 0)?;
+        String::from_utf8(s[..end].to_vec()).ok()
+    });
+    let xloadflags = le16(data, 0x236).unwrap_or(0);
+    Some(KernelInfo {
+        format: KernelFormat::BzImage,
+        compression: None,
+        arch: if xloadflags & 1 != 0 { "x86_64" } else { "x86" },
+        version,
+        efi_stub: has_pe_header(data),
+        page_size: None,
+        loadable_size: data.len() as u64,
+    })
+}
+
+fn elf(data: &[u8]) -> Option<KernelInfo> {
+    if data.get(..4) != Some(b"\x7fELF") {
+        return None;
+    }
+    let machine = le16(data, 18)?;
+    Some(KernelInfo {
+        format: KernelFormat::Elf,
+        compression: None,
+        arch: match machine {
+            183 => "aarch64",
+            62 => "x86_64",
+            _ => "unknown",
+        },
+        version: banner_version(data),
+        efi_stub: false,
+        page_size: None,
+        loadable_size: data.len() as u64,
+    })
+}
+
+/// Identifies a kernel and returns it in loadable form: zboot payloads and
+/// compression wrappers are decompressed (up to [`MAX_KERNEL`] bytes), other
+/// formats are returned as they are.
+pub fn load(data: &[u8]) -> Result<(KernelInfo, Cow<'_, [u8]>), KernelError> {
+    if let Some(i) = arm64(data).or_else(|| bzimage(data)).or_else(|| elf(data)) {
+        return Ok((i, Cow::Borrowed(data)));
+    }
+    if data.get(..2) == Some(b"MZ") && data.get(4..8) == Some(b"zimg") {
+        // EFI zboot header: payload offset (8), size (12), compression name (24).
+        let off = le32(data, 8).ok_or(KernelError::Unknown)? as usize;
+        let len = le32(data, 12).ok_or(KernelError::Unknown)? as usize;
+        let name_raw = data.get(24..56).ok_or(KernelError::Unknown)?;
+        let name = String::from_utf8_lossy(
+            &name_raw[..name_raw.iter().position(|&c| c == 0).unwrap_or(32)],
+        )
+        .into_owned();
+        let payload = off
+            .checked_add(len)
+            .and_then(|end| data.get(off..end))
+            .ok_or_else(|| {
+                KernelError::Corrupt(format!(
+                    "zboot payload {off}+{len} lies outside the {}-byte file",
+                    data.len()
+                ))
+            })?;
+        let c = Compression::from_name(&name).ok_or_else(|| {
+            KernelError::Corrupt(format!("zboot compression `{name}` is not supported"))
+        })?;
+        let inner = decompress(c, payload, MAX_KERNEL)?;
+        let mut info = arm64(&inner)
+            .ok_or_else(|| KernelError::Corrupt("zboot payload is not an arm64 Image".into()))?;
+        info.format = KernelFormat::Zboot;
+        info.compression = Some(c);
+        // The zboot PE itself is what firmware runs.
+        info.efi_stub = has_pe_header(data);
+        return Ok((info, Cow::Owned(inner)));
+    }
+    if let Some(c) = Compression::detect(data) {
+        let inner = decompress(c, data, MAX_KERNEL)?;
+        let mut info = arm64(&inner)
+            .or_else(|| elf(&inner))
+            .ok_or(KernelError::Unknown)?;
+        info.format = KernelFormat::Wrapped;
+        info.compression = Some(c);
+        // A compressed file cannot be started by firmware.
+        info.efi_stub = false;
+        return Ok((info, Cow::Owned(inner)));
+    }
+    Err(KernelError::Unknown)
+}

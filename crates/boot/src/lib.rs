@@ -1,0 +1,14 @@
+//! What boots: EFI binaries, kernels and initrds found in an image.
+//!
+//! This crate owns the fourth pipeline stage. It works on bytes the `fs`
+//! stage read: [`pe`] tells what an EFI binary is (shim, GRUB,
+//! systemd-boot, a UKI, a kernel's EFI stub) and whether it suits a machine;
+//! [`kernel`] identifies a kernel image and produces the form a hypervisor's
+//! direct boot loads; [`initrd`] lists an initramfs. Decompression is
+//! bounded everywhere ([`decompress`]).
+#![forbid(unsafe_code)]
+
+pub mod decompress;
+pub mod initrd;
+pub mod kernel;
+pub mod pe;
