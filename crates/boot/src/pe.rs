@@ -118,18 +118,24 @@ fn trim_name(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
-fn sections_of<Pe: ImageNtHeaders>(data: &[u8]) -> Option<Vec<(String, &[u8], u32, u32)>> {
+/// A section with its bytes in the file.
+struct RawSection<'a> {
+    name: String,
+    data: &'a [u8],
+    raw_size: u32,
+    virtual_size: u32,
+}
+
+fn sections_of<Pe: ImageNtHeaders>(data: &[u8]) -> Option<Vec<RawSection<'_>>> {
     let file = object::read::pe::PeFile::<Pe>::parse(data).ok()?;
     Some(
         file.section_table()
             .iter()
-            .map(|s| {
-                (
-                    trim_name(s.raw_name()),
-                    s.pe_data(data).unwrap_or(&[]),
-                    s.size_of_raw_data.get(LE),
-                    s.virtual_size.get(LE),
-                )
+            .map(|s| RawSection {
+                name: trim_name(s.raw_name()),
+                data: s.pe_data(data).unwrap_or(&[]),
+                raw_size: s.size_of_raw_data.get(LE),
+                virtual_size: s.virtual_size.get(LE),
             })
             .collect(),
     )
@@ -138,15 +144,15 @@ fn sections_of<Pe: ImageNtHeaders>(data: &[u8]) -> Option<Vec<(String, &[u8], u3
 fn section_bytes<'a>(data: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let all = sections_of::<pe::ImageNtHeaders64>(data)
         .or_else(|| sections_of::<pe::ImageNtHeaders32>(data))?;
-    all.into_iter().find(|s| s.0 == name).map(|s| {
+    all.into_iter().find(|s| s.name == name).map(|s| {
         // Section data is padded to the file alignment; the virtual size is
         // the payload's real length when smaller.
-        let len = if s.3 > 0 {
-            (s.3 as usize).min(s.1.len())
+        let len = if s.virtual_size > 0 {
+            (s.virtual_size as usize).min(s.data.len())
         } else {
-            s.1.len()
+            s.data.len()
         };
-        &s.1[..len]
+        &s.data[..len]
     })
 }
 
@@ -159,10 +165,10 @@ fn analyze_as<Pe: ImageNtHeaders>(data: &[u8], pe32_plus: bool) -> Option<PeInfo
         .is_some_and(|d| d.size.get(LE) >= 8 && d.virtual_address.get(LE) != 0);
     let sections: Vec<Section> = sections_of::<Pe>(data)?
         .into_iter()
-        .map(|(name, _, raw_size, virtual_size)| Section {
-            name,
-            raw_size,
-            virtual_size,
+        .map(|s| Section {
+            name: s.name,
+            raw_size: s.raw_size,
+            virtual_size: s.virtual_size,
         })
         .collect();
     let text = |name: &str| section_bytes(data, name).map(|b| trim_name(b).trim().to_string());
