@@ -8,7 +8,10 @@
 //! bounded everywhere ([`decompress`]).
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod decompress;
+pub mod extract;
+pub mod grub;
 pub mod initrd;
 pub mod kernel;
 pub mod pe;

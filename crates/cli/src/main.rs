@@ -3,6 +3,7 @@
 //! output form and maps errors to exit codes.
 
 mod cat;
+mod extract;
 mod inspect;
 mod ls;
 mod style;
@@ -98,6 +99,24 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Write the default boot entry's kernel (loadable form), initrd and command
+    /// line to a directory, for direct kernel boot.
+    #[command(after_help = extract::AFTER_HELP)]
+    Extract {
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Output directory (created if missing).
+        #[arg(short, long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// Extract entry N (0 = first) instead of the loader's default.
+        #[arg(long, value_name = "N")]
+        entry: Option<usize>,
+        /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
+        #[arg(long, default_value = "auto")]
+        arch: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Write files from inside the image to stdout, one after another (follows
     /// symlinks inside the image).
     #[command(after_help = cat::AFTER_HELP)]
@@ -124,6 +143,13 @@ fn main() -> ExitCode {
             long,
             output,
         } => ls::run(&image, &target, long, output),
+        Command::Extract {
+            image,
+            out,
+            entry,
+            arch,
+            output,
+        } => extract::run(&image, &out, entry, &arch, output),
         Command::Cat {
             image,
             targets,

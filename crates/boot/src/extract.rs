@@ -1,0 +1,364 @@
+//! Writing a boot entry's kernel, initrd and command line for direct
+//! kernel boot, atomically, with a manifest; cached by content.
+
+use crate::chain::{Arch, BootChain, BootEntry, FileRef};
+use crate::kernel::{self, KernelInfo};
+use crate::pe::PeInfo;
+use bootproof_fs::Volume;
+use bootproof_inspect::{OpenedImage, PartSelector};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Schema of `manifest.json`.
+pub const EXTRACT_SCHEMA: &str = "bootproof.extract/v1";
+const MAX_INITRD_FILE: u64 = 2 << 30;
+const MAX_KERNEL_FILE: u64 = 512 << 20;
+
+/// One output file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Output {
+    /// File name inside the output directory.
+    pub file: String,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256.
+    pub sha256: String,
+    /// Where it came from inside the image.
+    pub sources: Vec<String>,
+    /// What was done to it (`copied`, `decompressed gzip`, `UKI .linux section` …).
+    pub transform: String,
+}
+
+/// What `extract` wrote (also `manifest.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`EXTRACT_SCHEMA`].
+    pub schema: String,
+    /// Content key: sha256 over the source bytes, command line and arch.
+    pub key: String,
+    /// The entry's title and where it is defined.
+    pub entry_title: String,
+    /// Where the entry is defined.
+    pub entry_source: String,
+    /// Architecture.
+    pub arch: String,
+    /// Kernel release.
+    pub kernel_version: Option<String>,
+    /// Kernel facts.
+    pub kernel_format: String,
+    /// The kernel output.
+    pub kernel: Output,
+    /// The initrd output (absent when the entry has none).
+    pub initrd: Option<Output>,
+    /// The command line as configured.
+    pub cmdline_configured: String,
+    /// The command line written (with `added`).
+    pub cmdline: String,
+    /// Tokens bootproof added (`root=…`, `console=…`).
+    pub cmdline_added: Vec<String>,
+    /// Whether this run reused identical outputs already present.
+    #[serde(skip_deserializing)]
+    pub cache_hit: bool,
+}
+
+/// Why extraction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// No entry to extract.
+    #[error("no boot entry to extract: {0}")]
+    NoEntry(String),
+    /// A file the entry names cannot be read.
+    #[error("{file}: {detail}")]
+    Source {
+        /// The file inside the image.
+        file: String,
+        /// Why.
+        detail: String,
+    },
+    /// The kernel is not usable.
+    #[error("{file}: {source}")]
+    Kernel {
+        /// The file inside the image.
+        file: String,
+        /// Why.
+        source: kernel::KernelError,
+    },
+    /// Writing the outputs failed.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn volume<'a>(img: &'a OpenedImage, f: &FileRef) -> Result<&'a Volume, ExtractError> {
+    img.volume(&PartSelector::Number(f.slot))
+        .map(|(_, v)| v)
+        .map_err(|e| ExtractError::Source {
+            file: f.to_string(),
+            detail: e.to_string(),
+        })
+}
+
+fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, ExtractError> {
+    volume(img, f)?
+        .read_limited(f.path.as_bytes(), limit)
+        .map_err(|e| ExtractError::Source {
+            file: f.to_string(),
+            detail: e.to_string(),
+        })
+}
+
+fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The partition holding the OS root, as `root=` would name it.
+fn derived_root(img: &OpenedImage) -> Option<String> {
+    let slot = img
+        .slots
+        .iter()
+        .find(|s| s.is_root && s.partition.is_some())?;
+    let p = slot.partition.as_ref()?;
+    p.partuuid
+        .as_ref()
+        .map(|u| format!("root=PARTUUID={u}"))
+        .or_else(|| slot.uuid.as_ref().map(|u| format!("root=UUID={u}")))
+}
+
+/// The entry to use when the image has no boot chain to follow: the newest
+/// kernel under an OS root's `/boot`, paired with the initrd of the same
+/// version (never by mtime).
+pub fn entry_from_boot_dir(img: &OpenedImage) -> Option<BootEntry> {
+    for (slot, v) in img.volumes_root_first() {
+        let names: Vec<String> = v
+            .read_dir(b"/boot")
+            .ok()?
+            .into_iter()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .collect();
+        let mut versions: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|n| {
+                let ver = n
+                    .strip_prefix("vmlinuz-")
+                    .or_else(|| n.strip_prefix("vmlinux-"))
+                    .or_else(|| n.strip_prefix("Image-"))?;
+                Some((ver.to_string(), n.clone()))
+            })
+            .collect();
+        versions.sort_by(|a, b| crate::chain::version_cmp(&b.0, &a.0));
+        let Some((ver, kname)) = versions.into_iter().next() else {
+            continue;
+        };
+        let initrd = [
+            format!("initrd.img-{ver}"),
+            format!("initramfs-{ver}.img"),
+            format!("initrd-{ver}"),
+            format!("initrd-{ver}.img"),
+        ]
+        .into_iter()
+        .find(|c| names.contains(c));
+        return Some(BootEntry {
+            title: format!("kernel {ver} from /boot"),
+            source: format!("{}:/boot", slot.number),
+            kernel: FileRef {
+                slot: slot.number,
+                path: format!("/boot/{kname}"),
+            },
+            initrds: initrd
+                .into_iter()
+                .map(|i| FileRef {
+                    slot: slot.number,
+                    path: format!("/boot/{i}"),
+                })
+                .collect(),
+            cmdline: String::new(),
+            default: true,
+            uki: false,
+            version: Some(ver),
+        });
+    }
+    None
+}
+
+/// Writes `data` to `dir/name` atomically (temp file, fsync, rename).
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), ExtractError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let err = |source| ExtractError::Write {
+        path: path.clone(),
+        source,
+    };
+    let mut f = File::create(&tmp).map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    fs::rename(&tmp, &path).map_err(err)?;
+    Ok(())
+}
+
+fn output(file: &str, data: &[u8], sources: Vec<String>, transform: String) -> Output {
+    Output {
+        file: file.into(),
+        size: data.len() as u64,
+        sha256: hex(Sha256::digest(data)),
+        sources,
+        transform,
+    }
+}
+
+/// Extracts `entry` into `dir`.
+pub fn extract(
+    img: &OpenedImage,
+    chain: &BootChain,
+    entry: &BootEntry,
+    dir: &Path,
+) -> Result<Manifest, ExtractError> {
+    let arch = chain.arch;
+    let raw = read(img, &entry.kernel, MAX_KERNEL_FILE)?;
+    let (kernel_bytes, kernel_src_desc, mut initrd_bytes, mut initrd_sources, mut configured) =
+        if entry.uki {
+            let section = |s: &str| PeInfo::section_data(&raw, s).map(<[u8]>::to_vec);
+            let linux = section(".linux").ok_or_else(|| ExtractError::Source {
+                file: entry.kernel.to_string(),
+                detail: "UKI has no .linux section".into(),
+            })?;
+            let initrd = section(".initrd").unwrap_or_default();
+            let cmdline = section(".cmdline")
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .trim_end_matches('\0')
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let srcs = if initrd.is_empty() {
+                vec![]
+            } else {
+                vec![format!("{} (.initrd)", entry.kernel)]
+            };
+            (
+                linux,
+                format!("{} (.linux)", entry.kernel),
+                initrd,
+                srcs,
+                cmdline,
+            )
+        } else {
+            (
+                raw.clone(),
+                entry.kernel.to_string(),
+                Vec::new(),
+                Vec::new(),
+                entry.cmdline.clone(),
+            )
+        };
+    let (info, loadable): (KernelInfo, _) =
+        kernel::load(&kernel_bytes).map_err(|source| ExtractError::Kernel {
+            file: entry.kernel.to_string(),
+            source,
+        })?;
+    let transform = match (info.format, info.compression) {
+        (_, Some(c)) => format!("decompressed {} ({:?})", c.name(), info.format),
+        _ if entry.uki => "UKI .linux section".to_string(),
+        _ => "copied".to_string(),
+    };
+    for f in &entry.initrds {
+        initrd_bytes.extend(read(img, f, MAX_INITRD_FILE)?);
+        initrd_sources.push(f.to_string());
+    }
+    configured = configured.trim().to_string();
+    let mut added = Vec::new();
+    let has = |k: &str| configured.split_whitespace().any(|w| w.starts_with(k));
+    if !has("root=") && !entry.uki {
+        if let Some(r) = derived_root(img) {
+            added.push(r);
+        }
+    }
+    if !has("console=") {
+        added.push(match arch {
+            Arch::Aarch64 => "console=ttyAMA0".into(),
+            Arch::X86_64 => "console=ttyS0".into(),
+        });
+    }
+    let cmdline = std::iter::once(configured.as_str())
+        .chain(added.iter().map(String::as_str))
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+
+    let mut h = Sha256::new();
+    for part in [
+        &loadable[..],
+        &initrd_bytes[..],
+        cmdline.as_bytes(),
+        arch.name().as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let key = hex(h.finalize());
+    let kernel_out = output("kernel", &loadable, vec![kernel_src_desc], transform);
+    let initrd_out = (!initrd_bytes.is_empty()).then(|| {
+        let t = if initrd_sources.len() > 1 {
+            format!("concatenated {} files", initrd_sources.len())
+        } else {
+            "copied".to_string()
+        };
+        output("initrd", &initrd_bytes, initrd_sources.clone(), t)
+    });
+    let mut manifest = Manifest {
+        schema: EXTRACT_SCHEMA.into(),
+        key,
+        entry_title: entry.title.clone(),
+        entry_source: entry.source.clone(),
+        arch: arch.name().into(),
+        kernel_version: info.version.clone(),
+        kernel_format: format!("{:?}", info.format),
+        kernel: kernel_out,
+        initrd: initrd_out,
+        cmdline_configured: configured,
+        cmdline: cmdline.clone(),
+        cmdline_added: added,
+        cache_hit: false,
+    };
+    fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    // Cache: the same content already extracted here (checked by hash, not mtime).
+    if let Ok(old) = fs::read(dir.join("manifest.json")) {
+        if let Ok(old) = serde_json::from_slice::<Manifest>(&old) {
+            let intact = |o: &Output| {
+                fs::read(dir.join(&o.file)).is_ok_and(|d| hex(Sha256::digest(&d)) == o.sha256)
+            };
+            if old.key == manifest.key
+                && intact(&old.kernel)
+                && old.initrd.as_ref().is_none_or(intact)
+                && fs::read_to_string(dir.join("cmdline")).is_ok_and(|c| c.trim_end() == cmdline)
+            {
+                manifest.cache_hit = true;
+                return Ok(manifest);
+            }
+        }
+    }
+    write_atomic(dir, "kernel", &loadable)?;
+    match &initrd_bytes[..] {
+        [] => {
+            let _ = fs::remove_file(dir.join("initrd"));
+        }
+        bytes => write_atomic(dir, "initrd", bytes)?,
+    }
+    write_atomic(dir, "cmdline", format!("{cmdline}\n").as_bytes())?;
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    write_atomic(dir, "manifest.json", &json)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(manifest)
+}

@@ -1,0 +1,170 @@
+//! `bootproof extract`.
+
+use crate::style::{human_size, Style};
+use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_OK};
+use bootproof_boot::chain::{self, Arch};
+use bootproof_boot::extract::{entry_from_boot_dir, extract};
+use std::io::Write;
+use std::path::Path;
+
+pub const AFTER_HELP: &str = "\
+Writes into DIR:
+  kernel         the kernel as direct kernel boot loads it (arm64: the
+                 uncompressed Image, from zboot or gzip/zstd/xz/lz4/bzip2/lzma
+                 wrappers too; x86_64: the bzImage)
+  initrd         the entry's initrd(s), verbatim (several are concatenated)
+  cmdline        the entry's command line, plus root= (when missing) and the
+                 arch's console= (when missing)
+  manifest.json  sources, transforms, versions and sha256 of every output
+                 (schema bootproof.extract/v1)
+Writes are atomic; a second run on the same image content rewrites nothing.
+
+The entry is the boot loader's default unless --entry N picks another (0 is
+the first, as `bootproof extract --json` lists them). Without a boot chain
+(no ESP or no removable path), the newest kernel in /boot is used, paired
+with the initrd of the same version.
+
+Examples:
+  bootproof extract disk.qcow2 -o out/
+  bootproof extract --entry 1 --arch x86_64 disk.raw -o out/";
+
+pub fn run(
+    args: &ImageArgs,
+    out_dir: &Path,
+    entry: Option<usize>,
+    arch: &str,
+    out: OutputArgs,
+) -> Result<u8, CliError> {
+    let img = open(args)?;
+    let arch = match arch {
+        "auto" => chain::detect_arch(&img).ok_or_else(|| {
+            CliError::with_hint(
+                "cannot tell the image's architecture",
+                "pass --arch aarch64 or --arch x86_64",
+            )
+        })?,
+        a => Arch::parse(a).ok_or_else(|| {
+            CliError::with_hint(
+                format!("unknown architecture `{a}`"),
+                "use aarch64 or x86_64",
+            )
+        })?,
+    };
+    let mut chain = chain::follow(&img, arch);
+    let mut fallback = false;
+    if chain.entries.is_empty() {
+        if let Some(e) = entry_from_boot_dir(&img) {
+            chain.entries.push(e);
+            fallback = true;
+        }
+    }
+    let picked = match entry {
+        Some(n) => chain.entries.get(n).ok_or_else(|| {
+            CliError::with_hint(
+                format!("entry {n} does not exist ({} entries)", chain.entries.len()),
+                "`bootproof extract --json IMAGE -o DIR` lists the entries",
+            )
+        })?,
+        None => chain.default_entry().ok_or_else(|| {
+            let why: Vec<String> = chain.problems.iter().map(|p| p.message.clone()).collect();
+            CliError::with_hint(
+                format!("no boot entry found: {}", why.join("; ")),
+                "`bootproof inspect IMAGE` shows what the image holds",
+            )
+        })?,
+    }
+    .clone();
+    let manifest = extract(&img, &chain, &picked, out_dir).map_err(|e| {
+        CliError::with_hint(
+            e,
+            "`bootproof inspect IMAGE` lists the problems found while reading",
+        )
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        let doc = serde_json::json!({
+            "schema": "bootproof.extract-run/v1",
+            "output_dir": out_dir,
+            "fallback_to_boot_dir": fallback,
+            "chain": chain,
+            "manifest": manifest,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
+        writeln!(stdout)?;
+        return Ok(EXIT_OK);
+    }
+    let st = Style::stdout(out.color);
+    writeln!(stdout, "{} ({})", st.bold("Boot chain"), arch.name())?;
+    for s in &chain.steps {
+        writeln!(stdout, "  {s}")?;
+    }
+    if fallback {
+        writeln!(
+            stdout,
+            "  {}",
+            st.yellow("no boot chain: using the newest kernel in /boot")
+        )?;
+    }
+    for p in &chain.problems {
+        writeln!(
+            stdout,
+            "  {} {}: {}",
+            st.yellow("warning"),
+            p.code,
+            p.message
+        )?;
+    }
+    writeln!(
+        stdout,
+        "{} {} {}",
+        st.bold("Entry  "),
+        picked.title,
+        st.dim(&format!("({})", picked.source))
+    )?;
+    let k = &manifest.kernel;
+    writeln!(
+        stdout,
+        "{} {:<10} {} {}",
+        st.bold("Kernel "),
+        human_size(k.size),
+        manifest
+            .kernel_version
+            .as_deref()
+            .unwrap_or("unknown version"),
+        st.dim(&format!(
+            "{}, {} from {}",
+            manifest.kernel_format,
+            k.transform,
+            k.sources.join(", ")
+        ))
+    )?;
+    if let Some(i) = &manifest.initrd {
+        writeln!(
+            stdout,
+            "{} {:<10} {}",
+            st.bold("Initrd "),
+            human_size(i.size),
+            st.dim(&format!("{} from {}", i.transform, i.sources.join(", ")))
+        )?;
+    }
+    writeln!(stdout, "{} {}", st.bold("Cmdline"), manifest.cmdline)?;
+    if !manifest.cmdline_added.is_empty() {
+        writeln!(
+            stdout,
+            "        {}",
+            st.dim(&format!("added: {}", manifest.cmdline_added.join(" ")))
+        )?;
+    }
+    let status = if manifest.cache_hit {
+        "unchanged (same content already there)"
+    } else {
+        "written"
+    };
+    writeln!(
+        stdout,
+        "{} {}",
+        st.green(&format!("{}:", out_dir.display())),
+        status
+    )?;
+    Ok(EXIT_OK)
+}
