@@ -519,7 +519,7 @@ impl GrubState<'_> {
                             "GRUB `search --{by} {value}` finds slot {}",
                             s.number
                         ));
-                        self.vars.insert(var, format!("(slot{})", s.number));
+                        self.vars.insert(var, format!("slot{}", s.number));
                     }
                     None => chain.problem(
                         "chain.search-failed",
@@ -715,9 +715,9 @@ impl GrubState<'_> {
                                 .is_some_and(|v| v.exists(value.as_bytes()).unwrap_or(false)),
                         });
                         if let Some(s) = found {
-                            vars.insert(var.clone(), format!("(slot{})", s.number));
+                            vars.insert(var.clone(), format!("slot{}", s.number));
                             if var == "root" {
-                                entry.root = Some(format!("(slot{})", s.number));
+                                entry.root = Some(format!("slot{}", s.number));
                             }
                         }
                     }
@@ -747,7 +747,7 @@ fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, chain: &mut BootChain) {
     };
     state
         .vars
-        .insert("root".into(), format!("(slot{})", grub_bin.slot));
+        .insert("root".into(), format!("slot{}", grub_bin.slot));
     state
         .vars
         .insert("prefix".into(), format!("(slot{}){dir}", grub_bin.slot));

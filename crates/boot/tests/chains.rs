@@ -1,0 +1,258 @@
+//! Boot chains built from real Debian binaries (shim, GRUB, systemd's stub,
+//! kernels): the default entry is found and extracts to the packaged bytes.
+
+use bootproof_boot::chain::{self, Arch};
+use bootproof_boot::extract::extract;
+use bootproof_image::OpenOptions;
+use bootproof_inspect::OpenedImage;
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+fn ws() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Builds (once, under a lock) the boot test images from the artifacts.
+fn images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let ws = ws();
+        std::fs::create_dir_all(ws.join("target")).unwrap();
+        let lock = File::create(ws.join("target/boot-images.lock")).unwrap();
+        lock.lock().unwrap();
+        let art = ws.join("target/debian-artifacts");
+        assert!(
+            Command::new(ws.join("tests/artifacts/fetch-debian-artifacts.sh"))
+                .arg(&art)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let dir = ws.join("target/boot-images");
+        assert!(Command::new("python3")
+            .arg(ws.join("tests/images/make-boot-images.py"))
+            .arg(&dir)
+            .arg(&art)
+            .status()
+            .unwrap()
+            .success());
+        lock.unlock().unwrap();
+        dir
+    })
+}
+
+fn manifest() -> Value {
+    serde_json::from_slice(&std::fs::read(images().join("boot-manifest.json")).unwrap()).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bootproof-chain-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn default_entries_extract_to_the_packaged_bytes() {
+    let m = manifest();
+    let images_map = m["images"].as_object().unwrap();
+    assert!(images_map.len() >= 4);
+    for (name, spec) in images_map {
+        let img = OpenedImage::open(images().join(name), &OpenOptions::default()).unwrap();
+        let arch = chain::detect_arch(&img).unwrap_or_else(|| panic!("{name}: no arch"));
+        assert_eq!(arch.name(), spec["arch"].as_str().unwrap(), "{name}");
+        let c = chain::follow(&img, arch);
+        assert!(c.problems.is_empty(), "{name}: {:?}", c.problems);
+        let entry = c
+            .default_entry()
+            .unwrap_or_else(|| panic!("{name}: no entry; steps {:?}", c.steps))
+            .clone();
+        assert_eq!(entry.uki, spec["loader"] == "uki", "{name}");
+        let out = scratch(name);
+        let man = extract(&img, &c, &entry, &out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kernel = std::fs::read(spec["kernel"].as_str().unwrap()).unwrap();
+        let initrd = std::fs::read(spec["initrd"].as_str().unwrap()).unwrap();
+        assert!(
+            std::fs::read(out.join("kernel")).unwrap() == kernel,
+            "{name}: kernel differs from the package's"
+        );
+        assert!(
+            std::fs::read(out.join("initrd")).unwrap() == initrd,
+            "{name}: initrd differs"
+        );
+        assert_eq!(
+            man.cmdline_configured,
+            spec["cmdline"].as_str().unwrap(),
+            "{name}"
+        );
+        let console = if arch == Arch::Aarch64 {
+            "console=ttyAMA0"
+        } else {
+            "console=ttyS0"
+        };
+        assert!(
+            man.cmdline.split_whitespace().any(|w| w == console),
+            "{name}: {}",
+            man.cmdline
+        );
+        assert_eq!(
+            man.kernel_version.as_deref(),
+            spec["version"].as_str(),
+            "{name}"
+        );
+        assert!(!man.cache_hit);
+        // Same content again: nothing rewritten. Damaged output: rewritten.
+        let again = extract(&img, &c, &entry, &out).unwrap();
+        assert!(again.cache_hit, "{name}: second run should be a cache hit");
+        std::fs::write(out.join("kernel"), b"tampered").unwrap();
+        let third = extract(&img, &c, &entry, &out).unwrap();
+        assert!(!third.cache_hit);
+        assert!(std::fs::read(out.join("kernel")).unwrap() == kernel);
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(written["schema"], "bootproof.extract/v1");
+        assert_eq!(written["kernel"]["size"], kernel.len());
+        assert!(
+            std::fs::read_dir(&out).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".tmp")),
+            "no temp files left"
+        );
+    }
+}
+
+#[test]
+fn grub_menu_order_and_default() {
+    let img = OpenedImage::open(
+        images().join("debian-grub-arm64.raw"),
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    let c = chain::follow(&img, Arch::Aarch64);
+    let steps = c.steps.join("\n");
+    assert!(
+        steps.contains("shim loads 1:/EFI/BOOT/grubaa64.efi")
+            && steps.contains("GRUB reads 2:/boot/grub/grub.cfg"),
+        "{steps}"
+    );
+    let info = c.removable_info.as_ref().unwrap();
+    assert!(info.signed, "Debian's shim is signed");
+    // The submenu's recovery entry is not the default, and only the top-level
+    // entry is listed (the submenu is skipped).
+    assert_eq!(c.entries.len(), 1);
+    assert_eq!(c.entries[0].title, "Debian GNU/Linux");
+    assert!(c.entries[0].default);
+}
+
+#[test]
+fn unresolved_kernelopts_is_reported() {
+    let dir = scratch("kernelopts");
+    let p = dir.join("img.raw");
+    assert!(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(images().join("rhel-blscfg-amd64.raw"))
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success());
+    // Remove grubenv from the ext4 root (partition 2) with debugfs.
+    let start = {
+        let out = Command::new("sgdisk").arg("-i2").arg(&p).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("First sector: "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let part = dir.join("root.ext4");
+    assert!(Command::new("dd")
+        .args([
+            format!("if={}", p.display()),
+            format!("of={}", part.display()),
+            "bs=512".into(),
+            format!("skip={start}"),
+            "status=none".into()
+        ])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("debugfs")
+        .args(["-w", "-R", "rm /boot/grub2/grubenv"])
+        .arg(&part)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("dd")
+        .args([
+            format!("if={}", part.display()),
+            format!("of={}", p.display()),
+            "bs=512".into(),
+            format!("seek={start}"),
+            "conv=notrunc".into(),
+            "status=none".into()
+        ])
+        .status()
+        .unwrap()
+        .success());
+    let img = OpenedImage::open(&p, &OpenOptions::default()).unwrap();
+    let c = chain::follow(&img, Arch::X86_64);
+    assert!(
+        c.problems
+            .iter()
+            .any(|p| p.code == "chain.unresolved-variable" && p.message.contains("$kernelopts")),
+        "{:?}",
+        c.problems
+    );
+    assert!(
+        c.default_entry().unwrap().cmdline.contains("$kernelopts"),
+        "the literal stays visible for the checker"
+    );
+}
+
+#[test]
+fn vendor_directory_without_removable_path() {
+    let dir = scratch("vendor");
+    let p = dir.join("img.raw");
+    assert!(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(images().join("debian-grub-arm64.raw"))
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success());
+    // mtools addresses the ESP inside the disk at its offset (1 MiB).
+    let target = format!("{}@@1M", p.display());
+    assert!(Command::new("mmove")
+        .args(["-i", &target, "::/EFI/BOOT", "::/EFI/debian"])
+        .status()
+        .unwrap()
+        .success());
+    let img = OpenedImage::open(&p, &OpenOptions::default()).unwrap();
+    let c = chain::follow(&img, Arch::Aarch64);
+    let p = c
+        .problems
+        .iter()
+        .find(|p| p.code == "chain.no-removable-path")
+        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    // fatfs shows 8.3 names upper-case (it ignores the lowercase flag mtools sets).
+    assert!(
+        p.message.to_lowercase().contains("/efi/debian"),
+        "{}",
+        p.message
+    );
+    assert!(c.entries.is_empty());
+}

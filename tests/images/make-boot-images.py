@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Builds boot-chain test images from real Debian binaries.
+
+Usage: make-boot-images.py OUTDIR ARTIFACTS
+
+ARTIFACTS is the output of tests/artifacts/fetch-debian-artifacts.sh. Every
+image is a GPT disk (sgdisk) with an ESP (mkfs.vfat + mcopy) and an ext4
+root (mkfs.ext4 -d), holding the packaged kernels, a busybox initramfs made
+with cpio + gzip, shim, GRUB, systemd-boot, and a UKI made with objcopy from
+systemd's stub. OUTDIR/boot-manifest.json records, per image, which source
+files the default entry must extract to.
+"""
+import glob, json, os, shutil, subprocess, sys
+
+VERSION = "3"
+MiB = 1 << 20
+ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
+
+
+def run(*cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+
+
+def initramfs(busybox, out):
+    d = out + ".d"
+    os.makedirs(f"{d}/bin", exist_ok=True)
+    shutil.copy(busybox, f"{d}/bin/busybox")
+    write(f"{d}/init", "#!/bin/busybox sh\n/bin/busybox echo bootproof-init\n/bin/busybox poweroff -f\n")
+    os.chmod(f"{d}/init", 0o755)
+    files = subprocess.run(["find", "."], cwd=d, check=True, capture_output=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=d, input=files, check=True, capture_output=True).stdout
+    gz = subprocess.run(["gzip", "-9", "-n"], input=cpio, check=True, capture_output=True).stdout
+    write(out, gz)
+    shutil.rmtree(d)
+
+
+def disk(path, esp_dir, root_dir):
+    """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed."""
+    w = path + ".work"
+    os.makedirs(w, exist_ok=True)
+    esp_mib, root_mib = 64, 200
+    with open(path, "wb") as f:
+        f.truncate((esp_mib + root_mib + 2) * MiB)
+    run("sgdisk", f"-n1:2048:+{esp_mib}M", "-t1:EF00", "-c1:esp", "-n2:0:0", "-t2:8305", "-c2:root", path)
+    run("mkfs.vfat", "-C", "-F", "32", "-n", "ESP", f"{w}/esp", str(esp_mib * 1024))
+    entries = [os.path.join(esp_dir, n) for n in os.listdir(esp_dir)]
+    if entries:
+        run("mcopy", "-s", "-i", f"{w}/esp", *entries, "::/")
+    start2 = 2048 + esp_mib * 2048
+    size2 = (os.path.getsize(path) // 512 - 34 - start2) * 512
+    run("mkfs.ext4", "-q", "-L", "root", "-U", ROOT_UUID, "-d", root_dir, f"{w}/root", f"{size2 // 1024}k")
+    for img, offset in [(f"{w}/esp", 2048 * 512), (f"{w}/root", start2 * 512)]:
+        with open(img, "rb") as s, open(path, "r+b") as d:
+            d.seek(offset)
+            shutil.copyfileobj(s, d, 4 * MiB)
+    shutil.rmtree(w)
+
+
+def main():
+    out, art = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    mpath = f"{out}/boot-manifest.json"
+    if os.path.exists(mpath) and json.load(open(mpath)).get("version") == VERSION:
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    images = {}
+    for arch in ["arm64", "amd64"]:
+        r = f"{art}/{arch}/root"
+        kernel = glob.glob(f"{r}/boot/vmlinuz-*")[0]
+        ver = os.path.basename(kernel)[len("vmlinuz-"):]
+        initrd = f"{out}/initrd-{arch}.img"
+        initramfs(f"{r}/bin/busybox", initrd)
+        efi = "aa64" if arch == "arm64" else "x64"
+        grub_dir = "arm64-efi" if arch == "arm64" else "x86_64-efi"
+        # Debian layout: shim -> monolithic GRUB -> grub.cfg beside it ->
+        # search.fs_uuid + configfile -> /boot/grub/grub.cfg (update-grub style).
+        esp, root = f"{out}/w/esp", f"{out}/w/root"
+        shutil.rmtree(f"{out}/w", ignore_errors=True)
+        os.makedirs(f"{esp}/EFI/BOOT"); os.makedirs(f"{root}/boot/grub"); os.makedirs(f"{root}/etc")
+        shutil.copy(f"{r}/usr/lib/shim/shim{efi}.efi.signed", f"{esp}/EFI/BOOT/BOOT{efi.upper()}.EFI")
+        shutil.copy(f"{r}/usr/lib/grub/{grub_dir}/monolithic/grub{efi}.efi", f"{esp}/EFI/BOOT/grub{efi}.efi")
+        write(f"{esp}/EFI/BOOT/grub.cfg", f"search.fs_uuid {ROOT_UUID} root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n")
+        shutil.copy(kernel, f"{root}/boot/vmlinuz-{ver}")
+        shutil.copy(initrd, f"{root}/boot/initrd.img-{ver}")
+        write(f"{root}/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
+        write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
+        write(f"{root}/boot/grub/grub.cfg", f"""# generated in the style of update-grub
+set default="0"
+if [ -s $prefix/grubenv ]; then
+  load_env
+fi
+function load_video {{
+  insmod all_video
+}}
+menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class os $menuentry_id_option 'gnulinux-simple-{ROOT_UUID}' {{
+	load_video
+	insmod ext2
+	search --no-floppy --fs-uuid --set=root {ROOT_UUID}
+	echo	'Loading Linux {ver} ...'
+	linux	/boot/vmlinuz-{ver} root=UUID={ROOT_UUID} ro quiet
+	echo	'Loading initial ramdisk ...'
+	initrd	/boot/initrd.img-{ver}
+}}
+submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced-{ROOT_UUID}' {{
+	menuentry 'Debian GNU/Linux, with Linux {ver} (recovery mode)' {{
+		linux	/boot/vmlinuz-{ver} root=UUID={ROOT_UUID} ro single
+	}}
+}}
+""")
+        name = f"debian-grub-{arch}.raw"
+        disk(f"{out}/{name}", esp, root)
+        images[name] = {"arch": "aarch64" if arch == "arm64" else "x86_64", "kernel": kernel, "initrd": initrd,
+                        "cmdline": f"root=UUID={ROOT_UUID} ro quiet", "loader": "grub", "version": ver}
+        if arch == "amd64":
+            # RHEL style: GRUB's blscfg reads /boot/loader/entries; options use $kernelopts from grubenv.
+            shutil.rmtree(f"{out}/w")
+            os.makedirs(f"{esp}/EFI/BOOT"); os.makedirs(f"{root}/boot/grub2"); os.makedirs(f"{root}/boot/loader/entries"); os.makedirs(f"{root}/etc")
+            shutil.copy(f"{r}/usr/lib/shim/shimx64.efi.signed", f"{esp}/EFI/BOOT/BOOTX64.EFI")
+            shutil.copy(f"{r}/usr/lib/grub/x86_64-efi/monolithic/grubx64.efi", f"{esp}/EFI/BOOT/grubx64.efi")
+            write(f"{esp}/EFI/BOOT/grub.cfg", f"search --no-floppy --fs-uuid --set=dev {ROOT_UUID}\nset root=$dev\nset prefix=($dev)/boot/grub2\nexport $prefix\nconfigfile $prefix/grub.cfg\n")
+            shutil.copy(kernel, f"{root}/boot/vmlinuz-{ver}")
+            shutil.copy(initrd, f"{root}/boot/initramfs-{ver}.img")
+            write(f"{root}/etc/os-release", 'PRETTY_NAME="Red Hat style test"\nID=rhelish\n')
+            write(f"{root}/boot/grub2/grub.cfg", "set default=\"${saved_entry}\"\nload_env -f ($root)/boot/grub2/grubenv\nblscfg\n")
+            env = f"# GRUB Environment Block\nkernelopts=root=UUID={ROOT_UUID} ro crashkernel=auto\nsaved_entry=\n"
+            write(f"{root}/boot/grub2/grubenv", env + "#" * (1024 - len(env)))
+            write(f"{root}/boot/loader/entries/rhel-{ver}.conf",
+                  f"title Red Hat style ({ver})\nversion {ver}\nlinux /vmlinuz-{ver}\ninitrd /initramfs-{ver}.img\noptions $kernelopts console=ttyS0\n")
+            disk(f"{out}/rhel-blscfg-amd64.raw", esp, root)
+            images["rhel-blscfg-amd64.raw"] = {"arch": "x86_64", "kernel": kernel, "initrd": initrd,
+                                               "cmdline": f"root=UUID={ROOT_UUID} ro crashkernel=auto console=ttyS0", "loader": "grub", "version": ver}
+            # A UKI as the removable binary, assembled by objcopy from systemd's stub.
+            shutil.rmtree(f"{out}/w")
+            os.makedirs(f"{esp}/EFI/BOOT"); os.makedirs(f"{root}/etc")
+            write(f"{out}/cmdline.txt", "root=PARTLABEL=root ro console=ttyS0")
+            write(f"{out}/osrel.txt", 'PRETTY_NAME="UKI test"\n')
+            write(f"{out}/uname.txt", ver)
+            run("objcopy",
+                "--add-section", f".osrel={out}/osrel.txt", "--change-section-vma", ".osrel=0x20000",
+                "--add-section", f".cmdline={out}/cmdline.txt", "--change-section-vma", ".cmdline=0x30000",
+                "--add-section", f".uname={out}/uname.txt", "--change-section-vma", ".uname=0x40000",
+                "--add-section", f".linux={kernel}", "--change-section-vma", ".linux=0x2000000",
+                "--add-section", f".initrd={initrd}", "--change-section-vma", ".initrd=0x3000000",
+                f"{r}/usr/lib/systemd/boot/efi/linuxx64.efi.stub", f"{esp}/EFI/BOOT/BOOTX64.EFI")
+            write(f"{root}/etc/os-release", 'PRETTY_NAME="UKI test"\nID=uki\n')
+            disk(f"{out}/uki-amd64.raw", esp, root)
+            images["uki-amd64.raw"] = {"arch": "x86_64", "kernel": kernel, "initrd": initrd,
+                                       "cmdline": "root=PARTLABEL=root ro console=ttyS0", "loader": "uki", "version": ver}
+        shutil.rmtree(f"{out}/w", ignore_errors=True)
+    json.dump({"version": VERSION, "images": images}, open(mpath + ".tmp", "w"), indent=1)
+    os.rename(mpath + ".tmp", mpath)
+
+
+if __name__ == "__main__":
+    main()
