@@ -3,6 +3,7 @@
 //! output form and maps errors to exit codes.
 
 mod cat;
+mod check;
 mod extract;
 mod inspect;
 mod ls;
@@ -15,7 +16,6 @@ use std::process::ExitCode;
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: the command ran and found the image failing (used by `check`).
-#[allow(dead_code)]
 pub const EXIT_FAIL: u8 = 1;
 /// Exit status: usage error, unreadable image, or path not found.
 pub const EXIT_ERROR: u8 = 2;
@@ -23,7 +23,7 @@ pub const EXIT_ERROR: u8 = 2;
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
-  1  the image fails a check (reserved for `check`)
+  1  `check`: a rule of severity error failed
   2  usage error, unreadable image, or a path that does not exist
 
 Images are always opened read-only; no root, loop devices or mounts are used.
@@ -99,6 +99,21 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Check VM-spec compliance and boot readiness without booting: partition
+    /// table, ESP, removable path, boot chain, kernel, command line, drivers.
+    #[command(after_help = check::AFTER_HELP)]
+    Check {
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
+        #[arg(long, default_value = "auto")]
+        arch: String,
+        /// Print a JUnit XML report (one test case per rule) for CI viewers.
+        #[arg(long, conflicts_with = "json")]
+        junit: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Write the default boot entry's kernel (loadable form), initrd and command
     /// line to a directory, for direct kernel boot.
     #[command(after_help = extract::AFTER_HELP)]
@@ -143,6 +158,12 @@ fn main() -> ExitCode {
             long,
             output,
         } => ls::run(&image, &target, long, output),
+        Command::Check {
+            image,
+            arch,
+            junit,
+            output,
+        } => check::run(&image, &arch, junit, output),
         Command::Extract {
             image,
             out,

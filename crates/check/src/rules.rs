@@ -1,0 +1,129 @@
+//! The rule catalog: stable ids, severities, where each rule comes from,
+//! and what to do when it fails.
+
+use serde::Serialize;
+
+/// How much a failed rule matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational: reported, never a failure.
+    Info,
+    /// A SHOULD, or something that works but bites later.
+    Warning,
+    /// A MUST, or something that stops the boot.
+    Error,
+}
+
+/// One rule.
+#[derive(Debug, Serialize)]
+pub struct Rule {
+    /// Stable identifier.
+    pub id: &'static str,
+    /// Severity when it fails.
+    pub severity: Severity,
+    /// What it checks.
+    pub title: &'static str,
+    /// Spec clause or rationale.
+    pub clause: &'static str,
+    /// What to do when it fails.
+    pub hint: &'static str,
+}
+
+macro_rules! rules {
+    ($($name:ident = $id:literal, $sev:ident, $title:literal, $clause:literal, $hint:literal;)*) => {
+        $(
+            #[doc = $title]
+            pub const $name: Rule = Rule { id: $id, severity: Severity::$sev, title: $title, clause: $clause, hint: $hint };
+        )*
+        /// Every rule, in report order.
+        pub const ALL: &[&Rule] = &[$(&$name),*];
+    };
+}
+
+rules! {
+    GPT = "image.gpt", Error, "Disk is partitioned with GPT",
+        "VM spec v2.0 §image: the disk MUST use GPT",
+        "convert the table with `sgdisk -g IMAGE` (or rebuild the image with a GPT)";
+    GPT_CONSISTENT = "image.gpt-consistent", Warning, "Both GPT copies are valid and agree",
+        "UEFI 2.6 §5.3: firmware validates both headers and entry arrays",
+        "repair with `sgdisk -e IMAGE` (moves/rewrites the backup) after checking the primary";
+    ESP = "image.esp", Error, "An EFI System Partition exists",
+        "VM spec v2.0 §image: an ESP (type C12A7328-F81F-11D2-BA4B-00A0C93EC93B) MUST exist",
+        "give the boot partition the ESP type: `sgdisk -t N:EF00 IMAGE`";
+    ESP_FAT = "image.esp-fat", Error, "The ESP is formatted FAT",
+        "UEFI 2.6 §12.3.1.1: system partitions use FAT",
+        "format the ESP with `mkfs.vfat -F 32`";
+    ESP_FAT32 = "image.esp-fat32", Warning, "The ESP is FAT32",
+        "UEFI 2.6 §12.3.1.1: FAT32 for system partitions (FAT12/16 for removable media)",
+        "recreate the ESP with `mkfs.vfat -F 32` (at least ~33 MiB at 512-byte clusters)";
+    REMOVABLE = "image.removable-path", Error, "The removable-media loader exists (\\EFI\\BOOT\\BOOT<arch>.EFI)",
+        "VM spec v2.0 §image: the image MUST boot from the removable path",
+        "copy the loader there, e.g. `grub-install --removable` or `bootctl install` with --no-variables";
+    EFI_APP = "image.efi-app", Error, "The removable loader is a PE32+ EFI application for the arch",
+        "VM spec v2.0 §image + UEFI 2.6 §2.1.1: machine type and subsystem 10 (EFI application)",
+        "install the loader built for this architecture (e.g. grubaa64.efi / shimaa64.efi on arm64)";
+    NO_PRECONFIG = "image.no-preconfig", Error, "Booting does not depend on NVRAM boot entries",
+        "VM spec v2.0 §image: a portable image MUST NOT rely on a pre-configured UEFI environment",
+        "install the loader at the removable path as well as under EFI/<vendor>/";
+    NO_FIRMWARE = "image.no-firmware", Warning, "No UEFI firmware is shipped in the image",
+        "VM spec v2.0 §image: the firmware SHOULD NOT be part of the image",
+        "remove firmware volumes (*.fd) from the image; the hypervisor provides them";
+    CHAIN = "boot.chain", Error, "The boot chain resolves to a kernel",
+        "a boot needs loader → config → entry → kernel",
+        "fix the loader configuration named in the evidence";
+    KERNEL_FILES = "boot.kernel-files", Error, "The default entry's kernel and initrd exist",
+        "the loader fails with `file not found` otherwise",
+        "regenerate the boot configuration (update-grub, kernel-install) or restore the files";
+    KERNEL_ARCH = "boot.kernel-arch", Error, "The kernel is built for the image's architecture",
+        "an x86 kernel cannot run on an arm64 VM and vice versa",
+        "install the kernel package for the image's architecture";
+    KERNEL_EFI_STUB = "boot.kernel-efi-stub", Error, "The kernel has an EFI stub",
+        "UEFI loaders (GRUB on arm64, systemd-boot) start the kernel as an EFI application",
+        "use a kernel built with CONFIG_EFI_STUB=y and do not compress it outside the image format (use zboot)";
+    UNRESOLVED_VARS = "boot.cmdline-vars", Error, "The command line has no unresolved variables",
+        "GRUB BLS entries use $kernelopts from grubenv; unresolved, the kernel gets the literal text",
+        "set kernelopts in grubenv (`grub2-editenv - set kernelopts=\"root=... ro\"`) or write the options into the entry";
+    ROOT_REF = "boot.root", Error, "root= names a filesystem in the image",
+        "the initramfs waits for the root device and gives up (`Gave up waiting for root file system device`)",
+        "point root= at the root filesystem's UUID= or PARTUUID= as shown by `bootproof inspect`";
+    RESUME_REF = "boot.resume", Warning, "resume= names a device in the image",
+        "an unresolvable resume device delays or breaks early boot",
+        "drop resume= or point it at the swap partition's UUID";
+    FSTAB_REFS = "os.fstab", Error, "/etc/fstab entries name filesystems in the image",
+        "systemd waits for each device and drops to emergency mode",
+        "fix the fstab entry or add `nofail` for optional mounts";
+    CONSOLE = "cmdline.console", Warning, "The command line names the arch's serial console",
+        "arm64 `virt` has a PL011 (ttyAMA0); x86 machines a 16550 (ttyS0); without it boot output is lost",
+        "add console=ttyAMA0 (arm64) or console=ttyS0 (x86_64)";
+    X86_TOKENS = "cmdline.arch-tokens", Warning, "No parameters of the other architecture",
+        "earlyprintk=, clocksource=kvm-clock, no_timer_check, noreplace-smp and console=ttyS0 are x86 conventions",
+        "remove the x86-only parameters from the arm64 command line";
+    BARE_TOKENS = "cmdline.bare-tokens", Warning, "No unknown bare words on the command line",
+        "the kernel passes words it does not know to init as arguments",
+        "remove the stray words, or write them as key=value";
+    OS_UART = "os.uart-drivers", Error, "The kernel drives the PL011/SBSA UART as a console",
+        "VM spec v2.0 §guest OS: PL011 and SBSA UART console drivers MUST be present",
+        "enable CONFIG_SERIAL_AMBA_PL011 and CONFIG_SERIAL_AMBA_PL011_CONSOLE";
+    OS_GIC = "os.gic", Error, "The kernel supports GICv2 and GICv3",
+        "VM spec v2.0 §guest OS: both GIC versions MUST be supported",
+        "enable CONFIG_ARM_GIC and CONFIG_ARM_GIC_V3";
+    OS_EFI_RTC = "os.efi-rtc", Error, "The kernel uses the UEFI RTC",
+        "VM spec v2.0 §guest OS: the OS MUST use the UEFI RTC API",
+        "enable CONFIG_RTC_DRV_EFI";
+    OS_EFI = "os.efi", Error, "The kernel supports EFI and has the EFI stub",
+        "VM spec v2.0: UEFI boot",
+        "enable CONFIG_EFI and CONFIG_EFI_STUB";
+    OS_ACPI_DT = "os.acpi-and-dt", Error, "The kernel can boot with ACPI or device tree",
+        "VM spec v2.0 §hardware description: both ACPI and DT are presented",
+        "enable CONFIG_ACPI and CONFIG_OF";
+    OS_VIRTIO = "os.virtio", Warning, "virtio (pci, mmio, blk, net, console, balloon) and Xen PV drivers are available",
+        "VM spec v2.0 §guest OS: SHOULD include them, built in or as modules",
+        "enable the virtio and Xen front-end drivers (=y or =m)";
+    ROOT_DRIVERS = "os.root-drivers", Error, "Drivers to reach the root filesystem are built in or in the initrd",
+        "a module needed before root is mounted must be in the initramfs",
+        "add the modules to the initramfs (e.g. /etc/initramfs-tools/modules, dracut --add-drivers) or build them in";
+    GUEST_AGENT = "os.provisioning", Info, "Provisioning agent (cloud-init or Ignition)",
+        "informational: how the image expects to be configured on first boot",
+        "—";
+}

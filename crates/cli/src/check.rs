@@ -1,0 +1,176 @@
+//! `bootproof check`.
+
+use crate::style::Style;
+use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_FAIL, EXIT_OK};
+use bootproof_boot::chain::{self, Arch};
+use bootproof_check::rules::Severity;
+use bootproof_check::{check, Outcome, Report};
+use std::fmt::Write as _;
+use std::io::Write;
+
+pub const AFTER_HELP: &str = "\
+Rules (stable ids; `--json` lists each with its clause, evidence and fix):
+  image.*    GPT, ESP type and FAT, removable path, PE32+ EFI application of
+             the right machine, no NVRAM dependence, no firmware shipped
+  boot.*     the chain resolves, kernel/initrd exist, kernel arch and EFI stub,
+             no unresolved $variables, root= and resume= resolve
+  os.*       /etc/fstab references; kernel config: PL011/SBSA console, GICv2+v3,
+             EFI RTC, EFI stub, ACPI+DT, virtio/Xen drivers, root drivers in
+             the initrd; cloud-init/Ignition (info)
+  cmdline.*  the arch's serial console, no x86-only tokens on arm64, no bare
+             words that would reach init
+
+Exit status: 0 no error-severity rule failed, 1 one did, 2 the image cannot be read.
+
+Examples:
+  bootproof check disk.qcow2
+  bootproof check --arch aarch64 --junit disk.raw > check.xml";
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn junit(r: &Report, image: &str) -> String {
+    let failures = r.summary.fail_error + r.summary.fail_warning;
+    let tests = r.findings.len();
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let name = xml(&format!("bootproof check {image} ({})", r.arch.name()));
+    let _ = writeln!(o, "<testsuites name=\"bootproof check\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{}\">", r.summary.skip);
+    let _ = writeln!(
+        o,
+        "  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{}\">",
+        r.summary.skip
+    );
+    for f in &r.findings {
+        let class = f.rule.id.split('.').next().unwrap_or("rule");
+        let _ = write!(
+            o,
+            "    <testcase classname=\"bootproof.{class}\" name=\"{}: {}\"",
+            xml(f.rule.id),
+            xml(f.rule.title)
+        );
+        let evidence = xml(&f.evidence.join("\n"));
+        match f.outcome {
+            Outcome::Fail => {
+                let sev = if f.rule.severity == Severity::Error {
+                    "error"
+                } else {
+                    "warning"
+                };
+                let _ = writeln!(
+                    o,
+                    ">\n      <failure type=\"{sev}\" message=\"{}\">{evidence}\nclause: {}\nfix: {}</failure>\n    </testcase>",
+                    xml(f.evidence.first().map(String::as_str).unwrap_or("")),
+                    xml(f.rule.clause),
+                    xml(f.rule.hint)
+                );
+            }
+            Outcome::Skip => {
+                let _ = writeln!(
+                    o,
+                    ">\n      <skipped message=\"{evidence}\"/>\n    </testcase>"
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    o,
+                    ">\n      <system-out>{evidence}</system-out>\n    </testcase>"
+                );
+            }
+        }
+    }
+    o.push_str("  </testsuite>\n</testsuites>\n");
+    o
+}
+
+fn human(r: &Report, image: &str, st: Style) -> String {
+    let s = &r.summary;
+    let mut o = String::new();
+    let headline = format!(
+        "{image} ({}): {} passed, {} failed ({} error, {} warning), {} skipped",
+        r.arch.name(),
+        s.pass,
+        s.fail_error + s.fail_warning,
+        s.fail_error,
+        s.fail_warning,
+        s.skip
+    );
+    let _ = writeln!(o, "{}\n", st.bold(&headline));
+    let width = r
+        .findings
+        .iter()
+        .map(|f| f.rule.id.len())
+        .max()
+        .unwrap_or(10);
+    let groups: [(&str, fn(&bootproof_check::Finding) -> bool); 5] = [
+        ("FAIL", |f| {
+            f.outcome == Outcome::Fail && f.rule.severity == Severity::Error
+        }),
+        ("WARN", |f| {
+            f.outcome == Outcome::Fail && f.rule.severity != Severity::Error
+        }),
+        ("PASS", |f| f.outcome == Outcome::Pass),
+        ("SKIP", |f| f.outcome == Outcome::Skip),
+        ("INFO", |f| f.outcome == Outcome::Info),
+    ];
+    for (label, pick) in groups {
+        for f in r.findings.iter().filter(|f| pick(f)) {
+            let tag = match label {
+                "FAIL" => st.red_bold(label),
+                "WARN" => st.yellow(label),
+                "PASS" => st.green(label),
+                _ => st.dim(label),
+            };
+            let first = f.evidence.first().cloned().unwrap_or_default();
+            match label {
+                "FAIL" | "WARN" => {
+                    let _ = writeln!(o, "{tag}  {:<width$}  {}", f.rule.id, f.rule.title);
+                    for e in &f.evidence {
+                        let _ = writeln!(o, "      {:<width$}  {}", "", e);
+                    }
+                    let _ = writeln!(
+                        o,
+                        "      {:<width$}  {}",
+                        "",
+                        st.dim(&format!("fix: {}", f.rule.hint))
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        o,
+                        "{tag}  {:<width$}  {}  {}",
+                        f.rule.id,
+                        f.rule.title,
+                        st.dim(&first)
+                    );
+                }
+            }
+        }
+    }
+    o
+}
+
+pub fn run(args: &ImageArgs, arch: &str, junit_out: bool, out: OutputArgs) -> Result<u8, CliError> {
+    let img = open(args)?;
+    let arch = match arch {
+        "auto" => chain::detect_arch(&img).ok_or_else(|| {
+            CliError::with_hint("cannot tell the image's architecture (no removable loader, no typed root partition)", "pass --arch aarch64 or --arch x86_64")
+        })?,
+        a => Arch::parse(a).ok_or_else(|| CliError::with_hint(format!("unknown architecture `{a}`"), "use aarch64 or x86_64"))?,
+    };
+    let report = check(&img, arch);
+    let name = args.image.display().to_string();
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
+        writeln!(stdout)?;
+    } else if junit_out {
+        stdout.write_all(junit(&report, &name).as_bytes())?;
+    } else {
+        stdout.write_all(human(&report, &name, Style::stdout(out.color)).as_bytes())?;
+    }
+    Ok(if report.failed() { EXIT_FAIL } else { EXIT_OK })
+}
