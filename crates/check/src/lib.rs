@@ -99,7 +99,7 @@ struct Ctx<'a> {
     findings: Vec<Finding>,
 }
 
-fn vol<'a>(img: &'a OpenedImage, slot: u32) -> Option<&'a Volume> {
+fn vol(img: &OpenedImage, slot: u32) -> Option<&Volume> {
     img.volume(&PartSelector::Number(slot)).ok().map(|(_, v)| v)
 }
 
