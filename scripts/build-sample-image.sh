@@ -33,7 +33,7 @@ kpkg=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0
 [ -n "$kpkg" ] || { apt-get update -qq; kpkg=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'); }
 kpkg=${kpkg%:arm64}
 kver=${kpkg#linux-image-}
-stamp="$out/.built-$kver"
+stamp="$out/.built-2-$kver"
 if [ -f "$stamp" ] && [ -f "$out/debian-arm64.qcow2" ]; then
   echo "sample image for $kver is up to date: $out/debian-arm64.qcow2" >&2
   exit 0
@@ -57,6 +57,15 @@ printf 'PARTLABEL=root / ext4 defaults 0 1\nPARTLABEL=esp /boot/efi vfat default
 # A busybox initramfs whose /init reports and powers off.
 ird="$work/initrd"; mkdir -p "$ird"/{bin,proc,sys,dev}
 cp "$work/x/bin/busybox" "$ird/bin/busybox"
+# The drivers needed to reach the root filesystem on a virtio disk (Debian
+# builds them as modules), with what they depend on.
+for m in virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk crc16 mbcache jbd2 ext4 crc32c_generic; do
+  f=$(find "$work/x/lib/modules/$kver" -name "$m.ko*" | head -n 1)
+  [ -n "$f" ] || continue
+  rel=${f#"$work/x/"}
+  mkdir -p "$ird/$(dirname "$rel")"
+  cp "$f" "$ird/$rel"
+done
 cat > "$ird/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc

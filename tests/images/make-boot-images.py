@@ -12,7 +12,7 @@ files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
 
-VERSION = "3"
+VERSION = "4"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -27,10 +27,20 @@ def write(path, data):
         f.write(data)
 
 
-def initramfs(busybox, out):
+ROOT_MODULES = ["virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk", "crc16", "mbcache", "jbd2", "ext4"]
+
+
+def initramfs(busybox, out, modules_root=None):
+    """A busybox initramfs; with modules_root, plus the packaged modules
+    needed to reach an ext4 root on virtio-blk."""
     d = out + ".d"
     os.makedirs(f"{d}/bin", exist_ok=True)
     shutil.copy(busybox, f"{d}/bin/busybox")
+    for m in ROOT_MODULES if modules_root else []:
+        for f in glob.glob(f"{modules_root}/lib/modules/*/kernel/**/{m}.ko*", recursive=True)[:1]:
+            rel = os.path.relpath(f, modules_root)
+            os.makedirs(os.path.dirname(f"{d}/{rel}"), exist_ok=True)
+            shutil.copy(f, f"{d}/{rel}")
     write(f"{d}/init", "#!/bin/busybox sh\n/bin/busybox echo bootproof-init\n/bin/busybox poweroff -f\n")
     os.chmod(f"{d}/init", 0o755)
     files = subprocess.run(["find", "."], cwd=d, check=True, capture_output=True).stdout
@@ -75,9 +85,10 @@ def main():
         kernel = glob.glob(f"{r}/boot/vmlinuz-*")[0]
         ver = os.path.basename(kernel)[len("vmlinuz-"):]
         initrd = f"{out}/initrd-{arch}.img"
-        initramfs(f"{r}/bin/busybox", initrd)
+        initramfs(f"{r}/bin/busybox", initrd, r)
         efi = "aa64" if arch == "arm64" else "x64"
         grub_dir = "arm64-efi" if arch == "arm64" else "x86_64-efi"
+        console = "console=ttyAMA0" if arch == "arm64" else "console=ttyS0"
         # Debian layout: shim -> monolithic GRUB -> grub.cfg beside it ->
         # search.fs_uuid + configfile -> /boot/grub/grub.cfg (update-grub style).
         esp, root = f"{out}/w/esp", f"{out}/w/root"
@@ -88,6 +99,7 @@ def main():
         write(f"{esp}/EFI/BOOT/grub.cfg", f"search.fs_uuid {ROOT_UUID} root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n")
         shutil.copy(kernel, f"{root}/boot/vmlinuz-{ver}")
         shutil.copy(initrd, f"{root}/boot/initrd.img-{ver}")
+        shutil.copy(f"{r}/boot/config-{ver}", f"{root}/boot/config-{ver}")
         write(f"{root}/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
         write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
         write(f"{root}/boot/grub/grub.cfg", f"""# generated in the style of update-grub
@@ -103,7 +115,7 @@ menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class os $menuen
 	insmod ext2
 	search --no-floppy --fs-uuid --set=root {ROOT_UUID}
 	echo	'Loading Linux {ver} ...'
-	linux	/boot/vmlinuz-{ver} root=UUID={ROOT_UUID} ro quiet
+	linux	/boot/vmlinuz-{ver} root=UUID={ROOT_UUID} ro quiet {console}
 	echo	'Loading initial ramdisk ...'
 	initrd	/boot/initrd.img-{ver}
 }}
@@ -116,7 +128,7 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         name = f"debian-grub-{arch}.raw"
         disk(f"{out}/{name}", esp, root)
         images[name] = {"arch": "aarch64" if arch == "arm64" else "x86_64", "kernel": kernel, "initrd": initrd,
-                        "cmdline": f"root=UUID={ROOT_UUID} ro quiet", "loader": "grub", "version": ver}
+                        "cmdline": f"root=UUID={ROOT_UUID} ro quiet {console}", "loader": "grub", "version": ver}
         if arch == "amd64":
             # RHEL style: GRUB's blscfg reads /boot/loader/entries; options use $kernelopts from grubenv.
             shutil.rmtree(f"{out}/w")

@@ -701,7 +701,8 @@ impl<'a> Ctx<'a> {
             if w == "--" {
                 break; // the rest is meant for init
             }
-            if !w.contains('=') && !KNOWN.contains(&w) {
+            // `$variables` are boot.cmdline-vars' finding; report each cause once.
+            if !w.contains('=') && !w.contains('$') && !KNOWN.contains(&w) {
                 bare.push(w.to_string());
             }
         }

@@ -105,7 +105,8 @@ fn human(r: &Report, image: &str, st: Style) -> String {
         .map(|f| f.rule.id.len())
         .max()
         .unwrap_or(10);
-    let groups: [(&str, fn(&bootproof_check::Finding) -> bool); 5] = [
+    type Pick = fn(&bootproof_check::Finding) -> bool;
+    let groups: [(&str, Pick); 5] = [
         ("FAIL", |f| {
             f.outcome == Outcome::Fail && f.rule.severity == Severity::Error
         }),

@@ -206,3 +206,42 @@ pub fn bootproof(args: &[&str]) -> std::process::Output {
 pub fn is_not_found(e: &FsError) -> bool {
     matches!(e, FsError::NotFound(_))
 }
+
+/// The real Debian boot artifacts (tests/artifacts/fetch-debian-artifacts.sh).
+pub fn artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/debian-artifacts");
+        let lock = File::create(workspace().join("target/debian-artifacts.lock")).unwrap();
+        lock.lock().unwrap();
+        let ok = Command::new(workspace().join("tests/artifacts/fetch-debian-artifacts.sh"))
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "fetching Debian artifacts failed");
+        lock.unlock().unwrap();
+        dir
+    })
+}
+
+/// Boot-chain images built from the artifacts (tests/images/make-boot-images.py).
+pub fn boot_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let art = artifacts();
+        let dir = workspace().join("target/boot-images");
+        let lock = File::create(workspace().join("target/boot-images.lock")).unwrap();
+        lock.lock().unwrap();
+        let ok = Command::new("python3")
+            .arg(workspace().join("tests/images/make-boot-images.py"))
+            .arg(&dir)
+            .arg(art)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building boot images failed");
+        lock.unlock().unwrap();
+        dir
+    })
+}

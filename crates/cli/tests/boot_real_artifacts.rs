@@ -2,35 +2,14 @@
 //! binaries are identified, kernels are recognised with their versions, and
 //! every compression of the same Image loads to the same bytes.
 
+mod common;
+
 use bootproof_boot::decompress::Compression;
 use bootproof_boot::kernel::{self, KernelFormat};
 use bootproof_boot::pe::{self, EfiKind, MACHINE_AARCH64, MACHINE_X86_64};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use common::artifacts;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-
-fn artifacts() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .unwrap();
-        let dir = ws.join("target/debian-artifacts");
-        std::fs::create_dir_all(ws.join("target")).unwrap();
-        let lock = File::create(ws.join("target/debian-artifacts.lock")).unwrap();
-        lock.lock().unwrap();
-        let ok = Command::new(ws.join("tests/artifacts/fetch-debian-artifacts.sh"))
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "fetching Debian artifacts failed");
-        lock.unlock().unwrap();
-        dir
-    })
-}
 
 /// (path of /boot/vmlinuz-*, its version) for an arch.
 fn kernel_of(arch: &str) -> (PathBuf, String) {

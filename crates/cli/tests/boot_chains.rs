@@ -1,50 +1,18 @@
 //! Boot chains built from real Debian binaries (shim, GRUB, systemd's stub,
 //! kernels): the default entry is found and extracts to the packaged bytes.
 
+mod common;
+
 use bootproof_boot::chain::{self, Arch};
 use bootproof_boot::extract::extract;
 use bootproof_image::OpenOptions;
 use bootproof_inspect::OpenedImage;
 use serde_json::Value;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
-fn ws() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Builds (once, under a lock) the boot test images from the artifacts.
 fn images() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let ws = ws();
-        std::fs::create_dir_all(ws.join("target")).unwrap();
-        let lock = File::create(ws.join("target/boot-images.lock")).unwrap();
-        lock.lock().unwrap();
-        let art = ws.join("target/debian-artifacts");
-        assert!(
-            Command::new(ws.join("tests/artifacts/fetch-debian-artifacts.sh"))
-                .arg(&art)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let dir = ws.join("target/boot-images");
-        assert!(Command::new("python3")
-            .arg(ws.join("tests/images/make-boot-images.py"))
-            .arg(&dir)
-            .arg(&art)
-            .status()
-            .unwrap()
-            .success());
-        lock.unlock().unwrap();
-        dir
-    })
+    common::boot_images()
 }
 
 fn manifest() -> Value {

@@ -1,0 +1,290 @@
+//! `bootproof check`: a clean image built from Debian's binaries passes
+//! every rule; images that each break one rule fail exactly that rule.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const ROOT_UUID: &str = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22";
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bootproof-check-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn variant(base: &str, name: &str) -> PathBuf {
+    let p = scratch(name).join("disk.raw");
+    assert!(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(boot_images().join(base))
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success());
+    p
+}
+
+fn ok(cmd: &mut Command) {
+    let out = cmd.stdout(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs debugfs commands on the image's ext4 root (partition 2).
+fn edit_root(img: &Path, commands: &str) {
+    let info = Command::new("sgdisk").arg("-i2").arg(img).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    let start: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = img.parent().unwrap();
+    let part = dir.join("root.ext4");
+    ok(Command::new("dd").args([
+        format!("if={}", img.display()),
+        format!("of={}", part.display()),
+        "bs=512".into(),
+        format!("skip={start}"),
+        "status=none".into(),
+    ]));
+    let script = dir.join("debugfs.cmds");
+    std::fs::write(&script, commands).unwrap();
+    ok(Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(&part)
+        .stderr(Stdio::null()));
+    ok(Command::new("dd").args([
+        format!("if={}", part.display()),
+        format!("of={}", img.display()),
+        "bs=512".into(),
+        format!("seek={start}"),
+        "conv=notrunc".into(),
+        "status=none".into(),
+    ]));
+}
+
+/// Replaces the root's /boot/grub/grub.cfg after `edit` rewrote its text.
+fn edit_grub_cfg(img: &Path, edit: impl Fn(String) -> String) {
+    let out = bootproof(&["cat", img.to_str().unwrap(), "2:/boot/grub/grub.cfg"]);
+    let new = edit(String::from_utf8(out.stdout).unwrap());
+    let f = img.parent().unwrap().join("grub.cfg");
+    std::fs::write(&f, new).unwrap();
+    edit_root(
+        img,
+        &format!(
+            "cd /boot/grub\nrm grub.cfg\nwrite {} grub.cfg\n",
+            f.display()
+        ),
+    );
+}
+
+fn check(img: &Path) -> (i32, Value) {
+    let out = bootproof(&["check", "--json", img.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn failed(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["outcome"] == "fail")
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn clean_image_passes_every_rule() {
+    let (code, v) = check(&boot_images().join("debian-grub-arm64.raw"));
+    assert_eq!(failed(&v), Vec::<String>::new());
+    assert_eq!(code, 0);
+    let skipped: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["outcome"] == "skip")
+        .collect();
+    assert!(
+        skipped.is_empty(),
+        "nothing is skipped on a complete image: {skipped:?}"
+    );
+    assert_eq!(v["schema"], "bootproof.check/v1");
+    for f in v["findings"].as_array().unwrap() {
+        for k in [
+            "id", "severity", "title", "clause", "hint", "outcome", "evidence",
+        ] {
+            assert!(!f[k].is_null(), "{k} missing in {f}");
+        }
+    }
+}
+
+#[test]
+fn each_broken_image_fails_its_rule() {
+    let art = artifacts();
+    let esp = |img: &Path| format!("{}@@1M", img.display());
+    type Break = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, &str, Break, &[&str], i32)> = vec![
+        (
+            "wrong-esp-type",
+            "debian-grub-arm64.raw",
+            Box::new(|p| ok(Command::new("sgdisk").args(["-t", "1:8300"]).arg(p))),
+            &["image.esp"],
+            1,
+        ),
+        (
+            "mbr-only",
+            "debian-grub-arm64.raw",
+            Box::new(|p| ok(Command::new("sgdisk").args(["-m", "1:2"]).arg(p))),
+            &["image.gpt"],
+            1,
+        ),
+        (
+            "vendor-dir-only",
+            "debian-grub-arm64.raw",
+            Box::new(move |p| {
+                ok(Command::new("mmove").args(["-i", &esp(p), "::/EFI/BOOT", "::/EFI/debian"]))
+            }),
+            &["boot.chain", "image.no-preconfig", "image.removable-path"],
+            1,
+        ),
+        (
+            "x86-loader-on-arm64",
+            "debian-grub-arm64.raw",
+            Box::new(move |p| {
+                let shim = art.join("amd64/root/usr/lib/shim/shimx64.efi.signed");
+                ok(Command::new("mcopy")
+                    .args(["-o", "-i", &esp(p)])
+                    .arg(shim)
+                    .arg("::/EFI/BOOT/BOOTAA64.EFI"));
+            }),
+            &["image.efi-app"],
+            1,
+        ),
+        (
+            "root-uuid-nowhere",
+            "debian-grub-arm64.raw",
+            Box::new(|p| {
+                edit_grub_cfg(p, |c| {
+                    c.replace(
+                        &format!("root=UUID={ROOT_UUID}"),
+                        "root=UUID=00000000-1111-2222-3333-444444444444",
+                    )
+                })
+            }),
+            &["boot.root"],
+            1,
+        ),
+        (
+            "x86-cmdline-tokens",
+            "debian-grub-arm64.raw",
+            Box::new(|p| {
+                edit_grub_cfg(p, |c| {
+                    c.replace(
+                        " ro quiet",
+                        " ro quiet earlyprintk=serial clocksource=kvm-clock",
+                    )
+                })
+            }),
+            &["cmdline.arch-tokens"],
+            0,
+        ),
+        (
+            "kernel-without-efi-stub",
+            "debian-grub-arm64.raw",
+            Box::new(|p| {
+                let name =
+                    String::from_utf8(bootproof(&["ls", p.to_str().unwrap(), "2:/boot"]).stdout)
+                        .unwrap();
+                let kname = name
+                    .lines()
+                    .find(|l| l.starts_with("vmlinuz-"))
+                    .unwrap()
+                    .to_string();
+                let kernel =
+                    bootproof(&["cat", p.to_str().unwrap(), &format!("2:/boot/{kname}")]).stdout;
+                assert!(kernel.len() > 1 << 20);
+                let gz = p.parent().unwrap().join("vmlinuz.gz");
+                let mut child = Command::new("gzip")
+                    .args(["-c"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                let w = std::thread::spawn(move || {
+                    std::io::Write::write_all(&mut stdin, &kernel).unwrap()
+                });
+                let packed = child.wait_with_output().unwrap().stdout;
+                w.join().unwrap();
+                std::fs::write(&gz, packed).unwrap();
+                edit_root(
+                    p,
+                    &format!("cd /boot\nrm {kname}\nwrite {} {kname}\n", gz.display()),
+                );
+            }),
+            &["boot.kernel-efi-stub"],
+            1,
+        ),
+        (
+            "unresolved-kernelopts",
+            "rhel-blscfg-amd64.raw",
+            Box::new(|p| edit_root(p, "rm /boot/grub2/grubenv\n")),
+            &["boot.cmdline-vars"],
+            1,
+        ),
+    ];
+    for (name, base, breakit, want, want_code) in cases {
+        let img = variant(base, name);
+        breakit(&img);
+        let (code, v) = check(&img);
+        let mut got = failed(&v);
+        got.sort();
+        assert_eq!(
+            got,
+            want.to_vec(),
+            "{name}: {}",
+            serde_json::to_string_pretty(&v["findings"]).unwrap()
+        );
+        assert_eq!(code, want_code, "{name}: exit status");
+    }
+}
+
+#[test]
+fn junit_lists_every_rule() {
+    let img = variant("debian-grub-arm64.raw", "junit");
+    ok(Command::new("sgdisk").args(["-t", "1:8300"]).arg(&img));
+    let out = bootproof(&["check", "--junit", img.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(xml.starts_with("<?xml"));
+    let rules = check(&img).1["findings"].as_array().unwrap().len();
+    assert_eq!(xml.matches("<testcase ").count(), rules);
+    assert_eq!(xml.matches("<failure ").count(), 1);
+    assert!(
+        xml.contains("name=\"image.esp: An EFI System Partition exists\""),
+        "{xml}"
+    );
+    let human = String::from_utf8(bootproof(&["check", img.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        human.contains("FAIL  image.esp")
+            && human.contains("fix: give the boot partition the ESP type"),
+        "{human}"
+    );
+}
