@@ -34,6 +34,7 @@ have xz         || need+=(xz-utils)
 have lz4        || need+=(lz4)
 have bzip2      || need+=(bzip2)
 have objcopy    || need+=(binutils)
+have grub-mkstandalone || need+=(grub-common)
 # Real Debian boot artifacts (kernels, GRUB, systemd-boot, shim) for arm64 too.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64

@@ -12,7 +12,7 @@ files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
 
-VERSION = "4"
+VERSION = "5"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -129,6 +129,34 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         disk(f"{out}/{name}", esp, root)
         images[name] = {"arch": "aarch64" if arch == "arm64" else "x86_64", "kernel": kernel, "initrd": initrd,
                         "cmdline": f"root=UUID={ROOT_UUID} ro quiet {console}", "loader": "grub", "version": ver}
+        if arch == "arm64":
+            # GRUB from grub-mkstandalone: its memdisk grub.cfg searches for the
+            # root and hops to /boot/grub/grub.cfg there.
+            shutil.rmtree(esp)
+            os.makedirs(f"{esp}/EFI/BOOT")
+            write(f"{out}/memdisk.cfg", f"search.fs_uuid {ROOT_UUID} root\nconfigfile ($root)/boot/grub/grub.cfg\n")
+            run("grub-mkstandalone", "-O", "arm64-efi", "-d", f"{r}/usr/lib/grub/arm64-efi",
+                "--modules=part_gpt fat ext2 search configfile normal linux",
+                "--install-modules=part_gpt fat ext2 search configfile normal linux echo test",
+                "--locales=", "--themes=", "--fonts=",
+                "-o", f"{esp}/EFI/BOOT/BOOTAA64.EFI", f"boot/grub/grub.cfg={out}/memdisk.cfg")
+            disk(f"{out}/grub-standalone-arm64.raw", esp, root)
+            images["grub-standalone-arm64.raw"] = dict(images[name])
+            # systemd-boot with Boot Loader Spec entries on the ESP; loader.conf's
+            # default pattern picks the Debian entry over the (older) rescue one.
+            shutil.rmtree(esp)
+            os.makedirs(f"{esp}/EFI/BOOT"); os.makedirs(f"{esp}/loader/entries"); os.makedirs(f"{esp}/debian/{ver}")
+            shutil.copy(f"{r}/usr/lib/systemd/boot/efi/systemd-bootaa64.efi", f"{esp}/EFI/BOOT/BOOTAA64.EFI")
+            shutil.copy(kernel, f"{esp}/debian/{ver}/linux")
+            shutil.copy(initrd, f"{esp}/debian/{ver}/initrd")
+            write(f"{esp}/loader/loader.conf", "timeout 3\ndefault debian-*\n")
+            write(f"{esp}/loader/entries/debian-{ver}.conf",
+                  f"title Debian GNU/Linux\nversion {ver}\nlinux /debian/{ver}/linux\ninitrd /debian/{ver}/initrd\noptions root=UUID={ROOT_UUID} ro console=ttyAMA0\n")
+            write(f"{esp}/loader/entries/zz-rescue.conf",
+                  "title Rescue\nversion 99.0\nlinux /rescue/linux\noptions root=UUID=0000 single\n")
+            disk(f"{out}/systemd-boot-arm64.raw", esp, root)
+            images["systemd-boot-arm64.raw"] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
+                                                "cmdline": f"root=UUID={ROOT_UUID} ro console=ttyAMA0", "loader": "systemd-boot", "version": ver}
         if arch == "amd64":
             # RHEL style: GRUB's blscfg reads /boot/loader/entries; options use $kernelopts from grubenv.
             shutil.rmtree(f"{out}/w")

@@ -730,8 +730,6 @@ impl GrubState<'_> {
 }
 
 fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, chain: &mut BootChain) {
-    // Distribution GRUBs read grub.cfg next to themselves on the ESP
-    // ($cmdpath), which usually hops to /boot/grub*/grub.cfg.
     let dir = grub_bin
         .path
         .rsplit_once('/')
@@ -754,15 +752,63 @@ fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, chain: &mut BootChain) {
     state
         .vars
         .insert("cmdpath".into(), format!("(slot{}){dir}", grub_bin.slot));
-    let first = FileRef {
+    let embedded = vol(img, grub_bin.slot)
+        .and_then(|v| v.read_limited(grub_bin.path.as_bytes(), MAX_EFI).ok())
+        .and_then(|data| {
+            pe::analyze(&data).and_then(|i| crate::grub_image::parse(&data, i.pe32_plus))
+        });
+    // A standalone GRUB (grub-mkstandalone) starts from (memdisk)$prefix/grub.cfg.
+    if let Some(e) = &embedded {
+        let in_memdisk = e
+            .prefix
+            .as_deref()
+            .and_then(|p| p.strip_prefix("(memdisk)"));
+        if let Some(text) =
+            in_memdisk.and_then(|p| e.memdisk.get(&format!("{}/grub.cfg", p.trim_matches('/'))))
+        {
+            let prefix = e.prefix.clone().unwrap_or_default();
+            chain
+                .steps
+                .push(format!("GRUB reads its embedded {prefix}/grub.cfg"));
+            state.vars.insert("prefix".into(), prefix.clone());
+            state.hops += 1;
+            state.run(
+                &String::from_utf8_lossy(text),
+                &format!("{grub_bin} {prefix}/grub.cfg"),
+                chain,
+            );
+            finish_grub(state, chain);
+            return;
+        }
+    }
+    // Distribution GRUBs read grub.cfg next to themselves on the ESP
+    // ($cmdpath), which usually hops to /boot/grub*/grub.cfg; failing that,
+    // the embedded prefix's grub.cfg on the same partition.
+    let beside = FileRef {
         slot: grub_bin.slot,
         path: format!("{dir}/grub.cfg"),
     };
-    if !exists(img, &first) {
-        chain.problem("chain.config-missing", format!("no grub.cfg next to {grub_bin} (GRUB would drop to its prompt unless its embedded config names another)"));
+    let in_prefix = embedded
+        .as_ref()
+        .and_then(|e| e.prefix.as_deref())
+        .filter(|p| p.starts_with('/'))
+        .map(|p| FileRef {
+            slot: grub_bin.slot,
+            path: format!("{}/grub.cfg", p.trim_end_matches('/')),
+        });
+    let first = std::iter::once(beside.clone())
+        .chain(in_prefix)
+        .find(|f| exists(img, f));
+    let Some(first) = first else {
+        chain.problem("chain.config-missing", format!("no grub.cfg at {beside} or under GRUB's embedded prefix: GRUB would stop at its prompt"));
         return;
-    }
+    };
     state.run_file(&first, chain);
+    finish_grub(state, chain);
+}
+
+/// Turns the interpreted menu (and blscfg entries) into boot entries.
+fn finish_grub(state: GrubState<'_>, chain: &mut BootChain) {
     let default = state
         .vars
         .get("default")

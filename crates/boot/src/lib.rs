@@ -12,6 +12,7 @@ pub mod chain;
 pub mod decompress;
 pub mod extract;
 pub mod grub;
+pub mod grub_image;
 pub mod initrd;
 pub mod kernel;
 pub mod pe;
