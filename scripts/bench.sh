@@ -45,6 +45,16 @@ for img in "$raw" "$dir/disk16g.qcow2" "$dir/disk16g-zstd.qcow2"; do
   echo "| \`bootproof cat /boot/vmlinuz\` (31 MiB) | $(basename "$img") | ${ms} ms | |"
 done
 
+for img in "$raw" "$dir/disk16g-zstd.qcow2"; do
+  ms=$(time_ms "$bp" check "$img")
+  bytes=$("$bp" check --json "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_read"])')
+  echo "| \`bootproof check\` (28 rules, reads kernel + initrd + config) | $(basename "$img") | ${ms} ms | $((bytes / 1024)) KiB |"
+  ms=$(time_ms sh -c "rm -rf '$dir/out' && '$bp' extract '$img' -o '$dir/out'")
+  echo "| \`bootproof extract\` (new output dir) | $(basename "$img") | ${ms} ms | |"
+  ms=$(time_ms "$bp" extract "$img" -o "$dir/out")
+  echo "| \`bootproof extract\` (same content already extracted) | $(basename "$img") | ${ms} ms | |"
+done
+
 # The alternative without bootproof: attach the partition with a loop device
 # at its offset, mount it, look, unmount. (This host's kernel neither scans
 # partitions on loop devices nor has vfat, so only the ext4 root is mounted;
@@ -68,6 +78,15 @@ if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null; then
     }
     ms=$(time_ms cp_job)
     echo "| loop mount + \`cat /boot/vmlinuz\` (needs root) | disk16g.raw | ${ms} ms | |"
+    extract_job() {
+      local mnt; mnt=$(mktemp -d)
+      local dev; dev=$(losetup -f --show -r -o $((start * 512)) "$raw")
+      rm -rf "$dir/cp-out"; mkdir -p "$dir/cp-out"
+      mount -o ro "$dev" "$mnt" && cp -L "$mnt/boot/vmlinuz" "$mnt/boot/initrd.img" "$dir/cp-out/" && sync "$dir/cp-out"
+      umount "$mnt"; losetup -d "$dev"; rmdir "$mnt"
+    }
+    ms=$(time_ms extract_job)
+    echo "| loop mount + \`cp\` kernel and initrd out (the manual extract; needs root, no boot-config parsing) | disk16g.raw | ${ms} ms | |"
   else
     echo "| loop mount | disk16g.raw | not possible on this host | |"
   fi
@@ -76,5 +95,5 @@ if command -v virt-filesystems >/dev/null; then
   ms=$(time_ms virt-filesystems -a "$raw" --all --long)
   echo "| libguestfs \`virt-filesystems --all --long\` | disk16g.raw | ${ms} ms | |"
 else
-  echo "| libguestfs \`virt-filesystems\` / \`virt-ls\` | — | not installed here (boots a helper appliance VM per call) | |"
+  echo "| libguestfs \`virt-filesystems\` / \`virt-ls\` / \`virt-get-kernel\` | — | not installed here (boots a helper appliance VM per call) | |"
 fi

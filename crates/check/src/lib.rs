@@ -74,6 +74,8 @@ pub struct Report {
     pub summary: Summary,
     /// The boot chain as followed.
     pub chain: BootChain,
+    /// Bytes read from the image's host files to produce this report.
+    pub bytes_read: u64,
 }
 
 impl Report {
@@ -957,5 +959,6 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
         findings: ctx.findings,
         summary,
         chain: ctx.chain,
+        bytes_read: img.image.stats().bytes_read(),
     }
 }

@@ -288,3 +288,42 @@ fn junit_lists_every_rule() {
         "{human}"
     );
 }
+
+/// `check` reads metadata plus the kernel, initrd and config it inspects,
+/// not the same compressed clusters over and over (a FAT driver alternates
+/// between data and FAT clusters; a one-cluster cache re-inflated each).
+#[test]
+fn check_reads_little_from_compressed_images() {
+    for base in ["systemd-boot-arm64.raw", "debian-grub-arm64.raw"] {
+        let dir = scratch(&format!("bytes-{base}"));
+        let q = dir.join("disk.qcow2");
+        ok(Command::new("qemu-img")
+            .args([
+                "convert",
+                "-O",
+                "qcow2",
+                "-c",
+                "-o",
+                "compression_type=zstd",
+            ])
+            .arg(boot_images().join(base))
+            .arg(&q));
+        let (_, v) = check(&q);
+        let m: Value = serde_json::from_slice(
+            &std::fs::read(boot_images().join("boot-manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let spec = &m["images"][base];
+        let needed = std::fs::metadata(spec["kernel"].as_str().unwrap())
+            .unwrap()
+            .len()
+            + std::fs::metadata(spec["initrd"].as_str().unwrap())
+                .unwrap()
+                .len();
+        let read = v["bytes_read"].as_u64().unwrap();
+        assert!(
+            read < 2 * needed,
+            "{base}: read {read} bytes to check a {needed}-byte kernel+initrd"
+        );
+    }
+}

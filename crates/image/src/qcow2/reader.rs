@@ -3,7 +3,7 @@
 use super::header::{Compression, Header};
 use crate::error::ImageError;
 use crate::read_at::{check_bounds, ReadAt};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,9 +12,13 @@ const L1_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 const L2_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 const L2_COMPRESSED: u64 = 1 << 62;
 const L2_ZERO: u64 = 1;
-/// How many L2 tables (and decompressed clusters) stay cached. Bounds memory
-/// at a few MiB whatever the image claims.
+/// How many L2 tables stay cached. Bounds memory at a few MiB whatever the
+/// image claims.
 const L2_CACHE_TABLES: usize = 32;
+/// Bytes of decompressed clusters kept. Several clusters, not one: readers
+/// such as a FAT driver alternate between a data cluster and the FAT
+/// itself, and a single-entry cache decompressed each again on every read.
+const CLUSTER_CACHE_BYTES: u64 = 8 << 20;
 
 /// Where one guest cluster's bytes come from.
 enum Mapping {
@@ -37,7 +41,14 @@ pub(crate) struct Qcow2Reader {
     l1: Vec<u64>,
     backing: Option<Arc<dyn ReadAt>>,
     l2_cache: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
-    cluster_cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    cluster_cache: Mutex<ClusterCache>,
+}
+
+/// Decompressed clusters by host offset, evicted first-in first-out.
+#[derive(Default)]
+struct ClusterCache {
+    order: VecDeque<u64>,
+    data: HashMap<u64, Arc<Vec<u8>>>,
 }
 
 fn corrupt(msg: String) -> io::Error {
@@ -66,7 +77,7 @@ impl Qcow2Reader {
             l1,
             backing,
             l2_cache: Mutex::new(HashMap::new()),
-            cluster_cache: Mutex::new(None),
+            cluster_cache: Mutex::new(ClusterCache::default()),
         })
     }
 
@@ -172,10 +183,14 @@ impl Qcow2Reader {
     }
 
     fn decompressed_cluster(&self, host: u64, max_len: u64) -> io::Result<Arc<Vec<u8>>> {
-        if let Some((at, data)) = &*self.cluster_cache.lock().expect("cluster cache") {
-            if *at == host {
-                return Ok(Arc::clone(data));
-            }
+        if let Some(data) = self
+            .cluster_cache
+            .lock()
+            .expect("cluster cache")
+            .data
+            .get(&host)
+        {
+            return Ok(Arc::clone(data));
         }
         let file_size = self.file.size();
         if host >= file_size {
@@ -211,7 +226,15 @@ impl Qcow2Reader {
             )));
         }
         let out = Arc::new(out);
-        *self.cluster_cache.lock().expect("cluster cache") = Some((host, Arc::clone(&out)));
+        let capacity = (CLUSTER_CACHE_BYTES / self.cluster_size()).max(4) as usize;
+        let mut cache = self.cluster_cache.lock().expect("cluster cache");
+        while cache.order.len() >= capacity {
+            if let Some(old) = cache.order.pop_front() {
+                cache.data.remove(&old);
+            }
+        }
+        cache.order.push_back(host);
+        cache.data.insert(host, Arc::clone(&out));
         Ok(out)
     }
 
