@@ -292,17 +292,6 @@ pub fn extract(
         .collect::<Vec<_>>()
         .join(" ");
 
-    let mut h = Sha256::new();
-    for part in [
-        &loadable[..],
-        &initrd_bytes[..],
-        cmdline.as_bytes(),
-        arch.name().as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    let key = hex(h.finalize());
     let kernel_out = output("kernel", &loadable, vec![kernel_src_desc], transform);
     let initrd_out = (!initrd_bytes.is_empty()).then(|| {
         let t = if initrd_sources.len() > 1 {
@@ -312,6 +301,21 @@ pub fn extract(
         };
         output("initrd", &initrd_bytes, initrd_sources.clone(), t)
     });
+    // The cache key covers every output's content: the digests already
+    // computed, the command line and the arch (no second pass over the bytes).
+    let mut h = Sha256::new();
+    for part in [
+        kernel_out.sha256.as_bytes(),
+        initrd_out
+            .as_ref()
+            .map_or(&b""[..], |o| o.sha256.as_bytes()),
+        cmdline.as_bytes(),
+        arch.name().as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let key = hex(h.finalize());
     let mut manifest = Manifest {
         schema: EXTRACT_SCHEMA.into(),
         key,
