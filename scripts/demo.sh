@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: installs what it needs, builds
 # bootproof and a sample arm64 VM image from real Debian packages (kernel,
-# systemd-boot, busybox), then inspects and browses the image in-process,
-# without root, loop devices or mounts.
+# systemd-boot, busybox), then inspects, browses, checks and extracts the
+# image in-process, without root, loop devices or mounts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-sample-image.sh target/sample
@@ -16,3 +16,5 @@ $bp ls -l "$img" LABEL=ESP:/EFI/BOOT
 $bp cat "$img" "PARTLABEL=esp:/loader/entries/$entry"
 $bp cat "$img" /etc/os-release
 $bp ls -l "$img" 2:/boot
+$bp check "$img"
+$bp extract "$img" -o target/sample/extracted
