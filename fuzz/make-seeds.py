@@ -7,7 +7,7 @@ Filesystem seeds use the sparse format of bootproof_fuzz::SparseDev:
 repeated (offset u64 LE, length u16 LE, bytes), holding only the non-zero
 sectors of the image, so superblocks stay at their real offsets.
 """
-import os, shutil, struct, subprocess, tempfile
+import glob, os, shutil, struct, subprocess, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
@@ -118,7 +118,47 @@ def main():
         q = f"{w}/q-{name}.qcow2"
         run("qemu-img", "convert", "-O", "qcow2", "-o", "cluster_size=4096", *extra, raw, q)
         save("image_qcow2", name, open(q, "rb").read())
+    boot_seeds(w)
     shutil.rmtree(w)
+
+
+def boot_seeds(w):
+    """Kernel, initrd, PE and GRUB-config seeds from real packages and tools."""
+    art = os.path.join(os.path.dirname(HERE), "target", "debian-artifacts")
+    ws = os.path.dirname(HERE)
+    run(os.path.join(ws, "tests/artifacts/fetch-debian-artifacts.sh"), art)
+    r = f"{art}/arm64/root"
+    kernel = open(glob.glob(f"{r}/boot/vmlinuz-*")[0], "rb").read()
+    # Kernel seeds: the Image's head (headers, stub) and small wrapped payloads.
+    save("boot_kernel", "arm64-image-head", kernel[:65536])
+    bz = open(glob.glob(f"{art}/amd64/root/boot/vmlinuz-*")[0], "rb").read()
+    save("boot_kernel", "bzimage-head", bz[:65536])
+    small = kernel[:200000]
+    for name, tool in [("gzip", ["gzip", "-c"]), ("zstd", ["zstd", "-c", "-q"]), ("xz", ["xz", "-c"]), ("lz4", ["lz4", "-l", "-c", "-q"])]:
+        packed = subprocess.run(tool, input=small, capture_output=True, check=True).stdout
+        save("boot_kernel", f"wrapped-{name}", packed)
+    # Initrd seeds: an uncompressed and a gzip'd cpio.
+    t = f"{w}/initrd"
+    os.makedirs(f"{t}/lib/modules/6.1.0-x/kernel", exist_ok=True)
+    with open(f"{t}/init", "w") as f:
+        f.write("#!/bin/sh\n")
+    with open(f"{t}/lib/modules/6.1.0-x/kernel/virtio_blk.ko", "wb") as f:
+        f.write(b"\x7fELF")
+    files = subprocess.run(["find", "."], cwd=t, capture_output=True, check=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=t, input=files, capture_output=True, check=True).stdout
+    save("boot_initrd", "cpio", cpio)
+    save("boot_initrd", "early-plus-gzip", cpio + b"\0" * (512 - len(cpio) % 512) + subprocess.run(["gzip", "-c"], input=cpio, capture_output=True, check=True).stdout)
+    # PE seeds: real EFI binaries (systemd-boot is small; GRUB heads).
+    save("boot_pe", "systemd-bootaa64", open(f"{r}/usr/lib/systemd/boot/efi/systemd-bootaa64.efi", "rb").read())
+    save("boot_pe", "linuxaa64-stub", open(f"{r}/usr/lib/systemd/boot/efi/linuxaa64.efi.stub", "rb").read())
+    save("boot_pe", "kernel-pe-head", kernel[:8192])
+    # GRUB configuration seeds.
+    save("boot_grub_cfg", "debian", (
+        "set default=\"0\"\nif [ -s $prefix/grubenv ]; then\n  load_env\nfi\n"
+        "menuentry 'Debian GNU/Linux' --class debian $menuentry_id_option 'gnulinux-simple' {\n"
+        "\tsearch --no-floppy --fs-uuid --set=root --hint-efi=hd0,gpt2 7c1f8a3e\n"
+        "\tlinux\t/boot/vmlinuz root=UUID=7c1f8a3e ro quiet\n\tinitrd\t/boot/initrd.img\n}\n").encode())
+    save("boot_grub_cfg", "rhel", b"search.fs_uuid abcd root\nset prefix=($root)'/boot/grub2'\nload_env -f ${config_directory}/grubenv\nblscfg\n")
 
 
 if __name__ == "__main__":

@@ -601,6 +601,10 @@ impl GrubState<'_> {
             return;
         };
         chain.steps.push(format!("GRUB reads {f}"));
+        // GRUB sets $config_directory to the directory of the file it reads.
+        let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+        self.vars
+            .insert("config_directory".into(), format!("(slot{}){dir}", f.slot));
         self.run(&text, &f.to_string(), chain);
     }
 

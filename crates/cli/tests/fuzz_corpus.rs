@@ -89,3 +89,24 @@ fn partition_table_and_qcow2_seeds() {
         }
     }
 }
+
+#[test]
+fn boot_parser_seeds() {
+    for data in inputs("boot_kernel") {
+        let _ = bootproof_boot::kernel::load(&data);
+    }
+    for data in inputs("boot_initrd") {
+        let _ = bootproof_boot::initrd::inspect(&data);
+    }
+    for data in inputs("boot_pe") {
+        if let Some(info) = bootproof_boot::pe::analyze(&data) {
+            let _ = bootproof_boot::grub_image::parse(&data, info.pe32_plus);
+        }
+    }
+    for data in inputs("boot_grub_cfg") {
+        let text = String::from_utf8_lossy(&data);
+        for line in text.lines() {
+            let _ = bootproof_boot::grub::search(&bootproof_boot::grub::words(line));
+        }
+    }
+}
