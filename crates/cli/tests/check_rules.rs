@@ -141,6 +141,14 @@ fn each_broken_image_fails_its_rule() {
     let esp = |img: &Path| format!("{}@@1M", img.display());
     type Break = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, &str, Break, &[&str], i32)> = vec![
+        // No ESP at all: nothing to boot, so the chain fails with it.
+        (
+            "no-esp",
+            "debian-grub-arm64.raw",
+            Box::new(|p| ok(Command::new("sgdisk").args(["-d", "1"]).arg(p))),
+            &["boot.chain", "image.esp", "image.removable-path"],
+            1,
+        ),
         (
             "wrong-esp-type",
             "debian-grub-arm64.raw",
