@@ -12,7 +12,7 @@ files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
 
-VERSION = "5"
+VERSION = "6"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -158,6 +158,16 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
             images["systemd-boot-arm64.raw"] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
                                                 "cmdline": f"root=UUID={ROOT_UUID} ro console=ttyAMA0", "loader": "systemd-boot", "version": ver}
         if arch == "amd64":
+            shutil.rmtree(esp)
+            os.makedirs(f"{esp}/EFI/BOOT")
+            write(f"{out}/memdisk.cfg", f"search --no-floppy --fs-uuid --set=root {ROOT_UUID}\nconfigfile ($root)/boot/grub/grub.cfg\n")
+            run("grub-mkstandalone", "-O", "x86_64-efi", "-d", f"{r}/usr/lib/grub/x86_64-efi",
+                "--modules=part_gpt fat ext2 search configfile normal linux",
+                "--install-modules=part_gpt fat ext2 search configfile normal linux echo test",
+                "--locales=", "--themes=", "--fonts=",
+                "-o", f"{esp}/EFI/BOOT/BOOTX64.EFI", f"boot/grub/grub.cfg={out}/memdisk.cfg")
+            disk(f"{out}/grub-standalone-amd64.raw", esp, root)
+            images["grub-standalone-amd64.raw"] = dict(images[name])
             # RHEL style: GRUB's blscfg reads /boot/loader/entries; options use $kernelopts from grubenv.
             shutil.rmtree(f"{out}/w")
             os.makedirs(f"{esp}/EFI/BOOT"); os.makedirs(f"{root}/boot/grub2"); os.makedirs(f"{root}/boot/loader/entries"); os.makedirs(f"{root}/etc")

@@ -492,14 +492,143 @@ struct GrubState<'a> {
     menu: Vec<grub::MenuEntry>,
     menu_sources: Vec<String>,
     bls: Vec<BootEntry>,
+    /// Files of GRUB's own memdisk, addressed as `(memdisk)/path`.
+    memdisk: HashMap<String, Vec<u8>>,
 }
 
 impl GrubState<'_> {
+    /// A config file by GRUB path: on the memdisk or on an image partition.
+    fn read_config(&self, path: &str) -> Option<(String, String)> {
+        if let Some(p) = path.strip_prefix("(memdisk)") {
+            let text = self
+                .memdisk
+                .get(&p.trim_start_matches('/').to_lowercase())?;
+            return Some((String::from_utf8_lossy(text).into_owned(), path.to_string()));
+        }
+        let f = grub_path(path, self.root())?;
+        read_text(self.img, &f).map(|t| (t, f.to_string()))
+    }
+
+    /// GRUB's `[ -e PATH ]` (files and directories).
+    fn path_exists(&self, path: &str) -> bool {
+        if let Some(p) = path.strip_prefix("(memdisk)") {
+            let p = p.trim_matches('/').to_lowercase();
+            return p.is_empty()
+                || self
+                    .memdisk
+                    .keys()
+                    .any(|k| *k == p || k.starts_with(&format!("{p}/")));
+        }
+        grub_path(path, self.root()).is_some_and(|f| {
+            vol(self.img, f.slot).is_some_and(|v| v.metadata(f.path.as_bytes()).is_ok())
+        })
+    }
+
+    /// Evaluates an `if`/`elif` condition: `[ … ]`/`test`, `search`, `true`/`false`.
+    fn condition(&mut self, words: &[String], chain: &mut BootChain) -> bool {
+        let (negate, words) = match words.first().map(String::as_str) {
+            Some("!") => (true, &words[1..]),
+            _ => (false, words),
+        };
+        let result = match words.first().map(String::as_str) {
+            Some("[") | Some("test") => {
+                let inner: Vec<String> = words[1..].iter().filter(|w| *w != "]").cloned().collect();
+                self.test(&inner)
+            }
+            Some(c) if c.starts_with("search") => {
+                grub::search(words).is_some_and(|a| self.act(a, chain))
+            }
+            Some("false") => false,
+            _ => true, // other commands are assumed to succeed
+        };
+        result != negate
+    }
+
+    /// The `test` builtin: `-o` binds loosest, then `-a`, then `!` and primaries.
+    fn test(&self, w: &[String]) -> bool {
+        if let Some(i) = w.iter().position(|x| x == "-o") {
+            return self.test(&w[..i]) || self.test(&w[i + 1..]);
+        }
+        if let Some(i) = w.iter().position(|x| x == "-a") {
+            return self.test(&w[..i]) && self.test(&w[i + 1..]);
+        }
+        match w {
+            [n, rest @ ..] if n == "!" => !self.test(rest),
+            [op, s] if op == "-z" => s.is_empty(),
+            [op, s] if op == "-n" => !s.is_empty(),
+            [op, p] if matches!(op.as_str(), "-e" | "-f" | "-s" | "-d") => self.path_exists(p),
+            [a, op, b] if op == "=" || op == "==" => a == b,
+            [a, op, b] if op == "!=" => a != b,
+            [s] => !s.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// An `if … fi` block starting at `lines[start]`; runs the first branch
+    /// whose condition holds and returns the index after `fi`.
+    fn if_block(
+        &mut self,
+        lines: &[&str],
+        start: usize,
+        source: &str,
+        chain: &mut BootChain,
+    ) -> usize {
+        let cond_of = |line: &str| -> Vec<String> {
+            let mut w = grub::words(&line.replace(';', " "));
+            w.remove(0); // `if` / `elif`
+            w.retain(|x| x != "then");
+            w
+        };
+        let mut branches: Vec<(Option<Vec<String>>, Vec<&str>)> =
+            vec![(Some(cond_of(lines[start])), Vec::new())];
+        let mut depth = 0;
+        let mut i = start + 1;
+        while i < lines.len() {
+            let first = grub::words(&lines[i].replace(';', " "))
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            match first.as_str() {
+                "if" => depth += 1,
+                "fi" if depth == 0 => break,
+                "fi" => depth -= 1,
+                "elif" if depth == 0 => {
+                    branches.push((Some(cond_of(lines[i])), Vec::new()));
+                    i += 1;
+                    continue;
+                }
+                "else" if depth == 0 => {
+                    branches.push((None, Vec::new()));
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            branches.last_mut().expect("one branch").1.push(lines[i]);
+            i += 1;
+        }
+        for (cond, body) in branches {
+            let holds = match cond {
+                None => true,
+                Some(c) => {
+                    let lookup = |n: &str| self.vars.get(n).cloned();
+                    let c: Vec<String> = c.iter().map(|x| grub::expand(x, &lookup)).collect();
+                    self.condition(&c, chain)
+                }
+            };
+            if holds {
+                self.run(&body.join("\n"), source, chain);
+                break;
+            }
+        }
+        i + 1
+    }
     fn root(&self) -> Option<u32> {
         self.vars.get("root").and_then(|r| grub_device(r))
     }
 
-    fn act(&mut self, action: Action, chain: &mut BootChain) {
+    /// Performs an action; returns whether it succeeded (for `if search …`).
+    fn act(&mut self, action: Action, chain: &mut BootChain) -> bool {
         match action {
             Action::Search { by, value, var } => {
                 let found = self.img.slots.iter().find(|s| match by.as_str() {
@@ -520,23 +649,17 @@ impl GrubState<'_> {
                             s.number
                         ));
                         self.vars.insert(var, format!("slot{}", s.number));
+                        true
                     }
-                    None => chain.problem(
-                        "chain.search-failed",
-                        format!("GRUB `search --{by} {value}` matches no filesystem in the image"),
-                    ),
+                    None => {
+                        chain
+                            .steps
+                            .push(format!("GRUB `search --{by} {value}` finds nothing"));
+                        false
+                    }
                 }
             }
-            Action::ConfigFile(path) => {
-                let Some(f) = grub_path(&path, self.root()) else {
-                    chain.problem(
-                        "chain.config-missing",
-                        format!("GRUB `configfile {path}`: no root device set"),
-                    );
-                    return;
-                };
-                self.run_file(&f, chain);
-            }
+            Action::ConfigFile(path) => self.run_path(&path, chain),
             Action::LoadEnv(file) => {
                 let f = match file {
                     Some(p) => grub_path(&p, self.root()),
@@ -552,10 +675,14 @@ impl GrubState<'_> {
                     for (k, v) in grub::parse_env(&text) {
                         self.vars.insert(k, v);
                     }
+                    return true;
                 }
+                false
             }
             Action::Blscfg => {
-                let Some(root) = self.root() else { return };
+                let Some(root) = self.root() else {
+                    return false;
+                };
                 let vars = self.vars.clone();
                 let lookup = move |n: &str| vars.get(n).cloned();
                 for dir in ["/loader/entries", "/boot/loader/entries"] {
@@ -577,20 +704,59 @@ impl GrubState<'_> {
                             }
                             e
                         }));
-                        break;
+                        return true;
                     }
                 }
+                false
             }
         }
     }
 
-    fn run_file(&mut self, f: &FileRef, chain: &mut BootChain) {
+    /// `configfile`/`source`/`normal PATH` on the memdisk or the image.
+    fn run_path(&mut self, path: &str, chain: &mut BootChain) -> bool {
+        if !path.starts_with("(memdisk)") {
+            return match grub_path(path, self.root()) {
+                Some(f) => self.run_file(&f, chain),
+                None => {
+                    chain.problem(
+                        "chain.config-missing",
+                        format!("GRUB `configfile {path}`: no root device set"),
+                    );
+                    false
+                }
+            };
+        }
+        if self.hops >= MAX_HOPS {
+            chain.problem(
+                "chain.config-loop",
+                format!("GRUB configuration hops exceed {MAX_HOPS} at {path}"),
+            );
+            return false;
+        }
+        self.hops += 1;
+        match self.read_config(path) {
+            Some((text, label)) => {
+                chain.steps.push(format!("GRUB reads its memdisk {label}"));
+                self.run(&text, &label, chain);
+                true
+            }
+            None => {
+                chain.problem(
+                    "chain.config-missing",
+                    format!("GRUB configuration {path} is not in GRUB's memdisk"),
+                );
+                false
+            }
+        }
+    }
+
+    fn run_file(&mut self, f: &FileRef, chain: &mut BootChain) -> bool {
         if self.hops >= MAX_HOPS {
             chain.problem(
                 "chain.config-loop",
                 format!("GRUB configuration hops exceed {MAX_HOPS} at {f}"),
             );
-            return;
+            return false;
         }
         self.hops += 1;
         let Some(text) = read_text(self.img, f) else {
@@ -598,7 +764,7 @@ impl GrubState<'_> {
                 "chain.config-missing",
                 format!("GRUB configuration {f} does not exist"),
             );
-            return;
+            return false;
         };
         chain.steps.push(format!("GRUB reads {f}"));
         // GRUB sets $config_directory to the directory of the file it reads.
@@ -606,6 +772,7 @@ impl GrubState<'_> {
         self.vars
             .insert("config_directory".into(), format!("(slot{}){dir}", f.slot));
         self.run(&text, &f.to_string(), chain);
+        true
     }
 
     fn run(&mut self, text: &str, source: &str, chain: &mut BootChain) {
@@ -620,6 +787,9 @@ impl GrubState<'_> {
             let lookup = |n: &str| self.vars.get(n).cloned();
             let w: Vec<String> = w.iter().map(|x| grub::expand(x, &lookup)).collect();
             match cmd {
+                "if" => {
+                    i = self.if_block(&lines, i - 1, source, chain);
+                }
                 "menuentry" => {
                     let (entry, next) = self.menuentry(&w, &lines, i);
                     self.menu.push(entry);
@@ -641,9 +811,9 @@ impl GrubState<'_> {
                         self.vars.insert(k.to_string(), v.to_string());
                     }
                 }
-                "configfile" | "source" => {
+                "configfile" | "source" | "normal" => {
                     if let Some(p) = w.get(1) {
-                        self.act(Action::ConfigFile(p.clone()), chain);
+                        self.run_path(&p.clone(), chain);
                     }
                 }
                 "load_env" => {
@@ -653,7 +823,9 @@ impl GrubState<'_> {
                         .and_then(|p| w.get(p + 1).cloned());
                     self.act(Action::LoadEnv(file), chain);
                 }
-                "blscfg" => self.act(Action::Blscfg, chain),
+                "blscfg" => {
+                    self.act(Action::Blscfg, chain);
+                }
                 c if c.starts_with("search") => {
                     if let Some(a) = grub::search(&w) {
                         self.act(a, chain);
@@ -733,12 +905,18 @@ impl GrubState<'_> {
     }
 }
 
-fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, chain: &mut BootChain) {
+fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, arch: Arch, chain: &mut BootChain) {
     let dir = grub_bin
         .path
         .rsplit_once('/')
         .map_or("", |(d, _)| d)
         .to_string();
+    let embedded = vol(img, grub_bin.slot)
+        .and_then(|v| v.read_limited(grub_bin.path.as_bytes(), MAX_EFI).ok())
+        .and_then(|data| {
+            pe::analyze(&data).and_then(|i| crate::grub_image::parse(&data, i.pe32_plus))
+        })
+        .unwrap_or_default();
     let mut state = GrubState {
         img,
         vars: HashMap::new(),
@@ -746,68 +924,59 @@ fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, chain: &mut BootChain) {
         menu: Vec::new(),
         menu_sources: Vec::new(),
         bls: Vec::new(),
+        memdisk: embedded.memdisk.clone(),
+    };
+    let here = format!("(slot{}){dir}", grub_bin.slot);
+    // The variables GRUB's EFI core sets before running anything.
+    let prefix = match embedded.prefix.as_deref() {
+        Some(p) if p.starts_with('(') => p.to_string(),
+        Some(p) if !p.is_empty() => format!("(slot{}){p}", grub_bin.slot),
+        _ => here.clone(),
     };
     state
         .vars
         .insert("root".into(), format!("slot{}", grub_bin.slot));
-    state
-        .vars
-        .insert("prefix".into(), format!("(slot{}){dir}", grub_bin.slot));
-    state
-        .vars
-        .insert("cmdpath".into(), format!("(slot{}){dir}", grub_bin.slot));
-    let embedded = vol(img, grub_bin.slot)
-        .and_then(|v| v.read_limited(grub_bin.path.as_bytes(), MAX_EFI).ok())
-        .and_then(|data| {
-            pe::analyze(&data).and_then(|i| crate::grub_image::parse(&data, i.pe32_plus))
-        });
-    // A standalone GRUB (grub-mkstandalone) starts from (memdisk)$prefix/grub.cfg.
-    if let Some(e) = &embedded {
-        let in_memdisk = e
-            .prefix
-            .as_deref()
-            .and_then(|p| p.strip_prefix("(memdisk)"));
-        if let Some(text) =
-            in_memdisk.and_then(|p| e.memdisk.get(&format!("{}/grub.cfg", p.trim_matches('/'))))
-        {
-            let prefix = e.prefix.clone().unwrap_or_default();
-            chain
-                .steps
-                .push(format!("GRUB reads its embedded {prefix}/grub.cfg"));
-            state.vars.insert("prefix".into(), prefix.clone());
-            state.hops += 1;
-            state.run(
-                &String::from_utf8_lossy(text),
-                &format!("{grub_bin} {prefix}/grub.cfg"),
-                chain,
-            );
-            finish_grub(state, chain);
-            return;
+    state.vars.insert("prefix".into(), prefix.clone());
+    state.vars.insert("cmdpath".into(), here.clone());
+    state.vars.insert(
+        "grub_cpu".into(),
+        match arch {
+            Arch::Aarch64 => "arm64",
+            Arch::X86_64 => "x86_64",
+        }
+        .into(),
+    );
+    state.vars.insert("grub_platform".into(), "efi".into());
+    if prefix.starts_with("(memdisk)") {
+        state.vars.insert("root".into(), "memdisk".into());
+    }
+    if let Some(config) = &embedded.config {
+        // An embedded config runs first (Debian's: `normal (memdisk)/grub.cfg`).
+        chain
+            .steps
+            .push(format!("GRUB runs the config embedded in {grub_bin}"));
+        state.run(config, &format!("{grub_bin} (embedded config)"), chain);
+    } else {
+        // Otherwise normal mode reads $prefix/grub.cfg; distribution GRUBs
+        // without an embedded config read grub.cfg beside themselves.
+        let candidates = [format!("{prefix}/grub.cfg"), format!("{here}/grub.cfg")];
+        match candidates.iter().find(|c| state.path_exists(c)) {
+            Some(c) => {
+                let c = c.clone();
+                state.run_path(&c, chain);
+            }
+            None => {
+                chain.problem(
+                    "chain.config-missing",
+                    format!(
+                        "no grub.cfg at {} or {}: GRUB would stop at its prompt",
+                        candidates[0], candidates[1]
+                    ),
+                );
+                return;
+            }
         }
     }
-    // Distribution GRUBs read grub.cfg next to themselves on the ESP
-    // ($cmdpath), which usually hops to /boot/grub*/grub.cfg; failing that,
-    // the embedded prefix's grub.cfg on the same partition.
-    let beside = FileRef {
-        slot: grub_bin.slot,
-        path: format!("{dir}/grub.cfg"),
-    };
-    let in_prefix = embedded
-        .as_ref()
-        .and_then(|e| e.prefix.as_deref())
-        .filter(|p| p.starts_with('/'))
-        .map(|p| FileRef {
-            slot: grub_bin.slot,
-            path: format!("{}/grub.cfg", p.trim_end_matches('/')),
-        });
-    let first = std::iter::once(beside.clone())
-        .chain(in_prefix)
-        .find(|f| exists(img, f));
-    let Some(first) = first else {
-        chain.problem("chain.config-missing", format!("no grub.cfg at {beside} or under GRUB's embedded prefix: GRUB would stop at its prompt"));
-        return;
-    };
-    state.run_file(&first, chain);
     finish_grub(state, chain);
 }
 
@@ -956,7 +1125,7 @@ pub fn follow(img: &OpenedImage, arch: Arch) -> BootChain {
                         path: format!("{dir}/{n}"),
                     };
                     chain.steps.push(format!("shim loads {g}"));
-                    grub_chain(img, &g, &mut chain);
+                    grub_chain(img, &g, arch, &mut chain);
                 }
                 None => chain.problem(
                     "chain.shim-without-grub",
@@ -964,7 +1133,7 @@ pub fn follow(img: &OpenedImage, arch: Arch) -> BootChain {
                 ),
             }
         }
-        EfiKind::Grub => grub_chain(img, &removable, &mut chain),
+        EfiKind::Grub => grub_chain(img, &removable, arch, &mut chain),
         EfiKind::SystemdBoot => systemd_boot(img, esp.number, &mut chain),
         EfiKind::Uki => {
             if let Some(e) = uki_entry(img, &removable, true) {

@@ -1,7 +1,8 @@
 //! What a GRUB EFI image carries besides code: its module list (the `mods`
 //! section: `grub_module_info` then `grub_module_header` records) holds the
-//! embedded prefix, an embedded config script, and a memdisk (a tar
-//! archive; `grub-mkstandalone` puts `boot/grub/grub.cfg` there).
+//! embedded prefix, an embedded config script, and a memdisk: a tar archive
+//! (`grub-mkstandalone` puts `boot/grub/grub.cfg` there) or a FAT image
+//! (Debian's monolithic GRUB keeps its bootstrap `grub.cfg` in one).
 
 use crate::pe::PeInfo;
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ pub struct GrubImage {
     pub prefix: Option<String>,
     /// Embedded configuration script (`grub-mkimage -c`).
     pub config: Option<String>,
-    /// Small files of the memdisk, by path without a leading `/`.
+    /// Small files of the memdisk, by lower-case path without a leading `/`.
     pub memdisk: HashMap<String, Vec<u8>>,
 }
 
@@ -77,6 +78,46 @@ fn tar(data: &[u8]) -> HashMap<String, Vec<u8>> {
     out
 }
 
+/// The small files of a FAT memdisk (two directory levels, bounded).
+fn fat(data: &[u8]) -> HashMap<String, Vec<u8>> {
+    use bootproof_fs::{open_volume, FileType};
+    let mut out = HashMap::new();
+    let dev: std::sync::Arc<dyn bootproof_image::ReadAt> =
+        std::sync::Arc::new(bootproof_image::MemImage(data.to_vec()));
+    let Ok(Some(v)) = open_volume(dev) else {
+        return out;
+    };
+    let mut dirs = vec![(String::new(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(entries) = v.read_dir(format!("/{dir}").as_bytes()) else {
+            continue;
+        };
+        for e in entries {
+            if out.len() >= MAX_MEMDISK_FILES {
+                return out;
+            }
+            let name = String::from_utf8_lossy(&e.name).to_lowercase();
+            let path = if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            };
+            match e.file_type {
+                FileType::Dir if depth < 2 => dirs.push((path, depth + 1)),
+                FileType::File => {
+                    if let Ok(b) =
+                        v.read_limited(format!("/{path}").as_bytes(), MAX_MEMDISK_FILE as u64)
+                    {
+                        out.insert(path, b);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// Reads the module list of a GRUB EFI image. `None` when there is none.
 pub fn parse(data: &[u8], pe32_plus: bool) -> Option<GrubImage> {
     let mods = PeInfo::section_data(data, "mods").unwrap_or(data);
@@ -98,7 +139,13 @@ pub fn parse(data: &[u8], pe32_plus: bool) -> Option<GrubImage> {
         }
         let body = &info[pos + 8..pos + len];
         match kind {
-            OBJ_TYPE_MEMDISK => img.memdisk = tar(body),
+            OBJ_TYPE_MEMDISK => {
+                img.memdisk = if body.get(257..262) == Some(b"ustar") {
+                    tar(body)
+                } else {
+                    fat(body)
+                };
+            }
             OBJ_TYPE_CONFIG => img.config = Some(c_string(body)),
             OBJ_TYPE_PREFIX => img.prefix = Some(c_string(body)),
             _ => {}
