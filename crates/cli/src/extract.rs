@@ -88,6 +88,7 @@ pub fn run(
             "fallback_to_boot_dir": fallback,
             "chain": chain,
             "manifest": manifest,
+            "bytes_read": img.image.stats().bytes_read(),
         });
         serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
         writeln!(stdout)?;

@@ -224,3 +224,95 @@ fn vendor_directory_without_removable_path() {
     );
     assert!(c.entries.is_empty());
 }
+
+/// Without a boot chain, the newest kernel in /boot is used and paired with
+/// the initrd of the same version, whatever the files' mtimes say.
+#[test]
+fn boot_dir_pairs_kernel_and_initrd_by_version() {
+    use bootproof_boot::extract::entry_from_boot_dir;
+    let dir = scratch("pairing");
+    let tree = dir.join("tree/boot");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::create_dir_all(dir.join("tree/etc")).unwrap();
+    std::fs::write(dir.join("tree/etc/os-release"), "ID=test\n").unwrap();
+    let kernel = std::fs::read(
+        common::artifacts()
+            .join("arm64/root/boot")
+            .read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("vmlinuz-")
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    for v in ["6.1.0-9", "6.1.0-10"] {
+        std::fs::write(tree.join(format!("vmlinuz-{v}")), &kernel).unwrap();
+        std::fs::write(
+            tree.join(format!("initrd.img-{v}")),
+            format!("initrd for {v}"),
+        )
+        .unwrap();
+    }
+    // The older version's files are the most recently modified.
+    for f in ["vmlinuz-6.1.0-9", "initrd.img-6.1.0-9"] {
+        assert!(Command::new("touch")
+            .args(["-d", "2030-01-01"])
+            .arg(tree.join(f))
+            .status()
+            .unwrap()
+            .success());
+    }
+    let img = dir.join("root.ext4");
+    assert!(Command::new("mkfs.ext4")
+        .args(["-q", "-d"])
+        .arg(dir.join("tree"))
+        .arg(&img)
+        .arg("100M")
+        .status()
+        .unwrap()
+        .success());
+    let opened = OpenedImage::open(&img, &OpenOptions::default()).unwrap();
+    let entry = entry_from_boot_dir(&opened).unwrap();
+    assert_eq!(
+        entry.version.as_deref(),
+        Some("6.1.0-10"),
+        "6.1.0-10 sorts after 6.1.0-9"
+    );
+    assert_eq!(entry.kernel.path, "/boot/vmlinuz-6.1.0-10");
+    assert_eq!(entry.initrds[0].path, "/boot/initrd.img-6.1.0-10");
+    // And through the CLI: no ESP, so extract falls back to /boot.
+    let out = dir.join("out");
+    let run = common::bootproof(&[
+        "extract",
+        "--json",
+        "--arch",
+        "aarch64",
+        img.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["fallback_to_boot_dir"], true);
+    // The kernel's zero-filled regions are holes in ext4 (mkfs.ext4 -d makes
+    // them sparse), so a little less than its size is read, never much more.
+    let read = v["bytes_read"].as_u64().unwrap();
+    assert!(
+        read > kernel.len() as u64 / 2 && read < 2 * kernel.len() as u64,
+        "{read}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("initrd")).unwrap(),
+        b"initrd for 6.1.0-10"
+    );
+    assert!(std::fs::read(out.join("kernel")).unwrap() == kernel);
+}
