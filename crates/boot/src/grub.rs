@@ -129,7 +129,8 @@ pub fn search(words: &[String]) -> Option<Action> {
             "--fs-uuid" | "-u" => by = Some("fs-uuid".into()),
             "--label" | "-l" => by = Some("label".into()),
             "--file" | "-f" => by = Some("file".into()),
-            "--set" | "-s" => var = Some(it.next().cloned().unwrap_or_else(|| "root".into())),
+            // The variable name is optional and only given as `--set=VAR`.
+            "--set" | "-s" => var = Some("root".into()),
             w if w.starts_with("--set=") => var = Some(w["--set=".len()..].to_string()),
             w if w.starts_with("--hint") => {
                 if !w.contains('=') {
@@ -217,7 +218,8 @@ mod tests {
             search(&w("search --label --set abcd")),
             want("label", "root")
         );
-        assert_eq!(search(&w("search -f -s boot abcd")), want("file", "boot"));
+        assert_eq!(search(&w("search -f -s abcd")), want("file", "root"));
+        assert_eq!(search(&w("search --file --set=boot abcd")), want("file", "boot"));
         assert_eq!(search(&w("search.file abcd")), want("file", "root"));
     }
 }
