@@ -95,6 +95,10 @@ pub enum DecompressError {
     },
 }
 
+/// Memory liblzma may use: a hostile header can declare a 4 GiB dictionary;
+/// `xz -9`/`lzma -9` use 64 MiB (found by the `boot_initrd` fuzz target).
+const LZMA_MEMLIMIT: u64 = 160 << 20;
+
 fn bounded(format: &'static str, mut r: impl Read, limit: u64) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     r.by_ref()
@@ -177,7 +181,7 @@ pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, De
             )
         }
         Compression::Lzma => {
-            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| {
+            let stream = liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT).map_err(|e| {
                 DecompressError::Corrupt {
                     format: "lzma",
                     detail: e.to_string(),

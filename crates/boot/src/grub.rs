@@ -219,7 +219,10 @@ mod tests {
             want("label", "root")
         );
         assert_eq!(search(&w("search -f -s abcd")), want("file", "root"));
-        assert_eq!(search(&w("search --file --set=boot abcd")), want("file", "boot"));
+        assert_eq!(
+            search(&w("search --file --set=boot abcd")),
+            want("file", "boot")
+        );
         assert_eq!(search(&w("search.file abcd")), want("file", "root"));
     }
 }
