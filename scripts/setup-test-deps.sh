@@ -45,7 +45,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt_update
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-if ! mkfs.btrfs --help 2>&1 | grep -q -- "--compress"; then
+# (Captured first: with pipefail, `--help | grep -q` fails when grep exits early.)
+btrfs_help=$(mkfs.btrfs --help 2>&1 || true)
+if [[ "$btrfs_help" != *--compress* ]]; then
   echo "setup: installing btrfs-progs from bookworm-backports (for mkfs.btrfs --compress)" >&2
   apt_update
   $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports btrfs-progs >/dev/null
