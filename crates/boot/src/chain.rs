@@ -497,6 +497,21 @@ struct GrubState<'a> {
 }
 
 impl GrubState<'_> {
+    /// The filesystem GRUB's `search` would find: by UUID, label, or a file it holds.
+    fn search_slot(&self, by: &str, value: &str) -> Option<&Slot> {
+        self.img.slots.iter().find(|s| match by {
+            "fs-uuid" => s
+                .uuid
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(value)),
+            "label" => s.label.as_deref() == Some(value),
+            _ => s
+                .volume
+                .as_ref()
+                .is_some_and(|v| v.exists(value.as_bytes()).unwrap_or(false)),
+        })
+    }
+
     /// A config file by GRUB path: on the memdisk or on an image partition.
     fn read_config(&self, path: &str) -> Option<(String, String)> {
         if let Some(p) = path.strip_prefix("(memdisk)") {
@@ -631,17 +646,7 @@ impl GrubState<'_> {
     fn act(&mut self, action: Action, chain: &mut BootChain) -> bool {
         match action {
             Action::Search { by, value, var } => {
-                let found = self.img.slots.iter().find(|s| match by.as_str() {
-                    "fs-uuid" => s
-                        .uuid
-                        .as_deref()
-                        .is_some_and(|u| u.eq_ignore_ascii_case(&value)),
-                    "label" => s.label.as_deref() == Some(value.as_str()),
-                    _ => s
-                        .volume
-                        .as_ref()
-                        .is_some_and(|v| v.exists(value.as_bytes()).unwrap_or(false)),
-                });
+                let found = self.search_slot(&by, &value);
                 match found {
                     Some(s) => {
                         chain.steps.push(format!(
@@ -879,17 +884,7 @@ impl GrubState<'_> {
                 }
                 Some(c) if c.starts_with("search") => {
                     if let Some(Action::Search { by, value, var }) = grub::search(&w) {
-                        let found = self.img.slots.iter().find(|s| match by.as_str() {
-                            "fs-uuid" => s
-                                .uuid
-                                .as_deref()
-                                .is_some_and(|u| u.eq_ignore_ascii_case(&value)),
-                            "label" => s.label.as_deref() == Some(value.as_str()),
-                            _ => s
-                                .volume
-                                .as_ref()
-                                .is_some_and(|v| v.exists(value.as_bytes()).unwrap_or(false)),
-                        });
+                        let found = self.search_slot(&by, &value);
                         if let Some(s) = found {
                             vars.insert(var.clone(), format!("slot{}", s.number));
                             if var == "root" {

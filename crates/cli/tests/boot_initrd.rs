@@ -27,21 +27,6 @@ fn cpio_of(dir: &Path) -> Vec<u8> {
     child.wait_with_output().unwrap().stdout
 }
 
-fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(tool[0])
-        .args(&tool[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = data.to_vec();
-    let w = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
-    let out = child.wait_with_output().unwrap().stdout;
-    w.join().unwrap();
-    out
-}
-
 #[test]
 fn early_and_main_archives_are_listed() {
     let dir = std::env::temp_dir().join(format!("bootproof-initrd-{}", std::process::id()));
@@ -87,7 +72,7 @@ fn early_and_main_archives_are_listed() {
         let mut image = early_cpio.clone();
         // dracut/initramfs-tools pad the early archive before the main one.
         image.resize(image.len().div_ceil(512) * 512, 0);
-        image.extend(pipe(tool, &main_cpio));
+        image.extend(common::pipe(tool, &main_cpio));
         let info = initrd::inspect(&image).unwrap_or_else(|e| panic!("{tool:?}: {e}"));
         assert_eq!(info.segments.len(), 2, "{tool:?}: {:?}", info.segments);
         assert_eq!(info.segments[0].compression, None);

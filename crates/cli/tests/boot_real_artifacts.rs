@@ -9,7 +9,6 @@ use bootproof_boot::kernel::{self, KernelFormat};
 use bootproof_boot::pe::{self, EfiKind, MACHINE_AARCH64, MACHINE_X86_64};
 use common::artifacts;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// (path of /boot/vmlinuz-*, its version) for an arch.
 fn kernel_of(arch: &str) -> (PathBuf, String) {
@@ -124,22 +123,6 @@ fn debian_kernels_are_recognised() {
     assert_eq!(&*loadable, &data[..]);
 }
 
-fn compress_with(tool: &[&str], data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(tool[0])
-        .args(&tool[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = data.to_vec();
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "{tool:?}");
-    out.stdout
-}
-
 #[test]
 fn every_compression_loads_the_same_image() {
     let (k, version) = kernel_of("arm64");
@@ -153,7 +136,7 @@ fn every_compression_loads_the_same_image() {
         (&["bzip2", "-9", "-c"], Compression::Bzip2),
     ];
     for (tool, c) in tools {
-        let packed = compress_with(tool, &image);
+        let packed = common::pipe(tool, &image);
         // Wrapped (Ubuntu-style vmlinuz).
         let (info, loadable) = kernel::load(&packed).unwrap_or_else(|e| panic!("{tool:?}: {e}"));
         assert_eq!(info.format, KernelFormat::Wrapped, "{tool:?}");
@@ -191,7 +174,7 @@ fn every_compression_loads_the_same_image() {
 fn bad_kernels_get_errors() {
     let (k, _) = kernel_of("arm64");
     let image = std::fs::read(&k).unwrap();
-    let gz = compress_with(&["gzip", "-c"], &image);
+    let gz = common::pipe(&["gzip", "-c"], &image);
     assert!(kernel::load(&gz[..gz.len() / 2]).is_err(), "truncated");
     assert!(matches!(
         kernel::load(b"random bytes, not a kernel"),

@@ -229,19 +229,7 @@ fn each_broken_image_fails_its_rule() {
                     bootproof(&["cat", p.to_str().unwrap(), &format!("2:/boot/{kname}")]).stdout;
                 assert!(kernel.len() > 1 << 20);
                 let gz = p.parent().unwrap().join("vmlinuz.gz");
-                let mut child = Command::new("gzip")
-                    .args(["-c"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                let mut stdin = child.stdin.take().unwrap();
-                let w = std::thread::spawn(move || {
-                    std::io::Write::write_all(&mut stdin, &kernel).unwrap()
-                });
-                let packed = child.wait_with_output().unwrap().stdout;
-                w.join().unwrap();
-                std::fs::write(&gz, packed).unwrap();
+                std::fs::write(&gz, pipe(&["gzip", "-c"], &kernel)).unwrap();
                 edit_root(
                     p,
                     &format!("cd /boot\nrm {kname}\nwrite {} {kname}\n", gz.display()),

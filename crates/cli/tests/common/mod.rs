@@ -245,3 +245,20 @@ pub fn boot_images() -> &'static Path {
         dir
     })
 }
+
+/// Pipes `data` through a command (a real compressor) and returns its output.
+pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool[0])
+        .args(&tool[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{tool:?} failed");
+    out.stdout
+}
