@@ -207,7 +207,7 @@ fn glob(pattern: &str, s: &str) -> bool {
 }
 
 fn check(d: &Descriptor, want: &Want) -> Result<(), String> {
-    if !d.interface_types.iter().any(|i| *i == want.interface) {
+    if !d.interface_types.contains(&want.interface) {
         return Err(format!(
             "interface {} (want {})",
             d.interface_types.join(","),
