@@ -88,49 +88,6 @@ pub fn accel_arg(accel: Accel) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decision_table() {
-        let never = || -> Probe { panic!("a cross-arch guest must not probe KVM") };
-        for (host, guest) in [("x86_64", "aarch64"), ("aarch64", "x86_64")] {
-            let d = decide(host, guest, never);
-            assert_eq!(d.accel, Accel::Tcg);
-            assert!(
-                d.reason.contains("cannot run other architectures"),
-                "{}",
-                d.reason
-            );
-        }
-        for arch in ["x86_64", "aarch64"] {
-            let cases = [
-                (Probe::Works, Accel::Kvm, "ran a probe guest"),
-                (Probe::Absent, Accel::Tcg, "does not exist"),
-                (
-                    Probe::NoAccess("Permission denied".into()),
-                    Accel::Tcg,
-                    "kvm group",
-                ),
-                (
-                    Probe::GuestFailed("failed to set MSR".into()),
-                    Accel::Tcg,
-                    "failed to set MSR",
-                ),
-            ];
-            for (probe, accel, why) in cases {
-                let d = decide(arch, arch, || probe.clone());
-                assert_eq!(d.accel, accel, "{arch} {probe:?}");
-                assert!(d.reason.contains(why), "{}", d.reason);
-            }
-        }
-        assert_eq!(cpu_model("aarch64", Accel::Tcg), "max,pauth-impdef=on");
-        assert_eq!(cpu_model("x86_64", Accel::Kvm), "host");
-        assert_eq!(accel_arg(Accel::Tcg), "tcg,thread=multi");
-    }
-}
-
 /// How long the probe guest may take to print its banner.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -273,4 +230,47 @@ pub fn probe_kvm_cached(host_arch: &str, cache_dir: &std::path::Path) -> Probe {
         let _ = std::fs::rename(&tmp, &file);
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_table() {
+        let never = || -> Probe { panic!("a cross-arch guest must not probe KVM") };
+        for (host, guest) in [("x86_64", "aarch64"), ("aarch64", "x86_64")] {
+            let d = decide(host, guest, never);
+            assert_eq!(d.accel, Accel::Tcg);
+            assert!(
+                d.reason.contains("cannot run other architectures"),
+                "{}",
+                d.reason
+            );
+        }
+        for arch in ["x86_64", "aarch64"] {
+            let cases = [
+                (Probe::Works, Accel::Kvm, "ran a probe guest"),
+                (Probe::Absent, Accel::Tcg, "does not exist"),
+                (
+                    Probe::NoAccess("Permission denied".into()),
+                    Accel::Tcg,
+                    "kvm group",
+                ),
+                (
+                    Probe::GuestFailed("failed to set MSR".into()),
+                    Accel::Tcg,
+                    "failed to set MSR",
+                ),
+            ];
+            for (probe, accel, why) in cases {
+                let d = decide(arch, arch, || probe.clone());
+                assert_eq!(d.accel, accel, "{arch} {probe:?}");
+                assert!(d.reason.contains(why), "{}", d.reason);
+            }
+        }
+        assert_eq!(cpu_model("aarch64", Accel::Tcg), "max,pauth-impdef=on");
+        assert_eq!(cpu_model("x86_64", Accel::Kvm), "host");
+        assert_eq!(accel_arg(Accel::Tcg), "tcg,thread=multi");
+    }
 }
