@@ -6,3 +6,4 @@
 
 pub mod accel;
 pub mod firmware;
+pub mod overlay;

@@ -146,3 +146,98 @@ fn kvm_probe_decides_for_this_host() {
     assert_eq!(probe_kvm_cached(host, &cache), first);
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+#[test]
+fn overlay_is_a_valid_qcow2_that_reads_as_its_backing_image() {
+    use bootproof_image::{Image, OpenOptions, ReadAt};
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("bootproof-overlay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("base.raw");
+    let mut data = vec![0u8; 3 << 20];
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&base, &data).unwrap();
+    let ov = dir.join("overlay.qcow2");
+    bootproof_vm::overlay::create_overlay(&ov, &base, "raw", data.len() as u64).unwrap();
+    // QEMU's own tools accept it and see the chain.
+    let check = Command::new("qemu-img")
+        .args(["check", "-q"])
+        .arg(&ov)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let info = Command::new("qemu-img")
+        .args(["info", "--backing-chain", "--output=json"])
+        .arg(&ov)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("base.raw") && text.contains("\"backing-filename-format\": \"raw\""),
+        "{text}"
+    );
+    // Reads fall through to the backing image.
+    let img = Image::open(
+        &ov,
+        &OpenOptions {
+            allow_backing: true,
+        },
+    )
+    .unwrap();
+    let mut got = vec![0u8; data.len()];
+    img.read_at(0, &mut got).unwrap();
+    assert!(got == data);
+    // Writes land in the overlay; the input is untouched.
+    assert!(Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", "write -P 0x5a 65536 4096"])
+        .arg(&ov)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert_eq!(
+        std::fs::read(&base).unwrap(),
+        data,
+        "the backing image is never written"
+    );
+    let img = Image::open(
+        &ov,
+        &OpenOptions {
+            allow_backing: true,
+        },
+    )
+    .unwrap();
+    let mut block = [0u8; 4096];
+    img.read_at(65536, &mut block).unwrap();
+    assert!(block.iter().all(|&b| b == 0x5a));
+    // NVRAM: the template copied per VM, padded for virt's 64 MiB pflash.
+    let (descs, _) = load(&search_dirs());
+    let fw = select(&descs, &want("aarch64", "virt-10.0", Some(false), None)).unwrap();
+    let Mapping::Flash {
+        nvram_template: Some(t),
+        ..
+    } = &fw.mapping
+    else {
+        panic!()
+    };
+    let vars = dir.join("vars.fd");
+    let pad = bootproof_vm::firmware::needs_padding("aarch64", &t.format, &t.filename)
+        .then_some(bootproof_vm::firmware::VIRT_PFLASH_BYTES);
+    bootproof_vm::overlay::copy_nvram(&t.filename, &vars, pad).unwrap();
+    assert_eq!(
+        std::fs::metadata(&vars).unwrap().len(),
+        bootproof_vm::firmware::VIRT_PFLASH_BYTES
+    );
+    assert!(
+        bootproof_vm::overlay::copy_nvram(&t.filename, &vars, pad).is_err(),
+        "never overwrites an existing store"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
