@@ -5,5 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod accel;
+pub mod classify;
 pub mod firmware;
 pub mod overlay;
