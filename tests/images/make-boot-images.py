@@ -50,6 +50,16 @@ def initramfs(busybox, out, modules_root=None):
     shutil.rmtree(d)
 
 
+def standalone_grub(target, pkg_root, output, cfg_path, cfg):
+    """grub-mkstandalone with `cfg` as its memdisk boot/grub/grub.cfg."""
+    write(cfg_path, cfg)
+    run("grub-mkstandalone", "-O", target, "-d", f"{pkg_root}/usr/lib/grub/{target}",
+        "--modules=part_gpt fat ext2 search configfile normal linux",
+        "--install-modules=part_gpt fat ext2 search configfile normal linux echo test",
+        "--locales=", "--themes=", "--fonts=",
+        "-o", output, f"boot/grub/grub.cfg={cfg_path}")
+
+
 def disk(path, esp_dir, root_dir):
     """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed."""
     w = path + ".work"
@@ -134,12 +144,8 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
             # root and hops to /boot/grub/grub.cfg there.
             shutil.rmtree(esp)
             os.makedirs(f"{esp}/EFI/BOOT")
-            write(f"{out}/memdisk.cfg", f"search.fs_uuid {ROOT_UUID} root\nconfigfile ($root)/boot/grub/grub.cfg\n")
-            run("grub-mkstandalone", "-O", "arm64-efi", "-d", f"{r}/usr/lib/grub/arm64-efi",
-                "--modules=part_gpt fat ext2 search configfile normal linux",
-                "--install-modules=part_gpt fat ext2 search configfile normal linux echo test",
-                "--locales=", "--themes=", "--fonts=",
-                "-o", f"{esp}/EFI/BOOT/BOOTAA64.EFI", f"boot/grub/grub.cfg={out}/memdisk.cfg")
+            standalone_grub("arm64-efi", r, f"{esp}/EFI/BOOT/BOOTAA64.EFI", f"{out}/memdisk.cfg",
+                            f"search.fs_uuid {ROOT_UUID} root\nconfigfile ($root)/boot/grub/grub.cfg\n")
             disk(f"{out}/grub-standalone-arm64.raw", esp, root)
             images["grub-standalone-arm64.raw"] = dict(images[name])
             # systemd-boot with Boot Loader Spec entries on the ESP; loader.conf's
@@ -160,12 +166,8 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         if arch == "amd64":
             shutil.rmtree(esp)
             os.makedirs(f"{esp}/EFI/BOOT")
-            write(f"{out}/memdisk.cfg", f"search --no-floppy --fs-uuid --set=root {ROOT_UUID}\nconfigfile ($root)/boot/grub/grub.cfg\n")
-            run("grub-mkstandalone", "-O", "x86_64-efi", "-d", f"{r}/usr/lib/grub/x86_64-efi",
-                "--modules=part_gpt fat ext2 search configfile normal linux",
-                "--install-modules=part_gpt fat ext2 search configfile normal linux echo test",
-                "--locales=", "--themes=", "--fonts=",
-                "-o", f"{esp}/EFI/BOOT/BOOTX64.EFI", f"boot/grub/grub.cfg={out}/memdisk.cfg")
+            standalone_grub("x86_64-efi", r, f"{esp}/EFI/BOOT/BOOTX64.EFI", f"{out}/memdisk.cfg",
+                            f"search --no-floppy --fs-uuid --set=root {ROOT_UUID}\nconfigfile ($root)/boot/grub/grub.cfg\n")
             disk(f"{out}/grub-standalone-amd64.raw", esp, root)
             images["grub-standalone-amd64.raw"] = dict(images[name])
             # RHEL style: GRUB's blscfg reads /boot/loader/entries; options use $kernelopts from grubenv.

@@ -105,55 +105,45 @@ pub fn probe_kvm(host_arch: &str) -> Probe {
     if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(dev) {
         return Probe::NoAccess(e.to_string());
     }
-    let (qemu, args, banner): (&str, Vec<&str>, &str) = match host_arch {
-        "x86_64" => (
-            "qemu-system-x86_64",
-            vec![
-                "-accel",
-                "kvm",
-                "-cpu",
-                "host",
+    // Exactly what a KVM boot would use (`-cpu host`), with nothing attached.
+    let mut args = vec![
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+    ];
+    let (qemu, banner) = match host_arch {
+        "x86_64" => {
+            args.extend([
                 "-machine",
                 "q35",
-                "-nodefaults",
-                "-no-user-config",
-                "-display",
-                "none",
-                "-monitor",
-                "none",
                 "-serial",
                 "none",
                 "-debugcon",
                 "stdio",
                 "-global",
                 "isa-debugcon.iobase=0x402",
-                "-bios",
-                "/usr/share/seabios/bios-256k.bin",
-            ],
-            "SeaBIOS",
-        ),
-        "aarch64" => (
-            "qemu-system-aarch64",
-            vec![
-                "-accel",
-                "kvm",
-                "-cpu",
-                "host",
+            ]);
+            args.extend(["-bios", "/usr/share/seabios/bios-256k.bin"]);
+            ("qemu-system-x86_64", "SeaBIOS")
+        }
+        "aarch64" => {
+            args.extend([
                 "-machine",
                 "virt",
-                "-nodefaults",
-                "-no-user-config",
-                "-display",
-                "none",
-                "-monitor",
-                "none",
                 "-serial",
                 "stdio",
                 "-bios",
                 "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
-            ],
-            "UEFI",
-        ),
+            ]);
+            ("qemu-system-aarch64", "UEFI")
+        }
         other => {
             return Probe::GuestFailed(format!("no probe guest for host architecture {other}"))
         }
