@@ -2,7 +2,8 @@
 
 use crate::style::{human_size, Style};
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_OK};
-use bootproof_boot::chain::{self, Arch};
+use bootproof_boot::chain::{self, Arch, BootChain, BootEntry};
+use bootproof_inspect::OpenedImage;
 use bootproof_boot::extract::{entry_from_boot_dir, extract};
 use std::io::Write;
 use std::path::Path;
@@ -28,32 +29,36 @@ Examples:
   bootproof extract disk.qcow2 -o out/
   bootproof extract --entry 1 --arch x86_64 disk.raw -o out/";
 
-pub fn run(
-    args: &ImageArgs,
-    out_dir: &Path,
-    entry: Option<usize>,
-    arch: &str,
-    out: OutputArgs,
-) -> Result<u8, CliError> {
-    let img = open(args)?;
-    let arch = match arch {
-        "auto" => chain::detect_arch(&img).ok_or_else(|| {
+/// The guest architecture: `auto` asks the image (removable path, root
+/// partition type), anything else must name one.
+pub fn resolve_arch(img: &OpenedImage, arch: &str) -> Result<Arch, CliError> {
+    match arch {
+        "auto" => chain::detect_arch(img).ok_or_else(|| {
             CliError::with_hint(
                 "cannot tell the image's architecture",
                 "pass --arch aarch64 or --arch x86_64",
             )
-        })?,
+        }),
         a => Arch::parse(a).ok_or_else(|| {
             CliError::with_hint(
                 format!("unknown architecture `{a}`"),
                 "use aarch64 or x86_64",
             )
-        })?,
-    };
-    let mut chain = chain::follow(&img, arch);
+        }),
+    }
+}
+
+/// Follows the boot chain and picks entry `entry` (or the default). Without
+/// a chain, the newest kernel in /boot stands in (the flag says so).
+pub fn pick_entry(
+    img: &OpenedImage,
+    arch: Arch,
+    entry: Option<usize>,
+) -> Result<(BootChain, BootEntry, bool), CliError> {
+    let mut chain = chain::follow(img, arch);
     let mut fallback = false;
     if chain.entries.is_empty() {
-        if let Some(e) = entry_from_boot_dir(&img) {
+        if let Some(e) = entry_from_boot_dir(img) {
             chain.entries.push(e);
             fallback = true;
         }
@@ -74,6 +79,19 @@ pub fn run(
         })?,
     }
     .clone();
+    Ok((chain, picked, fallback))
+}
+
+pub fn run(
+    args: &ImageArgs,
+    out_dir: &Path,
+    entry: Option<usize>,
+    arch: &str,
+    out: OutputArgs,
+) -> Result<u8, CliError> {
+    let img = open(args)?;
+    let arch = resolve_arch(&img, arch)?;
+    let (chain, picked, fallback) = pick_entry(&img, arch, entry)?;
     let manifest = extract(&img, &chain, &picked, out_dir).map_err(|e| {
         CliError::with_hint(
             e,

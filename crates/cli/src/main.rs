@@ -2,6 +2,7 @@
 //! over the library crates; this file only parses arguments, picks the
 //! output form and maps errors to exit codes.
 
+mod boot;
 mod cat;
 mod check;
 mod extract;
@@ -22,15 +23,19 @@ pub const EXIT_ERROR: u8 = 2;
 
 const AFTER_HELP: &str = "\
 Exit status:
-  0  success
-  1  `check`: a rule of severity error failed
-  2  usage error, unreadable image, or a path that does not exist
+  0    success
+  1    `check`: a rule of severity error failed; `boot`: the boot failed,
+       stalled or timed out
+  2    usage error, unreadable image, a path that does not exist, or a VM
+       that could not run
+  130  `boot` interrupted (Ctrl-C)
 
 Images are always opened read-only; no root, loop devices or mounts are used.
 Run `bootproof COMMAND --help` for examples.";
 
 /// Prove VM images boot. Reads raw and qcow2 disk images in-process
-/// (GPT/MBR; FAT, ext2/3/4, XFS, Btrfs, ISO9660) without root or mounts.
+/// (GPT/MBR; FAT, ext2/3/4, XFS, Btrfs, ISO9660) without root or mounts,
+/// checks and extracts their boot chain, and boots them under QEMU.
 #[derive(Parser)]
 #[command(name = "bootproof", version, after_help = AFTER_HELP, max_term_width = 100)]
 struct Cli {
@@ -132,6 +137,10 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Boot the image under QEMU (firmware or direct kernel boot), watch the
+    /// console and report the stage reached, its timeline and the console log.
+    #[command(after_help = boot::AFTER_HELP)]
+    Boot(Box<boot::BootArgs>),
     /// Write files from inside the image to stdout, one after another (follows
     /// symlinks inside the image).
     #[command(after_help = cat::AFTER_HELP)]
@@ -176,6 +185,7 @@ fn main() -> ExitCode {
             targets,
             output,
         } => cat::run(&image, &targets, output),
+        Command::Boot(args) => boot::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

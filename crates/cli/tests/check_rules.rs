@@ -58,6 +58,7 @@ fn edit_root(img: &Path, commands: &str) {
         format!("of={}", part.display()),
         "bs=512".into(),
         format!("skip={start}"),
+        "conv=sparse".into(),
         "status=none".into(),
     ]));
     let script = dir.join("debugfs.cmds");
@@ -73,6 +74,7 @@ fn edit_root(img: &Path, commands: &str) {
         format!("of={}", img.display()),
         "bs=512".into(),
         format!("seek={start}"),
+        // Not sparse: skipped zero blocks would leave old bytes behind.
         "conv=notrunc".into(),
         "status=none".into(),
     ]));

@@ -28,6 +28,8 @@ pub enum Stage {
     GrubStarted,
     /// GRUB could not find its configuration or modules.
     GrubRescue,
+    /// GRUB fell to its command line (`grub>`): no menu could be built.
+    GrubPrompt,
     /// GRUB reported a missing file.
     GrubFileNotFound(String),
     /// The kernel is running.
@@ -47,12 +49,48 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// A short human name for the stage.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::FirmwareStarted => "firmware started",
+            Stage::BootOptionFailed(_) => "boot option failed",
+            Stage::BootOptionStarted(_) => "boot option started",
+            Stage::FirmwareException(_) => "firmware exception",
+            Stage::UefiShell => "UEFI shell (no bootable device)",
+            Stage::GrubStarted => "GRUB started",
+            Stage::GrubRescue => "GRUB rescue prompt",
+            Stage::GrubPrompt => "GRUB command line (no menu)",
+            Stage::GrubFileNotFound(_) => "GRUB: file not found",
+            Stage::KernelStarted => "kernel started",
+            Stage::KernelPanic(_) => "kernel panic",
+            Stage::RootNotFound(_) => "root filesystem not found",
+            Stage::EmergencyMode => "emergency mode",
+            Stage::InitReached => "userspace (init) started",
+            Stage::LoginPrompt => "login prompt",
+            Stage::PoweredOff => "guest powered off",
+        }
+    }
+
+    /// The stage's detail (which boot option, which file, the panic reason).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Stage::BootOptionFailed(d)
+            | Stage::BootOptionStarted(d)
+            | Stage::FirmwareException(d)
+            | Stage::GrubFileNotFound(d)
+            | Stage::KernelPanic(d)
+            | Stage::RootNotFound(d) => Some(d),
+            _ => None,
+        }
+    }
+
     fn is_failure(&self) -> bool {
         matches!(
             self,
             Stage::FirmwareException(_)
                 | Stage::UefiShell
                 | Stage::GrubRescue
+                | Stage::GrubPrompt
                 | Stage::GrubFileNotFound(_)
                 | Stage::KernelPanic(_)
                 | Stage::RootNotFound(_)
@@ -70,6 +108,10 @@ pub struct Event {
     /// Kernel timestamp (`[    7.760525]`) in seconds, when printed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_time: Option<f64>,
+    /// Seconds since QEMU started (host clock) when the line arrived, when
+    /// the classifier is fed live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_time: Option<f64>,
     /// The console line that showed it.
     pub line: String,
 }
@@ -98,6 +140,9 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Classifier {
     partial: Vec<u8>,
+    grub_errors: Vec<String>,
+    key_wait: Option<&'static str>,
+    now: Option<f64>,
     events: Vec<Event>,
     saw_output: bool,
 }
@@ -139,6 +184,9 @@ pub fn classify_line(line: &str) -> Option<Stage> {
     }
     if has("grub rescue>") || has("Entering rescue mode") {
         return Some(Stage::GrubRescue);
+    }
+    if line.trim_start().starts_with("grub>") {
+        return Some(Stage::GrubPrompt);
     }
     if let Some(rest) = after(line, "error: file `") {
         return Some(Stage::GrubFileNotFound(
@@ -186,6 +234,13 @@ impl Classifier {
         Classifier::default()
     }
 
+    /// [`Classifier::feed`] for bytes that arrived `host_time` seconds after
+    /// QEMU started; stages reached get that time.
+    pub fn feed_at(&mut self, bytes: &[u8], host_time: f64) -> Vec<Stage> {
+        self.now = Some(host_time);
+        self.feed(bytes)
+    }
+
     /// Feeds console bytes (any chunking); returns stages newly reached.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Stage> {
         let mut new = Vec::new();
@@ -202,12 +257,25 @@ impl Classifier {
                 }
             } else if self.partial.len() < MAX_LINE {
                 self.partial.push(b);
+                // Full-screen menus (GRUB, systemd-boot, the firmware's)
+                // move the cursor instead of ending lines: a cursor move
+                // ends the text before it.
+                if matches!(b, b'H' | b'J' | b'f') {
+                    if let Some(at) = cursor_move_start(&self.partial) {
+                        let line = String::from_utf8_lossy(&self.partial[..at]).into_owned();
+                        self.partial.clear();
+                        if let Some(s) = self.line(&line) {
+                            new.push(s);
+                        }
+                    }
+                }
             }
         }
         // Prompts arrive without a newline.
         let pending = String::from_utf8_lossy(&self.partial).into_owned();
         if pending.trim_start().starts_with("Shell>")
             || pending.contains("grub rescue>")
+            || pending.trim_start().starts_with("grub>")
             || pending.trim_end().ends_with("login:")
         {
             self.partial.clear();
@@ -220,17 +288,85 @@ impl Classifier {
 
     fn line(&mut self, raw: &str) -> Option<Stage> {
         let line: String = strip_ansi(raw);
+        if line.contains("to boot the selected OS") {
+            self.key_wait = Some("the GRUB menu has no timeout and waits for a key");
+        }
+        if line.contains("executed automatically in") {
+            self.key_wait = None;
+        }
+        if let Some(err) = line.trim().strip_prefix("error: ") {
+            if self.grub_errors.len() < 8 {
+                self.grub_errors.push(err.to_string());
+            }
+        }
         let stage = classify_line(&line)?;
+        // Some firmware (OVMF) prints no banner on the serial console; its
+        // boot manager's first line proves it ran.
+        if matches!(
+            stage,
+            Stage::BootOptionStarted(_) | Stage::BootOptionFailed(_) | Stage::UefiShell
+        ) && !self.events.iter().any(|e| e.stage == Stage::FirmwareStarted)
+        {
+            self.events.push(Event {
+                stage: Stage::FirmwareStarted,
+                guest_time: None,
+                host_time: self.now,
+                line: line.trim().to_string(),
+            });
+        }
+        if stage != Stage::GrubStarted {
+            self.key_wait = None;
+        }
         // Repeated banners and prompts are one stage.
         if self.events.iter().any(|e| e.stage == stage) || self.events.len() >= MAX_EVENTS {
             return None;
         }
         self.events.push(Event {
             guest_time: guest_time(line.trim_start()),
+            host_time: self.now,
             line: line.trim().to_string(),
             stage: stage.clone(),
         });
         Some(stage)
+    }
+
+    /// Why the boot failed, in words, when the failure stage alone does not
+    /// say: a UEFI shell is explained by the boot options the firmware
+    /// tried before falling back to it (EDK2 prints each status).
+    pub fn cause(&self) -> Option<String> {
+        let failure = self.events.iter().find(|e| e.stage.is_failure())?;
+        if matches!(failure.stage, Stage::GrubPrompt | Stage::GrubRescue) {
+            return (!self.grub_errors.is_empty())
+                .then(|| format!("GRUB said: {}", self.grub_errors.join("; ")));
+        }
+        if failure.stage != Stage::UefiShell {
+            return failure.stage.detail().map(str::to_string);
+        }
+        let tried: Vec<&str> = self
+            .events
+            .iter()
+            .filter_map(|e| match &e.stage {
+                Stage::BootOptionFailed(d) => Some(d.as_str()),
+                _ => None,
+            })
+            .collect();
+        let last = tried.last()?;
+        let status = last.rsplit(": ").next().unwrap_or(last);
+        let meaning = match status {
+            "Not Found" => "no boot loader at the removable path (\\EFI\\BOOT\\BOOTAA64.EFI / BOOTX64.EFI)",
+            "Unsupported" | "Load Error" => {
+                "the removable-path file is not an EFI application the firmware can run (wrong architecture or not PE/COFF)"
+            }
+            "Access Denied" | "Security Violation" => "Secure Boot refused the boot loader's signature",
+            _ => "the boot loader could not be started",
+        };
+        Some(format!("{meaning}; firmware said: {}", tried.join("; ")))
+    }
+
+    /// Why the guest is waiting for a key press, if the console shows it is
+    /// (a GRUB menu without a countdown): the boot will not go on by itself.
+    pub fn waiting_for_key(&self) -> Option<&'static str> {
+        self.key_wait
     }
 
     /// The timeline so far.
@@ -247,8 +383,16 @@ impl Classifier {
             };
         }
         let reached = |s: &Stage| self.events.iter().any(|e| e.stage == *s);
+        // Only userspace asks the kernel to power down (reboot(2)), so a
+        // power-down proves userspace ran even when `quiet` hid the kernel's
+        // "Run /init" line.
+        let powered_down = self
+            .events
+            .iter()
+            .any(|e| e.stage == Stage::PoweredOff && e.line.contains("Power down"));
         if reached(&Stage::LoginPrompt)
             || (reached(&Stage::InitReached) && reached(&Stage::PoweredOff))
+            || powered_down
         {
             return Outcome::Booted;
         }
@@ -259,6 +403,19 @@ impl Classifier {
             last: self.events.last().map(|e| e.stage.clone()),
         }
     }
+}
+
+/// Where a CSI cursor-movement/erase sequence (`ESC [ 12;3 H`, `ESC [ 2 J`)
+/// ending `buf` starts.
+fn cursor_move_start(buf: &[u8]) -> Option<usize> {
+    let esc = buf.iter().rposition(|&c| c == 0x1b)?;
+    let seq = &buf[esc..];
+    (seq.len() >= 3
+        && seq[1] == b'['
+        && seq[2..seq.len() - 1]
+            .iter()
+            .all(|c| c.is_ascii_digit() || *c == b';' || *c == b'='))
+    .then_some(esc)
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -335,6 +492,11 @@ mod tests {
                 stage: Stage::UefiShell
             }
         );
+        let cause = c.cause().unwrap();
+        assert!(
+            cause.starts_with("no boot loader at the removable path") && cause.contains("Not Found"),
+            "{cause}"
+        );
     }
 
     #[test]
@@ -342,6 +504,7 @@ mod tests {
         let cases: &[(&str, Outcome)] = &[
             ("Welcome to GRUB!\r\n\r\nerror: file `/boot/vmlinuz-6.1' not found.\r\n", Outcome::Failed { stage: Stage::GrubFileNotFound("/boot/vmlinuz-6.1".into()) }),
             ("error: unknown filesystem.\r\nEntering rescue mode...\r\ngrub rescue> ", Outcome::Failed { stage: Stage::GrubRescue }),
+            ("Welcome to GRUB!\r\n\x1b[0merror: can't find command `blscfg'.\r\n\x1b[02;24HGNU GRUB  version 2.06\r\n\r\ngrub> ", Outcome::Failed { stage: Stage::GrubPrompt }),
             (
                 "[    1.2] Booting Linux on physical CPU 0x0\n[    3.4] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n",
                 Outcome::Failed { stage: Stage::RootNotFound("VFS: Unable to mount root fs on unknown-block(0,0)".into()) },
@@ -350,12 +513,31 @@ mod tests {
             ("[    2.0] Kernel panic - not syncing: No working init found.\n", Outcome::Failed { stage: Stage::KernelPanic("No working init found.".into()) }),
             ("You are in emergency mode. After logging in, type \"journalctl -xb\"\n", Outcome::Failed { stage: Stage::EmergencyMode }),
             ("\nDebian GNU/Linux 12 vm ttyAMA0\n\nvm login: ", Outcome::Booted),
+            // `quiet`: no kernel lines, but only userspace powers a guest down.
+            ("Welcome to GRUB!\r\nLoading Linux 6.1 ...\r\nbootproof-init\n[    9.1] reboot: Power down\n", Outcome::Booted),
+            ("[    1.0] Linux version 6.1\n[    2.0] reboot: Restarting system\n", Outcome::Stalled { last: Some(Stage::PoweredOff) }),
             ("UEFI firmware (version  built at 1)\n", Outcome::Stalled { last: Some(Stage::FirmwareStarted) }),
             ("", Outcome::NoOutput),
         ];
         for (log, want) in cases {
             assert_eq!(&run(log, 5).outcome(), want, "{log:?}");
         }
+        let grub = run("error: can't find command `blscfg'.\r\ngrub> ", 3);
+        assert_eq!(grub.cause().unwrap(), "GRUB said: can't find command `blscfg'.");
+        let ovmf = run("\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001 \"UEFI Misc Device\"\r\n", 4);
+        assert_eq!(ovmf.events()[0].stage, Stage::FirmwareStarted, "implied by the boot manager");
+    }
+
+    #[test]
+    fn grub_menu_without_countdown_waits_for_a_key() {
+        let menu = "\x1b[2J\x1b[01;01H\x1b[05;30HGNU GRUB  version 2.06\x1b[07;03H*Debian GNU/Linux\x1b[18;03H      Use the ^ and v keys to select which entry is highlighted.\x1b[19;03H      Press enter to boot the selected OS, `e' to edit the commands\x1b[20;03H";
+        let c = run(menu, 9);
+        assert_eq!(c.events()[0].stage, Stage::GrubStarted);
+        assert!(c.waiting_for_key().is_some());
+        let with_timeout = format!("{menu}   The highlighted entry will be executed automatically in 4s.\x1b[21;03H");
+        assert!(run(&with_timeout, 9).waiting_for_key().is_none());
+        let booted = format!("{menu}\x1b[2J\x1b[01;01HLoading Linux\r\nEFI stub: Booting Linux Kernel...\r\n");
+        assert!(run(&booted, 9).waiting_for_key().is_none());
     }
 
     #[test]

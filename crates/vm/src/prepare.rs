@@ -1,0 +1,286 @@
+//! Host-side preparation of one VM: the emulator and machine type, the
+//! firmware (from descriptors or named by the user) and this VM's NVRAM
+//! copy, the qcow2 overlay over the input image, and the final [`VmSpec`].
+//! Everything lands in the run directory; the input image is only ever a
+//! read-only backing file.
+
+use crate::accel::Decision;
+use crate::firmware::{self, Descriptor, FirmwareError, Mapping, Want};
+use crate::machine::{DirectKernel, Disk, FirmwareSetup, FlashImage, Platform, VmSpec};
+use crate::overlay::{copy_nvram, create_overlay};
+use crate::qemu::{Qemu, QemuError};
+use crate::state::RunDir;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Which firmware to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirmwareChoice {
+    /// UEFI chosen from QEMU's firmware descriptors.
+    Auto,
+    /// No UEFI: QEMU's own loader (aarch64 enters the kernel directly;
+    /// x86_64 runs SeaBIOS). Direct kernel boot only.
+    None,
+    /// Explicit pflash files: code, and optionally a variable-store template.
+    Files {
+        /// The code image.
+        code: PathBuf,
+        /// The variable-store template (copied per VM).
+        vars: Option<PathBuf>,
+    },
+}
+
+/// What one VM should be.
+#[derive(Debug, Clone)]
+pub struct VmRequest {
+    /// Guest architecture (`aarch64`, `x86_64`).
+    pub arch: String,
+    /// The input image (never written).
+    pub image: PathBuf,
+    /// Its format (`raw`, `qcow2`).
+    pub image_format: String,
+    /// Its virtual size in bytes.
+    pub image_size: u64,
+    /// Firmware.
+    pub firmware: FirmwareChoice,
+    /// Secure Boot wanted on, off, or either.
+    pub secure_boot: Option<bool>,
+    /// Platform variant.
+    pub platform: Platform,
+    /// Direct kernel boot, if wanted.
+    pub kernel: Option<DirectKernel>,
+    /// vCPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Accelerator decision (from [`crate::accel::decide`]).
+    pub accel: Decision,
+    /// Attach a NIC.
+    pub network: bool,
+}
+
+/// The firmware that was picked, for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirmwareReport {
+    /// Descriptor file, when chosen from descriptors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<PathBuf>,
+    /// The descriptor's description, or how it was chosen.
+    pub description: String,
+    /// The code image (or `-bios` image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<PathBuf>,
+    /// The variable-store template this VM's copy came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vars_template: Option<PathBuf>,
+}
+
+/// A prepared VM.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The emulator.
+    pub qemu: Qemu,
+    /// The command line's source.
+    pub spec: VmSpec,
+    /// The firmware chosen.
+    pub firmware: FirmwareReport,
+}
+
+/// Why a VM could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// QEMU is missing or lacks the machine.
+    #[error(transparent)]
+    Qemu(#[from] QemuError),
+    /// No firmware fits.
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
+    /// The firmware named is unusable.
+    #[error("firmware: {0}")]
+    FirmwareFile(String),
+    /// Writing run state failed.
+    #[error("preparing the VM's state: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn flash_setup(
+    arch: &str,
+    code: FlashImage,
+    template: Option<FlashImage>,
+    requires_smm: bool,
+    run: &RunDir,
+) -> std::io::Result<FirmwareSetup> {
+    // aarch64 `virt` maps exactly 64 MiB per raw pflash unit; the code
+    // image must be padded too, so it gets a padded copy when short.
+    let code = if firmware::needs_padding(arch, &code.format, &code.path) {
+        let padded = run.path().join("code.fd");
+        copy_nvram(&code.path, &padded, Some(firmware::VIRT_PFLASH_BYTES))?;
+        FlashImage {
+            path: padded,
+            format: code.format,
+        }
+    } else {
+        code
+    };
+    let vars = match template {
+        Some(t) => {
+            let dest = run.path().join(format!("vars.{}", t.format));
+            let pad = firmware::needs_padding(arch, &t.format, &t.path)
+                .then_some(firmware::VIRT_PFLASH_BYTES);
+            copy_nvram(&t.path, &dest, pad)?;
+            Some(FlashImage {
+                path: dest,
+                format: t.format,
+            })
+        }
+        None => None,
+    };
+    Ok(FirmwareSetup::Pflash {
+        code,
+        vars,
+        requires_smm,
+    })
+}
+
+fn from_descriptor(
+    d: &Descriptor,
+    arch: &str,
+    run: &RunDir,
+) -> Result<(FirmwareSetup, FirmwareReport), PrepareError> {
+    let mut report = FirmwareReport {
+        descriptor: Some(d.source.clone()),
+        description: d.description.clone(),
+        code: None,
+        vars_template: None,
+    };
+    let setup = match &d.mapping {
+        Mapping::Flash {
+            executable,
+            nvram_template,
+            ..
+        } => {
+            report.code = Some(executable.filename.clone());
+            report.vars_template = nvram_template.as_ref().map(|t| t.filename.clone());
+            let code = FlashImage {
+                path: executable.filename.clone(),
+                format: executable.format.clone(),
+            };
+            let template = nvram_template.as_ref().map(|t| FlashImage {
+                path: t.filename.clone(),
+                format: t.format.clone(),
+            });
+            let smm = d.features.iter().any(|f| f == "requires-smm");
+            flash_setup(arch, code, template, smm, run)?
+        }
+        Mapping::Memory { filename } => {
+            report.code = Some(filename.clone());
+            FirmwareSetup::Bios {
+                path: filename.clone(),
+            }
+        }
+        Mapping::Kernel { filename } => {
+            return Err(PrepareError::FirmwareFile(format!(
+                "{} maps {} as a kernel, which bootproof does not use",
+                d.source.display(),
+                filename.display()
+            )))
+        }
+    };
+    Ok((setup, report))
+}
+
+/// Prepares one VM in `run`: nothing is started.
+pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> {
+    let qemu = Qemu::locate(&req.arch)?;
+    let (firmware, report) = match &req.firmware {
+        FirmwareChoice::Auto => {
+            let (descriptors, _unreadable) = firmware::load(&firmware::search_dirs());
+            let want = Want {
+                arch: req.arch.clone(),
+                machine: qemu.machine.clone(),
+                interface: "uefi".into(),
+                secure_boot: req.secure_boot,
+                enrolled_keys: None,
+            };
+            let d = firmware::select(&descriptors, &want)?;
+            from_descriptor(&d, &req.arch, run)?
+        }
+        FirmwareChoice::None => (
+            FirmwareSetup::QemuDefault,
+            FirmwareReport {
+                descriptor: None,
+                description: if req.arch == "aarch64" {
+                    "none: QEMU enters the kernel directly".into()
+                } else {
+                    "none: QEMU's default BIOS (SeaBIOS)".into()
+                },
+                code: None,
+                vars_template: None,
+            },
+        ),
+        FirmwareChoice::Files { code, vars } => {
+            for p in std::iter::once(code).chain(vars.iter()) {
+                if !p.is_file() {
+                    return Err(PrepareError::FirmwareFile(format!(
+                        "{} does not exist",
+                        p.display()
+                    )));
+                }
+            }
+            let format = |p: &Path| {
+                if p.extension().is_some_and(|e| e == "qcow2") {
+                    "qcow2".to_string()
+                } else {
+                    "raw".to_string()
+                }
+            };
+            let setup = flash_setup(
+                &req.arch,
+                FlashImage {
+                    path: code.clone(),
+                    format: format(code),
+                },
+                vars.as_ref().map(|v| FlashImage {
+                    path: v.clone(),
+                    format: format(v),
+                }),
+                false,
+                run,
+            )?;
+            (
+                setup,
+                FirmwareReport {
+                    descriptor: None,
+                    description: "given with --firmware".into(),
+                    code: Some(code.clone()),
+                    vars_template: vars.clone(),
+                },
+            )
+        }
+    };
+    let backing = std::fs::canonicalize(&req.image)?;
+    let overlay = run.path().join("disk.qcow2");
+    create_overlay(&overlay, &backing, &req.image_format, req.image_size)?;
+    let spec = VmSpec {
+        arch: req.arch.clone(),
+        machine: qemu.machine.clone(),
+        platform: req.platform.clone(),
+        accel: req.accel.accel,
+        cpus: req.cpus,
+        memory_mib: req.memory_mib,
+        firmware,
+        disk: Some(Disk {
+            path: overlay,
+            format: "qcow2".into(),
+        }),
+        kernel: req.kernel.clone(),
+        serial_socket: run.path().join("serial.sock"),
+        qmp_socket: run.path().join("qmp.sock"),
+        network: req.network,
+    };
+    Ok(Prepared {
+        qemu,
+        spec,
+        firmware: report,
+    })
+}

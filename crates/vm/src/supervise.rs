@@ -1,0 +1,425 @@
+//! Supervision: starts QEMU so it cannot outlive bootproof, streams its
+//! serial console into a log file and the classifier, enforces the deadline,
+//! reacts to interrupts and `--until`, and ends the VM through QMP (then
+//! SIGKILL) whatever happened.
+//!
+//! QEMU runs in its own process group (a terminal's Ctrl-C reaches bootproof,
+//! which shuts the guest down itself) with `PR_SET_PDEATHSIG = SIGKILL`, so
+//! a `kill -9` of bootproof takes QEMU with it. The death signal follows the
+//! *thread* that spawned QEMU: call [`boot`] from a thread that outlives the
+//! VM (the CLI's main thread does).
+
+use crate::classify::{Classifier, Event, Outcome, Stage};
+use crate::machine::VmSpec;
+use crate::qmp::Qmp;
+use crate::state::{RunDir, QEMU_PID};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long QEMU may take to open its console socket.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// After a failure stage, how long to keep reading so the log holds the
+/// whole message (a panic's backtrace, GRUB's error text).
+const FAILURE_GRACE: Duration = Duration::from_secs(2);
+/// How long a console that shows it waits for a key must stay silent
+/// before the boot is called stalled.
+const KEY_WAIT_SILENCE: Duration = Duration::from_secs(5);
+/// How long a clean QMP `quit` may take before SIGKILL.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+/// Most of QEMU's stderr kept.
+const MAX_STDERR: usize = 16 * 1024;
+
+/// A stage at which to stop early (`--until`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Until {
+    /// The firmware printed its banner.
+    Firmware,
+    /// A boot loader started (a firmware boot option or GRUB).
+    Bootloader,
+    /// The kernel started.
+    Kernel,
+    /// Userspace (init) started.
+    Userspace,
+    /// A login prompt appeared.
+    Login,
+}
+
+impl Until {
+    /// Every value, for help and parsing.
+    pub const ALL: [(&'static str, Until); 5] = [
+        ("firmware", Until::Firmware),
+        ("bootloader", Until::Bootloader),
+        ("kernel", Until::Kernel),
+        ("userspace", Until::Userspace),
+        ("login", Until::Login),
+    ];
+
+    /// Parses a name from [`Until::ALL`].
+    pub fn parse(s: &str) -> Option<Until> {
+        Until::ALL.iter().find(|(n, _)| *n == s).map(|(_, u)| *u)
+    }
+
+    /// Whether reaching `stage` satisfies this.
+    pub fn reached_by(self, stage: &Stage) -> bool {
+        match self {
+            Until::Firmware => matches!(stage, Stage::FirmwareStarted),
+            Until::Bootloader => {
+                matches!(stage, Stage::BootOptionStarted(_) | Stage::GrubStarted)
+            }
+            Until::Kernel => matches!(stage, Stage::KernelStarted),
+            Until::Userspace => matches!(stage, Stage::InitReached | Stage::LoginPrompt),
+            Until::Login => matches!(stage, Stage::LoginPrompt),
+        }
+    }
+}
+
+/// How to watch one boot.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The whole boot's deadline, from QEMU's start.
+    pub deadline: Duration,
+    /// Stop as soon as this stage is reached.
+    pub until: Option<Until>,
+    /// Where the console log goes.
+    pub console_log: PathBuf,
+    /// Most console bytes written to the log (the classifier still sees all).
+    pub max_log_bytes: u64,
+}
+
+/// How a boot ended, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum BootOutcome {
+    /// Userspace was reached and the guest powered off or showed a login prompt.
+    Booted,
+    /// `--until` was satisfied.
+    Reached {
+        /// The stage reached.
+        stage: Stage,
+    },
+    /// The boot failed at a stage.
+    Failed {
+        /// The failing stage.
+        stage: Stage,
+        /// The cause, in words, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
+    },
+    /// The guest stopped (QEMU exited) or waits for a key, without failing
+    /// or finishing.
+    Stalled {
+        /// The last stage reached.
+        last: Option<Stage>,
+        /// Why, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The deadline passed.
+    Timeout {
+        /// The last stage reached.
+        last: Option<Stage>,
+    },
+    /// The VM could not run (QEMU failed to start or died).
+    InfraError {
+        /// What went wrong (QEMU's own words where it gave some).
+        message: String,
+    },
+    /// Interrupted by the user (Ctrl-C) or a signal.
+    Interrupted {
+        /// The last stage reached.
+        last: Option<Stage>,
+    },
+}
+
+/// Everything a boot produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootResult {
+    /// The outcome.
+    #[serde(flatten)]
+    pub outcome: BootOutcome,
+    /// The stage timeline.
+    pub stages: Vec<Event>,
+    /// Wall time from QEMU's start to the end, in seconds.
+    pub elapsed: f64,
+    /// QEMU's exit status, when it exited by itself.
+    pub qemu_exit: Option<i32>,
+    /// The end of QEMU's stderr.
+    pub qemu_stderr: String,
+    /// Console bytes seen.
+    pub console_bytes: u64,
+    /// The console log.
+    pub console_log: PathBuf,
+}
+
+/// Arranges for the child to die with this thread and sit in its own
+/// process group.
+#[allow(unsafe_code)]
+fn supervised(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec; it only
+    // makes two system calls (prctl, getppid) and allocates nothing, so it
+    // is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            ))?;
+            // The parent may have died before prctl took effect.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn stderr_tail(buf: &std::sync::Mutex<Vec<u8>>) -> String {
+    let b = buf.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&b).trim().to_string()
+}
+
+fn qemu_error(stderr: &str) -> String {
+    let lines = || stderr.lines().filter(|l| !l.contains(": info: "));
+    lines()
+        .find(|l| l.contains("qemu-system") || l.contains("error") || l.contains("Error"))
+        .or_else(|| lines().next())
+        .unwrap_or("QEMU exited before the guest started")
+        .trim()
+        .to_string()
+}
+
+/// Boots `spec` with QEMU at `qemu`, state in `run`, and watches it.
+/// `on_stage` hears every stage as it is reached (for progress);
+/// `interrupted` is polled (set it from a Ctrl-C handler).
+pub fn boot(
+    qemu: &Path,
+    spec: &VmSpec,
+    run: &RunDir,
+    opts: &WatchOptions,
+    interrupted: &AtomicBool,
+    on_stage: &mut dyn FnMut(&Event),
+) -> io::Result<BootResult> {
+    let mut cmd = Command::new(qemu);
+    cmd.args(spec.qemu_args())
+        .current_dir(run.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    supervised(&mut cmd);
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot start {}: {e}", qemu.display()))
+    })?;
+    std::fs::write(run.path().join(QEMU_PID), child.id().to_string())?;
+    let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    if let Some(mut err) = child.stderr.take() {
+        let buf = stderr_buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = err.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut b) = buf.lock() {
+                    b.extend_from_slice(&chunk[..n]);
+                    if b.len() > MAX_STDERR {
+                        let cut = b.len() - MAX_STDERR;
+                        b.drain(..cut);
+                    }
+                }
+            }
+        });
+    }
+    let mut log = File::create(&opts.console_log)?;
+    let mut result = BootResult {
+        outcome: BootOutcome::Timeout { last: None },
+        stages: Vec::new(),
+        elapsed: 0.0,
+        qemu_exit: None,
+        qemu_stderr: String::new(),
+        console_bytes: 0,
+        console_log: opts.console_log.clone(),
+    };
+
+    // QEMU listens on the console socket and waits for us before the guest runs.
+    let serial = loop {
+        match UnixStream::connect(&spec.serial_socket) {
+            Ok(s) => break Some(s),
+            Err(_) if started.elapsed() < START_DEADLINE => {}
+            Err(_) => break None,
+        }
+        if let Some(status) = child.try_wait()? {
+            result.qemu_exit = status.code();
+            break None;
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let Some(serial) = serial else {
+        let exited = child.try_wait()?.is_some();
+        end_vm(&mut child, spec);
+        // Let the stderr reader catch up with a QEMU that just died.
+        std::thread::sleep(Duration::from_millis(50));
+        result.qemu_stderr = stderr_tail(&stderr_buf);
+        result.elapsed = started.elapsed().as_secs_f64();
+        result.outcome = if interrupted.load(Ordering::Relaxed) {
+            BootOutcome::Interrupted { last: None }
+        } else if exited {
+            BootOutcome::InfraError {
+                message: qemu_error(&result.qemu_stderr),
+            }
+        } else {
+            BootOutcome::InfraError {
+                message: format!(
+                    "QEMU did not open its console socket within {}s",
+                    START_DEADLINE.as_secs()
+                ),
+            }
+        };
+        return Ok(result);
+    };
+
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
+    std::thread::spawn(move || {
+        let mut serial = serial;
+        let mut chunk = vec![0u8; 16 * 1024];
+        while let Ok(n) = serial.read(&mut chunk) {
+            if n == 0 || tx.send(chunk[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut classifier = Classifier::new();
+    let mut logged = 0u64;
+    let mut failed_at: Option<Instant> = None;
+    let mut console_closed = false;
+    let mut last_output = Instant::now();
+    let outcome = loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(bytes) => {
+                last_output = Instant::now();
+                result.console_bytes += bytes.len() as u64;
+                if logged < opts.max_log_bytes {
+                    let take = (opts.max_log_bytes - logged).min(bytes.len() as u64) as usize;
+                    log.write_all(&bytes[..take])?;
+                    logged += take as u64;
+                }
+                let at = started.elapsed().as_secs_f64();
+                let before = classifier.events().len();
+                classifier.feed_at(&bytes, at);
+                for e in &classifier.events()[before..] {
+                    on_stage(e);
+                }
+                if let Some(u) = opts.until {
+                    if let Some(e) = classifier.events()[before..]
+                        .iter()
+                        .find(|e| u.reached_by(&e.stage))
+                    {
+                        break BootOutcome::Reached {
+                            stage: e.stage.clone(),
+                        };
+                    }
+                }
+                if failed_at.is_none() && matches!(classifier.outcome(), Outcome::Failed { .. }) {
+                    failed_at = Some(Instant::now());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => console_closed = true,
+        }
+        let last = classifier.events().last().map(|e| e.stage.clone());
+        if interrupted.load(Ordering::Relaxed) {
+            break BootOutcome::Interrupted { last };
+        }
+        if failed_at.is_some_and(|t| t.elapsed() >= FAILURE_GRACE) {
+            break from_console(&classifier, last);
+        }
+        if let Some(why) = classifier.waiting_for_key() {
+            if last_output.elapsed() >= KEY_WAIT_SILENCE {
+                break BootOutcome::Stalled {
+                    last,
+                    reason: Some(why.to_string()),
+                };
+            }
+        }
+        if console_closed {
+            // QEMU is exiting (the guest powered off, or QEMU died).
+            let status = child.wait()?;
+            result.qemu_exit = status.code();
+            if matches!(classifier.outcome(), Outcome::NoOutput) && !status.success() {
+                std::thread::sleep(Duration::from_millis(50));
+                break BootOutcome::InfraError {
+                    message: qemu_error(&stderr_tail(&stderr_buf)),
+                };
+            }
+            break from_console(&classifier, last);
+        }
+        if started.elapsed() >= opts.deadline {
+            break match classifier.outcome() {
+                Outcome::Failed { stage } => BootOutcome::Failed {
+                    stage,
+                    cause: classifier.cause(),
+                },
+                Outcome::Booted => BootOutcome::Booted,
+                _ => BootOutcome::Timeout { last },
+            };
+        }
+    };
+    end_vm(&mut child, spec);
+    log.flush()?;
+    result.outcome = outcome;
+    result.stages = classifier.events().to_vec();
+    result.elapsed = started.elapsed().as_secs_f64();
+    result.qemu_stderr = stderr_tail(&stderr_buf);
+    Ok(result)
+}
+
+fn from_console(classifier: &Classifier, last: Option<Stage>) -> BootOutcome {
+    match classifier.outcome() {
+        Outcome::Booted => BootOutcome::Booted,
+        Outcome::Failed { stage } => BootOutcome::Failed {
+            stage,
+            cause: classifier.cause(),
+        },
+        Outcome::Stalled { .. } => BootOutcome::Stalled {
+            last,
+            reason: Some("QEMU exited: the guest stopped before the boot finished".into()),
+        },
+        Outcome::NoOutput => BootOutcome::Stalled {
+            last,
+            reason: Some("QEMU exited and the guest printed nothing on the serial console".into()),
+        },
+    }
+}
+
+/// Ends QEMU: QMP `quit` (QEMU closes its files cleanly), then SIGKILL if
+/// it lingers. Always reaps the child.
+fn end_vm(child: &mut Child, spec: &VmSpec) {
+    if let Ok(None) = child.try_wait() {
+        if let Ok(mut q) = Qmp::connect(&spec.qmp_socket, Duration::from_secs(1)) {
+            let _ = q.execute("quit", serde_json::Value::Null);
+        }
+        let t = Instant::now();
+        while t.elapsed() < QUIT_GRACE {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
