@@ -451,9 +451,11 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
     }
     let verdict = match &result.outcome {
         BootOutcome::Booted => so.green(&format!("booted in {:.1}s", result.elapsed)),
-        BootOutcome::Reached { stage } => {
-            so.green(&format!("reached {} in {:.1}s", stage.name(), result.elapsed))
-        }
+        BootOutcome::Reached { stage } => so.green(&format!(
+            "reached {} in {:.1}s",
+            stage.name(),
+            result.elapsed
+        )),
         BootOutcome::Failed { stage, cause } => so.red_bold(&format!(
             "failed at {}{}",
             stage.name(),
@@ -462,7 +464,10 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         BootOutcome::Stalled { last, reason } => so.yellow(&format!(
             "stalled after {}{}",
             last.as_ref().map_or("no recognised stage", |s| s.name()),
-            reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         )),
         BootOutcome::Timeout { last } => so.yellow(&format!(
             "timed out after {}s at {}",
@@ -496,10 +501,8 @@ mod tests {
 
     #[test]
     fn direct_cmdline_drops_quiet_and_appends() {
-        let (c, removed) = direct_cmdline(
-            "root=UUID=x ro quiet splash console=ttyS0",
-            Some(" debug "),
-        );
+        let (c, removed) =
+            direct_cmdline("root=UUID=x ro quiet splash console=ttyS0", Some(" debug "));
         assert_eq!(c, "root=UUID=x ro console=ttyS0 debug");
         assert_eq!(removed, ["quiet", "splash"]);
     }

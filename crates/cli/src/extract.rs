@@ -3,8 +3,8 @@
 use crate::style::{human_size, Style};
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_OK};
 use bootproof_boot::chain::{self, Arch, BootChain, BootEntry};
-use bootproof_inspect::OpenedImage;
 use bootproof_boot::extract::{entry_from_boot_dir, extract};
+use bootproof_inspect::OpenedImage;
 use std::io::Write;
 use std::path::Path;
 

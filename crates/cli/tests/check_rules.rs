@@ -5,95 +5,10 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 const ROOT_UUID: &str = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22";
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bootproof-check-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn variant(base: &str, name: &str) -> PathBuf {
-    let p = scratch(name).join("disk.raw");
-    assert!(Command::new("cp")
-        .arg("--sparse=always")
-        .arg(boot_images().join(base))
-        .arg(&p)
-        .status()
-        .unwrap()
-        .success());
-    p
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.stdout(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs debugfs commands on the image's ext4 root (partition 2).
-fn edit_root(img: &Path, commands: &str) {
-    let info = Command::new("sgdisk").arg("-i2").arg(img).output().unwrap();
-    let text = String::from_utf8_lossy(&info.stdout).into_owned();
-    let start: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("First sector: "))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let dir = img.parent().unwrap();
-    let part = dir.join("root.ext4");
-    ok(Command::new("dd").args([
-        format!("if={}", img.display()),
-        format!("of={}", part.display()),
-        "bs=512".into(),
-        format!("skip={start}"),
-        "conv=sparse".into(),
-        "status=none".into(),
-    ]));
-    let script = dir.join("debugfs.cmds");
-    std::fs::write(&script, commands).unwrap();
-    ok(Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&script)
-        .arg(&part)
-        .stderr(Stdio::null()));
-    ok(Command::new("dd").args([
-        format!("if={}", part.display()),
-        format!("of={}", img.display()),
-        "bs=512".into(),
-        format!("seek={start}"),
-        // Not sparse: skipped zero blocks would leave old bytes behind.
-        "conv=notrunc".into(),
-        "status=none".into(),
-    ]));
-}
-
-/// Replaces the root's /boot/grub/grub.cfg after `edit` rewrote its text.
-fn edit_grub_cfg(img: &Path, edit: impl Fn(String) -> String) {
-    let out = bootproof(&["cat", img.to_str().unwrap(), "2:/boot/grub/grub.cfg"]);
-    let new = edit(String::from_utf8(out.stdout).unwrap());
-    let f = img.parent().unwrap().join("grub.cfg");
-    std::fs::write(&f, new).unwrap();
-    edit_root(
-        img,
-        &format!(
-            "cd /boot/grub\nrm grub.cfg\nwrite {} grub.cfg\n",
-            f.display()
-        ),
-    );
-}
 
 fn check(img: &Path) -> (i32, Value) {
     let out = bootproof(&["check", "--json", img.to_str().unwrap()]);
@@ -140,7 +55,6 @@ fn clean_image_passes_every_rule() {
 #[test]
 fn each_broken_image_fails_its_rule() {
     let art = artifacts();
-    let esp = |img: &Path| format!("{}@@1M", img.display());
     type Break = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, &str, Break, &[&str], i32)> = vec![
         // No ESP at all: nothing to boot, so the chain fails with it.
@@ -249,7 +163,7 @@ fn each_broken_image_fails_its_rule() {
         ),
     ];
     for (name, base, breakit, want, want_code) in cases {
-        let img = variant(base, name);
+        let img = variant("check", base, name);
         breakit(&img);
         let (code, v) = check(&img);
         let mut got = failed(&v);
@@ -266,7 +180,7 @@ fn each_broken_image_fails_its_rule() {
 
 #[test]
 fn junit_lists_every_rule() {
-    let img = variant("debian-grub-arm64.raw", "junit");
+    let img = variant("check", "debian-grub-arm64.raw", "junit");
     ok(Command::new("sgdisk").args(["-t", "1:8300"]).arg(&img));
     let out = bootproof(&["check", "--junit", img.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -293,7 +207,7 @@ fn junit_lists_every_rule() {
 #[test]
 fn check_reads_little_from_compressed_images() {
     for base in ["systemd-boot-arm64.raw", "debian-grub-arm64.raw"] {
-        let dir = scratch(&format!("bytes-{base}"));
+        let dir = scratch("check", &format!("bytes-{base}"));
         let q = dir.join("disk.qcow2");
         ok(Command::new("qemu-img")
             .args([

@@ -305,7 +305,10 @@ impl Classifier {
         if matches!(
             stage,
             Stage::BootOptionStarted(_) | Stage::BootOptionFailed(_) | Stage::UefiShell
-        ) && !self.events.iter().any(|e| e.stage == Stage::FirmwareStarted)
+        ) && !self
+            .events
+            .iter()
+            .any(|e| e.stage == Stage::FirmwareStarted)
         {
             self.events.push(Event {
                 stage: Stage::FirmwareStarted,
@@ -494,7 +497,8 @@ mod tests {
         );
         let cause = c.cause().unwrap();
         assert!(
-            cause.starts_with("no boot loader at the removable path") && cause.contains("Not Found"),
+            cause.starts_with("no boot loader at the removable path")
+                && cause.contains("Not Found"),
             "{cause}"
         );
     }
@@ -523,9 +527,19 @@ mod tests {
             assert_eq!(&run(log, 5).outcome(), want, "{log:?}");
         }
         let grub = run("error: can't find command `blscfg'.\r\ngrub> ", 3);
-        assert_eq!(grub.cause().unwrap(), "GRUB said: can't find command `blscfg'.");
-        let ovmf = run("\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001 \"UEFI Misc Device\"\r\n", 4);
-        assert_eq!(ovmf.events()[0].stage, Stage::FirmwareStarted, "implied by the boot manager");
+        assert_eq!(
+            grub.cause().unwrap(),
+            "GRUB said: can't find command `blscfg'."
+        );
+        let ovmf = run(
+            "\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001 \"UEFI Misc Device\"\r\n",
+            4,
+        );
+        assert_eq!(
+            ovmf.events()[0].stage,
+            Stage::FirmwareStarted,
+            "implied by the boot manager"
+        );
     }
 
     #[test]
@@ -534,9 +548,13 @@ mod tests {
         let c = run(menu, 9);
         assert_eq!(c.events()[0].stage, Stage::GrubStarted);
         assert!(c.waiting_for_key().is_some());
-        let with_timeout = format!("{menu}   The highlighted entry will be executed automatically in 4s.\x1b[21;03H");
+        let with_timeout = format!(
+            "{menu}   The highlighted entry will be executed automatically in 4s.\x1b[21;03H"
+        );
         assert!(run(&with_timeout, 9).waiting_for_key().is_none());
-        let booted = format!("{menu}\x1b[2J\x1b[01;01HLoading Linux\r\nEFI stub: Booting Linux Kernel...\r\n");
+        let booted = format!(
+            "{menu}\x1b[2J\x1b[01;01HLoading Linux\r\nEFI stub: Booting Linux Kernel...\r\n"
+        );
         assert!(run(&booted, 9).waiting_for_key().is_none());
     }
 

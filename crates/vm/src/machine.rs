@@ -136,9 +136,9 @@ impl VmSpec {
 
     /// The QEMU arguments (without the binary).
     pub fn qemu_args(&self) -> Vec<String> {
-        let mut a: Vec<String> = Vec::new();
-        let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-        push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+        let mut a: Vec<String> = ["-nodefaults", "-no-user-config", "-display", "none"]
+            .map(String::from)
+            .to_vec();
         let mut machine = self.machine.clone();
         if self.arch == "aarch64" {
             machine.push_str(&format!(
@@ -153,7 +153,6 @@ impl VmSpec {
         {
             machine.push_str(",smm=on");
         }
-        let mut a = a;
         a.extend([
             "-machine".into(),
             machine,
@@ -189,7 +188,11 @@ impl VmSpec {
                 if let Some(v) = vars {
                     a.extend([
                         "-drive".into(),
-                        format!("if=pflash,unit=1,format={},file={}", v.format, path(&v.path)),
+                        format!(
+                            "if=pflash,unit=1,format={},file={}",
+                            v.format,
+                            path(&v.path)
+                        ),
                     ]);
                 }
                 // EDK2 takes its boot-manager timeout from fw_cfg
@@ -228,7 +231,11 @@ impl VmSpec {
                     "{},drive=disk0{}",
                     self.device("virtio-blk-pci", "virtio-blk-device"),
                     // x86 direct boot claims bootindex 0 for its loader ROM.
-                    if self.kernel.is_some() { "" } else { ",bootindex=0" }
+                    if self.kernel.is_some() {
+                        ""
+                    } else {
+                        ",bootindex=0"
+                    }
                 ),
             ]);
         }

@@ -2,8 +2,8 @@
 //! backed by the image, and a copy of the firmware's variable store.
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 const CLUSTER_BITS: u32 = 16;

@@ -126,10 +126,7 @@ mod tests {
             virt-10.0            QEMU 10.0 ARM Virtual Machine\n";
         assert_eq!(concrete_machine(help, "virt").as_deref(), Some("virt-10.0"));
         let x86 = "q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-10.0)\n";
-        assert_eq!(
-            concrete_machine(x86, "q35").as_deref(),
-            Some("pc-q35-10.0")
-        );
+        assert_eq!(concrete_machine(x86, "q35").as_deref(), Some("pc-q35-10.0"));
         assert_eq!(concrete_machine(x86, "virt"), None);
     }
 }

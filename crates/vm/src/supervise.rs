@@ -171,9 +171,7 @@ fn supervised(cmd: &mut Command) {
     // is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(
-                rustix::process::Signal::KILL,
-            ))?;
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             // The parent may have died before prctl took effect.
             if rustix::process::getppid() != Some(parent) {
                 return Err(rustix::io::Errno::SRCH.into());
@@ -217,9 +215,9 @@ pub fn boot(
         .stderr(Stdio::piped());
     supervised(&mut cmd);
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot start {}: {e}", qemu.display()))
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", qemu.display())))?;
     std::fs::write(run.path().join(QEMU_PID), child.id().to_string())?;
     let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     if let Some(mut err) = child.stderr.take() {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 pub fn workspace() -> PathBuf {
@@ -261,4 +261,97 @@ pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
     writer.join().unwrap();
     assert!(out.status.success(), "{tool:?} failed");
     out.stdout
+}
+
+/// A scratch directory for one test case, emptied first.
+pub fn scratch(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bootproof-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A sparse copy of a boot image to break.
+pub fn variant(suite: &str, base: &str, name: &str) -> PathBuf {
+    let p = scratch(suite, name).join("disk.raw");
+    assert!(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(boot_images().join(base))
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success());
+    p
+}
+
+/// Runs a command that must succeed.
+pub fn ok(cmd: &mut Command) {
+    let out = cmd.stdout(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs debugfs commands on the image's ext4 root (partition 2).
+pub fn edit_root(img: &Path, commands: &str) {
+    let info = Command::new("sgdisk").arg("-i2").arg(img).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    let start: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = img.parent().unwrap();
+    let part = dir.join("root.ext4");
+    ok(Command::new("dd").args([
+        format!("if={}", img.display()),
+        format!("of={}", part.display()),
+        "bs=512".into(),
+        format!("skip={start}"),
+        "conv=sparse".into(),
+        "status=none".into(),
+    ]));
+    let script = dir.join("debugfs.cmds");
+    std::fs::write(&script, commands).unwrap();
+    ok(Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(&part)
+        .stderr(Stdio::null()));
+    ok(Command::new("dd").args([
+        format!("if={}", part.display()),
+        format!("of={}", img.display()),
+        "bs=512".into(),
+        format!("seek={start}"),
+        // Not sparse: skipped zero blocks would leave old bytes behind.
+        "conv=notrunc".into(),
+        "status=none".into(),
+    ]));
+}
+
+/// Replaces the root's /boot/grub/grub.cfg after `edit` rewrote its text.
+pub fn edit_grub_cfg(img: &Path, edit: impl Fn(String) -> String) {
+    let out = bootproof(&["cat", img.to_str().unwrap(), "2:/boot/grub/grub.cfg"]);
+    let new = edit(String::from_utf8(out.stdout).unwrap());
+    let f = img.parent().unwrap().join("grub.cfg");
+    std::fs::write(&f, new).unwrap();
+    edit_root(
+        img,
+        &format!(
+            "cd /boot/grub\nrm grub.cfg\nwrite {} grub.cfg\n",
+            f.display()
+        ),
+    );
+}
+
+/// The `mtools` image spec of a boot image's ESP (partition 1 at 1 MiB).
+pub fn esp(img: &Path) -> String {
+    format!("{}@@1M", img.display())
 }

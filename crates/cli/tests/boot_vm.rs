@@ -1,0 +1,500 @@
+//! `bootproof boot`: real QEMU, real firmware (AAVMF, OVMF from QEMU's
+//! firmware descriptors), real Debian kernels, shim, GRUB and systemd-boot,
+//! in images built by independent tools. Every boot's outcome and stage
+//! timeline is asserted; broken images must be classified at the right stage
+//! with the right cause; a killed bootproof must leave no QEMU behind.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `bootproof boot --json` with its state in `dir`; returns the exit
+/// code and the report.
+fn boot_in(dir: &Path, args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .arg("boot")
+        .arg("--json")
+        .arg("--console-log")
+        .arg(dir.join("console.log"))
+        .args(args)
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn boot(name: &str, args: &[&str]) -> (i32, Value) {
+    boot_in(&scratch("boot", name), args)
+}
+
+fn image(name: &str) -> String {
+    boot_images().join(name).to_str().unwrap().to_string()
+}
+
+/// The stage names of a report, in order.
+fn stages(v: &Value) -> Vec<String> {
+    v["result"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Asserts the report's stages contain `want` in this order.
+fn assert_in_order(v: &Value, want: &[&str]) {
+    let got = stages(v);
+    let mut at = 0;
+    for w in want {
+        match got[at..].iter().position(|g| g == w) {
+            Some(i) => at += i + 1,
+            None => panic!(
+                "stage {w} missing or out of order in {got:?}\nconsole: {}",
+                console(v)
+            ),
+        }
+    }
+}
+
+fn console(v: &Value) -> String {
+    std::fs::read(
+        v["result"]["console_log"]
+            .as_str()
+            .unwrap_or("/nonexistent"),
+    )
+    .map(|b| String::from_utf8_lossy(&b).into_owned())
+    .unwrap_or_default()
+}
+
+fn assert_booted(code: i32, v: &Value) {
+    assert_eq!(
+        v["result"]["outcome"],
+        "booted",
+        "{}\nconsole: {}",
+        serde_json::to_string_pretty(&v["result"]).unwrap(),
+        console(v)
+    );
+    assert_eq!(code, 0);
+    assert_eq!(v["schema"], "bootproof.boot/v1");
+    // A real kernel's own clock is on the stages it printed.
+    let off = &v["result"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "powered-off")
+        .unwrap()["guest_time"];
+    assert!(off.as_f64().unwrap() > 0.1, "{off}");
+}
+
+#[test]
+fn arm64_boots_through_aavmf_in_firmware_and_direct_mode() {
+    // systemd-boot at the removable path, BLS entry, Debian kernel + initrd.
+    let (code, v) = boot("sdboot-arm64", &[&image("systemd-boot-arm64.raw")]);
+    assert_booted(code, &v);
+    assert_in_order(
+        &v,
+        &[
+            "firmware-started",
+            "boot-option-started",
+            "kernel-started",
+            "init-reached",
+            "powered-off",
+        ],
+    );
+    assert_eq!(v["arch"], "aarch64");
+    assert_eq!(v["accel"]["accel"], "tcg", "an x86_64 host emulates arm64");
+    assert!(v["firmware"]["descriptor"]
+        .as_str()
+        .unwrap()
+        .contains("aarch64"));
+    let args: Vec<&str> = v["qemu"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"max,pauth-impdef=on") && args.contains(&"tcg,thread=multi"));
+    // The input is only ever the overlay's read-only backing file.
+    assert!(!args.iter().any(|a| a.contains("systemd-boot-arm64.raw")));
+
+    // shim -> GRUB -> grub.cfg on ext4 -> kernel with `quiet`: no kernel
+    // lines, but the power-down proves userspace ran.
+    let (code, v) = boot("grub-arm64", &[&image("debian-grub-arm64.raw")]);
+    assert_booted(code, &v);
+    assert_in_order(
+        &v,
+        &[
+            "firmware-started",
+            "boot-option-started",
+            "grub-started",
+            "powered-off",
+        ],
+    );
+
+    // Direct: the extracted kernel and initrd through -kernel, `quiet` dropped.
+    let (code, v) = boot(
+        "direct-arm64",
+        &["--mode", "direct", &image("debian-grub-arm64.raw")],
+    );
+    assert_booted(code, &v);
+    assert_in_order(&v, &["kernel-started", "init-reached", "powered-off"]);
+    assert_eq!(v["direct"]["cmdline_removed"], serde_json::json!(["quiet"]));
+    assert!(v["direct"]["cmdline"]
+        .as_str()
+        .unwrap()
+        .contains("console=ttyAMA0"));
+
+    // Direct without any firmware: QEMU enters the kernel itself.
+    let (code, v) = boot(
+        "direct-nofw-arm64",
+        &[
+            "--mode",
+            "direct",
+            "--firmware",
+            "none",
+            &image("debian-grub-arm64.raw"),
+        ],
+    );
+    assert_booted(code, &v);
+    assert!(!stages(&v).contains(&"firmware-started".to_string()));
+}
+
+#[test]
+fn x86_64_boots_through_ovmf_in_firmware_and_direct_mode() {
+    // A UKI (systemd stub + kernel + initrd + cmdline) at the removable path.
+    let (code, v) = boot("uki-amd64", &[&image("uki-amd64.raw")]);
+    assert_booted(code, &v);
+    assert_in_order(
+        &v,
+        &[
+            "firmware-started",
+            "boot-option-started",
+            "kernel-started",
+            "init-reached",
+            "powered-off",
+        ],
+    );
+    assert_eq!(v["arch"], "x86_64");
+    // shim -> GRUB -> kernel.
+    let (code, v) = boot("grub-amd64", &[&image("debian-grub-amd64.raw")]);
+    assert_booted(code, &v);
+    assert_in_order(&v, &["boot-option-started", "grub-started", "powered-off"]);
+    // Direct, through OVMF.
+    let (code, v) = boot(
+        "direct-amd64",
+        &["--mode", "direct", &image("debian-grub-amd64.raw")],
+    );
+    assert_booted(code, &v);
+    assert_in_order(&v, &["kernel-started", "init-reached", "powered-off"]);
+    // The accelerator decision is explained whatever it is.
+    let reason = v["accel"]["reason"].as_str().unwrap();
+    match v["accel"]["accel"].as_str().unwrap() {
+        "kvm" => assert!(reason.contains("ran a probe guest")),
+        _ => assert!(
+            reason.contains("probe guest failed")
+                || reason.contains("does not exist")
+                || reason.contains("cannot be opened")
+                || reason.contains("other architectures"),
+            "{reason}"
+        ),
+    }
+}
+
+/// The failure stage and cause of a report that must have failed.
+fn failure(code: i32, v: &Value) -> (String, String) {
+    assert_eq!(
+        v["result"]["outcome"],
+        "failed",
+        "{}\nconsole: {}",
+        serde_json::to_string_pretty(&v["result"]).unwrap(),
+        console(v)
+    );
+    assert_eq!(code, 1);
+    (
+        v["result"]["stage"]["stage"].as_str().unwrap().to_string(),
+        v["result"]["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn broken_images_fail_at_the_right_stage_for_the_right_cause() {
+    let art = artifacts();
+
+    // No removable path: the firmware's boot option fails, then the shell.
+    let img = variant("boot", "systemd-boot-arm64.raw", "no-removable");
+    ok(Command::new("mdel").args(["-i", &esp(&img), "::/EFI/BOOT/BOOTAA64.EFI"]));
+    let dir = img.parent().unwrap().to_path_buf();
+    let (code, v) = boot_in(&dir, &["--arch", "aarch64", img.to_str().unwrap()]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    assert!(
+        cause.starts_with("no boot loader at the removable path") && cause.contains("Not Found"),
+        "{cause}"
+    );
+
+    // An x86_64 binary at the arm64 removable path.
+    let img = variant("boot", "systemd-boot-arm64.raw", "wrong-arch");
+    ok(Command::new("mcopy")
+        .args(["-o", "-i", &esp(&img)])
+        .arg(art.join("amd64/root/usr/lib/systemd/boot/efi/systemd-bootx64.efi"))
+        .arg("::/EFI/BOOT/BOOTAA64.EFI"));
+    let (code, v) = boot_in(img.parent().unwrap(), &[img.to_str().unwrap()]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    assert!(
+        cause.contains("not an EFI application") && cause.contains("Unsupported"),
+        "{cause}"
+    );
+
+    // root= names a partition that does not exist (no initramfs: the
+    // kernel itself gives up).
+    let img = variant("boot", "systemd-boot-arm64.raw", "root-nowhere");
+    let entries =
+        String::from_utf8(bootproof(&["ls", img.to_str().unwrap(), "1:/loader/entries"]).stdout)
+            .unwrap();
+    let entry = entries.lines().find(|l| l.starts_with("debian-")).unwrap();
+    let text = String::from_utf8(
+        bootproof(&[
+            "cat",
+            img.to_str().unwrap(),
+            &format!("1:/loader/entries/{entry}"),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let broken: String = text
+        .lines()
+        .filter(|l| !l.starts_with("initrd"))
+        .map(|l| {
+            if l.starts_with("options") {
+                "options root=PARTUUID=0badc0de-0000-4000-8000-000000000000 ro console=ttyAMA0"
+                    .to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let f = img.parent().unwrap().join("entry.conf");
+    std::fs::write(&f, broken + "\n").unwrap();
+    ok(Command::new("mcopy")
+        .args(["-o", "-i", &esp(&img)])
+        .arg(&f)
+        .arg(format!("::/loader/entries/{entry}")));
+    let (code, v) = boot_in(img.parent().unwrap(), &[img.to_str().unwrap()]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "root-not-found");
+    assert!(cause.contains("Unable to mount root fs"), "{cause}");
+    assert_in_order(
+        &v,
+        &["boot-option-started", "kernel-started", "root-not-found"],
+    );
+
+    // The kernel deleted from /boot: GRUB cannot load it.
+    let img = variant("boot", "debian-grub-arm64.raw", "no-kernel");
+    let boot_dir =
+        String::from_utf8(bootproof(&["ls", img.to_str().unwrap(), "2:/boot"]).stdout).unwrap();
+    let kernel = boot_dir
+        .lines()
+        .find(|l| l.starts_with("vmlinuz-"))
+        .unwrap();
+    edit_root(&img, &format!("rm /boot/{kernel}\n"));
+    let (code, v) = boot_in(img.parent().unwrap(), &[img.to_str().unwrap()]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "grub-file-not-found");
+    assert_eq!(cause, format!("/boot/{kernel}"));
+
+    // Debian's GRUB has no blscfg: a RHEL-style config leaves it at grub>.
+    let (code, v) = boot("rhel-amd64", &[&image("rhel-blscfg-amd64.raw")]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "grub-prompt");
+    assert!(cause.contains("can't find command `blscfg'"), "{cause}");
+}
+
+#[test]
+fn a_grub_menu_without_timeout_is_a_stall_not_a_timeout() {
+    let img = variant("boot", "debian-grub-arm64.raw", "grub-no-timeout");
+    edit_grub_cfg(&img, |c| c.replace("set timeout=1\n", ""));
+    let (code, v) = boot_in(img.parent().unwrap(), &[img.to_str().unwrap()]);
+    assert_eq!(v["result"]["outcome"], "stalled", "{}", console(&v));
+    assert_eq!(v["result"]["last"]["stage"], "grub-started");
+    assert!(v["result"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("waits for a key"));
+    assert_eq!(code, 1);
+    assert!(
+        v["result"]["elapsed"].as_f64().unwrap() < v["timeout_secs"].as_f64().unwrap(),
+        "stopped before the deadline"
+    );
+}
+
+#[test]
+fn until_stops_early_and_usage_errors_are_clear() {
+    let (code, v) = boot(
+        "until",
+        &[
+            "--until",
+            "kernel",
+            "--mode",
+            "direct",
+            &image("debian-grub-arm64.raw"),
+        ],
+    );
+    assert_eq!(v["result"]["outcome"], "reached", "{}", console(&v));
+    assert_eq!(v["result"]["stage"]["stage"], "kernel-started");
+    assert_eq!(code, 0);
+    assert!(!stages(&v).contains(&"powered-off".to_string()));
+
+    // Missing firmware files: exit 2 and a message naming the file.
+    let dir = scratch("boot", "nofw");
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args([
+            "boot",
+            "--firmware",
+            "/nonexistent/CODE.fd",
+            &image("debian-grub-arm64.raw"),
+        ])
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/CODE.fd does not exist"), "{err}");
+    // Firmware mode cannot take a command line.
+    let out = bootproof(&[
+        "boot",
+        "--cmdline-append",
+        "x",
+        &image("debian-grub-arm64.raw"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mode direct"));
+    // No run state is left behind by finished runs.
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir.join("state/runs"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(runs.is_empty(), "{runs:?}");
+}
+
+/// Pids of QEMU processes whose command line mentions `needle`.
+fn qemu_with(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if (cmd.starts_with("qemu-system") || cmd.contains("/qemu-system")) && cmd.contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn kill_9_leaves_no_qemu_and_the_next_run_cleans_up() {
+    let dir = scratch("boot", "kill9");
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["boot", "--json", "--timeout", "600"])
+        .arg("--console-log")
+        .arg(dir.join("console.log"))
+        .arg(image("systemd-boot-arm64.raw"))
+        .env("BOOTPROOF_STATE_DIR", &state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until QEMU runs and the guest has printed something.
+    let needle = state.to_string_lossy().into_owned();
+    let t = Instant::now();
+    while (qemu_with(&needle).is_empty()
+        || std::fs::metadata(dir.join("console.log")).map_or(0, |m| m.len()) == 0)
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let qemu = qemu_with(&needle);
+    assert_eq!(qemu.len(), 1, "one QEMU for the run");
+    child.kill().unwrap(); // SIGKILL: bootproof gets no chance to clean up
+    child.wait().unwrap();
+    let t = Instant::now();
+    while !qemu_with(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(qemu_with(&needle).is_empty(), "QEMU died with bootproof");
+    let stale: Vec<PathBuf> = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(stale.len(), 1, "the killed run's state is still there");
+
+    // The next run removes it (and reports so).
+    let (code, v) = boot_in(
+        &dir,
+        &["--until", "firmware", &image("systemd-boot-arm64.raw")],
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["stale_cleanup"]["removed"],
+        serde_json::json!([stale[0].to_str().unwrap()])
+    );
+    assert!(!stale[0].exists());
+    assert!(std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn ctrl_c_shuts_the_guest_down_and_removes_the_state() {
+    let dir = scratch("boot", "sigint");
+    let state = dir.join("state");
+    let child = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["boot", "--json", "--timeout", "600"])
+        .arg("--console-log")
+        .arg(dir.join("console.log"))
+        .arg(image("systemd-boot-arm64.raw"))
+        .env("BOOTPROOF_STATE_DIR", &state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = state.to_string_lossy().into_owned();
+    let t = Instant::now();
+    while (qemu_with(&needle).is_empty()
+        || std::fs::metadata(dir.join("console.log")).map_or(0, |m| m.len()) == 0)
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(qemu_with(&needle).len(), 1);
+    ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"]["outcome"], "interrupted");
+    assert!(qemu_with(&needle).is_empty(), "QEMU was shut down");
+    assert!(
+        std::fs::read_dir(state.join("runs"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the run's state was removed"
+    );
+}
