@@ -2,10 +2,12 @@
 # The main job on a fresh Debian 12 machine: installs what it needs, builds
 # bootproof and a sample arm64 VM image from real Debian packages (kernel,
 # systemd-boot, busybox), then inspects, browses, checks and extracts the
-# image in-process, without root, loop devices or mounts.
+# image in-process, without root, loop devices or mounts, and boots it under
+# QEMU through UEFI firmware and by direct kernel boot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-sample-image.sh target/sample
+scripts/install-qemu.sh
 cargo build --release --locked -q
 bp=target/release/bootproof
 img=target/sample/debian-arm64.qcow2
@@ -18,3 +20,5 @@ $bp cat "$img" /etc/os-release
 $bp ls -l "$img" 2:/boot
 $bp check "$img"
 $bp extract "$img" -o target/sample/extracted
+$bp boot "$img"
+$bp boot --mode direct "$img"

@@ -45,18 +45,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt_update
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# QEMU system emulators and firmware must match the backports qemu-utils.
-qemu_need=()
-have qemu-system-aarch64 || qemu_need+=(qemu-system-arm)
-have qemu-system-x86_64  || qemu_need+=(qemu-system-x86)
-[ -e /usr/share/qemu/firmware/60-edk2-aarch64.json ] || qemu_need+=(qemu-efi-aarch64)
-[ -e /usr/share/qemu/firmware/60-edk2-x86_64.json ]  || qemu_need+=(ovmf)
-[ -e /usr/share/seabios/bios-256k.bin ]              || qemu_need+=(seabios)
-if [ ${#qemu_need[@]} -gt 0 ]; then
-  echo "setup: installing ${qemu_need[*]} from bookworm-backports" >&2
-  apt_update
-  $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports "${qemu_need[@]}" >/dev/null
-fi
+# QEMU system emulators and firmware, matching the backports qemu-utils.
+"$(dirname "$0")/install-qemu.sh"
 # (Captured first: with pipefail, `--help | grep -q` fails when grep exits early.)
 btrfs_help=$(mkfs.btrfs --help 2>&1 || true)
 if [[ "$btrfs_help" != *--compress* ]]; then

@@ -301,6 +301,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         memory_mib: args.memory,
         accel: decision.clone(),
         network: args.network,
+        cache_dir: Some(cache_dir()),
     };
     let prepared = prepare(&req, &run_dir).map_err(|e| {
         CliError::with_hint(
@@ -405,7 +406,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
                 "args": prepared.spec.qemu_args(),
             },
             "timeout_secs": timeout.as_secs(),
-            "prepare_ms": prepare_ms,
+            "host_prepare_ms": prepare_ms,
             "result": result,
             "run_dir": args.keep.then(|| run_dir.path().to_path_buf()),
             "stale_cleanup": cleanup,

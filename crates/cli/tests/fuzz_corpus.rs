@@ -110,3 +110,20 @@ fn boot_parser_seeds() {
         }
     }
 }
+
+#[test]
+fn console_classifier_seeds() {
+    let seeds = inputs("vm_classify");
+    assert!(!seeds.is_empty());
+    for data in seeds {
+        let Some((&chunk, console)) = data.split_first() else {
+            continue;
+        };
+        let mut c = bootproof_vm::classify::Classifier::new();
+        for piece in console.chunks(usize::from(chunk).max(1)) {
+            c.feed(piece);
+        }
+        assert!(c.events().len() <= 1000);
+        let _ = (c.outcome(), c.cause(), c.waiting_for_key());
+    }
+}

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 /// Longest console line kept (longer lines are cut).
 const MAX_LINE: usize = 4096;
+/// Longest pending line checked for a prompt (prompt text plus escapes).
+const MAX_PROMPT: usize = 256;
 /// Most stage events recorded.
 const MAX_EVENTS: usize = 1000;
 
@@ -271,7 +273,12 @@ impl Classifier {
                 }
             }
         }
-        // Prompts arrive without a newline.
+        // Prompts arrive without a newline. They are short lines, so only a
+        // short pending line is looked at (a long one would make every
+        // byte-sized read cost the whole line).
+        if self.partial.is_empty() || self.partial.len() > MAX_PROMPT {
+            return new;
+        }
         let pending = String::from_utf8_lossy(&self.partial).into_owned();
         if pending.trim_start().starts_with("Shell>")
             || pending.contains("grub rescue>")

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 const CLUSTER_BITS: u32 = 16;
@@ -83,22 +83,29 @@ pub fn create_overlay(
 /// template is zero-padded to `pad_to` bytes when given (aarch64 `virt`
 /// requires 64 MiB pflash units).
 pub fn copy_nvram(template: &Path, dest: &Path, pad_to: Option<u64>) -> io::Result<()> {
-    if dest.exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} already exists", dest.display()),
-        ));
-    }
-    // In-kernel copy (copy_file_range; a reflink where the filesystem can):
-    // AAVMF's store is 64 MiB, copied for every VM.
-    let len = std::fs::copy(template, dest)?;
-    // The copy keeps the template's mode, which may be read-only.
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o600))?;
-    if let Some(n) = pad_to {
-        if len < n {
-            // The padding is a hole: zeros that cost no disk or time.
-            File::options().write(true).open(dest)?.set_len(n)?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut src = File::open(template)?;
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)?;
+    // Sparse: all-zero blocks become holes. AAVMF's store is 64 MiB of
+    // zeros until the firmware formats it, and it is copied for every VM.
+    let mut buf = vec![0u8; 1 << 20];
+    let zeros = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
+        if buf[..n] != zeros[..n] {
+            out.seek(SeekFrom::Start(len))?;
+            out.write_all(&buf[..n])?;
+        }
+        len += n as u64;
     }
+    out.set_len(pad_to.map_or(len, |p| p.max(len)))?;
     Ok(())
 }

@@ -57,6 +57,8 @@ pub struct VmRequest {
     pub accel: Decision,
     /// Attach a NIC.
     pub network: bool,
+    /// Where facts about the host's QEMU may be cached (none: ask QEMU).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The firmware that was picked, for reports.
@@ -191,7 +193,10 @@ fn from_descriptor(
 
 /// Prepares one VM in `run`: nothing is started.
 pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> {
-    let qemu = Qemu::locate(&req.arch)?;
+    let qemu = match &req.cache_dir {
+        Some(dir) => Qemu::locate_cached(&req.arch, dir)?,
+        None => Qemu::locate(&req.arch)?,
+    };
     let (firmware, report) = match &req.firmware {
         FirmwareChoice::Auto => {
             let (descriptors, _unreadable) = firmware::load(&firmware::search_dirs());

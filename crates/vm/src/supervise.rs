@@ -181,13 +181,21 @@ fn supervised(cmd: &mut Command) {
     }
 }
 
+/// QEMU's stderr without its own informational lines (the console
+/// socket's "waiting for connection").
 fn stderr_tail(buf: &std::sync::Mutex<Vec<u8>>) -> String {
     let b = buf.lock().map(|b| b.clone()).unwrap_or_default();
-    String::from_utf8_lossy(&b).trim().to_string()
+    String::from_utf8_lossy(&b)
+        .lines()
+        .filter(|l| !l.contains(": info: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 fn qemu_error(stderr: &str) -> String {
-    let lines = || stderr.lines().filter(|l| !l.contains(": info: "));
+    let lines = || stderr.lines();
     lines()
         .find(|l| l.contains("qemu-system") || l.contains("error") || l.contains("Error"))
         .or_else(|| lines().next())

@@ -236,8 +236,56 @@ fn overlay_is_a_valid_qcow2_that_reads_as_its_backing_image() {
         bootproof_vm::firmware::VIRT_PFLASH_BYTES
     );
     assert!(
+        std::fs::read(&vars).unwrap() == std::fs::read(&t.filename).unwrap(),
+        "byte for byte (AAVMF's template is already 64 MiB)"
+    );
+    assert!(
         bootproof_vm::overlay::copy_nvram(&t.filename, &vars, pad).is_err(),
         "never overwrites an existing store"
     );
+    // A template with data between zero runs, copied sparsely and padded.
+    let mut template = vec![0u8; 3 << 20];
+    template[5] = 1;
+    template[(2 << 20) + 77] = 0xff;
+    template.extend_from_slice(b"tail");
+    let tpath = dir.join("template.fd");
+    std::fs::write(&tpath, &template).unwrap();
+    let copy = dir.join("copy.fd");
+    bootproof_vm::overlay::copy_nvram(&tpath, &copy, Some(8 << 20)).unwrap();
+    let got = std::fs::read(&copy).unwrap();
+    assert_eq!(got.len(), 8 << 20);
+    assert!(got[..template.len()] == template[..] && got[template.len()..].iter().all(|&b| b == 0));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn qemu_machine_type_is_resolved_and_cached_per_binary() {
+    let cache = std::env::temp_dir().join(format!("bp-qemu-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    for arch in ["aarch64", "x86_64"] {
+        let q = bootproof_vm::qemu::Qemu::locate(arch).unwrap();
+        assert!(
+            q.machine.starts_with(if arch == "aarch64" {
+                "virt-"
+            } else {
+                "pc-q35-"
+            }),
+            "{q:?}"
+        );
+        let first = bootproof_vm::qemu::Qemu::locate_cached(arch, &cache).unwrap();
+        let file = cache.join(format!("qemu-{arch}.json"));
+        assert!(file.exists());
+        // A cached answer is used only for the same binary: poison the
+        // identity and the cache must be ignored and rewritten.
+        let second = bootproof_vm::qemu::Qemu::locate_cached(arch, &cache).unwrap();
+        assert_eq!((&first.machine, &second.machine), (&q.machine, &q.machine));
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        v["identity"] = "other-binary".into();
+        v["machine"] = "bogus".into();
+        std::fs::write(&file, v.to_string()).unwrap();
+        let third = bootproof_vm::qemu::Qemu::locate_cached(arch, &cache).unwrap();
+        assert_eq!(third.machine, q.machine);
+    }
+    std::fs::remove_dir_all(&cache).unwrap();
 }

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark: real boots under QEMU with `bootproof boot`, per arch and mode.
+#
+#   scripts/bench-boot.sh [RUNS]      (default 3)
+#
+# Inputs are fixed: the test suite's boot images, built from Debian's real
+# kernels, shim, GRUB and systemd-boot (tests/images/make-boot-images.py),
+# each with a busybox initramfs whose /init prints and powers off.
+# Prints a Markdown table: median over RUNS of the time from QEMU's start to
+# each stage (host clock), and of the whole command (bootproof's own work,
+# QEMU and the guest). Then the host-side preparation (cargo bench).
+# Also measures what EDK2's default boot-manager wait costs a hand-written
+# QEMU command line that lacks `-boot menu=on,splash-time=0`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+scripts/install-qemu.sh
+tests/artifacts/fetch-debian-artifacts.sh target/debian-artifacts
+python3 tests/images/make-boot-images.py target/boot-images target/debian-artifacts
+cargo build --release --locked -q
+bp=$PWD/target/release/bootproof
+imgs=target/boot-images
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+echo "| guest | mode | firmware | boot loader | kernel | userspace | powered off | whole command |"
+echo "|---|---|---|---|---|---|---|---|"
+row() { # label mode-label args...
+  local label=$1 mode=$2; shift 2
+  for i in $(seq "$runs"); do
+    s=$(date +%s%N)
+    "$bp" boot --json --console-log "$tmp/console.log" "$@" > "$tmp/r$i.json" || true
+    e=$(date +%s%N)
+    echo $(( (e - s) / 1000000 )) > "$tmp/w$i"
+  done
+  python3 - "$tmp" "$runs" "$label" "$mode" <<'PY'
+import json, sys, statistics
+tmp, runs, label, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def med(xs): return statistics.median(xs) if xs else None
+def fmt(x): return "–" if x is None else f"{x:.1f} s"
+at = {k: [] for k in ["firmware-started", "boot", "kernel-started", "init-reached", "powered-off"]}
+wall, outcomes = [], set()
+for i in range(1, runs + 1):
+    r = json.load(open(f"{tmp}/r{i}.json"))
+    outcomes.add(r["result"]["outcome"])
+    seen = set()
+    for s in r["result"]["stages"]:
+        k = "boot" if s["stage"] in ("boot-option-started", "grub-started") else s["stage"]
+        if k in at and k not in seen and "host_time" in s:
+            at[k].append(s["host_time"]); seen.add(k)
+    wall.append(int(open(f"{tmp}/w{i}").read()) / 1000)
+fw = r["firmware"]["description"].split(" (")[0]
+cols = [fmt(med(at[k])) for k in ["firmware-started", "boot", "kernel-started", "init-reached", "powered-off"]]
+note = "" if outcomes == {"booted"} else f" ({', '.join(sorted(outcomes))})"
+print(f"| {label} | {mode} | {cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} | {cols[4]} | {fmt(med(wall))}{note} |")
+PY
+}
+row "aarch64 (systemd-boot)" firmware "$imgs/systemd-boot-arm64.raw"
+row "aarch64 (shim → GRUB, quiet)" firmware "$imgs/debian-grub-arm64.raw"
+row "aarch64" "direct, AAVMF" --mode direct "$imgs/debian-grub-arm64.raw"
+row "aarch64" "direct, no firmware" --mode direct --firmware none "$imgs/debian-grub-arm64.raw"
+row "x86_64 (UKI)" firmware "$imgs/uki-amd64.raw"
+row "x86_64 (shim → GRUB, quiet)" firmware "$imgs/debian-grub-amd64.raw"
+row "x86_64" "direct, OVMF" --mode direct "$imgs/debian-grub-amd64.raw"
+row "x86_64" "direct, SeaBIOS" --mode direct --firmware none "$imgs/debian-grub-amd64.raw"
+
+# EDK2's boot-manager wait: time from QEMU's start to the first boot option,
+# with bootproof's command line and with the same line minus `-boot`.
+echo
+echo "| aarch64 AAVMF command line | time to first boot option (median of $runs) |"
+echo "|---|---|"
+"$bp" boot --json --keep --until firmware "$imgs/systemd-boot-arm64.raw" > "$tmp/keep.json"
+python3 - "$tmp" "$runs" <<'PY'
+import json, os, subprocess, sys, time, statistics
+tmp, runs = sys.argv[1], int(sys.argv[2])
+r = json.load(open(f"{tmp}/keep.json"))
+base = r["qemu"]["args"]
+run_dir = r["run_dir"]
+def strip_console(args):
+    out, skip = [], False
+    for i, a in enumerate(args):
+        if skip: skip = False; continue
+        if a in ("-chardev", "-serial", "-qmp"): skip = True; continue
+        out.append(a)
+    return out
+def measure(args):
+    times = []
+    for _ in range(runs):
+        log = f"{tmp}/fw.log"
+        if os.path.exists(log): os.unlink(log)
+        vars_copy = f"{tmp}/vars.fd"
+        subprocess.run(["cp", "--sparse=always", f"{run_dir}/vars.raw", vars_copy], check=True)
+        a = [x.replace(f"{run_dir}/vars.raw", vars_copy) for x in strip_console(args)]
+        t = time.monotonic()
+        p = subprocess.Popen([r["qemu"]["binary"], *a, "-serial", f"file:{log}"], stderr=subprocess.DEVNULL)
+        while time.monotonic() - t < 60:
+            time.sleep(0.05)
+            if os.path.exists(log) and b"starting Boot" in open(log, "rb").read():
+                break
+        times.append(time.monotonic() - t)
+        p.kill(); p.wait()
+    return statistics.median(times)
+with_boot = measure(base)
+i = base.index("-boot")
+without = measure(base[:i] + base[i + 2:])
+print(f"| bootproof's (`-boot menu=on,splash-time=0`) | {with_boot:.1f} s |")
+print(f"| the same without `-boot` (EDK2 default wait) | {without:.1f} s |")
+import shutil; shutil.rmtree(run_dir, ignore_errors=True)
+PY
+
+echo
+cargo bench -q -p bootproof-vm --bench prepare 2>/dev/null | grep '^|'
