@@ -304,10 +304,15 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         cache_dir: Some(cache_dir()),
     };
     let prepared = prepare(&req, &run_dir).map_err(|e| {
-        CliError::with_hint(
-            e,
-            "install QEMU and firmware (scripts/setup-test-deps.sh does), or name firmware with --firmware CODE[,VARS]",
-        )
+        use bootproof_vm::prepare::PrepareError as P;
+        let hint = match &e {
+            P::Qemu(_) => "install QEMU's system emulators (scripts/install-qemu.sh does)",
+            P::Firmware(_) | P::FirmwareFile(_) => {
+                "install the firmware packages (qemu-efi-aarch64, ovmf; scripts/install-qemu.sh does), or name files with --firmware CODE[,VARS]"
+            }
+            P::Io(_) => "check the state directory (BOOTPROOF_STATE_DIR) is writable and short",
+        };
+        CliError::with_hint(e, hint)
     })?;
     let prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
     let timeout = Duration::from_secs(args.timeout.unwrap_or(match decision.accel {

@@ -15,11 +15,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-fn scratch(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bootproof-adv-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(test: &str) -> Scratch {
+    common::scratch("adv", test)
 }
 
 fn copy(name: &str, dir: &std::path::Path) -> PathBuf {

@@ -7,8 +7,9 @@ use bootproof_boot::chain::{self, Arch};
 use bootproof_boot::extract::extract;
 use bootproof_image::OpenOptions;
 use bootproof_inspect::OpenedImage;
+use common::Scratch;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn images() -> &'static Path {
@@ -19,11 +20,8 @@ fn manifest() -> Value {
     serde_json::from_slice(&std::fs::read(images().join("boot-manifest.json")).unwrap()).unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bootproof-chain-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> Scratch {
+    common::scratch("chain", name)
 }
 
 #[test]

@@ -24,8 +24,12 @@ fn boot_in(dir: &Path, args: &[&str]) -> (i32, Value) {
         .env("BOOTPROOF_STATE_DIR", dir.join("state"))
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
+    let mut v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    // The console, for failure messages (the scratch directory holding the
+    // log may be gone by then).
+    let log = std::fs::read(dir.join("console.log")).unwrap_or_default();
+    v["test_console"] = String::from_utf8_lossy(&log).into_owned().into();
     (out.status.code().unwrap(), v)
 }
 
@@ -63,13 +67,7 @@ fn assert_in_order(v: &Value, want: &[&str]) {
 }
 
 fn console(v: &Value) -> String {
-    std::fs::read(
-        v["result"]["console_log"]
-            .as_str()
-            .unwrap_or("/nonexistent"),
-    )
-    .map(|b| String::from_utf8_lossy(&b).into_owned())
-    .unwrap_or_default()
+    v["test_console"].as_str().unwrap_or_default().to_string()
 }
 
 fn assert_booted(code: i32, v: &Value) {
@@ -405,21 +403,21 @@ fn qemu_with(needle: &str) -> Vec<u32> {
     found
 }
 
-#[test]
-fn kill_9_leaves_no_qemu_and_the_next_run_cleans_up() {
-    let dir = scratch("boot", "kill9");
+/// Starts a long `bootproof boot --json` with its state in `dir/state` and
+/// returns once its QEMU runs and the guest has printed something; the
+/// needle finds that QEMU with [`qemu_with`].
+fn boot_in_background(dir: &Path) -> (std::process::Child, String) {
     let state = dir.join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args(["boot", "--json", "--timeout", "600"])
         .arg("--console-log")
         .arg(dir.join("console.log"))
         .arg(image("systemd-boot-arm64.raw"))
         .env("BOOTPROOF_STATE_DIR", &state)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until QEMU runs and the guest has printed something.
     let needle = state.to_string_lossy().into_owned();
     let t = Instant::now();
     while (qemu_with(&needle).is_empty()
@@ -428,8 +426,15 @@ fn kill_9_leaves_no_qemu_and_the_next_run_cleans_up() {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let qemu = qemu_with(&needle);
-    assert_eq!(qemu.len(), 1, "one QEMU for the run");
+    assert_eq!(qemu_with(&needle).len(), 1, "one QEMU for the run");
+    (child, needle)
+}
+
+#[test]
+fn kill_9_leaves_no_qemu_and_the_next_run_cleans_up() {
+    let dir = scratch("boot", "kill9");
+    let state = dir.join("state");
+    let (mut child, needle) = boot_in_background(&dir);
     child.kill().unwrap(); // SIGKILL: bootproof gets no chance to clean up
     child.wait().unwrap();
     let t = Instant::now();
@@ -465,25 +470,7 @@ fn kill_9_leaves_no_qemu_and_the_next_run_cleans_up() {
 fn ctrl_c_shuts_the_guest_down_and_removes_the_state() {
     let dir = scratch("boot", "sigint");
     let state = dir.join("state");
-    let child = Command::new(env!("CARGO_BIN_EXE_bootproof"))
-        .args(["boot", "--json", "--timeout", "600"])
-        .arg("--console-log")
-        .arg(dir.join("console.log"))
-        .arg(image("systemd-boot-arm64.raw"))
-        .env("BOOTPROOF_STATE_DIR", &state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let needle = state.to_string_lossy().into_owned();
-    let t = Instant::now();
-    while (qemu_with(&needle).is_empty()
-        || std::fs::metadata(dir.join("console.log")).map_or(0, |m| m.len()) == 0)
-        && t.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(qemu_with(&needle).len(), 1);
+    let (child, needle) = boot_in_background(&dir);
     ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
@@ -497,4 +484,34 @@ fn ctrl_c_shuts_the_guest_down_and_removes_the_state() {
             .is_none(),
         "the run's state was removed"
     );
+}
+
+#[test]
+fn secure_boot_firmware_rejects_unsigned_loaders() {
+    // OVMF with Secure Boot and Microsoft's keys enrolled (chosen from the
+    // descriptors by feature): the unsigned systemd stub of a UKI is
+    // refused by the firmware itself…
+    let (code, v) = boot("sb-uki", &["--secure-boot", &image("uki-amd64.raw")]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    assert!(
+        cause.starts_with("Secure Boot refused") && cause.contains("Access Denied"),
+        "{cause}"
+    );
+    let descriptor = v["firmware"]["descriptor"].as_str().unwrap();
+    assert!(descriptor.contains("secure"), "{descriptor}");
+    assert!(v["qemu"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a.as_str().unwrap().ends_with(",smm=on")));
+    // …while Microsoft-signed shim starts and refuses the unsigned GRUB.
+    let (code, v) = boot(
+        "sb-shim",
+        &["--secure-boot", &image("debian-grub-amd64.raw")],
+    );
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "secure-boot-rejected");
+    assert!(cause.contains("Security Violation"), "{cause}");
+    assert_in_order(&v, &["boot-option-started", "secure-boot-rejected"]);
 }

@@ -26,6 +26,9 @@ pub enum Stage {
     FirmwareException(String),
     /// No bootable device: the firmware fell back to the UEFI shell.
     UefiShell,
+    /// A loader refused the next stage's signature under Secure Boot
+    /// (shim's "Verification failed", GRUB's "bad shim signature").
+    SecureBootRejected(String),
     /// GRUB is running (menu or prompt).
     GrubStarted,
     /// GRUB could not find its configuration or modules.
@@ -59,6 +62,7 @@ impl Stage {
             Stage::BootOptionStarted(_) => "boot option started",
             Stage::FirmwareException(_) => "firmware exception",
             Stage::UefiShell => "UEFI shell (no bootable device)",
+            Stage::SecureBootRejected(_) => "Secure Boot rejected a signature",
             Stage::GrubStarted => "GRUB started",
             Stage::GrubRescue => "GRUB rescue prompt",
             Stage::GrubPrompt => "GRUB command line (no menu)",
@@ -79,6 +83,7 @@ impl Stage {
             Stage::BootOptionFailed(d)
             | Stage::BootOptionStarted(d)
             | Stage::FirmwareException(d)
+            | Stage::SecureBootRejected(d)
             | Stage::GrubFileNotFound(d)
             | Stage::KernelPanic(d)
             | Stage::RootNotFound(d) => Some(d),
@@ -91,6 +96,7 @@ impl Stage {
             self,
             Stage::FirmwareException(_)
                 | Stage::UefiShell
+                | Stage::SecureBootRejected(_)
                 | Stage::GrubRescue
                 | Stage::GrubPrompt
                 | Stage::GrubFileNotFound(_)
@@ -183,6 +189,12 @@ pub fn classify_line(line: &str) -> Option<Stage> {
     }
     if has("UEFI Interactive Shell") || line.trim_start().starts_with("Shell>") {
         return Some(Stage::UefiShell);
+    }
+    if has("Verification failed: ")
+        || has("bad shim signature")
+        || has("prohibited by secure boot policy")
+    {
+        return Some(Stage::SecureBootRejected(line.trim().to_string()));
     }
     if has("grub rescue>") || has("Entering rescue mode") {
         return Some(Stage::GrubRescue);
@@ -521,6 +533,7 @@ mod tests {
                 Outcome::Failed { stage: Stage::RootNotFound("VFS: Unable to mount root fs on unknown-block(0,0)".into()) },
             ),
             ("Gave up waiting for root file system device.  Common problems:\n", Outcome::Failed { stage: Stage::RootNotFound("Gave up waiting for root file system device.  Common problems:".into()) }),
+            ("\x1b[10;17HVerification failed: (0x1A) Security Violation\x1b[11;17H", Outcome::Failed { stage: Stage::SecureBootRejected("Verification failed: (0x1A) Security Violation".into()) }),
             ("[    2.0] Kernel panic - not syncing: No working init found.\n", Outcome::Failed { stage: Stage::KernelPanic("No working init found.".into()) }),
             ("You are in emergency mode. After logging in, type \"journalctl -xb\"\n", Outcome::Failed { stage: Stage::EmergencyMode }),
             ("\nDebian GNU/Linux 12 vm ttyAMA0\n\nvm login: ", Outcome::Booted),

@@ -191,8 +191,19 @@ fn from_descriptor(
     Ok((setup, report))
 }
 
+/// Longest unix socket path (`sun_path` holds 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// Prepares one VM in `run`: nothing is started.
 pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> {
+    let longest = run.path().join("serial.sock");
+    if longest.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(PrepareError::Io(std::io::Error::other(format!(
+            "{} is too long for a unix socket path ({} bytes at most); set BOOTPROOF_STATE_DIR to a shorter directory",
+            longest.display(),
+            MAX_SOCKET_PATH
+        ))));
+    }
     let qemu = match &req.cache_dir {
         Some(dir) => Qemu::locate_cached(&req.arch, dir)?,
         None => Qemu::locate(&req.arch)?,

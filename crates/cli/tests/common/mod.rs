@@ -263,25 +263,81 @@ pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-/// A scratch directory for one test case, emptied first.
-pub fn scratch(suite: &str, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bootproof-{suite}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for one test case, emptied first and removed when
+/// dropped (also when the test panics), so a run's copies of disk images do
+/// not pile up on a small CI disk. `BOOTPROOF_KEEP_TEST_DIRS=1` keeps them.
+pub struct Scratch {
+    path: PathBuf,
 }
 
-/// A sparse copy of a boot image to break.
-pub fn variant(suite: &str, base: &str, name: &str) -> PathBuf {
-    let p = scratch(suite, name).join("disk.raw");
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("BOOTPROOF_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A fresh [`Scratch`] directory named after the suite and the case.
+pub fn scratch(suite: &str, name: &str) -> Scratch {
+    let path =
+        std::env::temp_dir().join(format!("bootproof-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).unwrap();
+    Scratch { path }
+}
+
+/// A sparse copy of a boot image to break, in its own scratch directory
+/// (removed on drop); derefs to the disk's path.
+pub struct Variant {
+    disk: PathBuf,
+    _dir: Scratch,
+}
+
+impl std::ops::Deref for Variant {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.disk
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Variant {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.disk.as_os_str()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+/// Copies boot image `base` for case `name`.
+pub fn variant(suite: &str, base: &str, name: &str) -> Variant {
+    let dir = scratch(suite, name);
+    let disk = dir.join("disk.raw");
     assert!(Command::new("cp")
         .arg("--sparse=always")
         .arg(boot_images().join(base))
-        .arg(&p)
+        .arg(&disk)
         .status()
         .unwrap()
         .success());
-    p
+    Variant { disk, _dir: dir }
 }
 
 /// Runs a command that must succeed.
