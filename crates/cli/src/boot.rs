@@ -201,6 +201,13 @@ fn firmware_choice(arg: &str) -> FirmwareChoice {
     }
 }
 
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Firmware => "firmware",
+        Mode::Direct => "direct",
+    }
+}
+
 fn stage_text(e: &Event) -> String {
     match e.stage.detail() {
         Some(d) => format!("{}: {d}", e.stage.name()),
@@ -313,7 +320,25 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
             P::Io(_) => "check the state directory (BOOTPROOF_STATE_DIR) is writable and short",
         };
         CliError::with_hint(e, hint)
-    })?;
+    });
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) if args.output.json => {
+            // CI reads the report: the VM could not run is an outcome too.
+            let doc = json!({
+                "schema": "bootproof.boot/v1",
+                "image": args.image.image,
+                "arch": arch.name(),
+                "mode": mode_name(args.mode),
+                "accel": decision,
+                "result": { "outcome": "infra-error", "message": e.to_string() },
+            });
+            println!("{doc:#}");
+            eprintln!("error: {e}");
+            return Ok(EXIT_ERROR);
+        }
+        Err(e) => return Err(e),
+    };
     let prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
     let timeout = Duration::from_secs(args.timeout.unwrap_or(match decision.accel {
         Accel::Kvm => 60,
@@ -338,10 +363,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
     }
     let human = !args.output.json;
     let st = Style::stderr(args.output.color);
-    let mode = match args.mode {
-        Mode::Firmware => "firmware",
-        Mode::Direct => "direct",
-    };
+    let mode = mode_name(args.mode);
     if human {
         eprintln!(
             "{} {} ({}, {} mode, {})",

@@ -368,6 +368,21 @@ fn until_stops_early_and_usage_errors_are_clear() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/CODE.fd does not exist"), "{err}");
+    // With --json, CI still gets a report: the VM could not run.
+    let (code, v) = boot_in(
+        &dir,
+        &[
+            "--firmware",
+            "/nonexistent/CODE.fd",
+            &image("debian-grub-arm64.raw"),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(v["result"]["outcome"], "infra-error");
+    assert!(v["result"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
     // Firmware mode cannot take a command line.
     let out = bootproof(&[
         "boot",

@@ -148,6 +148,7 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Classifier {
     partial: Vec<u8>,
+    oops: Option<String>,
     grub_errors: Vec<String>,
     key_wait: Option<&'static str>,
     now: Option<f64>,
@@ -313,6 +314,14 @@ impl Classifier {
         if line.contains("executed automatically in") {
             self.key_wait = None;
         }
+        if self.oops.is_none()
+            && (line.contains("Internal error: Oops")
+                || line.contains("Unable to handle kernel")
+                || line.contains("BUG: ")
+                || line.contains("general protection fault"))
+        {
+            self.oops = Some(line.trim().to_string());
+        }
         if let Some(err) = line.trim().strip_prefix("error: ") {
             if self.grub_errors.len() < 8 {
                 self.grub_errors.push(err.to_string());
@@ -360,6 +369,9 @@ impl Classifier {
         if matches!(failure.stage, Stage::GrubPrompt | Stage::GrubRescue) {
             return (!self.grub_errors.is_empty())
                 .then(|| format!("GRUB said: {}", self.grub_errors.join("; ")));
+        }
+        if let (Stage::KernelPanic(reason), Some(oops)) = (&failure.stage, &self.oops) {
+            return Some(format!("{reason} (after: {oops})"));
         }
         if failure.stage != Stage::UefiShell {
             return failure.stage.detail().map(str::to_string);
@@ -546,6 +558,11 @@ mod tests {
         for (log, want) in cases {
             assert_eq!(&run(log, 5).outcome(), want, "{log:?}");
         }
+        let oops = run("[    5.1] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000\n[    5.2] Internal error: Oops: 96000004 [#1] SMP\n[    5.3] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n", 11);
+        assert_eq!(
+            oops.cause().unwrap(),
+            "Attempted to kill init! exitcode=0x0000000b (after: [    5.1] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000)"
+        );
         let grub = run("error: can't find command `blscfg'.\r\ngrub> ", 3);
         assert_eq!(
             grub.cause().unwrap(),
