@@ -29,6 +29,7 @@ have qemu-img   || need+=(qemu-utils)
 have qemu-io    || need+=(qemu-utils)
 have python3    || need+=(python3)
 have cpio       || need+=(cpio)
+have depmod     || need+=(kmod)   # depmod: the oracle for module dependencies
 have zstd       || need+=(zstd)
 have xz         || need+=(xz-utils)
 have lz4        || need+=(lz4)

@@ -4,8 +4,9 @@
 //! stage read: [`pe`] tells what an EFI binary is (shim, GRUB,
 //! systemd-boot, a UKI, a kernel's EFI stub) and whether it suits a machine;
 //! [`kernel`] identifies a kernel image and produces the form a hypervisor's
-//! direct boot loads; [`initrd`] lists an initramfs. Decompression is
-//! bounded everywhere ([`decompress`]).
+//! direct boot loads; [`initrd`] lists an initramfs, [`initramfs`] writes
+//! one, and [`modules`] finds kernel modules and their dependencies in an
+//! image. Decompression is bounded everywhere ([`decompress`]).
 #![forbid(unsafe_code)]
 
 pub mod chain;
@@ -13,6 +14,8 @@ pub mod decompress;
 pub mod extract;
 pub mod grub;
 pub mod grub_image;
+pub mod initramfs;
 pub mod initrd;
 pub mod kernel;
+pub mod modules;
 pub mod pe;

@@ -190,3 +190,93 @@ fn bad_kernels_get_errors() {
         Err(kernel::KernelError::Corrupt(_))
     ));
 }
+
+/// Module closures from Debian's unpacked kernel package: read from each
+/// module's `.modinfo` (the package has no `modules.dep`), then again from
+/// the `modules.dep` that kmod's `depmod` writes for the same tree, and
+/// checked against kmod's `modinfo -F depends` for every module loaded.
+#[test]
+fn module_closures_match_kmod() {
+    use bootproof_boot::modules::{resolve, HostDir};
+    for arch in ["arm64", "amd64"] {
+        let (_, ver) = kernel_of(arch);
+        let root = artifacts().join(arch).join("root");
+        let dir = root.join("lib/modules").join(&ver);
+        let wanted = [
+            "virtio_pci",
+            "virtio_blk",
+            "virtio-mmio",
+            "efivarfs",
+            "virtio_console",
+            "ext4",
+            "no_such_module",
+        ];
+        let from_modinfo = resolve(&HostDir(dir.clone()), &wanted);
+        assert_eq!(from_modinfo.dependency_source, "modinfo");
+        assert_eq!(from_modinfo.missing, ["no_such_module"], "{arch}");
+        let names: Vec<&str> = from_modinfo.load.iter().map(|m| m.name.as_str()).collect();
+        let at = |n: &str| names.iter().position(|x| *x == n);
+        // Every module comes after what it depends on, by kmod's own reading.
+        for m in &from_modinfo.load {
+            let out = std::process::Command::new("modinfo")
+                .args(["-F", "depends"])
+                .arg(dir.join(&m.path))
+                .output()
+                .expect("kmod's modinfo (scripts/setup-test-deps.sh installs kmod)");
+            let deps = String::from_utf8(out.stdout).unwrap();
+            for d in deps.trim().split(',').filter(|d| !d.is_empty()) {
+                let d = d.replace('-', "_");
+                assert!(
+                    at(&d).is_some_and(|i| i < at(&m.name).unwrap()),
+                    "{arch}: {d} must load before {} in {names:?}",
+                    m.name
+                );
+            }
+            assert!(m.data.starts_with(b"\x7fELF"));
+            assert_eq!(m.data, std::fs::read(dir.join(&m.path)).unwrap());
+        }
+        // Built-in ones are reported, not loaded (per the kernel's config).
+        let config = std::fs::read_to_string(root.join(format!("boot/config-{ver}"))).unwrap();
+        for (module, option) in [
+            ("virtio_mmio", "CONFIG_VIRTIO_MMIO"),
+            ("efivarfs", "CONFIG_EFIVAR_FS"),
+        ] {
+            let builtin = config.contains(&format!("{option}=y"));
+            assert_eq!(
+                from_modinfo.builtin.iter().any(|b| b == module),
+                builtin,
+                "{arch} {module}"
+            );
+            assert_eq!(at(module).is_some(), !builtin, "{arch} {module}");
+        }
+        // The same closure from the modules.dep depmod writes.
+        let copy =
+            std::env::temp_dir().join(format!("bootproof-depmod-{}-{arch}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&copy);
+        let dest = copy.join("lib/modules").join(&ver);
+        std::fs::create_dir_all(&dest).unwrap();
+        assert!(std::process::Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(dir.join("."))
+            .arg(&dest)
+            .status()
+            .unwrap()
+            .success());
+        assert!(std::process::Command::new("depmod")
+            .arg("-b")
+            .arg(&copy)
+            .arg(&ver)
+            .status()
+            .unwrap()
+            .success());
+        let from_dep = resolve(&HostDir(dest), &wanted);
+        assert_eq!(from_dep.dependency_source, "modules.dep");
+        let dep_names: Vec<&str> = from_dep.load.iter().map(|m| m.name.as_str()).collect();
+        let mut a = names.clone();
+        let mut b = dep_names.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{arch}: same set from modinfo and modules.dep");
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+}
