@@ -12,7 +12,7 @@ files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
 
-VERSION = "7"
+VERSION = "8"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -110,6 +110,18 @@ def main():
         shutil.copy(kernel, f"{root}/boot/vmlinuz-{ver}")
         shutil.copy(initrd, f"{root}/boot/initrd.img-{ver}")
         shutil.copy(f"{r}/boot/config-{ver}", f"{root}/boot/config-{ver}")
+        # The modules `bootproof verify` puts in its agent initramfs (a subset
+        # of the package's tree, no modules.dep: dependencies come from modinfo).
+        mods = f"lib/modules/{ver}"
+        for rel in ["modules.builtin", "modules.order", "kernel/drivers/virtio", "kernel/fs/efivarfs",
+                    "kernel/drivers/block/virtio_blk.ko", "kernel/drivers/char/virtio_console.ko",
+                    "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/char/hw_random/rng-core.ko"]:
+            src, dst = f"{r}/{mods}/{rel}", f"{root}/{mods}/{rel}"
+            if os.path.isdir(src):
+                shutil.copytree(src, dst)
+            elif os.path.exists(src):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy(src, dst)
         write(f"{root}/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
         write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
         write(f"{root}/boot/grub/grub.cfg", f"""# generated in the style of update-grub

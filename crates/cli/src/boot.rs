@@ -129,7 +129,7 @@ fn parse_until(s: &str) -> Result<Until, String> {
 }
 
 /// `~/.cache/bootproof` (or `$XDG_CACHE_HOME/bootproof`), else the temp dir.
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -400,7 +400,10 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         &run_dir,
         &opts,
         &interrupted,
-        &mut on_stage,
+        supervise::Hooks {
+            on_stage: &mut on_stage,
+            on_console: &mut |_| {},
+        },
     )
     .map_err(|e| CliError::with_hint(e, "re-run with --keep to inspect the run directory"))?;
     if let Some(pb) = spinner {

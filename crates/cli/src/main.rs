@@ -9,6 +9,7 @@ mod extract;
 mod inspect;
 mod ls;
 mod style;
+mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -141,6 +142,11 @@ enum Command {
     /// console and report the stage reached, its timeline and the console log.
     #[command(after_help = boot::AFTER_HELP)]
     Boot(Box<boot::BootArgs>),
+    /// Check runtime compliance: boot the image's kernel with bootproof's
+    /// agent on each platform variant (GIC, ACPI, virtio transport) and
+    /// report a check × variant matrix.
+    #[command(after_help = verify::AFTER_HELP)]
+    Verify(Box<verify::VerifyArgs>),
     /// Write files from inside the image to stdout, one after another (follows
     /// symlinks inside the image).
     #[command(after_help = cat::AFTER_HELP)]
@@ -186,6 +192,7 @@ fn main() -> ExitCode {
             output,
         } => cat::run(&image, &targets, output),
         Command::Boot(args) => boot::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -204,8 +204,15 @@ fn qemu_error(stderr: &str) -> String {
         .to_string()
 }
 
+/// What the caller hears while a guest runs.
+pub struct Hooks<'a> {
+    /// Every stage as it is reached (for progress).
+    pub on_stage: &'a mut dyn FnMut(&Event),
+    /// Every console chunk as it arrives (for readers of agent records).
+    pub on_console: &'a mut dyn FnMut(&[u8]),
+}
+
 /// Boots `spec` with QEMU at `qemu`, state in `run`, and watches it.
-/// `on_stage` hears every stage as it is reached (for progress);
 /// `interrupted` is polled (set it from a Ctrl-C handler).
 pub fn boot(
     qemu: &Path,
@@ -213,7 +220,7 @@ pub fn boot(
     run: &RunDir,
     opts: &WatchOptions,
     interrupted: &AtomicBool,
-    on_stage: &mut dyn FnMut(&Event),
+    hooks: Hooks,
 ) -> io::Result<BootResult> {
     let mut cmd = Command::new(qemu);
     cmd.args(spec.qemu_args())
@@ -318,6 +325,7 @@ pub fn boot(
             Ok(bytes) => {
                 last_output = Instant::now();
                 result.console_bytes += bytes.len() as u64;
+                (hooks.on_console)(&bytes);
                 if logged < opts.max_log_bytes {
                     let take = (opts.max_log_bytes - logged).min(bytes.len() as u64) as usize;
                     log.write_all(&bytes[..take])?;
@@ -327,7 +335,7 @@ pub fn boot(
                 let before = classifier.events().len();
                 classifier.feed_at(&bytes, at);
                 for e in &classifier.events()[before..] {
-                    on_stage(e);
+                    (hooks.on_stage)(e);
                 }
                 if let Some(u) = opts.until {
                     if let Some(e) = classifier.events()[before..]

@@ -1,0 +1,507 @@
+//! `bootproof-agent`: runs as `/init` of the initramfs bootproof builds.
+//! Mounts the pseudo filesystems, loads the modules it was given, runs the
+//! runtime checks, reports each as a framed record on the console, and
+//! powers the guest off. Everything it reads comes from the guest kernel's
+//! own interfaces (`/sys`, `/proc`, `/dev/kmsg`).
+#![forbid(unsafe_code)]
+
+use bootproof_agent::{
+    frame, AgentConfig, Record, Status, CONFIG_PATH, MODULES_LIST, NONCE_PATH, PROTOCOL,
+};
+use std::io::Write;
+use std::path::Path;
+
+struct Reporter {
+    nonce: String,
+    passed: u32,
+    failed: u32,
+}
+
+impl Reporter {
+    fn send(&self, r: &Record) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(frame(&self.nonce, r).as_bytes());
+        let _ = out.flush();
+    }
+
+    fn check(&mut self, id: &str, status: Status, evidence: impl Into<String>) {
+        match status {
+            Status::Pass => self.passed += 1,
+            Status::Fail => self.failed += 1,
+            Status::Skip => {}
+        }
+        self.send(&Record::Check {
+            id: id.into(),
+            status,
+            evidence: evidence.into(),
+        });
+    }
+
+    fn pass_if(&mut self, id: &str, ok: bool, evidence: impl Into<String>) {
+        self.check(id, if ok { Status::Pass } else { Status::Fail }, evidence);
+    }
+}
+
+fn read(p: &str) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+fn list(p: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[cfg(target_os = "linux")]
+fn mount(src: &str, target: &str, fstype: &str) -> Result<(), String> {
+    let _ = std::fs::create_dir_all(target);
+    rustix::mount::mount(
+        src,
+        target,
+        fstype,
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+}
+
+#[cfg(target_os = "linux")]
+fn load_module(path: &str) -> Result<(), String> {
+    let image = std::fs::read(path).map_err(|e| e.to_string())?;
+    match rustix::system::init_module(&image, c"") {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn power_off() -> ! {
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+/// The kernel log so far (`/dev/kmsg`, read without blocking).
+#[cfg(target_os = "linux")]
+fn kernel_log() -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open("/dev/kmsg")
+    else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    // Each read returns one record: "prio,seq,time,flags;message".
+    while lines.len() < 20_000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let rec = String::from_utf8_lossy(&buf[..n]);
+                if let Some((_, msg)) = rec.split_once(';') {
+                    lines.push(msg.lines().next().unwrap_or("").to_string());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => continue, // overwritten records
+            Err(_) => break,
+        }
+    }
+    lines
+}
+
+/// An ACPI table's signature, length field and checksum validity.
+fn acpi_table(data: &[u8]) -> Option<(String, u32, bool)> {
+    let sig = String::from_utf8_lossy(data.get(..4)?).into_owned();
+    let len = u32::from_le_bytes(data.get(4..8)?.try_into().ok()?);
+    let sum = data.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    Some((sig, len, sum == 0))
+}
+
+fn acpi_checks(r: &mut Reporter, cfg: &AgentConfig) {
+    let dir = "/sys/firmware/acpi/tables";
+    let present = Path::new(dir).is_dir();
+    if !cfg.acpi {
+        r.pass_if(
+            "acpi.absent-when-off",
+            !present,
+            if present {
+                "ACPI tables present although acpi=off was requested"
+            } else {
+                "no ACPI tables (acpi=off)"
+            },
+        );
+        return;
+    }
+    r.pass_if(
+        "acpi.present",
+        present,
+        if present {
+            format!("{dir}: {}", list(dir).join(" "))
+        } else {
+            "no ACPI tables".into()
+        },
+    );
+    if !present {
+        return;
+    }
+    let mut bad = Vec::new();
+    let mut sigs = Vec::new();
+    for name in list(dir) {
+        let p = format!("{dir}/{name}");
+        if !Path::new(&p).is_file() {
+            continue;
+        }
+        let Ok(data) = std::fs::read(&p) else {
+            continue;
+        };
+        match acpi_table(&data) {
+            Some((sig, len, sum_ok)) => {
+                // The FACS has no checksum field (ACPI 6.5 §5.2.10).
+                let sum_ok = sum_ok || sig == "FACS";
+                sigs.push(sig.clone());
+                if len as usize != data.len() || !sum_ok {
+                    bad.push(format!(
+                        "{name}: length {len} (file {}), checksum {}",
+                        data.len(),
+                        if sum_ok { "ok" } else { "bad" }
+                    ));
+                }
+            }
+            None => bad.push(format!("{name}: too short")),
+        }
+    }
+    r.pass_if(
+        "acpi.checksums",
+        bad.is_empty(),
+        if bad.is_empty() {
+            format!("{} tables, lengths and checksums valid", sigs.len())
+        } else {
+            bad.join("; ")
+        },
+    );
+    if cfg.arch == "aarch64" {
+        let missing: Vec<&str> = ["FACP", "APIC", "GTDT", "DSDT", "SPCR", "DBG2"]
+            .into_iter()
+            .filter(|s| !sigs.iter().any(|x| x == s))
+            .collect();
+        r.pass_if(
+            "acpi.sbbr-tables",
+            missing.is_empty(),
+            if missing.is_empty() {
+                format!("present: {}", sigs.join(" "))
+            } else {
+                format!(
+                    "missing: {} (present: {})",
+                    missing.join(" "),
+                    sigs.join(" ")
+                )
+            },
+        );
+        // FADT flags (offset 112), bit 20: HW_REDUCED_ACPI.
+        let hw_reduced = std::fs::read(format!("{dir}/FACP"))
+            .ok()
+            .and_then(|f| {
+                f.get(112..116)
+                    .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+            })
+            .map(|flags| flags & (1 << 20) != 0);
+        match hw_reduced {
+            Some(ok) => r.pass_if(
+                "acpi.hw-reduced",
+                ok,
+                format!("FADT HW_REDUCED_ACPI {}", if ok { "set" } else { "clear" }),
+            ),
+            None => r.check("acpi.hw-reduced", Status::Fail, "no readable FADT"),
+        }
+    }
+}
+
+fn dt_checks(r: &mut Reporter, cfg: &AgentConfig) {
+    let base = "/sys/firmware/devicetree/base";
+    let nodes = list(base);
+    let real = nodes.iter().any(|n| n == "cpus")
+        && nodes.iter().any(|n| n.starts_with("memory"))
+        && nodes
+            .iter()
+            .any(|n| n.starts_with("intc") || n.starts_with("interrupt-controller"));
+    let evidence = if nodes.is_empty() {
+        "no device tree".to_string()
+    } else {
+        format!("nodes: {}", nodes.join(" "))
+    };
+    if cfg.acpi {
+        // Booted with ACPI: the kernel uses ACPI; a DT, if any, is informational.
+        r.check("dt.present", Status::Skip, format!("ACPI boot; {evidence}"));
+    } else {
+        r.pass_if("dt.present", real, evidence);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn efi_checks(r: &mut Reporter, log: &[String]) {
+    let efi = Path::new("/sys/firmware/efi").is_dir();
+    r.pass_if(
+        "uefi.booted",
+        efi,
+        if efi {
+            "/sys/firmware/efi exists"
+        } else {
+            "no /sys/firmware/efi: not booted through UEFI"
+        },
+    );
+    if !efi {
+        return;
+    }
+    let vars = "/sys/firmware/efi/efivars";
+    let mounted = mount("efivarfs", vars, "efivarfs");
+    let names = list(vars);
+    r.pass_if(
+        "uefi.runtime-services",
+        !names.is_empty(),
+        match &mounted {
+            Ok(()) => format!("efivarfs lists {} variables", names.len()),
+            Err(e) => e.clone(),
+        },
+    );
+    // Write a variable (non-volatile, boot and runtime access) and read it back.
+    // bootproof's own vendor GUID: firmware refuses unknown names under
+    // the EFI global-variable GUID.
+    let var = format!("{vars}/BootproofProbe-b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90");
+    let payload = [7u8, 0, 0, 0, b'b', b'p'];
+    let wrote = std::fs::write(&var, payload).map_err(|e| e.to_string());
+    let back = std::fs::read(&var).map_err(|e| e.to_string());
+    r.pass_if(
+        "uefi.variables-writable",
+        wrote.is_ok() && back.as_deref().ok() == Some(&payload[..]),
+        match (&wrote, &back) {
+            (Ok(()), Ok(b)) => format!("wrote and read back {} bytes", b.len()),
+            (Err(e), _) | (_, Err(e)) => format!("{var}: {e}"),
+        },
+    );
+    let rtc = read("/sys/class/rtc/rtc0/name").unwrap_or_default();
+    let since: u64 = read("/sys/class/rtc/rtc0/since_epoch")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let sane = since > 1_577_836_800; // 2020-01-01
+    r.pass_if(
+        "rtc.readable",
+        !rtc.is_empty() && sane,
+        format!("rtc0: {} reads {since} s since the epoch", rtc.trim()),
+    );
+    let _ = log;
+}
+
+fn arm_checks(r: &mut Reporter, cfg: &AgentConfig, log: &[String]) {
+    let interrupts = read("/proc/interrupts").unwrap_or_default();
+    let gic = if interrupts.contains("GICv3") {
+        3
+    } else if interrupts.contains("GICv2") || interrupts.contains("GIC-0") {
+        2
+    } else {
+        0
+    };
+    r.pass_if(
+        "gic.version",
+        gic == cfg.gic,
+        format!(
+            "requested GICv{}, /proc/interrupts shows {}",
+            cfg.gic,
+            if gic == 0 {
+                "no GIC".into()
+            } else {
+                format!("GICv{gic}")
+            }
+        ),
+    );
+    let cs = read("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .unwrap_or_default();
+    r.pass_if(
+        "timer.arch",
+        cs.trim() == "arch_sys_counter",
+        format!("clocksource {}", cs.trim()),
+    );
+    let psci = log.iter().find(|l| l.contains("psci: PSCIv")).cloned();
+    let ok = psci
+        .as_deref()
+        .and_then(|l| l.split("PSCIv").nth(1))
+        .and_then(|v| {
+            let mut it = v.split(|c: char| !c.is_ascii_digit());
+            Some((
+                it.next()?.parse::<u32>().ok()?,
+                it.next()?.parse::<u32>().ok()?,
+            ))
+        });
+    r.pass_if(
+        "psci.version",
+        ok.is_some_and(|v| v >= (0, 2)),
+        psci.unwrap_or_else(|| "no PSCI version in the kernel log".into()),
+    );
+    let consoles = read("/proc/consoles").unwrap_or_default();
+    // The driver bound to the console's UART: `uart-pl011` (device tree or
+    // ACPI ARMH0011) or `sbsa-uart`.
+    let driver = std::fs::read_link("/sys/class/tty/ttyAMA0/device/driver")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let is_console = consoles.lines().any(|l| l.starts_with("ttyAMA0"));
+    r.pass_if(
+        "uart.pl011-console",
+        (driver == "uart-pl011" || driver == "sbsa-uart") && is_console,
+        format!(
+            "ttyAMA0 driver: {}; consoles: {}",
+            if driver.is_empty() { "none" } else { &driver },
+            consoles
+                .lines()
+                .map(|l| l.split_whitespace().next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    );
+}
+
+fn common_checks(r: &mut Reporter, cfg: &AgentConfig, log: &[String]) {
+    let online = read("/sys/devices/system/cpu/online").unwrap_or_default();
+    let count: u32 = online
+        .trim()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                b.parse::<u32>()
+                    .unwrap_or(0)
+                    .saturating_sub(a.parse().unwrap_or(0))
+                    + 1
+            }
+            None => 1,
+        })
+        .sum();
+    r.pass_if(
+        "cpus.online",
+        count == cfg.cpus,
+        format!("{count} online ({}), {} requested", online.trim(), cfg.cpus),
+    );
+    // PCI: a host bridge, and virtio devices where the transport says so.
+    let pci = list("/sys/bus/pci/devices");
+    let class = |d: &str| read(&format!("/sys/bus/pci/devices/{d}/class")).unwrap_or_default();
+    let vendor = |d: &str| read(&format!("/sys/bus/pci/devices/{d}/vendor")).unwrap_or_default();
+    let bridges = pci
+        .iter()
+        .filter(|d| class(d).starts_with("0x0600"))
+        .count();
+    r.pass_if(
+        "pci.host-bridge",
+        bridges > 0,
+        format!("{} PCI functions, {bridges} host bridge(s)", pci.len()),
+    );
+    let virtio_pci = pci.iter().filter(|d| vendor(d).trim() == "0x1af4").count();
+    let virtio = list("/sys/bus/virtio/devices");
+    let unbound: Vec<&String> = virtio
+        .iter()
+        .filter(|d| !Path::new(&format!("/sys/bus/virtio/devices/{d}/driver")).exists())
+        .collect();
+    r.pass_if(
+        "virtio.bound",
+        !virtio.is_empty() && unbound.is_empty(),
+        format!("{} virtio devices, unbound: {:?}", virtio.len(), unbound),
+    );
+    let want_pci = cfg.transport != "mmio";
+    r.pass_if(
+        "virtio.transport",
+        if want_pci {
+            virtio_pci > 0
+        } else {
+            virtio_pci == 0
+        },
+        format!(
+            "{virtio_pci} virtio PCI functions, transport {} requested",
+            cfg.transport
+        ),
+    );
+    let bad: Vec<&String> = log
+        .iter()
+        .filter(|l| {
+            l.contains("Oops")
+                || l.contains("BUG:")
+                || l.starts_with("WARNING:")
+                || l.contains("] WARNING:")
+                || l.contains("Call trace:")
+        })
+        .take(5)
+        .collect();
+    r.pass_if(
+        "kernel.log-clean",
+        bad.is_empty(),
+        if bad.is_empty() {
+            format!("{} kernel log lines, no oops/BUG/WARNING", log.len())
+        } else {
+            format!("{bad:?}")
+        },
+    );
+}
+
+#[cfg(target_os = "linux")]
+fn main() {
+    let _ = mount("proc", "/proc", "proc");
+    let _ = mount("sysfs", "/sys", "sysfs");
+    let _ = mount("devtmpfs", "/dev", "devtmpfs");
+    let nonce = read(NONCE_PATH).unwrap_or_default().trim().to_string();
+    let cfg: AgentConfig = read(CONFIG_PATH)
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut r = Reporter {
+        nonce,
+        passed: 0,
+        failed: 0,
+    };
+    let uname = rustix::system::uname();
+    r.send(&Record::Hello {
+        v: PROTOCOL,
+        agent: env!("CARGO_PKG_VERSION").into(),
+        kernel: uname.release().to_string_lossy().into_owned(),
+        machine: uname.machine().to_string_lossy().into_owned(),
+    });
+    for path in read(MODULES_LIST)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        let error = load_module(path).err();
+        r.send(&Record::Module {
+            path: path.into(),
+            error,
+        });
+    }
+    // Let drivers bind to the devices their modules just registered.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = kernel_log();
+    efi_checks(&mut r, &log);
+    acpi_checks(&mut r, &cfg);
+    if cfg.arch == "aarch64" {
+        dt_checks(&mut r, &cfg);
+        arm_checks(&mut r, &cfg, &log);
+    }
+    common_checks(&mut r, &cfg, &log);
+    r.send(&Record::Done {
+        passed: r.passed,
+        failed: r.failed,
+    });
+    power_off();
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("bootproof-agent runs inside a Linux guest");
+    std::process::exit(2);
+}

@@ -1,0 +1,243 @@
+//! The agent stage: what bootproof's in-guest agent reports and how.
+//!
+//! The agent (`src/bin/agent.rs`) is a static binary that runs as `/init`
+//! of an initramfs bootproof builds. It writes one record per line on the
+//! console, framed as `@@bootproof:<nonce>:<json>`. The nonce is written
+//! into the initramfs (never on the kernel command line, which the kernel
+//! echoes), so kernel or firmware noise cannot forge a record. This module
+//! holds the record types both sides use and the host-side parser, which
+//! bounds what it accepts.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version written in every record.
+pub const PROTOCOL: u32 = 1;
+/// Where the agent finds its nonce inside the initramfs.
+pub const NONCE_PATH: &str = "/etc/bootproof/nonce";
+/// Where the agent finds its configuration inside the initramfs.
+pub const CONFIG_PATH: &str = "/etc/bootproof/config.json";
+/// Where the agent finds the modules to load, in order, one path per line.
+pub const MODULES_LIST: &str = "/etc/bootproof/modules";
+/// Longest record line the host accepts.
+pub const MAX_RECORD: usize = 64 * 1024;
+/// Most records the host keeps from one guest.
+pub const MAX_RECORDS: usize = 4096;
+
+/// What the host tells the agent (the platform it asked QEMU for).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// `aarch64` or `x86_64`.
+    pub arch: String,
+    /// vCPUs the VM has.
+    pub cpus: u32,
+    /// GIC version requested (aarch64).
+    pub gic: u8,
+    /// ACPI requested.
+    pub acpi: bool,
+    /// `pci` or `mmio`.
+    pub transport: String,
+}
+
+/// A check's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Met.
+    Pass,
+    /// Not met.
+    Fail,
+    /// Not applicable here, with the reason in the evidence.
+    Skip,
+}
+
+/// One record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Record {
+    /// First record: who is reporting.
+    Hello {
+        /// Protocol version.
+        v: u32,
+        /// Agent version.
+        agent: String,
+        /// `uname -r`.
+        kernel: String,
+        /// `uname -m`.
+        machine: String,
+    },
+    /// A module the agent loaded (or could not).
+    Module {
+        /// Path inside the initramfs.
+        path: String,
+        /// Error, if loading failed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+    },
+    /// One runtime check.
+    Check {
+        /// Stable id (`uefi.booted`, `acpi.checksums`, …).
+        id: String,
+        /// Result.
+        status: Status,
+        /// What was seen.
+        evidence: String,
+    },
+    /// Last record: the agent is about to power the guest off.
+    Done {
+        /// Checks passed.
+        passed: u32,
+        /// Checks failed.
+        failed: u32,
+    },
+}
+
+/// The framing prefix for `nonce`.
+pub fn prefix(nonce: &str) -> String {
+    format!("@@bootproof:{nonce}:")
+}
+
+/// Frames a record as a console line (with the trailing newline).
+pub fn frame(nonce: &str, record: &Record) -> String {
+    let json = serde_json::to_string(record).unwrap_or_else(|_| "{}".into());
+    format!("{}{json}\n", prefix(nonce))
+}
+
+/// Collects the records of one guest from its console, whatever the
+/// chunking; lines without the nonce are ignored, oversized ones dropped.
+#[derive(Debug)]
+pub struct RecordReader {
+    prefix: Vec<u8>,
+    line: Vec<u8>,
+    overflow: bool,
+    records: Vec<Record>,
+    /// Lines that had the nonce but did not parse.
+    pub malformed: usize,
+}
+
+impl RecordReader {
+    /// A reader for records carrying `nonce`.
+    pub fn new(nonce: &str) -> RecordReader {
+        RecordReader {
+            prefix: prefix(nonce).into_bytes(),
+            line: Vec::new(),
+            overflow: false,
+            records: Vec::new(),
+            malformed: 0,
+        }
+    }
+
+    /// Feeds console bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                if !self.overflow {
+                    self.take_line();
+                }
+                self.line.clear();
+                self.overflow = false;
+            } else if self.line.len() < MAX_RECORD {
+                self.line.push(b);
+            } else {
+                self.overflow = true;
+            }
+        }
+    }
+
+    fn take_line(&mut self) {
+        // The record may follow other output on the same line (a kernel
+        // message interleaved); the prefix is searched, not anchored.
+        let Some(at) = self
+            .line
+            .windows(self.prefix.len())
+            .position(|w| w == self.prefix.as_slice())
+        else {
+            return;
+        };
+        if self.records.len() >= MAX_RECORDS {
+            return;
+        }
+        match serde_json::from_slice::<Record>(&self.line[at + self.prefix.len()..]) {
+            Ok(r) => self.records.push(r),
+            Err(_) => self.malformed += 1,
+        }
+    }
+
+    /// The records so far.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Whether the agent said it finished.
+    pub fn done(&self) -> bool {
+        self.records
+            .iter()
+            .any(|r| matches!(r, Record::Done { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_noise_is_ignored() {
+        let n = "5eed";
+        let check = Record::Check {
+            id: "uefi.booted".into(),
+            status: Status::Pass,
+            evidence: "/sys/firmware/efi exists".into(),
+        };
+        let mut console = String::new();
+        console.push_str("[    1.0] Linux version 6.1\r\n");
+        console.push_str(&frame(n, &check));
+        console.push_str("@@bootproof:other-nonce:{\"type\":\"done\",\"passed\":9,\"failed\":0}\n");
+        console.push_str("[    2.0] noise ");
+        console.push_str(&frame(
+            n,
+            &Record::Done {
+                passed: 1,
+                failed: 0,
+            },
+        ));
+        console.push_str(&format!("{}{{not json\n", prefix(n)));
+        for chunk in [1, 5, 4096] {
+            let mut r = RecordReader::new(n);
+            for piece in console.as_bytes().chunks(chunk) {
+                r.feed(piece);
+            }
+            assert_eq!(
+                r.records(),
+                &[
+                    check.clone(),
+                    Record::Done {
+                        passed: 1,
+                        failed: 0
+                    }
+                ]
+            );
+            assert!(r.done());
+            assert_eq!(r.malformed, 1);
+        }
+    }
+
+    #[test]
+    fn hostile_lengths_are_bounded() {
+        let mut r = RecordReader::new("n");
+        r.feed(&vec![b'x'; MAX_RECORD * 3]);
+        r.feed(b"\n");
+        for _ in 0..(MAX_RECORDS + 10) {
+            r.feed(
+                frame(
+                    "n",
+                    &Record::Done {
+                        passed: 0,
+                        failed: 0,
+                    },
+                )
+                .as_bytes(),
+            );
+        }
+        assert_eq!(r.records().len(), MAX_RECORDS);
+    }
+}

@@ -1,0 +1,678 @@
+//! `bootproof verify`: runtime compliance in agent mode. The image's own
+//! kernel boots through UEFI firmware with an initramfs bootproof builds in
+//! memory (the static agent as `/init`, the kernel modules it needs taken
+//! from the image's `/lib/modules/<version>` with their dependencies), once
+//! per platform variant, in parallel; the agent's records become a matrix.
+
+use crate::boot::{cache_dir, EXIT_INTERRUPTED};
+use crate::extract::{pick_entry, resolve_arch};
+use crate::style::Style;
+use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
+use bootproof_agent::{AgentConfig, Record, RecordReader, Status};
+use bootproof_boot::extract::extract;
+use bootproof_boot::initramfs::Initramfs;
+use bootproof_boot::modules::{self, Closure, InImage};
+use bootproof_image::ReadAt;
+use bootproof_inspect::OpenedImage;
+use bootproof_vm::accel::{self, Accel};
+use bootproof_vm::machine::{DirectKernel, Platform, Transport};
+use bootproof_vm::prepare::{prepare, FirmwareChoice, VmRequest};
+use bootproof_vm::state::{self, RunDir};
+use bootproof_vm::supervise::{self, BootOutcome, BootResult, WatchOptions};
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const AFTER_HELP: &str = "\
+Each variant boots the image's default kernel (as `bootproof extract` finds
+it) through UEFI firmware with an initramfs bootproof builds: its static
+agent as /init plus the virtio and efivarfs modules from the image's own
+/lib/modules/<version> (dependencies from modules.dep or each module's
+modinfo). No image userspace runs. The agent checks UEFI and its runtime
+services, EFI variables, the RTC, ACPI tables (presence, lengths and
+checksums, the SBBR set, HW-reduced FADT) or the device tree, GIC version,
+arch timer, PSCI, the PL011 console, CPUs online, PCI host bridge, virtio
+binding and transport, and a kernel log free of oops/BUG/WARNING, then
+powers off. Records travel on the console with a per-run nonce.
+
+Variants (aarch64): --variants gic=2,3 acpi=on,off transport=pci,mmio
+(default: every combination). x86_64 has one variant (q35, ACPI, PCI).
+
+Exit status: 0 every check passed on every variant; 1 a check failed or a
+variant did not report; 2 usage error or the VMs could not run; 130
+interrupted.
+
+Examples:
+  bootproof verify disk.qcow2
+  bootproof verify --variants gic=3 acpi=on,off disk.raw --json";
+
+/// Everything `bootproof verify` takes.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
+    #[arg(long, default_value = "auto")]
+    pub arch: String,
+    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio); unnamed axes take every value.
+    #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
+    pub variants: Vec<String>,
+    /// Boot entry N (0 = first) instead of the loader's default.
+    #[arg(long, value_name = "N")]
+    pub entry: Option<usize>,
+    /// Seconds each variant may take [default: 60 with KVM, 300 with TCG].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Variants booted at once [default: the number of host cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Modules the agent needs when the kernel has them as modules.
+const AGENT_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_console",
+    "virtio_rng",
+    "efivarfs",
+];
+
+/// Parses `--variants` into platforms (every combination).
+fn variants(arch: &str, axes: &[String]) -> Result<Vec<Platform>, CliError> {
+    let mut gic = vec![3u8, 2];
+    let mut acpi = vec![true, false];
+    let mut transport = vec![Transport::Pci, Transport::Mmio];
+    for a in axes {
+        let (k, v) = a.split_once('=').ok_or_else(|| {
+            CliError::with_hint(
+                format!("bad variant axis `{a}`"),
+                "write AXIS=V1,V2, e.g. gic=2,3",
+            )
+        })?;
+        let vals: Vec<&str> = v.split(',').filter(|s| !s.is_empty()).collect();
+        let bad = || {
+            CliError::with_hint(
+                format!("bad values in `{a}`"),
+                "gic=2,3 acpi=on,off transport=pci,mmio",
+            )
+        };
+        match k {
+            "gic" => {
+                gic = vals
+                    .iter()
+                    .map(|x| match *x {
+                        "2" => Ok(2),
+                        "3" => Ok(3),
+                        _ => Err(bad()),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "acpi" => {
+                acpi = vals
+                    .iter()
+                    .map(|x| match *x {
+                        "on" => Ok(true),
+                        "off" => Ok(false),
+                        _ => Err(bad()),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "transport" => {
+                transport = vals
+                    .iter()
+                    .map(|x| match *x {
+                        "pci" => Ok(Transport::Pci),
+                        "mmio" => Ok(Transport::Mmio),
+                        _ => Err(bad()),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if arch != "aarch64" {
+        return Ok(vec![Platform::default()]);
+    }
+    let mut out = Vec::new();
+    for &g in &gic {
+        for &a in &acpi {
+            for &t in &transport {
+                out.push(Platform {
+                    gic: g,
+                    acpi: a,
+                    transport: t,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn variant_name(p: &Platform, arch: &str) -> String {
+    if arch != "aarch64" {
+        return "q35".into();
+    }
+    format!(
+        "gic{} acpi-{} {}",
+        p.gic,
+        if p.acpi { "on" } else { "off" },
+        match p.transport {
+            Transport::Pci => "pci",
+            Transport::Mmio => "mmio",
+        }
+    )
+}
+
+fn musl_triple(arch: &str) -> String {
+    format!("{arch}-unknown-linux-musl")
+}
+
+/// Finds the agent binary for `arch` without the user naming it:
+/// `$BOOTPROOF_AGENT_DIR/<arch>/bootproof-agent`, `bootproof-agent-<arch>`
+/// beside this executable, or the build tree's `target/<triple>/agent/`.
+pub fn find_agent(arch: &str) -> Result<PathBuf, CliError> {
+    let mut tried = Vec::new();
+    if let Some(d) = std::env::var_os("BOOTPROOF_AGENT_DIR") {
+        tried.push(PathBuf::from(d).join(arch).join("bootproof-agent"));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            tried.push(dir.join(format!("bootproof-agent-{arch}")));
+            for up in dir.ancestors().take(4) {
+                tried.push(up.join(musl_triple(arch)).join("agent/bootproof-agent"));
+                tried.push(
+                    up.join("target")
+                        .join(musl_triple(arch))
+                        .join("agent/bootproof-agent"),
+                );
+            }
+        }
+    }
+    tried.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        CliError::with_hint(
+            format!(
+                "no bootproof-agent for {arch} (looked in {})",
+                tried
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "build it with scripts/build-agent.sh, or set BOOTPROOF_AGENT_DIR",
+        )
+    })
+}
+
+/// The image's `/lib/modules/<version>` (or `/usr/lib/...`): the slot and path.
+fn module_dir(img: &OpenedImage, version: &str) -> Option<(usize, String)> {
+    for (i, s) in img.slots.iter().enumerate() {
+        let Some(v) = s.volume.as_ref() else { continue };
+        for base in ["/lib/modules", "/usr/lib/modules"] {
+            let dir = format!("{base}/{version}");
+            if v.metadata(dir.as_bytes())
+                .is_ok_and(|m| m.file_type == bootproof_fs::FileType::Dir)
+            {
+                return Some((i, dir));
+            }
+        }
+    }
+    None
+}
+
+fn nonce() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(std::process::id().to_le_bytes());
+    h.update(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            .to_le_bytes(),
+    );
+    if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        h.update(b);
+    }
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn initramfs(
+    agent: &[u8],
+    closure: &Closure,
+    version: &str,
+    cfg: &AgentConfig,
+    nonce: &str,
+) -> Vec<u8> {
+    let mut i = Initramfs::new();
+    for d in ["proc", "sys", "dev", "run", "tmp"] {
+        i.dir(d);
+    }
+    i.char_dev("dev/console", 5, 1);
+    i.file("init", agent, 0o755);
+    i.file(bootproof_agent::NONCE_PATH, nonce.as_bytes(), 0o644);
+    i.file(
+        bootproof_agent::CONFIG_PATH,
+        serde_json::to_string(cfg).unwrap_or_default().as_bytes(),
+        0o644,
+    );
+    let mut list = String::new();
+    for m in &closure.load {
+        let path = format!(
+            "/lib/modules/{version}/{}",
+            m.path
+                .trim_end_matches(".xz")
+                .trim_end_matches(".zst")
+                .trim_end_matches(".gz")
+        );
+        i.file(&path, &m.data, 0o644);
+        list.push_str(&path);
+        list.push('\n');
+    }
+    i.file(bootproof_agent::MODULES_LIST, list.as_bytes(), 0o644);
+    i.finish()
+}
+
+/// One variant's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    /// Short name (`gic3 acpi-on pci`).
+    pub name: String,
+    /// The platform.
+    pub platform: Platform,
+    /// Whether the agent reported and every check passed.
+    pub passed: bool,
+    /// The agent's records.
+    pub records: Vec<Record>,
+    /// How the boot ended.
+    pub boot: BootResult,
+}
+
+pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
+    let img = open(&args.image)?;
+    let arch = resolve_arch(&img, &args.arch)?;
+    let arch_name = arch.name();
+    let platforms = variants(arch_name, &args.variants)?;
+    let agent_path = find_agent(arch_name)?;
+    let agent = std::fs::read(&agent_path)?;
+    let base = state::base_dir();
+    state::clean_stale(&base);
+    let work = RunDir::create(&base)?;
+    let (chain, picked, _) = pick_entry(&img, arch, args.entry)?;
+    let manifest = extract(&img, &chain, &picked, &work.path().join("kernel")).map_err(|e| {
+        CliError::with_hint(e, "`bootproof extract IMAGE -o DIR` shows what would boot")
+    })?;
+    let version = manifest.kernel_version.clone().ok_or_else(|| {
+        CliError::with_hint(
+            "the kernel's version is unknown, so its modules cannot be found",
+            "`bootproof extract --json IMAGE -o DIR` shows what was found",
+        )
+    })?;
+    let closure = match module_dir(&img, &version) {
+        Some((slot, dir)) => {
+            let vol = img.slots[slot].volume.as_ref().expect("checked");
+            modules::resolve(&InImage { volume: vol, dir }, AGENT_MODULES)
+        }
+        None => Closure {
+            missing: AGENT_MODULES.iter().map(|s| s.to_string()).collect(),
+            dependency_source: format!("none: no /lib/modules/{version} in the image"),
+            ..Closure::default()
+        },
+    };
+    let host_arch = std::env::consts::ARCH;
+    let decision = accel::decide(host_arch, arch_name, || {
+        accel::probe_kvm_cached(host_arch, &cache_dir())
+    });
+    let timeout = Duration::from_secs(args.timeout.unwrap_or(match decision.accel {
+        Accel::Kvm => 60,
+        Accel::Tcg => 300,
+    }));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.unwrap_or(cores).max(1);
+    let cpus = 2u32.min(cores as u32).max(1);
+    let console = if arch_name == "aarch64" {
+        "ttyAMA0"
+    } else {
+        "ttyS0"
+    };
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    }
+    let st = Style::stderr(args.output.color);
+    if !args.output.json {
+        eprintln!(
+            "{} {} ({arch_name}, kernel {version}, {} variant(s), {} at a time, {})",
+            st.bold("Verifying"),
+            args.image.image.display(),
+            platforms.len(),
+            jobs.min(platforms.len()),
+            match decision.accel {
+                Accel::Kvm => "KVM",
+                Accel::Tcg => "TCG",
+            }
+        );
+    }
+    let queue = Mutex::new(platforms.iter().cloned().enumerate().collect::<Vec<_>>());
+    let results: Mutex<Vec<(usize, Result<VariantResult, String>)>> = Mutex::new(Vec::new());
+    let kernel_path = work.path().join("kernel/kernel");
+    let image_format = img.image.format().to_string();
+    let image_size = img.image.size();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(platforms.len()) {
+            scope.spawn(|| loop {
+                let Some((idx, platform)) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                    return;
+                };
+                let r = run_variant(
+                    &args.image.image,
+                    (&image_format, image_size),
+                    arch_name,
+                    &platform,
+                    &agent,
+                    &closure,
+                    &version,
+                    &kernel_path,
+                    console,
+                    cpus,
+                    &decision,
+                    timeout,
+                    &base,
+                    &interrupted,
+                );
+                if !args.output.json {
+                    let name = variant_name(&platform, arch_name);
+                    match &r {
+                        Ok(v) => eprintln!(
+                            "  {name}: {}",
+                            if v.passed {
+                                st.green("pass")
+                            } else {
+                                st.red_bold("fail")
+                            }
+                        ),
+                        Err(e) => eprintln!("  {name}: {}", st.red_bold(e)),
+                    }
+                }
+                if let Ok(mut res) = results.lock() {
+                    res.push((idx, r));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    let mut done: Vec<VariantResult> = Vec::new();
+    let mut errors = Vec::new();
+    for (_, r) in results {
+        match r {
+            Ok(v) => done.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    let all_passed = errors.is_empty() && done.iter().all(|v| v.passed);
+    let code = if interrupted.load(Ordering::Relaxed) {
+        EXIT_INTERRUPTED
+    } else if !errors.is_empty() {
+        EXIT_ERROR
+    } else if all_passed {
+        EXIT_OK
+    } else {
+        EXIT_FAIL
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.output.json {
+        let doc = json!({
+            "schema": "bootproof.verify/v1",
+            "image": args.image.image,
+            "arch": arch_name,
+            "kernel_version": version,
+            "accel": decision,
+            "agent": agent_path,
+            "modules": closure,
+            "variants": done,
+            "errors": errors,
+            "passed": all_passed,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
+        writeln!(stdout)?;
+        return Ok(code);
+    }
+    let so = Style::stdout(args.output.color);
+    if !closure.missing.is_empty() {
+        writeln!(
+            stdout,
+            "{} modules not found in the image: {} ({})",
+            so.yellow("note:"),
+            closure.missing.join(", "),
+            closure.dependency_source
+        )?;
+    }
+    // The matrix: checks down, variants across.
+    let mut ids: Vec<String> = Vec::new();
+    for v in &done {
+        for r in &v.records {
+            if let Record::Check { id, .. } = r {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+    }
+    let header: Vec<String> = done.iter().map(|v| v.name.clone()).collect();
+    let width = ids.iter().map(|i| i.len()).max().unwrap_or(5).max(5);
+    write!(stdout, "{:width$}", "check")?;
+    for h in &header {
+        write!(stdout, "  {:>16}", h)?;
+    }
+    writeln!(stdout)?;
+    for id in &ids {
+        write!(stdout, "{id:width$}")?;
+        for v in &done {
+            let cell = v.records.iter().find_map(|r| match r {
+                Record::Check { id: i, status, .. } if i == id => Some(*status),
+                _ => None,
+            });
+            let (text, styled) = match cell {
+                Some(Status::Pass) => ("pass", so.green("pass")),
+                Some(Status::Fail) => ("FAIL", so.red_bold("FAIL")),
+                Some(Status::Skip) => ("skip", so.dim("skip")),
+                None => ("–", "–".to_string()),
+            };
+            write!(
+                stdout,
+                "  {}{styled}",
+                " ".repeat(16 - text.chars().count())
+            )?;
+        }
+        writeln!(stdout)?;
+    }
+    for v in &done {
+        for r in &v.records {
+            if let Record::Check {
+                id,
+                status: Status::Fail,
+                evidence,
+            } = r
+            {
+                writeln!(
+                    stdout,
+                    "{} {} [{}]: {evidence}",
+                    so.red_bold("FAIL"),
+                    id,
+                    v.name
+                )?;
+            }
+        }
+        if !v.records.iter().any(|r| matches!(r, Record::Done { .. })) {
+            writeln!(
+                stdout,
+                "{} [{}]: the agent did not finish ({}); console log {}",
+                so.red_bold("FAIL"),
+                v.name,
+                serde_json::to_value(&v.boot.outcome)
+                    .map(|o| o["outcome"].to_string())
+                    .unwrap_or_default(),
+                v.boot.console_log.display()
+            )?;
+        }
+    }
+    for e in &errors {
+        writeln!(stdout, "{} {e}", so.red_bold("error:"))?;
+    }
+    writeln!(
+        stdout,
+        "{} {}",
+        so.bold("Verdict"),
+        if all_passed {
+            so.green("every check passed on every variant")
+        } else {
+            so.red_bold("failures above")
+        }
+    )?;
+    Ok(code)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_variant(
+    image: &Path,
+    (image_format, image_size): (&str, u64),
+    arch: &str,
+    platform: &Platform,
+    agent: &[u8],
+    closure: &Closure,
+    version: &str,
+    kernel: &Path,
+    console: &str,
+    cpus: u32,
+    decision: &accel::Decision,
+    timeout: Duration,
+    base: &Path,
+    interrupted: &AtomicBool,
+) -> Result<VariantResult, String> {
+    let run = RunDir::create(base).map_err(|e| e.to_string())?;
+    let n = nonce();
+    let cfg = AgentConfig {
+        arch: arch.into(),
+        cpus,
+        gic: platform.gic,
+        acpi: platform.acpi,
+        transport: match platform.transport {
+            Transport::Pci => "pci".into(),
+            Transport::Mmio => "mmio".into(),
+        },
+    };
+    let initrd = run.path().join("agent.cpio");
+    std::fs::write(&initrd, initramfs(agent, closure, version, &cfg, &n))
+        .map_err(|e| e.to_string())?;
+    let req = VmRequest {
+        arch: arch.into(),
+        image: image.to_path_buf(),
+        image_format: image_format.to_string(),
+        image_size,
+        firmware: FirmwareChoice::Auto,
+        secure_boot: Some(false),
+        platform: platform.clone(),
+        kernel: Some(DirectKernel {
+            kernel: kernel.to_path_buf(),
+            initrd: Some(initrd),
+            cmdline: format!("console={console} rdinit=/init"),
+        }),
+        cpus,
+        memory_mib: 1024,
+        accel: decision.clone(),
+        network: false,
+        cache_dir: Some(cache_dir()),
+    };
+    let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
+    let log = run.path().join("console.log");
+    let opts = WatchOptions {
+        deadline: timeout,
+        until: None,
+        console_log: log,
+        max_log_bytes: 16 << 20,
+    };
+    let mut reader = RecordReader::new(&n);
+    let boot = supervise::boot(
+        &prepared.qemu.binary,
+        &prepared.spec,
+        &run,
+        &opts,
+        interrupted,
+        supervise::Hooks {
+            on_stage: &mut |_| {},
+            on_console: &mut |b| reader.feed(b),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if let BootOutcome::InfraError { message } = &boot.outcome {
+        return Err(format!("{}: {message}", variant_name(platform, arch)));
+    }
+    let records = reader.records().to_vec();
+    let passed = reader.done()
+        && !records.iter().any(|r| {
+            matches!(
+                r,
+                Record::Check {
+                    status: Status::Fail,
+                    ..
+                }
+            )
+        });
+    let mut boot = boot;
+    // The run directory (and its log) goes away; keep the log if it failed.
+    if !passed {
+        let keep = cache_dir().join("logs").join(format!(
+            "verify-{}-{}.log",
+            variant_name(platform, arch).replace(' ', "-"),
+            n
+        ));
+        let _ = std::fs::create_dir_all(keep.parent().unwrap_or(Path::new(".")));
+        if std::fs::copy(&boot.console_log, &keep).is_ok() {
+            boot.console_log = keep;
+        }
+    }
+    Ok(VariantResult {
+        name: variant_name(platform, arch),
+        platform: platform.clone(),
+        passed,
+        records,
+        boot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_axes() {
+        assert_eq!(variants("aarch64", &[]).unwrap().len(), 8);
+        let v = variants(
+            "aarch64",
+            &[
+                "gic=2".into(),
+                "acpi=on,off".into(),
+                "transport=mmio".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(v
+            .iter()
+            .all(|p| p.gic == 2 && p.transport == Transport::Mmio));
+        assert_eq!(variants("x86_64", &[]).unwrap().len(), 1);
+        assert!(variants("aarch64", &["gic=4".into()]).is_err());
+        assert!(variants("aarch64", &["nope".into()]).is_err());
+    }
+}

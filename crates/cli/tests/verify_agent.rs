@@ -1,0 +1,150 @@
+//! `bootproof verify` in agent mode: Debian's real kernels boot through
+//! AAVMF/OVMF with bootproof's static agent as /init and the image's own
+//! modules; the agent's records must show what each platform variant is.
+//! Needs the agent built (scripts/test.sh runs scripts/build-agent.sh).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+
+fn verify(name: &str, args: &[&str]) -> (i32, Value) {
+    let dir = scratch("verify", name);
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["verify", "--json"])
+        .args(args)
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+/// (status, evidence) of check `id` in a variant.
+fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
+    variant["records"].as_array().unwrap().iter().find_map(|r| {
+        (r["type"] == "check" && r["id"] == id).then(|| {
+            (
+                r["status"].as_str().unwrap(),
+                r["evidence"].as_str().unwrap(),
+            )
+        })
+    })
+}
+
+#[test]
+fn arm64_every_default_variant_reports_what_it_is() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let (code, v) = verify("arm64", &[img.to_str().unwrap()]);
+    let variants = v["variants"].as_array().unwrap();
+    assert_eq!(
+        variants.len(),
+        8,
+        "gic 2,3 × acpi on,off × transport pci,mmio"
+    );
+    for var in variants {
+        let name = var["name"].as_str().unwrap();
+        let failed: Vec<&Value> = var["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "fail")
+            .collect();
+        assert!(
+            var["passed"].as_bool().unwrap(),
+            "{name}: {failed:?} {}",
+            var["boot"]
+        );
+        assert!(var["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "done"));
+        let p = &var["platform"];
+        let gic = p["gic"].as_u64().unwrap();
+        let (s, e) = check(var, "gic.version").unwrap();
+        assert_eq!(s, "pass");
+        assert!(e.ends_with(&format!("shows GICv{gic}")), "{name}: {e}");
+        if p["acpi"] == false {
+            assert_eq!(
+                check(var, "acpi.absent-when-off").unwrap().0,
+                "pass",
+                "{name}"
+            );
+            let (s, e) = check(var, "dt.present").unwrap();
+            assert_eq!(s, "pass", "{name}: a real device tree");
+            assert!(e.contains("cpus") && e.contains("memory"), "{e}");
+            assert!(check(var, "acpi.checksums").is_none());
+        } else {
+            assert_eq!(check(var, "acpi.checksums").unwrap().0, "pass");
+            let (_, e) = check(var, "acpi.sbbr-tables").unwrap();
+            for t in ["FACP", "APIC", "GTDT", "DSDT", "SPCR", "DBG2"] {
+                assert!(e.contains(t), "{e}");
+            }
+        }
+        let (s, e) = check(var, "virtio.transport").unwrap();
+        assert_eq!(s, "pass");
+        if p["transport"] == "mmio" {
+            assert!(e.starts_with("0 virtio PCI functions"), "{name}: {e}");
+        } else {
+            assert!(!e.starts_with("0 "), "{name}: {e}");
+        }
+        for id in [
+            "uefi.booted",
+            "uefi.runtime-services",
+            "uefi.variables-writable",
+            "rtc.readable",
+            "timer.arch",
+            "psci.version",
+            "uart.pl011-console",
+            "cpus.online",
+            "virtio.bound",
+            "kernel.log-clean",
+        ] {
+            assert_eq!(check(var, id).map(|c| c.0), Some("pass"), "{name} {id}");
+        }
+        let rtc = check(var, "rtc.readable").unwrap().1;
+        assert!(rtc.contains("rtc-efi"), "{rtc}");
+    }
+    assert_eq!(code, 0);
+    // The modules came from the image, dependencies from their modinfo.
+    assert_eq!(v["modules"]["dependency_source"], "modinfo");
+    let load: Vec<&str> = v["modules"]["load"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    let at = |n: &str| load.iter().position(|x| *x == n).unwrap();
+    assert!(at("virtio_pci_modern_dev") < at("virtio_pci"), "{load:?}");
+}
+
+#[test]
+fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
+    let img = boot_images().join("debian-grub-amd64.raw");
+    let (code, v) = verify("amd64", &[img.to_str().unwrap()]);
+    let var = &v["variants"][0];
+    assert!(var["passed"].as_bool().unwrap(), "{var}");
+    assert_eq!(code, 0);
+    assert_eq!(check(var, "acpi.checksums").unwrap().0, "pass");
+    assert!(
+        check(var, "gic.version").is_none(),
+        "arm-only checks are not run"
+    );
+
+    // The UKI image has no /lib/modules: virtio_pci stays unloaded, so no
+    // virtio device binds and the run fails (exit 1), naming the check.
+    let img = boot_images().join("uki-amd64.raw");
+    let (code, v) = verify("uki", &[img.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let var = &v["variants"][0];
+    assert!(!var["passed"].as_bool().unwrap());
+    assert_eq!(check(var, "virtio.bound").unwrap().0, "fail");
+    assert!(v["modules"]["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "virtio_pci"));
+}
