@@ -3,11 +3,13 @@
 # bootproof and a sample arm64 VM image from real Debian packages (kernel,
 # systemd-boot, busybox), then inspects, browses, checks and extracts the
 # image in-process, without root, loop devices or mounts, and boots it under
-# QEMU through UEFI firmware and by direct kernel boot.
+# QEMU through UEFI firmware and by direct kernel boot, and verifies its
+# runtime compliance on every platform variant with bootproof's agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-sample-image.sh target/sample
 scripts/install-qemu.sh
+scripts/build-agent.sh
 cargo build --release --locked -q
 bp=target/release/bootproof
 img=target/sample/debian-arm64.qcow2
@@ -22,3 +24,4 @@ $bp check "$img"
 $bp extract "$img" -o target/sample/extracted
 $bp boot "$img"
 $bp boot --mode direct "$img"
+$bp verify "$img"
