@@ -37,7 +37,21 @@ pub struct AgentConfig {
     pub acpi: bool,
     /// `pci` or `mmio`.
     pub transport: String,
+    /// Write this value to bootproof's persistence variable (first boot of
+    /// the persistence check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_write: Option<String>,
+    /// Expect this value in bootproof's persistence variable (second boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_expect: Option<String>,
 }
+
+/// The name of the variable the persistence check writes, under
+/// [`VENDOR_GUID`].
+pub const PERSIST_VARIABLE: &str = "BootproofPersist";
+/// bootproof's vendor GUID for its EFI variables (firmware refuses unknown
+/// names under the EFI global-variable GUID).
+pub const VENDOR_GUID: &str = "b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90";
 
 /// A check's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -309,6 +309,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         accel: decision.clone(),
         network: args.network,
         cache_dir: Some(cache_dir()),
+        nvram: None,
     };
     let prepared = prepare(&req, &run_dir).map_err(|e| {
         use bootproof_vm::prepare::PrepareError as P;

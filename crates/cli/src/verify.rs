@@ -67,6 +67,13 @@ pub struct VerifyArgs {
     /// Seconds each variant may take [default: 60 with KVM, 300 with TCG].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// The persistence check: boot once writing an EFI variable, read the
+    /// NVRAM file on the host, boot again on the same NVRAM (aarch64: the
+    /// other GIC version) and read it back. `fresh-vars` gives the second
+    /// boot a fresh store, as firmware without persistent variables would (a
+    /// negative control that must fail).
+    #[arg(long, default_value = "on", value_parser = ["on", "off", "fresh-vars"])]
+    pub persistence: String,
     /// Variants booted at once [default: the number of host cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -365,31 +372,36 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     }
     let queue = Mutex::new(platforms.iter().cloned().enumerate().collect::<Vec<_>>());
     let results: Mutex<Vec<(usize, Result<VariantResult, String>)>> = Mutex::new(Vec::new());
-    let kernel_path = work.path().join("kernel/kernel");
-    let image_format = img.image.format().to_string();
-    let image_size = img.image.size();
+    let ctx = Ctx {
+        image: &args.image.image,
+        image_format: img.image.format().to_string(),
+        image_size: img.image.size(),
+        arch: arch_name,
+        agent: &agent,
+        closure: &closure,
+        version: &version,
+        kernel: work.path().join("kernel/kernel"),
+        console,
+        cpus,
+        decision: decision.clone(),
+        timeout,
+        base: base.clone(),
+        interrupted: &interrupted,
+    };
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(platforms.len()) {
             scope.spawn(|| loop {
                 let Some((idx, platform)) = queue.lock().ok().and_then(|mut q| q.pop()) else {
                     return;
                 };
-                let r = run_variant(
-                    &args.image.image,
-                    (&image_format, image_size),
-                    arch_name,
-                    &platform,
-                    &agent,
-                    &closure,
-                    &version,
-                    &kernel_path,
-                    console,
-                    cpus,
-                    &decision,
-                    timeout,
-                    &base,
-                    &interrupted,
-                );
+                let task = Task {
+                    name: variant_name(&platform, arch_name),
+                    platform: platform.clone(),
+                    nvram: None,
+                    persist_write: None,
+                    persist_expect: None,
+                };
+                let r = run_variant(&ctx, &task);
                 if !args.output.json {
                     let name = variant_name(&platform, arch_name);
                     match &r {
@@ -417,6 +429,27 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     for (_, r) in results {
         match r {
             Ok(v) => done.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    if args.persistence != "off" && !interrupted.load(Ordering::Relaxed) {
+        match persistence(&ctx, work.path(), args.persistence == "fresh-vars") {
+            Ok(pair) => {
+                if !args.output.json {
+                    for v in &pair {
+                        eprintln!(
+                            "  {}: {}",
+                            v.name,
+                            if v.passed {
+                                st.green("pass")
+                            } else {
+                                st.red_bold("fail")
+                            }
+                        );
+                    }
+                }
+                done.extend(pair)
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -543,24 +576,139 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     Ok(code)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_variant(
-    image: &Path,
-    (image_format, image_size): (&str, u64),
-    arch: &str,
-    platform: &Platform,
-    agent: &[u8],
-    closure: &Closure,
-    version: &str,
-    kernel: &Path,
-    console: &str,
+/// Whether a variant's records show the agent finished with no failure.
+fn all_passed(records: &[Record]) -> bool {
+    records.iter().any(|r| matches!(r, Record::Done { .. }))
+        && !records.iter().any(|r| {
+            matches!(
+                r,
+                Record::Check {
+                    status: Status::Fail,
+                    ..
+                }
+            )
+        })
+}
+
+/// The persistence pair: boot 1 writes bootproof's variable into a kept
+/// NVRAM; the host reads the store file; boot 2 (aarch64: on the other GIC
+/// version, as vmspec-boot did) reads it back.
+fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>, String> {
+    use bootproof_agent::{PERSIST_VARIABLE, VENDOR_GUID};
+    let value = format!("bootproof-{}", nonce());
+    let nv = work.join("persist-vars.fd");
+    let (first, second) = if ctx.arch == "aarch64" {
+        (
+            Platform {
+                gic: 3,
+                ..Platform::default()
+            },
+            Platform {
+                gic: 2,
+                ..Platform::default()
+            },
+        )
+    } else {
+        (Platform::default(), Platform::default())
+    };
+    let gic = |p: &Platform| {
+        if ctx.arch == "aarch64" {
+            format!(" gic{}", p.gic)
+        } else {
+            String::new()
+        }
+    };
+    let mut w = run_variant(
+        ctx,
+        &Task {
+            name: format!("persist-w{}", gic(&first)),
+            platform: first,
+            nvram: Some(nv.clone()),
+            persist_write: Some(value.clone()),
+            persist_expect: None,
+        },
+    )?;
+    // The store as the firmware left it, read on the host.
+    let found = std::fs::read(&nv)
+        .map_err(|e| e.to_string())
+        .and_then(|b| bootproof_vm::nvram::variables(&b).map_err(|e| e.to_string()));
+    let (status, evidence) = match &found {
+        Ok(vars) => match vars
+            .iter()
+            .find(|v| v.name == PERSIST_VARIABLE && v.guid == VENDOR_GUID)
+        {
+            Some(v) if v.data == value.as_bytes() => (
+                Status::Pass,
+                format!(
+                    "{PERSIST_VARIABLE}-{VENDOR_GUID} = {value:?} in the NVRAM file (attributes {:#x}; {} variables)",
+                    v.attributes,
+                    vars.len()
+                ),
+            ),
+            Some(v) => (Status::Fail, format!("{PERSIST_VARIABLE} holds {:?}", String::from_utf8_lossy(&v.data))),
+            None => (Status::Fail, format!("{PERSIST_VARIABLE} not in the NVRAM file ({} variables)", vars.len())),
+        },
+        Err(e) => (Status::Fail, format!("NVRAM file: {e}")),
+    };
+    let at = w.records.len().saturating_sub(1);
+    w.records.insert(
+        at,
+        Record::Check {
+            id: "uefi.nvram-on-host".into(),
+            status,
+            evidence,
+        },
+    );
+    w.passed = all_passed(&w.records);
+    let read_from = if fresh {
+        work.join("fresh-vars.fd")
+    } else {
+        nv
+    };
+    let r = run_variant(
+        ctx,
+        &Task {
+            name: format!("persist-r{}", gic(&second)),
+            platform: second,
+            nvram: Some(read_from),
+            persist_write: None,
+            persist_expect: Some(value),
+        },
+    )?;
+    Ok(vec![w, r])
+}
+
+/// What every variant of one run shares.
+struct Ctx<'a> {
+    image: &'a Path,
+    image_format: String,
+    image_size: u64,
+    arch: &'a str,
+    agent: &'a [u8],
+    closure: &'a Closure,
+    version: &'a str,
+    kernel: PathBuf,
+    console: &'a str,
     cpus: u32,
-    decision: &accel::Decision,
+    decision: accel::Decision,
     timeout: Duration,
-    base: &Path,
-    interrupted: &AtomicBool,
-) -> Result<VariantResult, String> {
-    let run = RunDir::create(base).map_err(|e| e.to_string())?;
+    base: PathBuf,
+    interrupted: &'a AtomicBool,
+}
+
+/// One boot: a platform, and for the persistence check, a kept NVRAM and
+/// what the agent writes or expects.
+struct Task {
+    name: String,
+    platform: Platform,
+    nvram: Option<PathBuf>,
+    persist_write: Option<String>,
+    persist_expect: Option<String>,
+}
+
+fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
+    let (arch, platform, cpus) = (ctx.arch, &task.platform, ctx.cpus);
+    let run = RunDir::create(&ctx.base).map_err(|e| e.to_string())?;
     let n = nonce();
     let cfg = AgentConfig {
         arch: arch.into(),
@@ -571,33 +719,39 @@ fn run_variant(
             Transport::Pci => "pci".into(),
             Transport::Mmio => "mmio".into(),
         },
+        persist_write: task.persist_write.clone(),
+        persist_expect: task.persist_expect.clone(),
     };
     let initrd = run.path().join("agent.cpio");
-    std::fs::write(&initrd, initramfs(agent, closure, version, &cfg, &n))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &initrd,
+        initramfs(ctx.agent, ctx.closure, ctx.version, &cfg, &n),
+    )
+    .map_err(|e| e.to_string())?;
     let req = VmRequest {
         arch: arch.into(),
-        image: image.to_path_buf(),
-        image_format: image_format.to_string(),
-        image_size,
+        image: ctx.image.to_path_buf(),
+        image_format: ctx.image_format.clone(),
+        image_size: ctx.image_size,
         firmware: FirmwareChoice::Auto,
         secure_boot: Some(false),
         platform: platform.clone(),
         kernel: Some(DirectKernel {
-            kernel: kernel.to_path_buf(),
+            kernel: ctx.kernel.clone(),
             initrd: Some(initrd),
-            cmdline: format!("console={console} rdinit=/init"),
+            cmdline: format!("console={} rdinit=/init", ctx.console),
         }),
         cpus,
         memory_mib: 1024,
-        accel: decision.clone(),
+        accel: ctx.decision.clone(),
         network: false,
         cache_dir: Some(cache_dir()),
+        nvram: task.nvram.clone(),
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
     let log = run.path().join("console.log");
     let opts = WatchOptions {
-        deadline: timeout,
+        deadline: ctx.timeout,
         until: None,
         console_log: log,
         max_log_bytes: 16 << 20,
@@ -608,7 +762,7 @@ fn run_variant(
         &prepared.spec,
         &run,
         &opts,
-        interrupted,
+        ctx.interrupted,
         supervise::Hooks {
             on_stage: &mut |_| {},
             on_console: &mut |b| reader.feed(b),
@@ -616,25 +770,16 @@ fn run_variant(
     )
     .map_err(|e| e.to_string())?;
     if let BootOutcome::InfraError { message } = &boot.outcome {
-        return Err(format!("{}: {message}", variant_name(platform, arch)));
+        return Err(format!("{}: {message}", task.name));
     }
     let records = reader.records().to_vec();
-    let passed = reader.done()
-        && !records.iter().any(|r| {
-            matches!(
-                r,
-                Record::Check {
-                    status: Status::Fail,
-                    ..
-                }
-            )
-        });
+    let passed = all_passed(&records);
     let mut boot = boot;
     // The run directory (and its log) goes away; keep the log if it failed.
     if !passed {
         let keep = cache_dir().join("logs").join(format!(
             "verify-{}-{}.log",
-            variant_name(platform, arch).replace(' ', "-"),
+            task.name.replace(' ', "-"),
             n
         ));
         let _ = std::fs::create_dir_all(keep.parent().unwrap_or(Path::new(".")));
@@ -643,7 +788,7 @@ fn run_variant(
         }
     }
     Ok(VariantResult {
-        name: variant_name(platform, arch),
+        name: task.name.clone(),
         platform: platform.clone(),
         passed,
         records,

@@ -127,3 +127,25 @@ fn console_classifier_seeds() {
         let _ = (c.outcome(), c.cause(), c.waiting_for_key());
     }
 }
+
+#[test]
+fn nvram_seeds() {
+    let seeds = inputs("vm_nvram");
+    assert!(!seeds.is_empty());
+    for data in &seeds {
+        let _ = bootproof_vm::nvram::variables(data);
+    }
+    // The real store AAVMF formatted during a boot (committed as a seed).
+    let real = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/vm_nvram/seed-aavmf-after-boot"),
+    )
+    .unwrap();
+    let vars = bootproof_vm::nvram::variables(&real).unwrap();
+    let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    assert!(names.contains(&"BootOrder"), "{names:?}");
+    assert!(names.contains(&"Boot0001"), "{names:?}");
+    let boot_order = vars.iter().find(|v| v.name == "BootOrder").unwrap();
+    assert_eq!(boot_order.guid, "8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    assert_eq!(boot_order.data.len() % 2, 0);
+}

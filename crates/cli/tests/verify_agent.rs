@@ -38,11 +38,29 @@ fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
 fn arm64_every_default_variant_reports_what_it_is() {
     let img = boot_images().join("debian-grub-arm64.raw");
     let (code, v) = verify("arm64", &[img.to_str().unwrap()]);
-    let variants = v["variants"].as_array().unwrap();
+    let all = v["variants"].as_array().unwrap();
+    let (persist, variants): (Vec<&Value>, Vec<&Value>) = all
+        .iter()
+        .partition(|x| x["name"].as_str().unwrap().starts_with("persist"));
     assert_eq!(
         variants.len(),
         8,
         "gic 2,3 × acpi on,off × transport pci,mmio"
+    );
+    // Persistence: written on a GICv3 boot, found in the NVRAM file by the
+    // host's own parser, read back on a GICv2 boot of the same NVRAM.
+    assert_eq!(persist.len(), 2);
+    assert_eq!(persist[0]["platform"]["gic"], 3);
+    assert_eq!(persist[1]["platform"]["gic"], 2);
+    let (s, e) = check(persist[0], "uefi.nvram-on-host").unwrap();
+    assert_eq!(s, "pass", "{e}");
+    assert!(
+        e.contains("BootproofPersist-b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90"),
+        "{e}"
+    );
+    assert_eq!(
+        check(persist[1], "uefi.variables-persist").unwrap().0,
+        "pass"
     );
     for var in variants {
         let name = var["name"].as_str().unwrap();
@@ -122,12 +140,47 @@ fn arm64_every_default_variant_reports_what_it_is() {
 }
 
 #[test]
+fn firmware_without_persistent_variables_fails_the_persistence_check() {
+    // The negative control: boot 2 gets a fresh variable store.
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let (code, v) = verify(
+        "fresh-vars",
+        &[
+            "--variants",
+            "gic=3",
+            "acpi=on",
+            "transport=pci",
+            "--persistence",
+            "fresh-vars",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    let read = v["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"].as_str().unwrap().starts_with("persist-r"))
+        .unwrap();
+    let (s, e) = check(read, "uefi.variables-persist").unwrap();
+    assert_eq!(s, "fail");
+    assert!(e.contains("gone after reboot"), "{e}");
+}
+
+#[test]
 fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
     let img = boot_images().join("debian-grub-amd64.raw");
     let (code, v) = verify("amd64", &[img.to_str().unwrap()]);
     let var = &v["variants"][0];
     assert!(var["passed"].as_bool().unwrap(), "{var}");
     assert_eq!(code, 0);
+    // OVMF keeps variables too.
+    let persist: Vec<&Value> = v["variants"].as_array().unwrap().iter().skip(1).collect();
+    assert_eq!(check(persist[0], "uefi.nvram-on-host").unwrap().0, "pass");
+    assert_eq!(
+        check(persist[1], "uefi.variables-persist").unwrap().0,
+        "pass"
+    );
     assert_eq!(check(var, "acpi.checksums").unwrap().0, "pass");
     assert!(
         check(var, "gic.version").is_none(),
@@ -137,7 +190,7 @@ fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
     // The UKI image has no /lib/modules: virtio_pci stays unloaded, so no
     // virtio device binds and the run fails (exit 1), naming the check.
     let img = boot_images().join("uki-amd64.raw");
-    let (code, v) = verify("uki", &[img.to_str().unwrap()]);
+    let (code, v) = verify("uki", &["--persistence", "off", img.to_str().unwrap()]);
     assert_eq!(code, 1);
     let var = &v["variants"][0];
     assert!(!var["passed"].as_bool().unwrap());

@@ -113,6 +113,7 @@ fn main() {
             },
             network: false,
             cache_dir: Some(base.join("cache")),
+            nvram: None,
         };
         let mut args = Vec::new();
         add(

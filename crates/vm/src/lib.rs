@@ -15,6 +15,7 @@ pub mod accel;
 pub mod classify;
 pub mod firmware;
 pub mod machine;
+pub mod nvram;
 pub mod overlay;
 pub mod prepare;
 pub mod qemu;

@@ -59,6 +59,10 @@ pub struct VmRequest {
     pub network: bool,
     /// Where facts about the host's QEMU may be cached (none: ask QEMU).
     pub cache_dir: Option<PathBuf>,
+    /// This VM's variable store, kept across boots: used as it is when it
+    /// exists, created from the template when not. `None`: a fresh copy in
+    /// the run directory, gone with it.
+    pub nvram: Option<PathBuf>,
 }
 
 /// The firmware that was picked, for reports.
@@ -111,6 +115,7 @@ fn flash_setup(
     template: Option<FlashImage>,
     requires_smm: bool,
     run: &RunDir,
+    nvram: Option<&Path>,
 ) -> std::io::Result<FirmwareSetup> {
     // aarch64 `virt` maps exactly 64 MiB per raw pflash unit; the code
     // image must be padded too, so it gets a padded copy when short.
@@ -125,8 +130,16 @@ fn flash_setup(
         code
     };
     let vars = match template {
+        // A kept store from an earlier boot of the same VM.
+        Some(t) if nvram.is_some_and(|n| n.exists()) => Some(FlashImage {
+            path: nvram.map(Path::to_path_buf).unwrap_or_default(),
+            format: t.format,
+        }),
         Some(t) => {
-            let dest = run.path().join(format!("vars.{}", t.format));
+            let dest = match nvram {
+                Some(n) => n.to_path_buf(),
+                None => run.path().join(format!("vars.{}", t.format)),
+            };
             let pad = firmware::needs_padding(arch, &t.format, &t.path)
                 .then_some(firmware::VIRT_PFLASH_BYTES);
             copy_nvram(&t.path, &dest, pad)?;
@@ -148,6 +161,7 @@ fn from_descriptor(
     d: &Descriptor,
     arch: &str,
     run: &RunDir,
+    nvram: Option<&Path>,
 ) -> Result<(FirmwareSetup, FirmwareReport), PrepareError> {
     let mut report = FirmwareReport {
         descriptor: Some(d.source.clone()),
@@ -172,7 +186,7 @@ fn from_descriptor(
                 format: t.format.clone(),
             });
             let smm = d.features.iter().any(|f| f == "requires-smm");
-            flash_setup(arch, code, template, smm, run)?
+            flash_setup(arch, code, template, smm, run, nvram)?
         }
         Mapping::Memory { filename } => {
             report.code = Some(filename.clone());
@@ -219,7 +233,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
                 enrolled_keys: None,
             };
             let d = firmware::select(&descriptors, &want)?;
-            from_descriptor(&d, &req.arch, run)?
+            from_descriptor(&d, &req.arch, run, req.nvram.as_deref())?
         }
         FirmwareChoice::None => (
             FirmwareSetup::QemuDefault,
@@ -262,6 +276,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
                 }),
                 false,
                 run,
+                req.nvram.as_deref(),
             )?;
             (
                 setup,

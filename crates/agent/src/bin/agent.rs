@@ -6,7 +6,8 @@
 #![forbid(unsafe_code)]
 
 use bootproof_agent::{
-    frame, AgentConfig, Record, Status, CONFIG_PATH, MODULES_LIST, NONCE_PATH, PROTOCOL,
+    frame, AgentConfig, Record, Status, CONFIG_PATH, MODULES_LIST, NONCE_PATH, PERSIST_VARIABLE,
+    PROTOCOL, VENDOR_GUID,
 };
 use std::io::Write;
 use std::path::Path;
@@ -249,6 +250,44 @@ fn dt_checks(r: &mut Reporter, cfg: &AgentConfig) {
     }
 }
 
+/// The persistence check's two halves: write a value on the first boot,
+/// read it back on the second (same NVRAM, another platform variant).
+fn persistence_checks(r: &mut Reporter, cfg: &AgentConfig) {
+    let var = format!("/sys/firmware/efi/efivars/{PERSIST_VARIABLE}-{VENDOR_GUID}");
+    if let Some(value) = &cfg.persist_write {
+        // Attributes NV | BS | RT, then the value.
+        let mut payload = 7u32.to_le_bytes().to_vec();
+        payload.extend_from_slice(value.as_bytes());
+        let res = std::fs::write(&var, &payload).map_err(|e| e.to_string());
+        r.pass_if(
+            "uefi.variable-stored",
+            res.is_ok(),
+            match res {
+                Ok(()) => format!("wrote {PERSIST_VARIABLE} = {value:?} (non-volatile)"),
+                Err(e) => format!("{var}: {e}"),
+            },
+        );
+    }
+    if let Some(want) = &cfg.persist_expect {
+        let got = std::fs::read(&var);
+        let value = got
+            .as_ref()
+            .ok()
+            .map(|b| String::from_utf8_lossy(b.get(4..).unwrap_or_default()).into_owned());
+        r.pass_if(
+            "uefi.variables-persist",
+            value.as_deref() == Some(want.as_str()),
+            match (&got, &value) {
+                (Ok(_), Some(v)) => {
+                    format!("{PERSIST_VARIABLE} after reboot = {v:?}, written {want:?}")
+                }
+                (Err(e), _) => format!("{PERSIST_VARIABLE} is gone after reboot: {e}"),
+                _ => "unreadable".into(),
+            },
+        );
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn efi_checks(r: &mut Reporter, log: &[String]) {
     let efi = Path::new("/sys/firmware/efi").is_dir();
@@ -278,7 +317,10 @@ fn efi_checks(r: &mut Reporter, log: &[String]) {
     // Write a variable (non-volatile, boot and runtime access) and read it back.
     // bootproof's own vendor GUID: firmware refuses unknown names under
     // the EFI global-variable GUID.
-    let var = format!("{vars}/BootproofProbe-b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90");
+    // A name of this boot's own: an existing efivarfs file is immutable, and
+    // a kept NVRAM still holds earlier boots' probes.
+    let tag: String = r.nonce.chars().take(8).collect();
+    let var = format!("{vars}/BootproofProbe{tag}-{VENDOR_GUID}");
     let payload = [7u8, 0, 0, 0, b'b', b'p'];
     let wrote = std::fs::write(&var, payload).map_err(|e| e.to_string());
     let back = std::fs::read(&var).map_err(|e| e.to_string());
@@ -487,6 +529,9 @@ fn main() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let log = kernel_log();
     efi_checks(&mut r, &log);
+    if cfg.persist_write.is_some() || cfg.persist_expect.is_some() {
+        persistence_checks(&mut r, &cfg);
+    }
     acpi_checks(&mut r, &cfg);
     if cfg.arch == "aarch64" {
         dt_checks(&mut r, &cfg);

@@ -1,0 +1,254 @@
+//! Reading an EDK2 variable store (the pflash NVRAM of OVMF/AAVMF) on the
+//! host: firmware volume header, variable store header, then the
+//! variables, normal or authenticated. Written from the EDK2 definitions
+//! (`MdePkg/Include/Pi/PiFirmwareVolume.h`,
+//! `MdeModulePkg/Include/Guid/VariableFormat.h`); no crate reads it. The
+//! file is untrusted: every offset is checked and the walk is bounded.
+
+use serde::Serialize;
+
+/// `gEfiVariableGuid`.
+const VARIABLE_GUID: [u8; 16] = guid(
+    0xddcf3616,
+    0x3275,
+    0x4164,
+    [0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d],
+);
+/// `gEfiAuthenticatedVariableGuid`.
+const AUTH_VARIABLE_GUID: [u8; 16] = guid(
+    0xaaf32c78,
+    0x947b,
+    0x439a,
+    [0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92],
+);
+const START_ID: u16 = 0x55aa;
+/// `VAR_ADDED`.
+const VAR_ADDED: u8 = 0x3f;
+/// `VAR_ADDED & VAR_IN_DELETED_TRANSITION`: still the live copy.
+const VAR_ADDED_TRANSITION: u8 = 0x3e;
+/// Most variables listed.
+const MAX_VARIABLES: usize = 10_000;
+
+const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
+    let a = a.to_le_bytes();
+    let b = b.to_le_bytes();
+    let c = c.to_le_bytes();
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
+        d[7],
+    ]
+}
+
+/// Formats a GUID stored in EFI byte order.
+pub fn format_guid(g: &[u8; 16]) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
+        u16::from_le_bytes([g[4], g[5]]),
+        u16::from_le_bytes([g[6], g[7]]),
+        g[8],
+        g[9],
+        g[10],
+        g[11],
+        g[12],
+        g[13],
+        g[14],
+        g[15]
+    )
+}
+
+/// One live variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Variable {
+    /// Name (UTF-16 decoded).
+    pub name: String,
+    /// Vendor GUID.
+    pub guid: String,
+    /// Attributes (NV = 1, BS = 2, RT = 4, …).
+    pub attributes: u32,
+    /// The value.
+    #[serde(skip)]
+    pub data: Vec<u8>,
+    /// Its size.
+    pub size: usize,
+}
+
+/// Why a store could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NvramError {
+    /// No firmware volume: the store was never formatted (a fresh AAVMF
+    /// template is all zeros until the firmware's first boot).
+    #[error("no firmware volume header (_FVH): the variable store is not formatted")]
+    Unformatted,
+    /// A structure is inconsistent.
+    #[error("corrupt variable store: {0}")]
+    Corrupt(String),
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn corrupt(s: impl Into<String>) -> NvramError {
+    NvramError::Corrupt(s.into())
+}
+
+/// Lists the live variables of a store.
+pub fn variables(store: &[u8]) -> Result<Vec<Variable>, NvramError> {
+    if store.get(40..44) != Some(b"_FVH") {
+        return Err(NvramError::Unformatted);
+    }
+    let header_len = usize::from(u16_at(store, 48).ok_or_else(|| corrupt("short FV header"))?);
+    let vs = store
+        .get(
+            header_len
+                ..header_len
+                    .checked_add(28)
+                    .ok_or_else(|| corrupt("FV header length"))?,
+        )
+        .ok_or_else(|| corrupt("variable store header past the end"))?;
+    let auth = match &vs[..16] {
+        g if g == AUTH_VARIABLE_GUID => true,
+        g if g == VARIABLE_GUID => false,
+        g => {
+            let g: [u8; 16] = g.try_into().unwrap_or([0; 16]);
+            return Err(corrupt(format!(
+                "unknown variable store GUID {}",
+                format_guid(&g)
+            )));
+        }
+    };
+    let size = u32_at(vs, 16).unwrap_or(0) as usize;
+    let end = header_len
+        .checked_add(size)
+        .filter(|&e| e <= store.len())
+        .ok_or_else(|| corrupt(format!("store size {size} past the end of the file")))?;
+    let head = if auth { 60 } else { 32 };
+    let mut at = header_len + 28;
+    let mut out = Vec::new();
+    while at.checked_add(head).is_some_and(|h| h <= end) && out.len() < MAX_VARIABLES {
+        if u16_at(store, at) != Some(START_ID) {
+            break;
+        }
+        let state = store[at + 2];
+        let attributes = u32_at(store, at + 4).unwrap_or(0);
+        let (name_size, data_size, guid_at) = if auth {
+            (u32_at(store, at + 36), u32_at(store, at + 40), at + 44)
+        } else {
+            (u32_at(store, at + 8), u32_at(store, at + 12), at + 16)
+        };
+        let (name_size, data_size) = (
+            name_size.unwrap_or(0) as usize,
+            data_size.unwrap_or(0) as usize,
+        );
+        let name_at = at + head;
+        let data_at = name_at
+            .checked_add(name_size)
+            .ok_or_else(|| corrupt("name size"))?;
+        let next = data_at
+            .checked_add(data_size)
+            .filter(|&n| n <= end)
+            .ok_or_else(|| corrupt(format!("variable at {at} runs past the store")))?;
+        if state == VAR_ADDED || state == VAR_ADDED_TRANSITION {
+            let units: Vec<u16> = store[name_at..data_at]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&c| c != 0)
+                .collect();
+            let mut g = [0u8; 16];
+            g.copy_from_slice(&store[guid_at..guid_at + 16]);
+            out.push(Variable {
+                name: String::from_utf16_lossy(&units),
+                guid: format_guid(&g),
+                attributes,
+                data: store[data_at..next].to_vec(),
+                size: data_size,
+            });
+        }
+        at = next.next_multiple_of(4);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(vars: &[(&str, [u8; 16], u8, &[u8])]) -> Vec<u8> {
+        let mut s = vec![0u8; 0x48];
+        s[40..44].copy_from_slice(b"_FVH");
+        s[48..50].copy_from_slice(&0x48u16.to_le_bytes());
+        let mut body = Vec::new();
+        for (name, g, state, data) in vars {
+            let name16: Vec<u8> = name
+                .encode_utf16()
+                .chain([0])
+                .flat_map(|c| c.to_le_bytes())
+                .collect();
+            let mut h = vec![0u8; 60];
+            h[..2].copy_from_slice(&START_ID.to_le_bytes());
+            h[2] = *state;
+            h[4..8].copy_from_slice(&7u32.to_le_bytes());
+            h[36..40].copy_from_slice(&(name16.len() as u32).to_le_bytes());
+            h[40..44].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            h[44..60].copy_from_slice(g);
+            body.extend(h);
+            body.extend(name16);
+            body.extend_from_slice(data);
+            while body.len() % 4 != 0 {
+                body.push(0xff);
+            }
+        }
+        let mut vs = AUTH_VARIABLE_GUID.to_vec();
+        vs.extend(((28 + body.len() + 64) as u32).to_le_bytes());
+        vs.extend([0x5a, 0xfe, 0, 0, 0, 0, 0, 0]);
+        s.extend(vs);
+        s.extend(body);
+        s.extend(vec![0xffu8; 64]);
+        s
+    }
+
+    #[test]
+    fn live_variables_are_listed_deleted_ones_not() {
+        let g = guid(
+            0xb0075eed,
+            0x6b2a,
+            0x4c1e,
+            [0x9f, 0x3d, 0x2e, 0x7a, 0x5c, 0x4b, 0x1d, 0x90],
+        );
+        let s = store(&[
+            ("Old", g, 0x3c, b"x"),
+            ("BootproofPersist", g, VAR_ADDED, b"hello"),
+        ]);
+        let v = variables(&s).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name, "BootproofPersist");
+        assert_eq!(v[0].guid, "b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90");
+        assert_eq!(v[0].data, b"hello");
+        assert_eq!(variables(&vec![0u8; 4096]), Err(NvramError::Unformatted));
+    }
+
+    #[test]
+    fn hostile_stores_are_errors_not_panics() {
+        let g = [1u8; 16];
+        let good = store(&[("A", g, VAR_ADDED, b"1234")]);
+        for cut in 0..good.len() {
+            let _ = variables(&good[..cut]);
+        }
+        for i in 0..good.len() {
+            for b in [0x00, 0xff, 0x80] {
+                let mut s = good.clone();
+                s[i] = b;
+                let _ = variables(&s);
+            }
+        }
+    }
+}
