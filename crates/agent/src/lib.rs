@@ -44,6 +44,9 @@ pub struct AgentConfig {
     /// Expect this value in bootproof's persistence variable (second boot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist_expect: Option<String>,
+    /// Wait for the host to hotplug a virtio disk into a PCIe root port.
+    #[serde(default)]
+    pub hotplug: bool,
 }
 
 /// The name of the variable the persistence check writes, under
@@ -96,6 +99,11 @@ pub enum Record {
         status: Status,
         /// What was seen.
         evidence: String,
+    },
+    /// The agent waits for the host to act (`hotplug`: add a disk now).
+    Waiting {
+        /// What for.
+        what: String,
     },
     /// Last record: the agent is about to power the guest off.
     Done {

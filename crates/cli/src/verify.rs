@@ -74,6 +74,10 @@ pub struct VerifyArgs {
     /// negative control that must fail).
     #[arg(long, default_value = "on", value_parser = ["on", "off", "fresh-vars"])]
     pub persistence: String,
+    /// Skip the hotplug check (a boot in which bootproof adds a virtio disk
+    /// to an empty PCIe root port over QMP and the agent must see it).
+    #[arg(long)]
+    pub no_hotplug: bool,
     /// Variants booted at once [default: the number of host cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -400,6 +404,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
                     nvram: None,
                     persist_write: None,
                     persist_expect: None,
+                    hotplug: false,
                 };
                 let r = run_variant(&ctx, &task);
                 if !args.output.json {
@@ -429,6 +434,25 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     for (_, r) in results {
         match r {
             Ok(v) => done.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !args.no_hotplug && !interrupted.load(Ordering::Relaxed) {
+        match hotplug(&ctx) {
+            Ok(v) => {
+                if !args.output.json {
+                    eprintln!(
+                        "  {}: {}",
+                        v.name,
+                        if v.passed {
+                            st.green("pass")
+                        } else {
+                            st.red_bold("fail")
+                        }
+                    );
+                }
+                done.push(v)
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -626,6 +650,7 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
             nvram: Some(nv.clone()),
             persist_write: Some(value.clone()),
             persist_expect: None,
+            hotplug: false,
         },
     )?;
     // The store as the firmware left it, read on the host.
@@ -673,9 +698,47 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
             nvram: Some(read_from),
             persist_write: None,
             persist_expect: Some(value),
+            hotplug: false,
         },
     )?;
     Ok(vec![w, r])
+}
+
+/// Hotplugs a fresh 16 MiB virtio disk into root port `rp1` over QMP.
+fn hotplug_disk(qmp: &Path, file: &Path) -> Result<(), String> {
+    std::fs::File::create(file)
+        .and_then(|f| f.set_len(16 << 20))
+        .map_err(|e| e.to_string())?;
+    let mut q =
+        bootproof_vm::qmp::Qmp::connect(qmp, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    q.execute(
+        "blockdev-add",
+        json!({ "node-name": "hotplug0", "driver": "raw",
+                "file": { "driver": "file", "filename": file } }),
+    )
+    .map_err(|e| e.to_string())?;
+    q.execute(
+        "device_add",
+        json!({ "driver": "virtio-blk-pci", "bus": "rp1", "drive": "hotplug0", "id": "hotplug-disk0" }),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The hotplug check: a boot with an empty PCIe root port; when the agent
+/// says it waits, bootproof adds a disk over QMP and the agent must see it.
+fn hotplug(ctx: &Ctx) -> Result<VariantResult, String> {
+    run_variant(
+        ctx,
+        &Task {
+            name: "hotplug".into(),
+            platform: Platform::default(),
+            nvram: None,
+            persist_write: None,
+            persist_expect: None,
+            hotplug: true,
+        },
+    )
 }
 
 /// What every variant of one run shares.
@@ -704,6 +767,7 @@ struct Task {
     nvram: Option<PathBuf>,
     persist_write: Option<String>,
     persist_expect: Option<String>,
+    hotplug: bool,
 }
 
 fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
@@ -721,6 +785,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         },
         persist_write: task.persist_write.clone(),
         persist_expect: task.persist_expect.clone(),
+        hotplug: task.hotplug,
     };
     let initrd = run.path().join("agent.cpio");
     std::fs::write(
@@ -747,6 +812,9 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         network: false,
         cache_dir: Some(cache_dir()),
         nvram: task.nvram.clone(),
+        // Every PCI variant gets one root port: the agent checks it is
+        // hotplug-capable; the hotplug task fills it.
+        hotplug_ports: 1,
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
     let log = run.path().join("console.log");
@@ -757,6 +825,9 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         max_log_bytes: 16 << 20,
     };
     let mut reader = RecordReader::new(&n);
+    let mut plugged: Option<Result<(), String>> = None;
+    let qmp = prepared.spec.qmp_socket.clone();
+    let extra_disk = run.path().join("hotplug.raw");
     let boot = supervise::boot(
         &prepared.qemu.binary,
         &prepared.spec,
@@ -765,14 +836,36 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         ctx.interrupted,
         supervise::Hooks {
             on_stage: &mut |_| {},
-            on_console: &mut |b| reader.feed(b),
+            on_console: &mut |b| {
+                reader.feed(b);
+                if task.hotplug
+                    && plugged.is_none()
+                    && reader
+                        .records()
+                        .iter()
+                        .any(|r| matches!(r, Record::Waiting { .. }))
+                {
+                    plugged = Some(hotplug_disk(&qmp, &extra_disk));
+                }
+            },
         },
     )
     .map_err(|e| e.to_string())?;
     if let BootOutcome::InfraError { message } = &boot.outcome {
         return Err(format!("{}: {message}", task.name));
     }
-    let records = reader.records().to_vec();
+    let mut records = reader.records().to_vec();
+    if let Some(Err(e)) = plugged {
+        let at = records.len().saturating_sub(1);
+        records.insert(
+            at,
+            Record::Check {
+                id: "pci.hotplug-request".into(),
+                status: Status::Fail,
+                evidence: format!("QMP device_add failed: {e}"),
+            },
+        );
+    }
     let passed = all_passed(&records);
     let mut boot = boot;
     // The run directory (and its log) goes away; keep the log if it failed.

@@ -39,9 +39,20 @@ fn arm64_every_default_variant_reports_what_it_is() {
     let img = boot_images().join("debian-grub-arm64.raw");
     let (code, v) = verify("arm64", &[img.to_str().unwrap()]);
     let all = v["variants"].as_array().unwrap();
-    let (persist, variants): (Vec<&Value>, Vec<&Value>) = all
-        .iter()
-        .partition(|x| x["name"].as_str().unwrap().starts_with("persist"));
+    let named = |prefix: &str| -> Vec<&Value> {
+        all.iter()
+            .filter(|x| x["name"].as_str().unwrap().starts_with(prefix))
+            .collect()
+    };
+    let persist = named("persist");
+    let variants = named("gic");
+    // Hotplug: bootproof added a virtio disk to an empty root port over QMP
+    // while the agent waited, and the agent saw it appear.
+    let hotplug = named("hotplug");
+    assert_eq!(hotplug.len(), 1);
+    let (s, e) = check(hotplug[0], "pci.hotplug-disk").unwrap();
+    assert_eq!(s, "pass", "{e}");
+    assert!(e.starts_with("vd") && e.contains("appeared"), "{e}");
     assert_eq!(
         variants.len(),
         8,
@@ -106,8 +117,14 @@ fn arm64_every_default_variant_reports_what_it_is() {
         assert_eq!(s, "pass");
         if p["transport"] == "mmio" {
             assert!(e.starts_with("0 virtio PCI functions"), "{name}: {e}");
+            assert!(check(var, "pci.root-port-hotplug").is_none());
         } else {
             assert!(!e.starts_with("0 "), "{name}: {e}");
+            assert_eq!(
+                check(var, "pci.root-port-hotplug").unwrap().0,
+                "pass",
+                "{name}"
+            );
         }
         for id in [
             "uefi.booted",
@@ -174,8 +191,19 @@ fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
     let var = &v["variants"][0];
     assert!(var["passed"].as_bool().unwrap(), "{var}");
     assert_eq!(code, 0);
-    // OVMF keeps variables too.
-    let persist: Vec<&Value> = v["variants"].as_array().unwrap().iter().skip(1).collect();
+    // OVMF keeps variables too, and q35's root port takes a hotplugged disk.
+    let names: Vec<&str> = v["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["q35", "hotplug", "persist-w", "persist-r"]);
+    assert_eq!(
+        check(&v["variants"][1], "pci.hotplug-disk").unwrap().0,
+        "pass"
+    );
+    let persist: Vec<&Value> = v["variants"].as_array().unwrap().iter().skip(2).collect();
     assert_eq!(check(persist[0], "uefi.nvram-on-host").unwrap().0, "pass");
     assert_eq!(
         check(persist[1], "uefi.variables-persist").unwrap().0,
@@ -190,7 +218,15 @@ fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
     // The UKI image has no /lib/modules: virtio_pci stays unloaded, so no
     // virtio device binds and the run fails (exit 1), naming the check.
     let img = boot_images().join("uki-amd64.raw");
-    let (code, v) = verify("uki", &["--persistence", "off", img.to_str().unwrap()]);
+    let (code, v) = verify(
+        "uki",
+        &[
+            "--persistence",
+            "off",
+            "--no-hotplug",
+            img.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 1);
     let var = &v["variants"][0];
     assert!(!var["passed"].as_bool().unwrap());

@@ -114,6 +114,7 @@ fn main() {
             network: false,
             cache_dir: Some(base.join("cache")),
             nvram: None,
+            hotplug_ports: 0,
         };
         let mut args = Vec::new();
         add(

@@ -119,6 +119,8 @@ pub struct VmSpec {
     /// Attach a user-mode NIC (off by default: firmware would try network
     /// boot first and lose seconds).
     pub network: bool,
+    /// Empty PCIe root ports for hotplug (`rp1`, `rp2`, …; PCI transport only).
+    pub hotplug_ports: u32,
 }
 
 fn path(p: &std::path::Path) -> String {
@@ -239,6 +241,14 @@ impl VmSpec {
                 ),
             ]);
         }
+        if self.platform.transport == Transport::Pci || self.arch != "aarch64" {
+            for i in 1..=self.hotplug_ports {
+                a.extend([
+                    "-device".into(),
+                    format!("pcie-root-port,id=rp{i},chassis={i},slot={i}"),
+                ]);
+            }
+        }
         // Entropy, so a guest never waits for its RNG to initialise.
         a.extend([
             "-device".into(),
@@ -303,6 +313,7 @@ mod tests {
             serial_socket: "/run/x/serial.sock".into(),
             qmp_socket: "/run/x/qmp.sock".into(),
             network: false,
+            hotplug_ports: 0,
         }
     }
 
@@ -366,6 +377,7 @@ mod tests {
             *requires_smm = true;
         }
         s.network = true;
+        s.hotplug_ports = 2;
         let a = s.qemu_args();
         assert_eq!(after(&a, "-machine"), ["pc-q35-10.0,smm=on"]);
         assert_eq!(after(&a, "-cpu"), ["max"]);
@@ -373,5 +385,6 @@ mod tests {
         assert!(after(&a, "-device").contains(&"virtio-blk-pci,drive=disk0,bootindex=0"));
         assert!(after(&a, "-device").contains(&"virtio-net-pci,netdev=net0,romfile="));
         assert!(after(&a, "-nic").is_empty());
+        assert!(after(&a, "-device").contains(&"pcie-root-port,id=rp2,chassis=2,slot=2"));
     }
 }

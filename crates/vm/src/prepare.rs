@@ -59,6 +59,8 @@ pub struct VmRequest {
     pub network: bool,
     /// Where facts about the host's QEMU may be cached (none: ask QEMU).
     pub cache_dir: Option<PathBuf>,
+    /// Empty PCIe root ports to add, for hotplug.
+    pub hotplug_ports: u32,
     /// This VM's variable store, kept across boots: used as it is when it
     /// exists, created from the template when not. `None`: a fresh copy in
     /// the run directory, gone with it.
@@ -308,6 +310,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         serial_socket: run.path().join("serial.sock"),
         qmp_socket: run.path().join("qmp.sock"),
         network: req.network,
+        hotplug_ports: req.hotplug_ports,
     };
     Ok(Prepared {
         qemu,

@@ -493,6 +493,88 @@ fn common_checks(r: &mut Reporter, cfg: &AgentConfig, log: &[String]) {
     );
 }
 
+/// Whether a PCI function's config space shows a hotplug-capable PCIe
+/// slot: PCI Express capability (id 0x10) with Slot Implemented (flags bit
+/// 8) and Hot-Plug Capable in Slot Capabilities (bit 6).
+fn hotplug_capable(config: &[u8]) -> bool {
+    let mut at = usize::from(*config.get(0x34).unwrap_or(&0)) & !3;
+    for _ in 0..48 {
+        if at < 0x40 || at + 0x18 > config.len() {
+            return false;
+        }
+        if config[at] == 0x10 {
+            let flags = u16::from_le_bytes([config[at + 2], config[at + 3]]);
+            let slot = u32::from_le_bytes([
+                config[at + 0x14],
+                config[at + 0x15],
+                config[at + 0x16],
+                config[at + 0x17],
+            ]);
+            return flags & (1 << 8) != 0 && slot & (1 << 6) != 0;
+        }
+        at = usize::from(config[at + 1]) & !3;
+    }
+    false
+}
+
+fn hotplug_checks(r: &mut Reporter, cfg: &AgentConfig) {
+    let ports: Vec<String> = list("/sys/bus/pci/devices")
+        .into_iter()
+        .filter(|d| {
+            read(&format!("/sys/bus/pci/devices/{d}/class"))
+                .unwrap_or_default()
+                .starts_with("0x0604")
+        })
+        .collect();
+    let capable: Vec<&String> = ports
+        .iter()
+        .filter(|d| {
+            std::fs::read(format!("/sys/bus/pci/devices/{d}/config"))
+                .is_ok_and(|c| hotplug_capable(&c))
+        })
+        .collect();
+    r.pass_if(
+        "pci.root-port-hotplug",
+        !capable.is_empty(),
+        format!(
+            "{} PCI bridges/root ports, hotplug-capable: {capable:?}",
+            ports.len()
+        ),
+    );
+    if !cfg.hotplug {
+        return;
+    }
+    let before = list("/sys/block");
+    r.send(&Record::Waiting {
+        what: "hotplug".into(),
+    });
+    let start = std::time::Instant::now();
+    let mut new = Vec::new();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        new = list("/sys/block")
+            .into_iter()
+            .filter(|b| b.starts_with("vd") && !before.contains(b))
+            .collect();
+        if !new.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    r.pass_if(
+        "pci.hotplug-disk",
+        !new.is_empty(),
+        if new.is_empty() {
+            "no new disk appeared within 60 s of asking for one".to_string()
+        } else {
+            format!(
+                "{} appeared {:.1} s after asking",
+                new.join(" "),
+                start.elapsed().as_secs_f64()
+            )
+        },
+    );
+}
+
 #[cfg(target_os = "linux")]
 fn main() {
     let _ = mount("proc", "/proc", "proc");
@@ -538,6 +620,9 @@ fn main() {
         arm_checks(&mut r, &cfg, &log);
     }
     common_checks(&mut r, &cfg, &log);
+    if cfg.transport != "mmio" {
+        hotplug_checks(&mut r, &cfg);
+    }
     r.send(&Record::Done {
         passed: r.passed,
         failed: r.failed,
