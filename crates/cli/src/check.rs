@@ -26,64 +26,47 @@ Examples:
   bootproof check disk.qcow2
   bootproof check --arch aarch64 --junit disk.raw > check.xml";
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn junit(r: &Report, image: &str) -> String {
-    let failures = r.summary.fail_error + r.summary.fail_warning;
-    let tests = r.findings.len();
-    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let name = xml(&format!("bootproof check {image} ({})", r.arch.name()));
-    let _ = writeln!(o, "<testsuites name=\"bootproof check\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{}\">", r.summary.skip);
-    let _ = writeln!(
-        o,
-        "  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{}\">",
-        r.summary.skip
-    );
-    for f in &r.findings {
-        let class = f.rule.id.split('.').next().unwrap_or("rule");
-        let _ = write!(
-            o,
-            "    <testcase classname=\"bootproof.{class}\" name=\"{}: {}\"",
-            xml(f.rule.id),
-            xml(f.rule.title)
-        );
-        let evidence = xml(&f.evidence.join("\n"));
-        match f.outcome {
-            Outcome::Fail => {
-                let sev = if f.rule.severity == Severity::Error {
-                    "error"
-                } else {
-                    "warning"
-                };
-                let _ = writeln!(
-                    o,
-                    ">\n      <failure type=\"{sev}\" message=\"{}\">{evidence}\nclause: {}\nfix: {}</failure>\n    </testcase>",
-                    xml(f.evidence.first().map(String::as_str).unwrap_or("")),
-                    xml(f.rule.clause),
-                    xml(f.rule.hint)
-                );
+    use crate::junit::{render, Case, CaseOutcome, Suite};
+    let cases = r
+        .findings
+        .iter()
+        .map(|f| {
+            let evidence = f.evidence.join("\n");
+            let outcome = match f.outcome {
+                Outcome::Fail => CaseOutcome::Fail {
+                    kind: if f.rule.severity == Severity::Error {
+                        "error"
+                    } else {
+                        "warning"
+                    }
+                    .into(),
+                    message: f.evidence.first().cloned().unwrap_or_default(),
+                    body: format!(
+                        "{evidence}\nclause: {}\nfix: {}",
+                        f.rule.clause, f.rule.hint
+                    ),
+                },
+                Outcome::Skip => CaseOutcome::Skip(evidence),
+                _ => CaseOutcome::Pass(evidence),
+            };
+            Case {
+                class: format!(
+                    "bootproof.{}",
+                    f.rule.id.split('.').next().unwrap_or("rule")
+                ),
+                name: format!("{}: {}", f.rule.id, f.rule.title),
+                outcome,
             }
-            Outcome::Skip => {
-                let _ = writeln!(
-                    o,
-                    ">\n      <skipped message=\"{evidence}\"/>\n    </testcase>"
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    o,
-                    ">\n      <system-out>{evidence}</system-out>\n    </testcase>"
-                );
-            }
-        }
-    }
-    o.push_str("  </testsuite>\n</testsuites>\n");
-    o
+        })
+        .collect();
+    render(
+        "bootproof check",
+        &[Suite {
+            name: format!("bootproof check {image} ({})", r.arch.name()),
+            cases,
+        }],
+    )
 }
 
 fn human(r: &Report, image: &str, st: Style) -> String {

@@ -7,6 +7,7 @@ mod cat;
 mod check;
 mod extract;
 mod inspect;
+mod junit;
 mod ls;
 mod style;
 mod verify;

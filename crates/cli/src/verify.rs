@@ -81,6 +81,9 @@ pub struct VerifyArgs {
     /// Variants booted at once [default: the number of host cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Print a JUnit XML report (a suite per variant, a case per check) for CI viewers.
+    #[arg(long, conflicts_with = "json")]
+    pub junit: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -303,6 +306,10 @@ pub struct VariantResult {
     pub passed: bool,
     /// The agent's records.
     pub records: Vec<Record>,
+    /// Seconds from QEMU's start to the agent's first record.
+    pub first_record_secs: Option<f64>,
+    /// Seconds from QEMU's start to the agent's last record.
+    pub done_secs: Option<f64>,
     /// How the boot ended.
     pub boot: BootResult,
 }
@@ -488,6 +495,10 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         EXIT_FAIL
     };
     let mut stdout = std::io::stdout().lock();
+    if args.junit {
+        stdout.write_all(junit(&args.image.image, &done, &errors).as_bytes())?;
+        return Ok(code);
+    }
     if args.output.json {
         let doc = json!({
             "schema": "bootproof.verify/v1",
@@ -598,6 +609,78 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         }
     )?;
     Ok(code)
+}
+
+fn junit(image: &Path, done: &[VariantResult], errors: &[String]) -> String {
+    use crate::junit::{render, Case, CaseOutcome, Suite};
+    let mut suites: Vec<Suite> = done
+        .iter()
+        .map(|v| {
+            let mut cases: Vec<Case> = v
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Check {
+                        id,
+                        status,
+                        evidence,
+                    } => Some(Case {
+                        class: format!(
+                            "bootproof.verify.{}",
+                            id.split('.').next().unwrap_or("check")
+                        ),
+                        name: id.clone(),
+                        outcome: match status {
+                            Status::Pass => CaseOutcome::Pass(evidence.clone()),
+                            Status::Skip => CaseOutcome::Skip(evidence.clone()),
+                            Status::Fail => CaseOutcome::Fail {
+                                kind: "check".into(),
+                                message: evidence.clone(),
+                                body: evidence.clone(),
+                            },
+                        },
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let finished = v.records.iter().any(|r| matches!(r, Record::Done { .. }));
+            cases.push(Case {
+                class: "bootproof.verify.agent".into(),
+                name: "agent.finished".into(),
+                outcome: if finished {
+                    CaseOutcome::Pass(format!(
+                        "{:.1} s to the last record",
+                        v.done_secs.unwrap_or(0.0)
+                    ))
+                } else {
+                    CaseOutcome::Fail {
+                        kind: "agent".into(),
+                        message: "the agent did not finish".into(),
+                        body: format!("console log: {}", v.boot.console_log.display()),
+                    }
+                },
+            });
+            Suite {
+                name: format!("{} [{}]", image.display(), v.name),
+                cases,
+            }
+        })
+        .collect();
+    for e in errors {
+        suites.push(Suite {
+            name: format!("{} [could not run]", image.display()),
+            cases: vec![Case {
+                class: "bootproof.verify.infra".into(),
+                name: "vm.started".into(),
+                outcome: CaseOutcome::Fail {
+                    kind: "infra".into(),
+                    message: e.clone(),
+                    body: e.clone(),
+                },
+            }],
+        });
+    }
+    render("bootproof verify", &suites)
 }
 
 /// Whether a variant's records show the agent finished with no failure.
@@ -826,6 +909,8 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
     };
     let mut reader = RecordReader::new(&n);
     let mut plugged: Option<Result<(), String>> = None;
+    let started = std::time::Instant::now();
+    let (mut first_record_secs, mut done_secs) = (None, None);
     let qmp = prepared.spec.qmp_socket.clone();
     let extra_disk = run.path().join("hotplug.raw");
     let boot = supervise::boot(
@@ -838,6 +923,12 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
             on_stage: &mut |_| {},
             on_console: &mut |b| {
                 reader.feed(b);
+                if first_record_secs.is_none() && !reader.records().is_empty() {
+                    first_record_secs = Some(started.elapsed().as_secs_f64());
+                }
+                if done_secs.is_none() && reader.done() {
+                    done_secs = Some(started.elapsed().as_secs_f64());
+                }
                 if task.hotplug
                     && plugged.is_none()
                     && reader
@@ -885,6 +976,8 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         platform: platform.clone(),
         passed,
         records,
+        first_record_secs,
+        done_secs,
         boot,
     })
 }

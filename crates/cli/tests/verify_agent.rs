@@ -237,3 +237,25 @@ fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
         .iter()
         .any(|m| m == "virtio_pci"));
 }
+
+#[test]
+fn junit_report_names_the_failing_check() {
+    let img = boot_images().join("uki-amd64.raw");
+    let dir = scratch("verify", "junit");
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["verify", "--junit", "--persistence", "off", "--no-hotplug"])
+        .arg(&img)
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(xml.contains("<testsuite name=") && xml.trim_end().ends_with("</testsuites>"));
+    let failing = xml
+        .split("<testcase ")
+        .find(|c| c.contains("name=\"virtio.bound\""))
+        .unwrap();
+    assert!(failing.contains("<failure type=\"check\""), "{failing}");
+    assert!(xml.contains("name=\"agent.finished\""));
+}
