@@ -107,5 +107,27 @@ print(f"| the same without `-boot` (EDK2 default wait) | {without:.1f} s |")
 import shutil; shutil.rmtree(run_dir, ignore_errors=True)
 PY
 
+# Agent mode (`bootproof verify`): per variant, time from QEMU's start to
+# the agent's first record and to its last; and the whole command (all
+# variants, 2 at a time, plus the hotplug and persistence boots).
+scripts/build-agent.sh 2>/dev/null
+echo
+echo "| image | variant | first record | last record |"
+echo "|---|---|---|---|"
+for img in debian-grub-arm64.raw debian-grub-amd64.raw; do
+  s=$(date +%s%N)
+  "$bp" verify --json "$imgs/$img" > "$tmp/verify.json" || true
+  e=$(date +%s%N)
+  python3 - "$tmp/verify.json" "$img" $(( (e - s) / 1000000 )) <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); img = sys.argv[2]; wall = int(sys.argv[3]) / 1000
+for v in d["variants"]:
+    f = v.get("first_record_secs"); l = v.get("done_secs")
+    fmt = lambda x: "–" if x is None else f"{x:.1f} s"
+    print(f"| {img} | {v['name']} | {fmt(f)} | {fmt(l)} |")
+print(f"| {img} | **whole `bootproof verify`** ({len(d['variants'])} boots, verdict {'pass' if d['passed'] else 'fail'}) | | {wall:.1f} s |")
+PY
+done
+
 echo
 cargo bench -q -p bootproof-vm --bench prepare 2>/dev/null | grep '^|'
