@@ -6,7 +6,9 @@
 //! into the initramfs (never on the kernel command line, which the kernel
 //! echoes), so kernel or firmware noise cannot forge a record. This module
 //! holds the record types both sides use and the host-side parser, which
-//! bounds what it accepts.
+//! bounds what it accepts. When the VM has a virtio-serial port named
+//! [`PORT_NAME`], every record after the modules are loaded also goes
+//! there, a channel no console noise reaches.
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,9 @@ pub const NONCE_PATH: &str = "/etc/bootproof/nonce";
 pub const CONFIG_PATH: &str = "/etc/bootproof/config.json";
 /// Where the agent finds the modules to load, in order, one path per line.
 pub const MODULES_LIST: &str = "/etc/bootproof/modules";
+/// The virtio-serial port name the agent writes its records to as well
+/// (the console stays the fallback).
+pub const PORT_NAME: &str = "org.bootproof.agent.0";
 /// Longest record line the host accepts.
 pub const MAX_RECORD: usize = 64 * 1024;
 /// Most records the host keeps from one guest.
@@ -47,6 +52,9 @@ pub struct AgentConfig {
     /// Wait for the host to hotplug a virtio disk into a PCIe root port.
     #[serde(default)]
     pub hotplug: bool,
+    /// The VM has the [`PORT_NAME`] virtio-serial port: not finding it fails.
+    #[serde(default)]
+    pub virtio_serial: bool,
 }
 
 /// The name of the variable the persistence check writes, under

@@ -311,6 +311,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         cache_dir: Some(cache_dir()),
         nvram: None,
         hotplug_ports: 0,
+        agent_channel: None,
     };
     let prepared = prepare(&req, &run_dir).map_err(|e| {
         use bootproof_vm::prepare::PrepareError as P;

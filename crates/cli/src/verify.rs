@@ -306,6 +306,8 @@ pub struct VariantResult {
     pub passed: bool,
     /// The agent's records.
     pub records: Vec<Record>,
+    /// Where they were read: `virtio-serial` or `console`.
+    pub channel: String,
     /// Seconds from QEMU's start to the agent's first record.
     pub first_record_secs: Option<f64>,
     /// Seconds from QEMU's start to the agent's last record.
@@ -869,6 +871,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         persist_write: task.persist_write.clone(),
         persist_expect: task.persist_expect.clone(),
         hotplug: task.hotplug,
+        virtio_serial: true,
     };
     let initrd = run.path().join("agent.cpio");
     std::fs::write(
@@ -898,6 +901,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         // Every PCI variant gets one root port: the agent checks it is
         // hotplug-capable; the hotplug task fills it.
         hotplug_ports: 1,
+        agent_channel: Some(run.path().join("agent.out")),
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
     let log = run.path().join("console.log");
@@ -945,7 +949,24 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
     if let BootOutcome::InfraError { message } = &boot.outcome {
         return Err(format!("{}: {message}", task.name));
     }
-    let mut records = reader.records().to_vec();
+    // Records from the virtio-serial port (no console noise reaches it)
+    // win when the agent finished there; the console's own records before
+    // the port opened (hello, modules) are kept.
+    let mut port = RecordReader::new(&n);
+    port.feed(&std::fs::read(run.path().join("agent.out")).unwrap_or_default());
+    port.feed(b"\n");
+    let (mut records, channel) = if port.done() {
+        let mut r: Vec<Record> = reader
+            .records()
+            .iter()
+            .take_while(|r| !matches!(r, Record::Check { id, .. } if id == "agent.virtio-serial"))
+            .cloned()
+            .collect();
+        r.extend(port.records().iter().cloned());
+        (r, "virtio-serial")
+    } else {
+        (reader.records().to_vec(), "console")
+    };
     if let Some(Err(e)) = plugged {
         let at = records.len().saturating_sub(1);
         records.insert(
@@ -976,6 +997,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         platform: platform.clone(),
         passed,
         records,
+        channel: channel.into(),
         first_record_secs,
         done_secs,
         boot,

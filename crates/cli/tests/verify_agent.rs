@@ -91,6 +91,17 @@ fn arm64_every_default_variant_reports_what_it_is() {
             .unwrap()
             .iter()
             .any(|r| r["type"] == "done"));
+        // Records came over the virtio-serial port, out of the console's reach.
+        assert_eq!(var["channel"], "virtio-serial", "{name}");
+        assert_eq!(
+            check(var, "agent.virtio-serial").unwrap().0,
+            "pass",
+            "{name}"
+        );
+        assert!(
+            var["records"][0]["type"] == "hello",
+            "the console's early records are kept"
+        );
         let p = &var["platform"];
         let gic = p["gic"].as_u64().unwrap();
         let (s, e) = check(var, "gic.version").unwrap();
@@ -190,6 +201,7 @@ fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
     let (code, v) = verify("amd64", &[img.to_str().unwrap()]);
     let var = &v["variants"][0];
     assert!(var["passed"].as_bool().unwrap(), "{var}");
+    assert_eq!(var["channel"], "virtio-serial");
     assert_eq!(code, 0);
     // OVMF keeps variables too, and q35's root port takes a hotplugged disk.
     let names: Vec<&str> = v["variants"]
@@ -231,6 +243,10 @@ fn x86_64_verifies_and_a_kernel_without_its_modules_fails() {
     let var = &v["variants"][0];
     assert!(!var["passed"].as_bool().unwrap());
     assert_eq!(check(var, "virtio.bound").unwrap().0, "fail");
+    // Without virtio_console the port never appears: records fall back to
+    // the console, and the missing channel is itself a failure.
+    assert_eq!(var["channel"], "console");
+    assert_eq!(check(var, "agent.virtio-serial").unwrap().0, "fail");
     assert!(v["modules"]["missing"]
         .as_array()
         .unwrap()

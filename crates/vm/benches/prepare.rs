@@ -115,6 +115,7 @@ fn main() {
             cache_dir: Some(base.join("cache")),
             nvram: None,
             hotplug_ports: 0,
+            agent_channel: None,
         };
         let mut args = Vec::new();
         add(

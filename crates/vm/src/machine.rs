@@ -121,6 +121,10 @@ pub struct VmSpec {
     pub network: bool,
     /// Empty PCIe root ports for hotplug (`rp1`, `rp2`, …; PCI transport only).
     pub hotplug_ports: u32,
+    /// A virtio-serial port for the agent's records, written by QEMU to
+    /// this file (a file backend is always "connected", so the guest never
+    /// blocks on it).
+    pub agent_channel: Option<PathBuf>,
 }
 
 fn path(p: &std::path::Path) -> String {
@@ -249,6 +253,19 @@ impl VmSpec {
                 ]);
             }
         }
+        if let Some(file) = &self.agent_channel {
+            a.extend([
+                "-device".into(),
+                format!(
+                    "{},id=vser0",
+                    self.device("virtio-serial-pci", "virtio-serial-device")
+                ),
+                "-chardev".into(),
+                format!("file,id=agentch,path={}", path(file)),
+                "-device".into(),
+                "virtserialport,bus=vser0.0,chardev=agentch,name=org.bootproof.agent.0".into(),
+            ]);
+        }
         // Entropy, so a guest never waits for its RNG to initialise.
         a.extend([
             "-device".into(),
@@ -314,6 +331,7 @@ mod tests {
             qmp_socket: "/run/x/qmp.sock".into(),
             network: false,
             hotplug_ports: 0,
+            agent_channel: None,
         }
     }
 
@@ -354,6 +372,7 @@ mod tests {
             transport: Transport::Mmio,
         };
         s.firmware = FirmwareSetup::QemuDefault;
+        s.agent_channel = Some("/run/x/agent.out".into());
         s.kernel = Some(DirectKernel {
             kernel: "/k".into(),
             initrd: Some("/i".into()),
@@ -364,6 +383,8 @@ mod tests {
         assert!(after(&a, "-device").contains(&"virtio-blk-device,drive=disk0"));
         assert!(after(&a, "-drive").is_empty());
         assert!(after(&a, "-boot").is_empty());
+        assert!(after(&a, "-device").contains(&"virtio-serial-device,id=vser0"));
+        assert!(after(&a, "-chardev").contains(&"file,id=agentch,path=/run/x/agent.out"));
         assert_eq!(after(&a, "-kernel"), ["/k"]);
         assert_eq!(after(&a, "-initrd"), ["/i"]);
         assert_eq!(after(&a, "-append"), ["console=ttyAMA0 root=/dev/vda2"]);

@@ -61,6 +61,8 @@ pub struct VmRequest {
     pub cache_dir: Option<PathBuf>,
     /// Empty PCIe root ports to add, for hotplug.
     pub hotplug_ports: u32,
+    /// A virtio-serial port for the agent, recorded to this file.
+    pub agent_channel: Option<PathBuf>,
     /// This VM's variable store, kept across boots: used as it is when it
     /// exists, created from the template when not. `None`: a fresh copy in
     /// the run directory, gone with it.
@@ -311,6 +313,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         qmp_socket: run.path().join("qmp.sock"),
         network: req.network,
         hotplug_ports: req.hotplug_ports,
+        agent_channel: req.agent_channel.clone(),
     };
     Ok(Prepared {
         qemu,

@@ -7,7 +7,7 @@
 
 use bootproof_agent::{
     frame, AgentConfig, Record, Status, CONFIG_PATH, MODULES_LIST, NONCE_PATH, PERSIST_VARIABLE,
-    PROTOCOL, VENDOR_GUID,
+    PORT_NAME, PROTOCOL, VENDOR_GUID,
 };
 use std::io::Write;
 use std::path::Path;
@@ -16,13 +16,32 @@ struct Reporter {
     nonce: String,
     passed: u32,
     failed: u32,
+    port: Option<std::fs::File>,
+}
+
+/// The device of the virtio-serial port named [`PORT_NAME`], if present.
+fn find_port() -> Option<std::fs::File> {
+    for p in list("/sys/class/virtio-ports") {
+        if read(&format!("/sys/class/virtio-ports/{p}/name")).is_some_and(|n| n.trim() == PORT_NAME)
+        {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/dev/{p}"))
+                .ok();
+        }
+    }
+    None
 }
 
 impl Reporter {
-    fn send(&self, r: &Record) {
+    fn send(&mut self, r: &Record) {
+        let line = frame(&self.nonce, r);
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(frame(&self.nonce, r).as_bytes());
+        let _ = out.write_all(line.as_bytes());
         let _ = out.flush();
+        if let Some(port) = &mut self.port {
+            let _ = port.write_all(line.as_bytes());
+        }
     }
 
     fn check(&mut self, id: &str, status: Status, evidence: impl Into<String>) {
@@ -588,6 +607,7 @@ fn main() {
         nonce,
         passed: 0,
         failed: 0,
+        port: None,
     };
     let uname = rustix::system::uname();
     r.send(&Record::Hello {
@@ -609,6 +629,20 @@ fn main() {
     }
     // Let drivers bind to the devices their modules just registered.
     std::thread::sleep(std::time::Duration::from_millis(300));
+    r.port = find_port();
+    r.check(
+        "agent.virtio-serial",
+        match (r.port.is_some(), cfg.virtio_serial) {
+            (true, _) => Status::Pass,
+            (false, true) => Status::Fail,
+            (false, false) => Status::Skip,
+        },
+        if r.port.is_some() {
+            format!("records also on virtio-serial port {PORT_NAME}")
+        } else {
+            "no virtio-serial port: records on the console only".into()
+        },
+    );
     let log = kernel_log();
     efi_checks(&mut r, &log);
     if cfg.persist_write.is_some() || cfg.persist_expect.is_some() {
