@@ -416,20 +416,12 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
                     hotplug: false,
                 };
                 let r = run_variant(&ctx, &task);
-                if !args.output.json {
-                    let name = variant_name(&platform, arch_name);
-                    match &r {
-                        Ok(v) => eprintln!(
-                            "  {name}: {}",
-                            if v.passed {
-                                st.green("pass")
-                            } else {
-                                st.red_bold("fail")
-                            }
-                        ),
-                        Err(e) => eprintln!("  {name}: {}", st.red_bold(e)),
-                    }
-                }
+                progress(
+                    args.output.json,
+                    &st,
+                    &task.name,
+                    r.as_ref().map(|v| v.passed).map_err(String::as_str),
+                );
                 if let Ok(mut res) = results.lock() {
                     res.push((idx, r));
                 }
@@ -449,17 +441,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     if !args.no_hotplug && !interrupted.load(Ordering::Relaxed) {
         match hotplug(&ctx) {
             Ok(v) => {
-                if !args.output.json {
-                    eprintln!(
-                        "  {}: {}",
-                        v.name,
-                        if v.passed {
-                            st.green("pass")
-                        } else {
-                            st.red_bold("fail")
-                        }
-                    );
-                }
+                progress(args.output.json, &st, &v.name, Ok(v.passed));
                 done.push(v)
             }
             Err(e) => errors.push(e),
@@ -468,18 +450,8 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     if args.persistence != "off" && !interrupted.load(Ordering::Relaxed) {
         match persistence(&ctx, work.path(), args.persistence == "fresh-vars") {
             Ok(pair) => {
-                if !args.output.json {
-                    for v in &pair {
-                        eprintln!(
-                            "  {}: {}",
-                            v.name,
-                            if v.passed {
-                                st.green("pass")
-                            } else {
-                                st.red_bold("fail")
-                            }
-                        );
-                    }
+                for v in &pair {
+                    progress(args.output.json, &st, &v.name, Ok(v.passed));
                 }
                 done.extend(pair)
             }
@@ -683,6 +655,18 @@ fn junit(image: &Path, done: &[VariantResult], errors: &[String]) -> String {
         });
     }
     render("bootproof verify", &suites)
+}
+
+/// One progress line on stderr per finished boot (not with `--json`).
+fn progress(json: bool, st: &Style, name: &str, r: Result<bool, &str>) {
+    if json {
+        return;
+    }
+    match r {
+        Ok(true) => eprintln!("  {name}: {}", st.green("pass")),
+        Ok(false) => eprintln!("  {name}: {}", st.red_bold("fail")),
+        Err(e) => eprintln!("  {name}: {}", st.red_bold(e)),
+    }
 }
 
 /// Whether a variant's records show the agent finished with no failure.
