@@ -128,6 +128,37 @@ fn parse_until(s: &str) -> Result<Until, String> {
     })
 }
 
+/// KVM or TCG for a guest architecture on this host (the probe, when one
+/// ran, is cached per host boot and returned for the report).
+pub fn choose_accel(guest_arch: &str) -> (accel::Decision, Option<accel::Probe>) {
+    let host_arch = std::env::consts::ARCH;
+    let mut probe = None;
+    let decision = accel::decide(host_arch, guest_arch, || {
+        let p = accel::probe_kvm_cached(host_arch, &cache_dir());
+        probe = Some(p.clone());
+        p
+    });
+    (decision, probe)
+}
+
+/// A boot's deadline: as given, else 60 s with KVM and 300 s with TCG.
+pub fn deadline(secs: Option<u64>, accel: Accel) -> Duration {
+    Duration::from_secs(secs.unwrap_or(match accel {
+        Accel::Kvm => 60,
+        Accel::Tcg => 300,
+    }))
+}
+
+/// A flag set by Ctrl-C, SIGTERM or SIGHUP; supervision polls it and shuts
+/// the guests down.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // Fails only if a handler is already set (never, in this binary).
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
+    flag
+}
+
 /// `~/.cache/bootproof` (or `$XDG_CACHE_HOME/bootproof`), else the temp dir.
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
@@ -285,13 +316,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         None
     };
 
-    let host_arch = std::env::consts::ARCH;
-    let mut probe = None;
-    let decision = accel::decide(host_arch, arch.name(), || {
-        let p = accel::probe_kvm_cached(host_arch, &cache_dir());
-        probe = Some(p.clone());
-        p
-    });
+    let (decision, probe) = choose_accel(arch.name());
     let cpus = args.cpus.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u32)
     });
@@ -343,10 +368,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         Err(e) => return Err(e),
     };
     let prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(match decision.accel {
-        Accel::Kvm => 60,
-        Accel::Tcg => 300,
-    }));
+    let timeout = deadline(args.timeout, decision.accel);
     let console_log = args
         .console_log
         .clone()
@@ -358,12 +380,7 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         max_log_bytes: 64 << 20,
     };
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // Fails only if a handler is already set (never, in this binary).
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-    }
+    let interrupted = interrupt_flag();
     let human = !args.output.json;
     let st = Style::stderr(args.output.color);
     let mode = mode_name(args.mode);

@@ -4,7 +4,7 @@
 //! from the image's `/lib/modules/<version>` with their dependencies), once
 //! per platform variant, in parallel; the agent's records become a matrix.
 
-use crate::boot::{cache_dir, EXIT_INTERRUPTED};
+use crate::boot::{cache_dir, choose_accel, deadline, interrupt_flag, EXIT_INTERRUPTED};
 use crate::extract::{pick_entry, resolve_arch};
 use crate::style::Style;
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
@@ -24,7 +24,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const AFTER_HELP: &str = "\
@@ -347,14 +347,8 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
             ..Closure::default()
         },
     };
-    let host_arch = std::env::consts::ARCH;
-    let decision = accel::decide(host_arch, arch_name, || {
-        accel::probe_kvm_cached(host_arch, &cache_dir())
-    });
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(match decision.accel {
-        Accel::Kvm => 60,
-        Accel::Tcg => 300,
-    }));
+    let (decision, probe) = choose_accel(arch_name);
+    let timeout = deadline(args.timeout, decision.accel);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = args.jobs.unwrap_or(cores).max(1);
     let cpus = 2u32.min(cores as u32).max(1);
@@ -364,11 +358,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         "ttyS0"
     };
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-    }
+    let interrupted = interrupt_flag();
     let st = Style::stderr(args.output.color);
     if !args.output.json {
         eprintln!(
@@ -480,6 +470,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
             "arch": arch_name,
             "kernel_version": version,
             "accel": decision,
+            "kvm_probe": probe,
             "agent": agent_path,
             "modules": closure,
             "variants": done,
