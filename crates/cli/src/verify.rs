@@ -35,9 +35,16 @@ agent as /init plus the virtio and efivarfs modules from the image's own
 modinfo). No image userspace runs. The agent checks UEFI and its runtime
 services, EFI variables, the RTC, ACPI tables (presence, lengths and
 checksums, the SBBR set, HW-reduced FADT) or the device tree, GIC version,
-arch timer, PSCI, the PL011 console, CPUs online, PCI host bridge, virtio
-binding and transport, and a kernel log free of oops/BUG/WARNING, then
-powers off. Records travel on the console with a per-run nonce.
+arch timer, PSCI, the PL011 console, CPUs online, PCI host bridge and a
+hotplug-capable root port, virtio binding and transport, and a kernel log
+free of oops/BUG/WARNING, then powers off. Records travel over a
+virtio-serial port and the console, framed with a per-run nonce.
+
+Two more boots follow the matrix: hotplug (bootproof adds a virtio disk to
+an empty PCIe root port over QMP while the agent waits; the agent must see
+it) and persistence (an EFI variable written on one boot is read from the
+NVRAM file on the host and read back by a second boot on the same NVRAM,
+aarch64: with the other GIC version).
 
 Variants (aarch64): --variants gic=2,3 acpi=on,off transport=pci,mmio
 (default: every combination). x86_64 has one variant (q35, ACPI, PCI).
@@ -48,7 +55,8 @@ interrupted.
 
 Examples:
   bootproof verify disk.qcow2
-  bootproof verify --variants gic=3 acpi=on,off disk.raw --json";
+  bootproof verify --variants gic=3 acpi=on,off --json disk.raw
+  bootproof verify --junit disk.qcow2 > verify.xml";
 
 /// Everything `bootproof verify` takes.
 #[derive(clap::Args)]
