@@ -314,6 +314,14 @@ impl Classifier {
         if line.contains("executed automatically in") {
             self.key_wait = None;
         }
+        // shim's error dialog: a box titled ERROR with an OK button.
+        if line
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .eq("ERROR".chars())
+        {
+            self.key_wait = Some("a boot loader shows an error dialog and waits for a key");
+        }
         if self.oops.is_none()
             && (line.contains("Internal error: Oops")
                 || line.contains("Unable to handle kernel")
@@ -593,6 +601,13 @@ mod tests {
             "{menu}\x1b[2J\x1b[01;01HLoading Linux\r\nEFI stub: Booting Linux Kernel...\r\n"
         );
         assert!(run(&booted, 9).waiting_for_key().is_none());
+    }
+
+    #[test]
+    fn shim_error_dialog_waits_for_a_key_even_without_its_message() {
+        let dialog = "BdsDxe: starting Boot0001 \"UEFI Misc Device\"\r\n\x1b[01;01H\u{b3}                ERROR                \u{b3}\x1b[04;01H\u{b3}   \x1b[05;01H\u{b3}  \u{b3}\x1b[25;39H\u{b3} OK \u{b3}";
+        let c = run(dialog, 6);
+        assert!(c.waiting_for_key().unwrap().contains("error dialog"));
     }
 
     #[test]

@@ -111,9 +111,9 @@ pub struct VmSpec {
     pub disk: Option<Disk>,
     /// Direct kernel boot.
     pub kernel: Option<DirectKernel>,
-    /// Unix socket the serial console is served on (QEMU waits for the
-    /// supervisor to connect before the guest runs, so no byte is lost).
-    pub serial_socket: PathBuf,
+    /// File QEMU appends the serial console to (writes never block the
+    /// guest; the supervisor tails it).
+    pub console_file: PathBuf,
     /// Unix socket for QMP.
     pub qmp_socket: PathBuf,
     /// Attach a user-mode NIC (off by default: firmware would try network
@@ -213,10 +213,7 @@ impl VmSpec {
         // Console: the first serial port (PL011 on virt, COM1 on q35).
         a.extend([
             "-chardev".into(),
-            format!(
-                "socket,id=console,path={},server=on,wait=on",
-                path(&self.serial_socket)
-            ),
+            format!("file,id=console,path={}", path(&self.console_file)),
             "-serial".into(),
             "chardev:console".into(),
             "-qmp".into(),
@@ -327,7 +324,7 @@ mod tests {
                 format: "qcow2".into(),
             }),
             kernel: None,
-            serial_socket: "/run/x/serial.sock".into(),
+            console_file: "/run/x/console.raw".into(),
             qmp_socket: "/run/x/qmp.sock".into(),
             network: false,
             hotplug_ports: 0,

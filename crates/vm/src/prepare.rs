@@ -214,7 +214,7 @@ const MAX_SOCKET_PATH: usize = 107;
 
 /// Prepares one VM in `run`: nothing is started.
 pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> {
-    let longest = run.path().join("serial.sock");
+    let longest = run.path().join("qmp.sock");
     if longest.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(PrepareError::Io(std::io::Error::other(format!(
             "{} is too long for a unix socket path ({} bytes at most); set BOOTPROOF_STATE_DIR to a shorter directory",
@@ -309,7 +309,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
             format: "qcow2".into(),
         }),
         kernel: req.kernel.clone(),
-        serial_socket: run.path().join("serial.sock"),
+        console_file: run.path().join("console.raw"),
         qmp_socket: run.path().join("qmp.sock"),
         network: req.network,
         hotplug_ports: req.hotplug_ports,

@@ -16,15 +16,14 @@ use crate::state::{RunDir, QEMU_PID};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How long QEMU may take to open its console socket.
-const START_DEADLINE: Duration = Duration::from_secs(30);
+/// Most console bytes accepted before the guest is stopped.
+const MAX_CONSOLE: u64 = 256 << 20;
 /// After a failure stage, how long to keep reading so the log holds the
 /// whole message (a panic's backtrace, GRUB's error text).
 const FAILURE_GRACE: Duration = Duration::from_secs(2);
@@ -229,6 +228,7 @@ pub fn boot(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     supervised(&mut cmd);
+    File::create(&spec.console_file)?;
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -264,56 +264,33 @@ pub fn boot(
         console_log: opts.console_log.clone(),
     };
 
-    // QEMU listens on the console socket and waits for us before the guest runs.
-    let serial = loop {
-        match UnixStream::connect(&spec.serial_socket) {
-            Ok(s) => break Some(s),
-            Err(_) if started.elapsed() < START_DEADLINE => {}
-            Err(_) => break None,
-        }
-        if let Some(status) = child.try_wait()? {
-            result.qemu_exit = status.code();
-            break None;
-        }
-        if interrupted.load(Ordering::Relaxed) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let Some(serial) = serial else {
-        let exited = child.try_wait()?.is_some();
-        end_vm(&mut child, spec);
-        // Let the stderr reader catch up with a QEMU that just died.
-        std::thread::sleep(Duration::from_millis(50));
-        result.qemu_stderr = stderr_tail(&stderr_buf);
-        result.elapsed = started.elapsed().as_secs_f64();
-        result.outcome = if interrupted.load(Ordering::Relaxed) {
-            BootOutcome::Interrupted { last: None }
-        } else if exited {
-            BootOutcome::InfraError {
-                message: qemu_error(&result.qemu_stderr),
-            }
-        } else {
-            BootOutcome::InfraError {
-                message: format!(
-                    "QEMU did not open its console socket within {}s",
-                    START_DEADLINE.as_secs()
-                ),
-            }
-        };
-        return Ok(result);
-    };
-
+    // QEMU appends the console to a file, which never blocks the guest's
+    // UART (a socket that is not drained fast enough on a loaded host makes
+    // QEMU drop bytes and EDK2's serial writes time out mid-line). A thread
+    // tails it; `qemu_gone` tells it when an empty read means the end.
+    let qemu_gone = std::sync::Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
-    std::thread::spawn(move || {
-        let mut serial = serial;
-        let mut chunk = vec![0u8; 16 * 1024];
-        while let Ok(n) = serial.read(&mut chunk) {
-            if n == 0 || tx.send(chunk[..n].to_vec()).is_err() {
-                break;
+    {
+        let mut console = File::open(&spec.console_file)?;
+        let gone = qemu_gone.clone();
+        std::thread::spawn(move || {
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                // Read the flag first: an empty read after QEMU exited is EOF.
+                let done = gone.load(Ordering::Acquire);
+                match console.read(&mut chunk) {
+                    Ok(0) if done => break,
+                    Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(n) => {
+                        if tx.send(chunk[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
             }
-        }
-    });
+        });
+    }
 
     let mut classifier = Classifier::new();
     let mut logged = 0u64;
@@ -354,7 +331,22 @@ pub fn boot(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => console_closed = true,
         }
+        if !qemu_gone.load(Ordering::Relaxed) {
+            if let Some(status) = child.try_wait()? {
+                result.qemu_exit = status.code();
+                qemu_gone.store(true, Ordering::Release);
+            }
+        }
         let last = classifier.events().last().map(|e| e.stage.clone());
+        if result.console_bytes > MAX_CONSOLE {
+            break BootOutcome::Stalled {
+                last,
+                reason: Some(format!(
+                    "the guest flooded the console (over {} MiB)",
+                    MAX_CONSOLE >> 20
+                )),
+            };
+        }
         if interrupted.load(Ordering::Relaxed) {
             break BootOutcome::Interrupted { last };
         }
@@ -370,7 +362,8 @@ pub fn boot(
             }
         }
         if console_closed {
-            // QEMU is exiting (the guest powered off, or QEMU died).
+            // QEMU exited (the guest powered off, or QEMU died) and its
+            // console was read to the end.
             let status = child.wait()?;
             result.qemu_exit = status.code();
             if matches!(classifier.outcome(), Outcome::NoOutput) && !status.success() {
