@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Largest module file read.
 const MAX_MODULE: u64 = 64 << 20;
 /// Largest `modules.dep` / `modules.builtin` read.
-const MAX_INDEX: u64 = 16 << 20;
+const MAX_INDEX: u64 = 4 << 20;
 /// Most modules in one closure.
 const MAX_CLOSURE: usize = 512;
-/// Most directories walked looking for module files.
-const MAX_DIRS: usize = 20_000;
+/// Most directory entries looked at when walking for module files.
+const MAX_ENTRIES: usize = 20_000;
 
 /// Where module files come from: an image's filesystem or a host directory.
 /// Paths are relative to `/lib/modules/<version>/`.
@@ -65,15 +65,15 @@ pub struct Closure {
     pub dependency_source: String,
 }
 
-fn builtin_set(src: &dyn ModuleSource) -> BTreeSet<String> {
-    src.read("modules.builtin", MAX_INDEX)
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .lines()
-                .filter_map(name_of)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The modules built into the kernel (`modules.builtin`), or `None` when
+/// the file is absent.
+pub fn builtin(src: &dyn ModuleSource) -> Option<BTreeSet<String>> {
+    src.read("modules.builtin", MAX_INDEX).map(|b| {
+        String::from_utf8_lossy(&b)
+            .lines()
+            .filter_map(name_of)
+            .collect()
+    })
 }
 
 /// Parses `modules.dep`: `kernel/a/b.ko: kernel/c.ko kernel/d.ko`.
@@ -91,17 +91,18 @@ fn parse_dep(text: &str) -> BTreeMap<String, (String, Vec<String>)> {
     map
 }
 
-/// Finds module files under `kernel/` by listing directories only.
-fn walk(src: &dyn ModuleSource) -> BTreeMap<String, String> {
+/// Every module file under `kernel/`, by name, found by listing
+/// directories only (no file is read).
+pub fn index(src: &dyn ModuleSource) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
     let mut queue = vec!["kernel".to_string()];
-    let mut seen = 0;
+    let mut budget = MAX_ENTRIES;
     while let Some(dir) = queue.pop() {
-        seen += 1;
-        if seen > MAX_DIRS {
-            break;
-        }
         for (name, is_dir) in src.list(&dir).unwrap_or_default() {
+            if budget == 0 {
+                return found;
+            }
+            budget -= 1;
             let rel = format!("{dir}/{name}");
             if is_dir {
                 queue.push(rel);
@@ -147,7 +148,7 @@ pub fn modinfo_depends(module: &[u8]) -> Vec<String> {
 /// first. Missing or built-in modules are reported, not errors: the caller
 /// decides what a missing module means.
 pub fn resolve(src: &dyn ModuleSource, wanted: &[&str]) -> Closure {
-    let builtin = builtin_set(src);
+    let builtin = builtin(src).unwrap_or_default();
     let dep = src
         .read("modules.dep", MAX_INDEX)
         .map(|b| parse_dep(&String::from_utf8_lossy(&b)));
@@ -162,7 +163,7 @@ pub fn resolve(src: &dyn ModuleSource, wanted: &[&str]) -> Closure {
     };
     let paths: BTreeMap<String, String> = match &dep {
         Some(d) => d.iter().map(|(k, (p, _))| (k.clone(), p.clone())).collect(),
-        None => walk(src),
+        None => index(src),
     };
     let mut done = BTreeSet::new();
     // Iterative post-order DFS: (name, dependencies pushed yet?).

@@ -1,6 +1,7 @@
 //! What a kernel provides: from `/boot/config-<version>`, or failing that
 //! from `/lib/modules/<version>/modules.builtin` and the module files.
 
+use bootproof_boot::modules::{self, InImage};
 use bootproof_inspect::{OpenedImage, Slot};
 use std::collections::{HashMap, HashSet};
 
@@ -67,42 +68,15 @@ impl KernelFeatures {
                 format!("/lib/modules/{version}"),
                 format!("/usr/lib/modules/{version}"),
             ] {
-                let Ok(text) =
-                    v.read_limited(format!("{base}/modules.builtin").as_bytes(), 4 << 20)
-                else {
+                let src = InImage {
+                    volume: v,
+                    dir: base.clone(),
+                };
+                let Some(builtin) = modules::builtin(&src) else {
                     continue;
                 };
-                let name = |p: &str| {
-                    norm(
-                        p.rsplit('/')
-                            .next()
-                            .unwrap_or(p)
-                            .split(".ko")
-                            .next()
-                            .unwrap_or(p),
-                    )
-                };
-                let builtin = String::from_utf8_lossy(&text).lines().map(name).collect();
-                let mut modules = HashSet::new();
-                let mut stack = vec![format!("{base}/kernel")];
-                let mut budget = 20_000;
-                while let Some(dir) = stack.pop() {
-                    let Ok(entries) = v.read_dir(dir.as_bytes()) else {
-                        continue;
-                    };
-                    for e in entries {
-                        budget -= 1;
-                        if budget == 0 {
-                            break;
-                        }
-                        let n = String::from_utf8_lossy(&e.name).into_owned();
-                        if e.file_type == bootproof_fs::FileType::Dir {
-                            stack.push(format!("{dir}/{n}"));
-                        } else if n.contains(".ko") {
-                            modules.insert(name(&n));
-                        }
-                    }
-                }
+                let builtin = builtin.into_iter().collect();
+                let modules = modules::index(&src).into_keys().collect();
                 return Some(KernelFeatures {
                     source: format!("{}:{base}/modules.builtin", slot.number),
                     config: None,

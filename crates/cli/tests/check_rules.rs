@@ -239,3 +239,41 @@ fn check_reads_little_from_compressed_images() {
         );
     }
 }
+
+/// Without `/boot/config-<version>`, kernel features come from
+/// `modules.builtin` and the module files under `/lib/modules` (read through
+/// `bootproof_boot::modules`, as `verify` reads them).
+#[test]
+fn kernel_features_fall_back_to_the_module_tree() {
+    let img = variant("check", "debian-grub-arm64.raw", "no-config");
+    let boot =
+        String::from_utf8(bootproof(&["ls", img.to_str().unwrap(), "2:/boot"]).stdout).unwrap();
+    let config = boot.lines().find(|l| l.starts_with("config-")).unwrap();
+    edit_root(&img, &format!("rm /boot/{config}\n"));
+    let (_, v) = check(&img);
+    let finding = |id: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let rtc = finding("os.efi-rtc");
+    assert_eq!(rtc["outcome"], "pass", "{rtc}");
+    let evidence = rtc["evidence"][0].as_str().unwrap();
+    assert!(
+        evidence.contains("CONFIG_RTC_DRV_EFI=y") && evidence.contains("modules.builtin"),
+        "{evidence}"
+    );
+    // virtio_pci and virtio_blk are modules in the tree; only what the
+    // image's subset lacks stays unseen.
+    let virtio = finding("os.virtio");
+    let unseen = virtio["evidence"][0].as_str().unwrap();
+    assert!(unseen.contains("cannot be seen"), "{virtio}");
+    assert!(
+        !unseen.contains("CONFIG_VIRTIO_PCI") && !unseen.contains("CONFIG_VIRTIO_BLK"),
+        "{unseen}"
+    );
+}
