@@ -36,6 +36,8 @@ have lz4        || need+=(lz4)
 have bzip2      || need+=(bzip2)
 have objcopy    || need+=(binutils)
 have grub-mkstandalone || need+=(grub-common)
+have mmdebstrap || need+=(mmdebstrap)  # the cloud image full mode boots (tests/images/make-cloud-image.sh)
+have blkid      || need+=(util-linux)
 # Real Debian boot artifacts (kernels, GRUB, systemd-boot, shim) for arm64 too.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64

@@ -1,7 +1,9 @@
 //! The agent stage: what bootproof's in-guest agent reports and how.
 //!
 //! The agent (`src/bin/agent.rs`) is a static binary that runs as `/init`
-//! of an initramfs bootproof builds. It writes one record per line on the
+//! of an initramfs bootproof builds (agent mode), or, with `--full`, as a
+//! process the image's own init starts after a normal boot (full mode: a
+//! cloud-init or Ignition seed installs it; see [`FULL_MODE_PATH`]). It writes one record per line on the
 //! console, framed as `@@bootproof:<nonce>:<json>`. The nonce is written
 //! into the initramfs (never on the kernel command line, which the kernel
 //! echoes), so kernel or firmware noise cannot forge a record. This module
@@ -19,6 +21,12 @@ pub const PROTOCOL: u32 = 1;
 pub const NONCE_PATH: &str = "/etc/bootproof/nonce";
 /// Where the agent finds its configuration inside the initramfs.
 pub const CONFIG_PATH: &str = "/etc/bootproof/config.json";
+/// Where a seed installs the agent in full mode (the config and nonce go
+/// to [`CONFIG_PATH`] and [`NONCE_PATH`], as in the initramfs).
+pub const FULL_MODE_PATH: &str = "/usr/local/bin/bootproof-agent";
+/// The argument that tells the agent it is not PID 1 (full mode): it
+/// mounts nothing, loads no modules, and writes records to `/dev/console`.
+pub const FULL_MODE_ARG: &str = "--full";
 /// Where the agent finds the modules to load, in order, one path per line.
 pub const MODULES_LIST: &str = "/etc/bootproof/modules";
 /// The virtio-serial port name the agent writes its records to as well

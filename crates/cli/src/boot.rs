@@ -337,6 +337,8 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
         nvram: None,
         hotplug_ports: 0,
         agent_channel: None,
+        seed_disk: None,
+        fw_cfg: Vec::new(),
     };
     let prepared = prepare(&req, &run_dir).map_err(|e| {
         use bootproof_vm::prepare::PrepareError as P;
@@ -520,10 +522,14 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         )),
-        BootOutcome::Timeout { last } => so.yellow(&format!(
-            "timed out after {}s at {}",
+        BootOutcome::Timeout { last, reason } => so.yellow(&format!(
+            "timed out after {}s at {}{}",
             timeout.as_secs(),
-            last.as_ref().map_or("no recognised stage", |s| s.name())
+            last.as_ref().map_or("no recognised stage", |s| s.name()),
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         )),
         BootOutcome::InfraError { message } => so.red_bold(&format!("could not run: {message}")),
         BootOutcome::Interrupted { .. } => so.yellow("interrupted; the guest was shut down"),

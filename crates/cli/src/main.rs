@@ -5,6 +5,7 @@
 mod boot;
 mod cat;
 mod check;
+mod deliver;
 mod extract;
 mod inspect;
 mod junit;

@@ -1,16 +1,18 @@
-//! `bootproof verify`: runtime compliance in agent mode. The image's own
+//! `bootproof verify`: runtime compliance. In agent mode the image's own
 //! kernel boots through UEFI firmware with an initramfs bootproof builds in
 //! memory (the static agent as `/init`, the kernel modules it needs taken
-//! from the image's `/lib/modules/<version>` with their dependencies), once
-//! per platform variant, in parallel; the agent's records become a matrix.
+//! from the image's `/lib/modules/<version>` with their dependencies); in
+//! full mode the image boots end to end and a cloud-init or Ignition seed
+//! runs the agent (see [`crate::deliver`]). Once per platform variant, in
+//! parallel; the agent's records become a matrix.
 
 use crate::boot::{cache_dir, choose_accel, deadline, interrupt_flag, EXIT_INTERRUPTED};
+use crate::deliver::{self, nonce, SeedKind};
 use crate::extract::{pick_entry, resolve_arch};
 use crate::style::Style;
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
 use bootproof_agent::{AgentConfig, Record, RecordReader, Status};
 use bootproof_boot::extract::extract;
-use bootproof_boot::initramfs::Initramfs;
 use bootproof_boot::modules::{self, Closure, InImage};
 use bootproof_image::ReadAt;
 use bootproof_inspect::OpenedImage;
@@ -35,7 +37,7 @@ agent as /init plus the virtio and efivarfs modules from the image's own
 modinfo). No image userspace runs. The agent checks UEFI and its runtime
 services, EFI variables, the RTC, ACPI tables (presence, lengths and
 checksums, the SBBR set, HW-reduced FADT) or the device tree, GIC version,
-arch timer, PSCI, the PL011 console, CPUs online, PCI host bridge and a
+arch timer, PSCI, the EFI RTC, the PL011 console, CPUs online, PCI host bridge and a
 hotplug-capable root port, virtio binding and transport, and a kernel log
 free of oops/BUG/WARNING, then powers off. Records travel over a
 virtio-serial port and the console, framed with a per-run nonce.
@@ -45,6 +47,14 @@ an empty PCIe root port over QMP while the agent waits; the agent must see
 it) and persistence (an EFI variable written on one boot is read from the
 NVRAM file on the host and read back by a second boot on the same NVRAM,
 aarch64: with the other GIC version).
+
+Full mode (--mode full) boots the image end to end instead: firmware, the
+removable path, the image's boot chain, kernel and init. A seed delivers
+the agent: a cloud-init NoCloud volume (FAT labelled CIDATA, attached
+read-only; its runcmd installs and runs the agent) or, for CoreOS-style
+images, an Ignition config in fw_cfg opt/com.coreos/config (--seed; auto
+picks from what the image has). Full boots take minutes under TCG, not
+seconds: the default timeout doubles.
 
 Variants (aarch64): --variants gic=2,3 acpi=on,off transport=pci,mmio
 (default: every combination). x86_64 has one variant (q35, ACPI, PCI).
@@ -56,7 +66,10 @@ interrupted.
 Examples:
   bootproof verify disk.qcow2
   bootproof verify --variants gic=3 acpi=on,off --json disk.raw
-  bootproof verify --junit disk.qcow2 > verify.xml";
+  bootproof verify --junit disk.qcow2 > verify.xml
+  bootproof verify --mode full --no-hotplug --persistence off cloud.qcow2
+  bootproof verify --variants gic=3 acpi=on transport=pci \\
+      --cmdline-append initcall_blacklist=pl011_init disk.raw   # a kernel without PL011";
 
 /// Everything `bootproof verify` takes.
 #[derive(clap::Args)]
@@ -72,7 +85,15 @@ pub struct VerifyArgs {
     /// Boot entry N (0 = first) instead of the loader's default.
     #[arg(long, value_name = "N")]
     pub entry: Option<usize>,
-    /// Seconds each variant may take [default: 60 with KVM, 300 with TCG].
+    /// agent: the image's kernel with bootproof's initramfs (seconds per
+    /// variant); full: the image boots end to end and a seed runs the agent.
+    #[arg(long, default_value = "agent", value_parser = ["agent", "full"])]
+    pub mode: String,
+    /// Full mode's seed: auto (from the image: cloud-init or Ignition),
+    /// nocloud, ignition.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "nocloud", "ignition"])]
+    pub seed: String,
+    /// Seconds each variant may take [default: 60 with KVM, 300 with TCG; twice that in full mode].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// The persistence check: boot once writing an EFI variable, read the
@@ -86,6 +107,11 @@ pub struct VerifyArgs {
     /// to an empty PCIe root port over QMP and the agent must see it).
     #[arg(long)]
     pub no_hotplug: bool,
+    /// Agent mode: text appended to the kernel command line (e.g.
+    /// `initcall_blacklist=efi_rtc_driver_init` to see a kernel without its
+    /// EFI RTC driver fail `rtc.efi`).
+    #[arg(long, value_name = "TEXT")]
+    pub cmdline_append: Option<String>,
     /// Variants booted at once [default: the number of host cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -248,61 +274,6 @@ fn module_dir(img: &OpenedImage, version: &str) -> Option<(usize, String)> {
     None
 }
 
-fn nonce() -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(std::process::id().to_le_bytes());
-    h.update(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-            .to_le_bytes(),
-    );
-    if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
-        h.update(b);
-    }
-    h.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn initramfs(
-    agent: &[u8],
-    closure: &Closure,
-    version: &str,
-    cfg: &AgentConfig,
-    nonce: &str,
-) -> Vec<u8> {
-    let mut i = Initramfs::new();
-    for d in ["proc", "sys", "dev", "run", "tmp"] {
-        i.dir(d);
-    }
-    i.char_dev("dev/console", 5, 1);
-    i.file("init", agent, 0o755);
-    i.file(bootproof_agent::NONCE_PATH, nonce.as_bytes(), 0o644);
-    i.file(
-        bootproof_agent::CONFIG_PATH,
-        serde_json::to_string(cfg).unwrap_or_default().as_bytes(),
-        0o644,
-    );
-    let mut list = String::new();
-    for m in &closure.load {
-        let path = format!(
-            "/lib/modules/{version}/{}",
-            m.path
-                .trim_end_matches(".xz")
-                .trim_end_matches(".zst")
-                .trim_end_matches(".gz")
-        );
-        i.file(&path, &m.data, 0o644);
-        list.push_str(&path);
-        list.push('\n');
-    }
-    i.file(bootproof_agent::MODULES_LIST, list.as_bytes(), 0o644);
-    i.finish()
-}
-
 /// One variant's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantResult {
@@ -334,29 +305,62 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let base = state::base_dir();
     state::clean_stale(&base);
     let work = RunDir::create(&base)?;
-    let (chain, picked, _) = pick_entry(&img, arch, args.entry)?;
-    let manifest = extract(&img, &chain, &picked, &work.path().join("kernel")).map_err(|e| {
-        CliError::with_hint(e, "`bootproof extract IMAGE -o DIR` shows what would boot")
-    })?;
-    let version = manifest.kernel_version.clone().ok_or_else(|| {
-        CliError::with_hint(
-            "the kernel's version is unknown, so its modules cannot be found",
-            "`bootproof extract --json IMAGE -o DIR` shows what was found",
+    let full = args.mode == "full";
+    if full && args.cmdline_append.is_some() {
+        return Err(CliError::with_hint(
+            "--cmdline-append applies to agent mode: in full mode the image's boot chain owns the kernel command line",
+            "drop --mode full, or change the command line in the image",
+        ));
+    }
+    let (how, closure, version) = if full {
+        let seed = match SeedKind::parse(&args.seed) {
+            Some(k) => k,
+            None => deliver::detect_seed(&img).ok_or_else(|| {
+                CliError::with_hint(
+                    "full mode needs cloud-init or Ignition in the image, and it has neither \
+                     (no /usr/bin/cloud-init, no Ignition dracut module)",
+                    "agent mode (the default) needs neither; --seed nocloud|ignition overrides the detection",
+                )
+            })?,
+        };
+        (How::Full { seed }, None, None)
+    } else {
+        let (chain, picked, _) = pick_entry(&img, arch, args.entry)?;
+        let manifest =
+            extract(&img, &chain, &picked, &work.path().join("kernel")).map_err(|e| {
+                CliError::with_hint(e, "`bootproof extract IMAGE -o DIR` shows what would boot")
+            })?;
+        let version = manifest.kernel_version.clone().ok_or_else(|| {
+            CliError::with_hint(
+                "the kernel's version is unknown, so its modules cannot be found",
+                "`bootproof extract --json IMAGE -o DIR` shows what was found",
+            )
+        })?;
+        let closure = match module_dir(&img, &version) {
+            Some((slot, dir)) => {
+                let vol = img.slots[slot].volume.as_ref().expect("checked");
+                modules::resolve(&InImage { volume: vol, dir }, AGENT_MODULES)
+            }
+            None => Closure {
+                missing: AGENT_MODULES.iter().map(|s| s.to_string()).collect(),
+                dependency_source: format!("none: no /lib/modules/{version} in the image"),
+                ..Closure::default()
+            },
+        };
+        (
+            How::Agent {
+                kernel: work.path().join("kernel/kernel"),
+                cmdline_append: args.cmdline_append.clone(),
+            },
+            Some(closure),
+            Some(version),
         )
-    })?;
-    let closure = match module_dir(&img, &version) {
-        Some((slot, dir)) => {
-            let vol = img.slots[slot].volume.as_ref().expect("checked");
-            modules::resolve(&InImage { volume: vol, dir }, AGENT_MODULES)
-        }
-        None => Closure {
-            missing: AGENT_MODULES.iter().map(|s| s.to_string()).collect(),
-            dependency_source: format!("none: no /lib/modules/{version} in the image"),
-            ..Closure::default()
-        },
     };
     let (decision, probe) = choose_accel(arch_name);
-    let timeout = deadline(args.timeout, decision.accel);
+    let timeout = match (args.timeout, full) {
+        (None, true) => deadline(None, decision.accel) * 2,
+        (t, _) => deadline(t, decision.accel),
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = args.jobs.unwrap_or(cores).max(1);
     let cpus = 2u32.min(cores as u32).max(1);
@@ -370,28 +374,57 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let st = Style::stderr(args.output.color);
     if !args.output.json {
         eprintln!(
-            "{} {} ({arch_name}, kernel {version}, {} variant(s), {} at a time, {})",
+            "{} {} ({arch_name}, {}, {} variant(s), {} at a time, {})",
             st.bold("Verifying"),
             args.image.image.display(),
+            match (&how, &version) {
+                (How::Full { seed }, _) => format!("full boot, agent by {}", seed.describe()),
+                (_, Some(v)) => format!("kernel {v}"),
+                _ => String::new(),
+            },
             platforms.len(),
-            jobs.min(platforms.len()),
+            jobs.min(
+                platforms.len()
+                    + usize::from(!args.no_hotplug)
+                    + usize::from(args.persistence != "off")
+            ),
             match decision.accel {
                 Accel::Kvm => "KVM",
                 Accel::Tcg => "TCG",
             }
         );
     }
-    let queue = Mutex::new(platforms.iter().cloned().enumerate().collect::<Vec<_>>());
-    let results: Mutex<Vec<(usize, Result<VariantResult, String>)>> = Mutex::new(Vec::new());
+    // One pool for every boot: the matrix, the hotplug boot and the
+    // persistence pair (two boots in order, so one job) run side by side
+    // up to --jobs; the pair goes first, being the longest. Results are
+    // reported in a fixed order whatever finishes first.
+    let mut jobs_list: Vec<(usize, Job)> = Vec::new();
+    if args.persistence != "off" {
+        jobs_list.push((platforms.len() + 1, Job::Persistence));
+    }
+    if !args.no_hotplug {
+        jobs_list.push((platforms.len(), Job::Hotplug));
+    }
+    jobs_list.extend(
+        platforms
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, p)| (i, Job::Variant(p))),
+    );
+    jobs_list.reverse(); // popped from the end
+    let workers = jobs.min(jobs_list.len()).max(1);
+    let queue = Mutex::new(jobs_list);
+    let results: Mutex<Vec<(usize, JobResult)>> = Mutex::new(Vec::new());
     let ctx = Ctx {
         image: &args.image.image,
         image_format: img.image.format().to_string(),
         image_size: img.image.size(),
         arch: arch_name,
         agent: &agent,
-        closure: &closure,
-        version: &version,
-        kernel: work.path().join("kernel/kernel"),
+        how: &how,
+        closure: closure.as_ref(),
+        version: version.as_deref(),
         console,
         cpus,
         decision: decision.clone(),
@@ -400,26 +433,40 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         interrupted: &interrupted,
     };
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(platforms.len()) {
+        for _ in 0..workers {
             scope.spawn(|| loop {
-                let Some((idx, platform)) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                if interrupted.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Some((idx, job)) = queue.lock().ok().and_then(|mut q| q.pop()) else {
                     return;
                 };
-                let task = Task {
-                    name: variant_name(&platform, arch_name),
-                    platform: platform.clone(),
-                    nvram: None,
-                    persist_write: None,
-                    persist_expect: None,
-                    hotplug: false,
+                let r = match job {
+                    Job::Variant(platform) => run_variant(
+                        &ctx,
+                        &Task {
+                            name: variant_name(&platform, arch_name),
+                            platform: platform.clone(),
+                            nvram: None,
+                            persist_write: None,
+                            persist_expect: None,
+                            hotplug: false,
+                        },
+                    )
+                    .map(|v| vec![v]),
+                    Job::Hotplug => hotplug(&ctx).map(|v| vec![v]),
+                    Job::Persistence => {
+                        persistence(&ctx, work.path(), args.persistence == "fresh-vars")
+                    }
                 };
-                let r = run_variant(&ctx, &task);
-                progress(
-                    args.output.json,
-                    &st,
-                    &task.name,
-                    r.as_ref().map(|v| v.passed).map_err(String::as_str),
-                );
+                match &r {
+                    Ok(vs) => {
+                        for v in vs {
+                            progress(args.output.json, &st, &v.name, Ok(v.passed));
+                        }
+                    }
+                    Err(e) => progress(args.output.json, &st, "boot", Err(e)),
+                }
                 if let Ok(mut res) = results.lock() {
                     res.push((idx, r));
                 }
@@ -432,27 +479,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let mut errors = Vec::new();
     for (_, r) in results {
         match r {
-            Ok(v) => done.push(v),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !args.no_hotplug && !interrupted.load(Ordering::Relaxed) {
-        match hotplug(&ctx) {
-            Ok(v) => {
-                progress(args.output.json, &st, &v.name, Ok(v.passed));
-                done.push(v)
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    if args.persistence != "off" && !interrupted.load(Ordering::Relaxed) {
-        match persistence(&ctx, work.path(), args.persistence == "fresh-vars") {
-            Ok(pair) => {
-                for v in &pair {
-                    progress(args.output.json, &st, &v.name, Ok(v.passed));
-                }
-                done.extend(pair)
-            }
+            Ok(v) => done.extend(v),
             Err(e) => errors.push(e),
         }
     }
@@ -472,10 +499,19 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         return Ok(code);
     }
     if args.output.json {
+        // Full mode: the kernel the image booted, as the agent saw it.
+        let version = version.clone().or_else(|| {
+            done.iter().flat_map(|v| &v.records).find_map(|r| match r {
+                Record::Hello { kernel, .. } => Some(kernel.clone()),
+                _ => None,
+            })
+        });
         let doc = json!({
             "schema": "bootproof.verify/v1",
             "image": args.image.image,
             "arch": arch_name,
+            "mode": args.mode,
+            "seed": match how { How::Full { seed } => Some(seed), How::Agent { .. } => None },
             "kernel_version": version,
             "accel": decision,
             "kvm_probe": probe,
@@ -490,7 +526,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         return Ok(code);
     }
     let so = Style::stdout(args.output.color);
-    if !closure.missing.is_empty() {
+    if let Some(closure) = closure.as_ref().filter(|c| !c.missing.is_empty()) {
         writeln!(
             stdout,
             "{} modules not found in the image: {} ({})",
@@ -561,9 +597,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
                 "{} [{}]: the agent did not finish ({}); console log {}",
                 so.red_bold("FAIL"),
                 v.name,
-                serde_json::to_value(&v.boot.outcome)
-                    .map(|o| o["outcome"].to_string())
-                    .unwrap_or_default(),
+                outcome_words(&v.boot.outcome),
                 v.boot.console_log.display()
             )?;
         }
@@ -666,6 +700,24 @@ fn progress(json: bool, st: &Style, name: &str, r: Result<bool, &str>) {
         Ok(false) => eprintln!("  {name}: {}", st.red_bold("fail")),
         Err(e) => eprintln!("  {name}: {}", st.red_bold(e)),
     }
+}
+
+/// A boot outcome in words: its name, the stage, and the cause or reason
+/// when the console showed one.
+fn outcome_words(outcome: &BootOutcome) -> String {
+    let v = serde_json::to_value(outcome).unwrap_or_default();
+    let mut words = v["outcome"].as_str().unwrap_or("unknown").to_string();
+    for key in ["stage", "last"] {
+        if let Some(stage) = v[key]["stage"].as_str().or(v[key].as_str()) {
+            words.push_str(&format!(" at {stage}"));
+        }
+    }
+    for key in ["cause", "reason", "message"] {
+        if let Some(why) = v[key].as_str() {
+            words.push_str(&format!(": {why}"));
+        }
+    }
+    words
 }
 
 /// Whether a variant's records show the agent finished with no failure.
@@ -816,15 +868,40 @@ struct Ctx<'a> {
     image_size: u64,
     arch: &'a str,
     agent: &'a [u8],
-    closure: &'a Closure,
-    version: &'a str,
-    kernel: PathBuf,
+    how: &'a How,
+    /// Agent mode: the modules to load and the kernel's version.
+    closure: Option<&'a Closure>,
+    version: Option<&'a str>,
     console: &'a str,
     cpus: u32,
     decision: accel::Decision,
     timeout: Duration,
     base: PathBuf,
     interrupted: &'a AtomicBool,
+}
+
+/// What a job produced: its boots' results, or why it could not run.
+type JobResult = Result<Vec<VariantResult>, String>;
+
+/// One unit of work for the boot pool.
+enum Job {
+    /// A matrix variant.
+    Variant(Platform),
+    /// The hotplug boot.
+    Hotplug,
+    /// The persistence pair (two boots, in order).
+    Persistence,
+}
+
+/// How the agent gets into the guest.
+enum How {
+    /// The image's kernel (extracted here) with bootproof's initramfs.
+    Agent {
+        kernel: PathBuf,
+        cmdline_append: Option<String>,
+    },
+    /// The image boots end to end; a seed runs the agent.
+    Full { seed: SeedKind },
 }
 
 /// One boot: a platform, and for the persistence check, a kept NVRAM and
@@ -856,12 +933,42 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         hotplug: task.hotplug,
         virtio_serial: true,
     };
-    let initrd = run.path().join("agent.cpio");
-    std::fs::write(
-        &initrd,
-        initramfs(ctx.agent, ctx.closure, ctx.version, &cfg, &n),
-    )
-    .map_err(|e| e.to_string())?;
+    let (kernel, seed) = match ctx.how {
+        How::Agent {
+            kernel,
+            cmdline_append,
+        } => {
+            let initrd = run.path().join("agent.cpio");
+            let empty = Closure::default();
+            std::fs::write(
+                &initrd,
+                deliver::agent_initramfs(
+                    ctx.agent,
+                    ctx.closure.unwrap_or(&empty),
+                    ctx.version.unwrap_or_default(),
+                    &cfg,
+                    &n,
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            (
+                Some(DirectKernel {
+                    kernel: kernel.clone(),
+                    initrd: Some(initrd),
+                    cmdline: match cmdline_append {
+                        Some(extra) => format!("console={} rdinit=/init {extra}", ctx.console),
+                        None => format!("console={} rdinit=/init", ctx.console),
+                    },
+                }),
+                deliver::SeedAttachment::default(),
+            )
+        }
+        How::Full { seed } => (
+            None,
+            deliver::write_seed(*seed, run.path(), ctx.agent, &cfg, &n)
+                .map_err(|e| format!("{}: writing the seed: {e}", task.name))?,
+        ),
+    };
     let req = VmRequest {
         arch: arch.into(),
         image: ctx.image.to_path_buf(),
@@ -870,11 +977,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         firmware: FirmwareChoice::Auto,
         secure_boot: Some(false),
         platform: platform.clone(),
-        kernel: Some(DirectKernel {
-            kernel: ctx.kernel.clone(),
-            initrd: Some(initrd),
-            cmdline: format!("console={} rdinit=/init", ctx.console),
-        }),
+        kernel,
         cpus,
         memory_mib: 1024,
         accel: ctx.decision.clone(),
@@ -885,6 +988,8 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         // hotplug-capable; the hotplug task fills it.
         hotplug_ports: 1,
         agent_channel: Some(run.path().join("agent.out")),
+        seed_disk: seed.disk,
+        fw_cfg: seed.fw_cfg,
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
     let log = run.path().join("console.log");

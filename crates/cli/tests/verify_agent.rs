@@ -275,3 +275,91 @@ fn junit_report_names_the_failing_check() {
     assert!(failing.contains("<failure type=\"check\""), "{failing}");
     assert!(xml.contains("name=\"agent.finished\""));
 }
+
+/// The checks that need a driver fail when the kernel lacks it. The kernel
+/// is Debian's own with the drivers' initcalls blacklisted on its command
+/// line (`initcall_blacklist=`): the driver's init never runs, which is
+/// what the guest sees of a kernel built without it, with no kernel build.
+#[test]
+fn kernels_without_the_efi_rtc_or_pl011_driver_fail_those_checks() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let (code, v) = verify(
+        "no-drivers",
+        &[
+            "--variants",
+            "gic=3",
+            "acpi=on,off",
+            "transport=pci",
+            "--no-hotplug",
+            "--persistence",
+            "off",
+            "--cmdline-append",
+            "initcall_blacklist=efi_rtc_driver_init,pl011_init",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    let all = v["variants"].as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    for var in all {
+        let name = var["name"].as_str().unwrap();
+        let (s, e) = check(var, "rtc.efi").unwrap();
+        assert_eq!(s, "fail", "{name}: {e}");
+        let (s, e) = check(var, "uart.pl011-console").unwrap();
+        assert_eq!(s, "fail", "{name}: {e}");
+        assert!(e.contains("ttyAMA0 driver: none"), "{name}: {e}");
+        // No console at all: the records still arrive, over virtio-serial.
+        assert_eq!(var["channel"], "virtio-serial", "{name}");
+        // Everything else still holds: the failures are the drivers'.
+        let others: Vec<&Value> = var["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["type"] == "check"
+                    && r["status"] == "fail"
+                    && !["rtc.efi", "rtc.readable", "uart.pl011-console"]
+                        .contains(&r["id"].as_str().unwrap())
+            })
+            .collect();
+        assert!(others.is_empty(), "{name}: {others:?}");
+    }
+}
+
+/// `acpi=off` on a machine whose firmware describes it with ACPI only
+/// (EDK2 on virt withholds the device tree when QEMU provides ACPI tables):
+/// the kernel has no hardware description and never speaks; the report
+/// says so instead of a bare timeout.
+#[test]
+fn acpi_off_under_acpi_only_firmware_is_reported() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let (code, v) = verify(
+        "acpi-off-acpi-only",
+        &[
+            "--variants",
+            "gic=3",
+            "acpi=on",
+            "transport=pci",
+            "--no-hotplug",
+            "--persistence",
+            "off",
+            "--timeout",
+            "40",
+            "--cmdline-append",
+            "acpi=off",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    let var = &v["variants"][0];
+    assert!(!var["passed"].as_bool().unwrap());
+    assert!(var["records"].as_array().unwrap().is_empty(), "{var}");
+    let boot = &var["boot"];
+    assert_eq!(boot["outcome"], "timeout", "{boot}");
+    let reason = boot["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("printed nothing after the EFI stub exited boot services")
+            && reason.contains("no device tree"),
+        "{reason}"
+    );
+}

@@ -116,6 +116,8 @@ fn main() {
             nvram: None,
             hotplug_ports: 0,
             agent_channel: None,
+            seed_disk: None,
+            fw_cfg: Vec::new(),
         };
         let mut args = Vec::new();
         add(

@@ -154,6 +154,10 @@ pub struct Classifier {
     now: Option<f64>,
     events: Vec<Event>,
     saw_output: bool,
+    /// The last non-empty console line (bounded), for silence diagnoses.
+    last_line: String,
+    /// The EFI stub made an empty device tree: the firmware passed none.
+    empty_dtb: bool,
 }
 
 fn guest_time(line: &str) -> Option<f64> {
@@ -308,6 +312,12 @@ impl Classifier {
 
     fn line(&mut self, raw: &str) -> Option<Stage> {
         let line: String = strip_ansi(raw);
+        if !line.trim().is_empty() {
+            self.last_line = line.trim().chars().take(MAX_PROMPT).collect();
+        }
+        if line.contains("EFI stub: Generating empty DTB") {
+            self.empty_dtb = true;
+        }
         if line.contains("to boot the selected OS") {
             self.key_wait = Some("the GRUB menu has no timeout and waits for a key");
         }
@@ -405,6 +415,30 @@ impl Classifier {
         Some(format!("{meaning}; firmware said: {}", tried.join("; ")))
     }
 
+    /// Why a guest that went quiet (deadline passed, or it stopped) is
+    /// quiet, when the console's last words say: a kernel that printed
+    /// nothing after the EFI stub left boot services has no console (wrong
+    /// `console=`, no driver for the UART) or died before it had one, and
+    /// when the firmware passed no device tree, a kernel not using ACPI
+    /// (`acpi=off`) has no description of the hardware at all.
+    pub fn silence(&self) -> Option<String> {
+        if !self.last_line.contains("Exiting boot services") {
+            return None;
+        }
+        let mut why = String::from(
+            "the kernel printed nothing after the EFI stub exited boot services: \
+             no console driver for its console=, or it died before its console started",
+        );
+        if self.empty_dtb {
+            why.push_str(
+                "; the firmware passed no device tree (the EFI stub generated an empty one), \
+                 so a kernel booted with acpi=off or without ACPI has no description of the \
+                 hardware (this firmware is ACPI-only on this machine)",
+            );
+        }
+        Some(why)
+    }
+
     /// Why the guest is waiting for a key press, if the console shows it is
     /// (a GRUB menu without a countdown): the boot will not go on by itself.
     pub fn waiting_for_key(&self) -> Option<&'static str> {
@@ -491,6 +525,22 @@ mod tests {
             c.feed(piece);
         }
         c
+    }
+
+    #[test]
+    fn silence_after_exit_boot_services_is_explained() {
+        let mut c = Classifier::default();
+        c.feed(b"EFI stub: Booting Linux Kernel...\r\nEFI stub: Generating empty DTB\r\nEFI stub: Exiting boot services...\r\n");
+        let why = c.silence().unwrap();
+        assert!(why.contains("printed nothing after the EFI stub exited boot services"));
+        assert!(why.contains("no device tree"));
+        // With a firmware device tree, only the console half applies.
+        let mut c = Classifier::default();
+        c.feed(b"EFI stub: Booting Linux Kernel...\r\nEFI stub: Exiting boot services...\r\n");
+        assert!(!c.silence().unwrap().contains("device tree"));
+        // Once the kernel speaks, there is nothing to explain.
+        c.feed(b"[    0.000000] Booting Linux on physical CPU 0x0\r\n");
+        assert_eq!(c.silence(), None);
     }
 
     #[test]

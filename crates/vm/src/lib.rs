@@ -20,5 +20,6 @@ pub mod overlay;
 pub mod prepare;
 pub mod qemu;
 pub mod qmp;
+pub mod seed;
 pub mod state;
 pub mod supervise;

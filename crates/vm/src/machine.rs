@@ -125,6 +125,11 @@ pub struct VmSpec {
     /// this file (a file backend is always "connected", so the guest never
     /// blocks on it).
     pub agent_channel: Option<PathBuf>,
+    /// A read-only raw disk after the boot disk (a cloud-init NoCloud seed).
+    pub seed_disk: Option<PathBuf>,
+    /// fw_cfg blobs, `(name, file)` (an Ignition config at
+    /// `opt/com.coreos/config`).
+    pub fw_cfg: Vec<(String, PathBuf)>,
 }
 
 fn path(p: &std::path::Path) -> String {
@@ -242,6 +247,26 @@ impl VmSpec {
                 ),
             ]);
         }
+        if let Some(seed) = &self.seed_disk {
+            a.extend([
+                "-blockdev".into(),
+                format!(
+                    "driver=raw,node-name=seed0,read-only=on,file.driver=file,file.filename={},file.read-only=on",
+                    path(seed)
+                ),
+                "-device".into(),
+                format!(
+                    "{},drive=seed0",
+                    self.device("virtio-blk-pci", "virtio-blk-device")
+                ),
+            ]);
+        }
+        for (name, file) in &self.fw_cfg {
+            a.extend([
+                "-fw_cfg".into(),
+                format!("name={},file={}", name.replace(',', ",,"), path(file)),
+            ]);
+        }
         if self.platform.transport == Transport::Pci || self.arch != "aarch64" {
             for i in 1..=self.hotplug_ports {
                 a.extend([
@@ -329,6 +354,8 @@ mod tests {
             network: false,
             hotplug_ports: 0,
             agent_channel: None,
+            seed_disk: None,
+            fw_cfg: Vec::new(),
         }
     }
 

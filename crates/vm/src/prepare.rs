@@ -63,6 +63,10 @@ pub struct VmRequest {
     pub hotplug_ports: u32,
     /// A virtio-serial port for the agent, recorded to this file.
     pub agent_channel: Option<PathBuf>,
+    /// A read-only raw disk attached after the boot disk (a NoCloud seed).
+    pub seed_disk: Option<PathBuf>,
+    /// fw_cfg blobs `(name, file)` (an Ignition config).
+    pub fw_cfg: Vec<(String, PathBuf)>,
     /// This VM's variable store, kept across boots: used as it is when it
     /// exists, created from the template when not. `None`: a fresh copy in
     /// the run directory, gone with it.
@@ -314,6 +318,8 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         network: req.network,
         hotplug_ports: req.hotplug_ports,
         agent_channel: req.agent_channel.clone(),
+        seed_disk: req.seed_disk.clone(),
+        fw_cfg: req.fw_cfg.clone(),
     };
     Ok(Prepared {
         qemu,

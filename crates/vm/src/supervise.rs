@@ -125,6 +125,10 @@ pub enum BootOutcome {
     Timeout {
         /// The last stage reached.
         last: Option<Stage>,
+        /// Why the guest went quiet, when the console shows it
+        /// ([`crate::classify::Classifier::silence`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The VM could not run (QEMU failed to start or died).
     InfraError {
@@ -255,7 +259,10 @@ pub fn boot(
     }
     let mut log = File::create(&opts.console_log)?;
     let mut result = BootResult {
-        outcome: BootOutcome::Timeout { last: None },
+        outcome: BootOutcome::Timeout {
+            last: None,
+            reason: None,
+        },
         stages: Vec::new(),
         elapsed: 0.0,
         qemu_exit: None,
@@ -381,7 +388,10 @@ pub fn boot(
                     cause: classifier.cause(),
                 },
                 Outcome::Booted => BootOutcome::Booted,
-                _ => BootOutcome::Timeout { last },
+                _ => BootOutcome::Timeout {
+                    last,
+                    reason: classifier.silence(),
+                },
             };
         }
     };
@@ -403,7 +413,10 @@ fn from_console(classifier: &Classifier, last: Option<Stage>) -> BootOutcome {
         },
         Outcome::Stalled { .. } => BootOutcome::Stalled {
             last,
-            reason: Some("QEMU exited: the guest stopped before the boot finished".into()),
+            reason: Some(match classifier.silence() {
+                Some(why) => format!("QEMU exited: {why}"),
+                None => "QEMU exited: the guest stopped before the boot finished".into(),
+            }),
         },
         Outcome::NoOutput => BootOutcome::Stalled {
             last,

@@ -1,13 +1,15 @@
-//! `bootproof-agent`: runs as `/init` of the initramfs bootproof builds.
-//! Mounts the pseudo filesystems, loads the modules it was given, runs the
-//! runtime checks, reports each as a framed record on the console, and
-//! powers the guest off. Everything it reads comes from the guest kernel's
+//! `bootproof-agent`: runs as `/init` of the initramfs bootproof builds
+//! (agent mode: mounts the pseudo filesystems and loads the modules it was
+//! given) or, with `--full`, from the image's own init after a normal boot
+//! (full mode: the system is up; it touches nothing the image set up).
+//! Runs the runtime checks, reports each as a framed record, and powers
+//! the guest off. Everything it reads comes from the guest kernel's
 //! own interfaces (`/sys`, `/proc`, `/dev/kmsg`).
 #![forbid(unsafe_code)]
 
 use bootproof_agent::{
-    frame, AgentConfig, Record, Status, CONFIG_PATH, MODULES_LIST, NONCE_PATH, PERSIST_VARIABLE,
-    PORT_NAME, PROTOCOL, VENDOR_GUID,
+    frame, AgentConfig, Record, Status, CONFIG_PATH, FULL_MODE_ARG, MODULES_LIST, NONCE_PATH,
+    PERSIST_VARIABLE, PORT_NAME, PROTOCOL, VENDOR_GUID,
 };
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +19,9 @@ struct Reporter {
     passed: u32,
     failed: u32,
     port: Option<std::fs::File>,
+    /// Full mode: records go to `/dev/console` (stdout belongs to whoever
+    /// started the agent, e.g. cloud-init's log).
+    console: Option<std::fs::File>,
 }
 
 /// The device of the virtio-serial port named [`PORT_NAME`], if present.
@@ -36,9 +41,13 @@ fn find_port() -> Option<std::fs::File> {
 impl Reporter {
     fn send(&mut self, r: &Record) {
         let line = frame(&self.nonce, r);
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.flush();
+        if let Some(console) = &mut self.console {
+            let _ = console.write_all(line.as_bytes());
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
         if let Some(port) = &mut self.port {
             let _ = port.write_all(line.as_bytes());
         }
@@ -308,7 +317,7 @@ fn persistence_checks(r: &mut Reporter, cfg: &AgentConfig) {
 }
 
 #[cfg(target_os = "linux")]
-fn efi_checks(r: &mut Reporter, log: &[String]) {
+fn efi_checks(r: &mut Reporter, arch: &str, log: &[String]) {
     let efi = Path::new("/sys/firmware/efi").is_dir();
     r.pass_if(
         "uefi.booted",
@@ -351,16 +360,41 @@ fn efi_checks(r: &mut Reporter, log: &[String]) {
             (Err(e), _) | (_, Err(e)) => format!("{var}: {e}"),
         },
     );
-    let rtc = read("/sys/class/rtc/rtc0/name").unwrap_or_default();
-    let since: u64 = read("/sys/class/rtc/rtc0/since_epoch")
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    let sane = since > 1_577_836_800; // 2020-01-01
+    // Every RTC the kernel registered: (device, driver name, seconds).
+    let rtcs: Vec<(String, String, u64)> = list("/sys/class/rtc")
+        .into_iter()
+        .map(|d| {
+            let name = read(&format!("/sys/class/rtc/{d}/name")).unwrap_or_default();
+            let since = read(&format!("/sys/class/rtc/{d}/since_epoch"))
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            (d, name.trim().to_string(), since)
+        })
+        .collect();
+    let sane = |since: u64| since > 1_577_836_800; // 2020-01-01
+    let seen = if rtcs.is_empty() {
+        "no RTC registered".to_string()
+    } else {
+        rtcs.iter()
+            .map(|(d, n, s)| format!("{d}: {n} reads {s} s since the epoch"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     r.pass_if(
         "rtc.readable",
-        !rtc.is_empty() && sane,
-        format!("rtc0: {} reads {since} s since the epoch", rtc.trim()),
+        rtcs.first().is_some_and(|(_, _, s)| sane(*s)),
+        seen.clone(),
     );
+    if arch == "aarch64" {
+        // The VM spec wants the time from UEFI's runtime GetTime() (the
+        // rtc-efi driver), not only a platform RTC such as PL031.
+        r.pass_if(
+            "rtc.efi",
+            rtcs.iter()
+                .any(|(_, n, s)| n.starts_with("rtc-efi") && sane(*s)),
+            seen,
+        );
+    }
     let _ = log;
 }
 
@@ -594,11 +628,35 @@ fn hotplug_checks(r: &mut Reporter, cfg: &AgentConfig) {
     );
 }
 
+/// Full mode: evidence that the image's own userspace booted (PID 1 is
+/// the image's init, the root is the image's disk).
+fn image_init_check(r: &mut Reporter) {
+    let init = read("/proc/1/comm").unwrap_or_default();
+    let root = read("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&"/") && f.first() != Some(&"rootfs"))
+                .then(|| format!("{} ({})", f[0], f.get(2).unwrap_or(&"?")))
+        })
+        .unwrap_or_else(|| "none".into());
+    let pid1_is_us = std::process::id() == 1;
+    r.pass_if(
+        "boot.image-init",
+        !pid1_is_us && !init.trim().is_empty(),
+        format!("PID 1 is {}; / is {root}", init.trim()),
+    );
+}
+
 #[cfg(target_os = "linux")]
 fn main() {
-    let _ = mount("proc", "/proc", "proc");
-    let _ = mount("sysfs", "/sys", "sysfs");
-    let _ = mount("devtmpfs", "/dev", "devtmpfs");
+    let full = std::env::args().any(|a| a == FULL_MODE_ARG);
+    if !full {
+        let _ = mount("proc", "/proc", "proc");
+        let _ = mount("sysfs", "/sys", "sysfs");
+        let _ = mount("devtmpfs", "/dev", "devtmpfs");
+    }
     let nonce = read(NONCE_PATH).unwrap_or_default().trim().to_string();
     let cfg: AgentConfig = read(CONFIG_PATH)
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -608,6 +666,14 @@ fn main() {
         passed: 0,
         failed: 0,
         port: None,
+        console: full
+            .then(|| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/console")
+                    .ok()
+            })
+            .flatten(),
     };
     let uname = rustix::system::uname();
     r.send(&Record::Hello {
@@ -616,7 +682,8 @@ fn main() {
         kernel: uname.release().to_string_lossy().into_owned(),
         machine: uname.machine().to_string_lossy().into_owned(),
     });
-    for path in read(MODULES_LIST)
+    let modules = if full { None } else { read(MODULES_LIST) };
+    for path in modules
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.is_empty())
@@ -627,9 +694,15 @@ fn main() {
             error,
         });
     }
-    // Let drivers bind to the devices their modules just registered.
+    // Let drivers bind to the devices their modules just registered (full
+    // mode: udev loads them; give it a few seconds if it is still busy).
     std::thread::sleep(std::time::Duration::from_millis(300));
     r.port = find_port();
+    let waited = std::time::Instant::now();
+    while full && r.port.is_none() && waited.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        r.port = find_port();
+    }
     r.check(
         "agent.virtio-serial",
         match (r.port.is_some(), cfg.virtio_serial) {
@@ -643,8 +716,11 @@ fn main() {
             "no virtio-serial port: records on the console only".into()
         },
     );
+    if full {
+        image_init_check(&mut r);
+    }
     let log = kernel_log();
-    efi_checks(&mut r, &log);
+    efi_checks(&mut r, &cfg.arch, &log);
     if cfg.persist_write.is_some() || cfg.persist_expect.is_some() {
         persistence_checks(&mut r, &cfg);
     }

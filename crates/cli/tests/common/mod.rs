@@ -246,6 +246,27 @@ pub fn boot_images() -> &'static Path {
     })
 }
 
+/// A real Debian 12 cloud image (mmdebstrap: systemd, cloud-init, the
+/// distro kernel, GRUB at the removable path) for `arch` (`amd64`, or
+/// `arm64` through qemu-user-static: 30+ minutes, opt-in tests only).
+/// Built once by tests/images/make-cloud-image.sh into target/cloud-images.
+pub fn cloud_image(arch: &str) -> PathBuf {
+    let dir = workspace().join("target/cloud-images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = File::create(dir.join(format!("{arch}.lock"))).unwrap();
+    lock.lock().unwrap();
+    let img = dir.join(format!("debian-{arch}.raw"));
+    let ok = Command::new(workspace().join("tests/images/make-cloud-image.sh"))
+        .arg(arch)
+        .arg(&img)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building the {arch} cloud image failed");
+    lock.unlock().unwrap();
+    img
+}
+
 /// Pipes `data` through a command (a real compressor) and returns its output.
 pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
     let mut child = Command::new(tool[0])
