@@ -12,7 +12,7 @@ files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
 
-VERSION = "8"
+VERSION = "9"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -115,7 +115,10 @@ def main():
         mods = f"lib/modules/{ver}"
         for rel in ["modules.builtin", "modules.order", "kernel/drivers/virtio", "kernel/fs/efivarfs",
                     "kernel/drivers/block/virtio_blk.ko", "kernel/drivers/char/virtio_console.ko",
-                    "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/char/hw_random/rng-core.ko"]:
+                    "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/char/hw_random/rng-core.ko",
+                    # ...and what `bootproof run` needs to mount this root under an overlay.
+                    "kernel/fs/ext4", "kernel/fs/jbd2", "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko",
+                    "kernel/crypto/crc32c_generic.ko", "kernel/fs/overlayfs"]:
             src, dst = f"{r}/{mods}/{rel}", f"{root}/{mods}/{rel}"
             if os.path.isdir(src):
                 shutil.copytree(src, dst)
@@ -123,6 +126,12 @@ def main():
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 shutil.copy(src, dst)
         write(f"{root}/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
+        # A busybox userland in the root, for `bootproof run` to chroot into.
+        os.makedirs(f"{root}/bin")
+        shutil.copy(f"{r}/bin/busybox", f"{root}/bin/busybox")
+        for tool in ["sh", "cat", "echo", "ls", "test", "uname", "id", "grep", "head", "tail", "printf",
+                     "true", "false", "env", "touch", "mkdir", "rm", "wc", "sleep", "kill", "seq"]:
+            os.symlink("busybox", f"{root}/bin/{tool}")
         write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
         write(f"{root}/boot/grub/grub.cfg", f"""# generated in the style of update-grub
 set default="0"

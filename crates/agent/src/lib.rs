@@ -33,7 +33,7 @@ pub const MODULES_LIST: &str = "/etc/bootproof/modules";
 /// (the console stays the fallback).
 pub const PORT_NAME: &str = "org.bootproof.agent.0";
 /// Longest record line the host accepts.
-pub const MAX_RECORD: usize = 64 * 1024;
+pub const MAX_RECORD: usize = 256 * 1024;
 /// Most records the host keeps from one guest.
 pub const MAX_RECORDS: usize = 4096;
 
@@ -63,7 +63,42 @@ pub struct AgentConfig {
     /// The VM has the [`PORT_NAME`] virtio-serial port: not finding it fails.
     #[serde(default)]
     pub virtio_serial: bool,
+    /// Run the user's command in the image's root instead of the checks
+    /// (`bootproof run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSpec>,
 }
+
+/// A command to run as root in the image's own root filesystem: the agent
+/// mounts it read-only, puts a tmpfs overlay on it (writes go nowhere
+/// near the image), mounts /proc, /sys, /dev, /run and /tmp in it, chroots
+/// and executes `argv` directly (no shell parses it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The command and its arguments, exactly as given.
+    pub argv: Vec<String>,
+    /// Environment beyond `PATH`, `HOME` and `TERM`.
+    pub env: Vec<(String, String)>,
+    /// The root filesystem's block device name in the guest (`vda2`).
+    pub root_device: String,
+    /// Its filesystem type for mount(2) (`ext4`, `xfs`, `btrfs`).
+    pub root_fstype: String,
+    /// Files shipped in the initramfs under [`BINARIES_DIR`], by name;
+    /// each is copied to `/run/bootproof/bin/<name>` inside the root.
+    pub binaries: Vec<String>,
+    /// Seconds the command may run before it is killed.
+    pub timeout_secs: u64,
+}
+
+/// Where shipped binaries are in the agent's initramfs.
+pub const BINARIES_DIR: &str = "/bootproof/bin";
+/// Where shipped binaries appear inside the image's root.
+pub const BINARIES_IN_ROOT: &str = "/run/bootproof/bin";
+/// Bytes of stdout and of stderr the agent keeps (the tail) and reports.
+pub const MAX_OUTPUT: usize = 16 * 1024;
+/// The argument with which the agent re-executes itself to enter the
+/// root: `--chroot-exec ROOT -- ARGV…` (chroot(2) then execvp, no unsafe).
+pub const CHROOT_EXEC_ARG: &str = "--chroot-exec";
 
 /// The name of the variable the persistence check writes, under
 /// [`VENDOR_GUID`].
@@ -115,6 +150,34 @@ pub enum Record {
         status: Status,
         /// What was seen.
         evidence: String,
+    },
+    /// The user's command ran (or could not): `bootproof run`.
+    Command {
+        /// Exit status, when it exited.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        exit_code: Option<i32>,
+        /// The signal that ended it, when one did.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        signal: Option<i32>,
+        /// Killed at the timeout.
+        #[serde(default)]
+        timed_out: bool,
+        /// The last [`MAX_OUTPUT`] bytes of stdout (lossy UTF-8).
+        stdout: String,
+        /// The last [`MAX_OUTPUT`] bytes of stderr.
+        stderr: String,
+        /// Total bytes written to stdout and stderr.
+        stdout_bytes: u64,
+        /// Total bytes written to stderr.
+        stderr_bytes: u64,
+        /// Seconds it ran.
+        secs: f64,
+        /// How the root was set up, or why it could not be (then the
+        /// command did not run and `exit_code` is absent).
+        root: String,
+        /// Set when the command could not be started or the root not set up.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
     },
     /// The agent waits for the host to act (`hotplug`: add a disk now).
     Waiting {

@@ -186,16 +186,36 @@ fn prune_logs(dir: &Path, keep: usize) {
 }
 
 fn default_log_path(image: &Path) -> PathBuf {
-    let dir = cache_dir().join("logs");
-    let _ = std::fs::create_dir_all(&dir);
-    prune_logs(&dir, 100);
     let stem = image
         .file_stem()
         .map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    log_path(&stem)
+}
+
+/// A fresh path for a console log in the log cache (`~/.cache/bootproof/
+/// logs`, the newest 100 kept), named after `label`.
+pub(crate) fn log_path(label: &str) -> PathBuf {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = cache_dir().join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    prune_logs(&dir, 100);
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    dir.join(format!("{stem}-{secs}-{}.log", std::process::id()))
+    let label: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match SEQ.fetch_add(1, Ordering::Relaxed) {
+        0 => dir.join(format!("{label}-{secs}-{}.log", std::process::id())),
+        n => dir.join(format!("{label}-{secs}-{}-{n}.log", std::process::id())),
+    }
 }
 
 /// The image's command line made to show its boot on the console: `quiet`

@@ -41,13 +41,15 @@ pub fn nonce() -> String {
 }
 
 /// Agent mode: the initramfs (newc) with the agent as `/init`, its config
-/// and nonce, and the module closure under `/lib/modules/<version>`.
+/// and nonce, the module closure under `/lib/modules/<version>`, and
+/// `files` (path, contents; executable) such as `bootproof run --binary`.
 pub fn agent_initramfs(
     agent: &[u8],
     closure: &Closure,
     version: &str,
     cfg: &AgentConfig,
     nonce: &str,
+    files: &[(String, Vec<u8>)],
 ) -> Vec<u8> {
     let mut i = Initramfs::new();
     for d in ["proc", "sys", "dev", "run", "tmp"] {
@@ -81,6 +83,9 @@ pub fn agent_initramfs(
         list.push('\n');
     }
     i.file(bootproof_agent::MODULES_LIST, list.as_bytes(), 0o644);
+    for (path, data) in files {
+        i.file(path.trim_start_matches('/'), data, 0o755);
+    }
     i.finish()
 }
 

@@ -10,6 +10,7 @@ mod extract;
 mod inspect;
 mod junit;
 mod ls;
+mod run;
 mod style;
 mod verify;
 
@@ -145,10 +146,15 @@ enum Command {
     #[command(after_help = boot::AFTER_HELP)]
     Boot(Box<boot::BootArgs>),
     /// Check runtime compliance: boot the image's kernel with bootproof's
-    /// agent on each platform variant (GIC, ACPI, virtio transport) and
-    /// report a check × variant matrix.
+    /// agent (or the whole image, --mode full) on each platform variant
+    /// (GIC, ACPI, virtio transport) and report a check × variant matrix.
     #[command(after_help = verify::AFTER_HELP)]
     Verify(Box<verify::VerifyArgs>),
+    /// Run a command as root inside every image × platform variant (the
+    /// image's own kernel and root filesystem, no image init) and report
+    /// pass, fail, boot failure or infra error per cell.
+    #[command(after_help = run::AFTER_HELP)]
+    Run(Box<run::RunArgs>),
     /// Write files from inside the image to stdout, one after another (follows
     /// symlinks inside the image).
     #[command(after_help = cat::AFTER_HELP)]
@@ -195,6 +201,7 @@ fn main() -> ExitCode {
         } => cat::run(&image, &targets, output),
         Command::Boot(args) => boot::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

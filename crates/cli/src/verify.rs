@@ -123,7 +123,7 @@ pub struct VerifyArgs {
 }
 
 /// Modules the agent needs when the kernel has them as modules.
-const AGENT_MODULES: &[&str] = &[
+pub(crate) const AGENT_MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_mmio",
     "virtio_blk",
@@ -133,7 +133,7 @@ const AGENT_MODULES: &[&str] = &[
 ];
 
 /// Parses `--variants` into platforms (every combination).
-fn variants(arch: &str, axes: &[String]) -> Result<Vec<Platform>, CliError> {
+pub(crate) fn variants(arch: &str, axes: &[String]) -> Result<Vec<Platform>, CliError> {
     let mut gic = vec![3u8, 2];
     let mut acpi = vec![true, false];
     let mut transport = vec![Transport::Pci, Transport::Mmio];
@@ -203,7 +203,7 @@ fn variants(arch: &str, axes: &[String]) -> Result<Vec<Platform>, CliError> {
     Ok(out)
 }
 
-fn variant_name(p: &Platform, arch: &str) -> String {
+pub(crate) fn variant_name(p: &Platform, arch: &str) -> String {
     if arch != "aarch64" {
         return "q35".into();
     }
@@ -259,7 +259,7 @@ pub fn find_agent(arch: &str) -> Result<PathBuf, CliError> {
 }
 
 /// The image's `/lib/modules/<version>` (or `/usr/lib/...`): the slot and path.
-fn module_dir(img: &OpenedImage, version: &str) -> Option<(usize, String)> {
+pub(crate) fn module_dir(img: &OpenedImage, version: &str) -> Option<(usize, String)> {
     for (i, s) in img.slots.iter().enumerate() {
         let Some(v) = s.volume.as_ref() else { continue };
         for base in ["/lib/modules", "/usr/lib/modules"] {
@@ -293,6 +293,10 @@ pub struct VariantResult {
     pub done_secs: Option<f64>,
     /// How the boot ended.
     pub boot: BootResult,
+    /// QEMU's arguments (without the binary), and the binary.
+    pub qemu: Vec<String>,
+    /// The firmware used.
+    pub firmware: bootproof_vm::prepare::FirmwareReport,
 }
 
 pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
@@ -451,6 +455,9 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
                             persist_write: None,
                             persist_expect: None,
                             hotplug: false,
+                            run: None,
+                            files: Vec::new(),
+                            keep_console: None,
                         },
                     )
                     .map(|v| vec![v]),
@@ -704,7 +711,7 @@ fn progress(json: bool, st: &Style, name: &str, r: Result<bool, &str>) {
 
 /// A boot outcome in words: its name, the stage, and the cause or reason
 /// when the console showed one.
-fn outcome_words(outcome: &BootOutcome) -> String {
+pub(crate) fn outcome_words(outcome: &BootOutcome) -> String {
     let v = serde_json::to_value(outcome).unwrap_or_default();
     let mut words = v["outcome"].as_str().unwrap_or("unknown").to_string();
     for key in ["stage", "last"] {
@@ -771,6 +778,9 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
             persist_write: Some(value.clone()),
             persist_expect: None,
             hotplug: false,
+            run: None,
+            files: Vec::new(),
+            keep_console: None,
         },
     )?;
     // The store as the firmware left it, read on the host.
@@ -819,6 +829,9 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
             persist_write: None,
             persist_expect: Some(value),
             hotplug: false,
+            run: None,
+            files: Vec::new(),
+            keep_console: None,
         },
     )?;
     Ok(vec![w, r])
@@ -857,27 +870,30 @@ fn hotplug(ctx: &Ctx) -> Result<VariantResult, String> {
             persist_write: None,
             persist_expect: None,
             hotplug: true,
+            run: None,
+            files: Vec::new(),
+            keep_console: None,
         },
     )
 }
 
 /// What every variant of one run shares.
-struct Ctx<'a> {
-    image: &'a Path,
-    image_format: String,
-    image_size: u64,
-    arch: &'a str,
-    agent: &'a [u8],
-    how: &'a How,
+pub(crate) struct Ctx<'a> {
+    pub(crate) image: &'a Path,
+    pub(crate) image_format: String,
+    pub(crate) image_size: u64,
+    pub(crate) arch: &'a str,
+    pub(crate) agent: &'a [u8],
+    pub(crate) how: &'a How,
     /// Agent mode: the modules to load and the kernel's version.
-    closure: Option<&'a Closure>,
-    version: Option<&'a str>,
-    console: &'a str,
-    cpus: u32,
-    decision: accel::Decision,
-    timeout: Duration,
-    base: PathBuf,
-    interrupted: &'a AtomicBool,
+    pub(crate) closure: Option<&'a Closure>,
+    pub(crate) version: Option<&'a str>,
+    pub(crate) console: &'a str,
+    pub(crate) cpus: u32,
+    pub(crate) decision: accel::Decision,
+    pub(crate) timeout: Duration,
+    pub(crate) base: PathBuf,
+    pub(crate) interrupted: &'a AtomicBool,
 }
 
 /// What a job produced: its boots' results, or why it could not run.
@@ -894,28 +910,39 @@ enum Job {
 }
 
 /// How the agent gets into the guest.
-enum How {
+pub(crate) enum How {
     /// The image's kernel (extracted here) with bootproof's initramfs.
     Agent {
+        /// The extracted kernel.
         kernel: PathBuf,
+        /// Added to the kernel command line.
         cmdline_append: Option<String>,
     },
     /// The image boots end to end; a seed runs the agent.
-    Full { seed: SeedKind },
+    Full {
+        /// Which seed.
+        seed: SeedKind,
+    },
 }
 
 /// One boot: a platform, and for the persistence check, a kept NVRAM and
 /// what the agent writes or expects.
-struct Task {
-    name: String,
-    platform: Platform,
-    nvram: Option<PathBuf>,
-    persist_write: Option<String>,
-    persist_expect: Option<String>,
-    hotplug: bool,
+pub(crate) struct Task {
+    pub(crate) name: String,
+    pub(crate) platform: Platform,
+    pub(crate) nvram: Option<PathBuf>,
+    pub(crate) persist_write: Option<String>,
+    pub(crate) persist_expect: Option<String>,
+    pub(crate) hotplug: bool,
+    /// `bootproof run`: the command for the agent to run instead of the checks.
+    pub(crate) run: Option<bootproof_agent::RunSpec>,
+    /// Extra initramfs files (`bootproof run --binary`), path and contents.
+    pub(crate) files: Vec<(String, Vec<u8>)>,
+    /// Copy the console log here, whatever the outcome.
+    pub(crate) keep_console: Option<PathBuf>,
 }
 
-fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
+pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
     let (arch, platform, cpus) = (ctx.arch, &task.platform, ctx.cpus);
     let run = RunDir::create(&ctx.base).map_err(|e| e.to_string())?;
     let n = nonce();
@@ -932,6 +959,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         persist_expect: task.persist_expect.clone(),
         hotplug: task.hotplug,
         virtio_serial: true,
+        run: task.run.clone(),
     };
     let (kernel, seed) = match ctx.how {
         How::Agent {
@@ -948,6 +976,7 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
                     ctx.version.unwrap_or_default(),
                     &cfg,
                     &n,
+                    &task.files,
                 ),
             )
             .map_err(|e| e.to_string())?;
@@ -1068,8 +1097,13 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
     }
     let passed = all_passed(&records);
     let mut boot = boot;
-    // The run directory (and its log) goes away; keep the log if it failed.
-    if !passed {
+    // The run directory (and its log) goes away; keep the log where asked,
+    // or if it failed.
+    if let Some(keep) = &task.keep_console {
+        if std::fs::copy(&boot.console_log, keep).is_ok() {
+            boot.console_log = keep.clone();
+        }
+    } else if !passed {
         let keep = cache_dir().join("logs").join(format!(
             "verify-{}-{}.log",
             task.name.replace(' ', "-"),
@@ -1089,6 +1123,10 @@ fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
         first_record_secs,
         done_secs,
         boot,
+        qemu: std::iter::once(prepared.qemu.binary.display().to_string())
+            .chain(prepared.spec.qemu_args())
+            .collect(),
+        firmware: prepared.firmware.clone(),
     })
 }
 

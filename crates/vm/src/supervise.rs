@@ -373,6 +373,19 @@ pub fn boot(
             // console was read to the end.
             let status = child.wait()?;
             result.qemu_exit = status.code();
+            // Killed from outside (OOM killer, an operator, a dying host):
+            // nothing the guest did, whatever the console shows.
+            if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+                break BootOutcome::InfraError {
+                    message: format!(
+                        "QEMU was killed by signal {sig} (not by the guest){}",
+                        match stderr_tail(&stderr_buf) {
+                            t if t.trim().is_empty() => String::new(),
+                            t => format!("; it said: {}", t.trim()),
+                        }
+                    ),
+                };
+            }
             if matches!(classifier.outcome(), Outcome::NoOutput) && !status.success() {
                 std::thread::sleep(Duration::from_millis(50));
                 break BootOutcome::InfraError {

@@ -1,0 +1,1007 @@
+//! `bootproof run`: the user's command, as root, inside every cell of a
+//! matrix of images × platform variants, in agent mode: each image's own
+//! kernel boots with bootproof's initramfs, the agent mounts the image's
+//! root read-only under a tmpfs overlay, chroots and executes the command
+//! as an argv (never re-parsed by a shell, on the host or in the guest).
+//! The verdict is its exit status. Cells run in parallel within CPU and
+//! memory budgets; a VM that could not run (QEMU failed or was killed) is
+//! retried and, if it keeps failing, reported as an infra error, never as
+//! the command's failure.
+
+use crate::boot::{choose_accel, deadline, interrupt_flag, log_path, EXIT_INTERRUPTED};
+use crate::extract::{pick_entry, resolve_arch};
+use crate::style::Style;
+use crate::verify::{
+    module_dir, outcome_words, run_variant, variant_name, variants, Ctx, How, Task, VariantResult,
+    AGENT_MODULES,
+};
+use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_FAIL, EXIT_OK};
+use bootproof_agent::{Record, RunSpec, BINARIES_DIR};
+use bootproof_boot::extract::extract;
+use bootproof_boot::modules::{self, Closure, InImage};
+use bootproof_fs::FsKind;
+use bootproof_image::ReadAt;
+use bootproof_inspect::parse_target;
+use bootproof_vm::accel::Accel;
+use bootproof_vm::machine::Platform;
+use bootproof_vm::state::{self, RunDir};
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// Exit status when infra errors left a required cell without a verdict.
+pub const EXIT_INFRA: u8 = 3;
+
+pub const AFTER_HELP: &str = "\
+Each cell (image × variant) boots the image's default kernel (as `bootproof
+extract` finds it) through UEFI with bootproof's initramfs: the agent as
+/init plus the image's own virtio, filesystem and overlay modules. The
+agent mounts the image's OS root read-only under a tmpfs overlay (nothing
+is written to the image, not even to the VM's copy-on-write layer), mounts
+/proc, /sys, /dev, /run and /tmp in it, chroots, and executes COMMAND as
+root with PATH, HOME=/root and:
+  BOOTPROOF_ARCH, BOOTPROOF_KERNEL, BOOTPROOF_IMAGE, BOOTPROOF_VARIANT
+  BOOTPROOF_BIN_<NAME>   path of each --binary file inside the guest
+                         (/run/bootproof/bin/<file name>; NAME is the file
+                         name upper-cased, other characters as _)
+COMMAND is an argv: no shell parses it on the host or in the guest (use
+`sh -c '…'` for shell syntax). Its stdout and stderr are kept (the last
+16 KiB of each).
+
+Statuses: pass (exit status = --expect-exit), fail (another status, a
+signal, or the command's timeout), boot-failure (the guest never ran the
+command: the stage and cause from the console), infra-error (the VM could
+not run after --retries retries), skipped (another shard's, or
+interrupted).
+
+--shard K/N runs the cells whose id hashes to K of N (stable across runs
+and machines), so a CI system's own matrix can spread a large run.
+
+Exit status: 0 every cell passed; 1 a cell failed or did not boot; 3 infra
+errors left cells without a verdict (and none failed); 2 usage error; 130
+interrupted.
+
+Examples:
+  bootproof run disk.qcow2 -- uname -r
+  bootproof run a.raw b.qcow2 --variants gic=3 acpi=on,off -- sh -c 'test -d /sys/firmware/acpi'
+  bootproof run --binary ./probe disk.raw -- sh -c '\"$BOOTPROOF_BIN_PROBE\" --check'
+  bootproof run --json --evidence out/ --shard 1/4 *.qcow2 -- ./ci-check.sh";
+
+/// Everything `bootproof run` takes.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Disk images (raw or qcow2): the matrix rows.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio), aarch64 images; x86_64 images run on q35. Words without `=` after it are images.
+    #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
+    pub variants: Vec<String>,
+    /// A file to ship into every guest (repeatable); see BOOTPROOF_BIN_<NAME>.
+    #[arg(long = "binary", value_name = "FILE")]
+    pub binaries: Vec<PathBuf>,
+    /// The exit status that means pass.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub expect_exit: i32,
+    /// Seconds each cell may take, boot included [default: 60 with KVM, 300 with TCG]; the command gets three quarters of it.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Cells booted at once [default: host cores, within 75% of available memory].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Retries of a cell whose VM could not run (QEMU failed to start or was killed).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Run only shard K of N (1-based), chosen by a stable hash of each cell's id.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Text appended to every cell's kernel command line.
+    #[arg(long, value_name = "TEXT")]
+    pub cmdline_append: Option<String>,
+    /// Write each cell's evidence (console log, agent records, command
+    /// output, QEMU command line, firmware and accelerator) under DIR/<image>/<variant>/.
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Follow qcow2 backing files.
+    #[arg(long)]
+    pub allow_backing: bool,
+    /// Print a JUnit XML report (one test case per cell).
+    #[arg(long, conflicts_with_all = ["json", "markdown"])]
+    pub junit: bool,
+    /// Print a Markdown summary (images × variants with ✅/❌ and the exit code or stage).
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// A cell's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CellStatus {
+    /// The command exited with the expected status.
+    Pass,
+    /// The command's own verdict was negative.
+    Fail,
+    /// The guest never ran the command.
+    BootFailure,
+    /// The VM could not run.
+    InfraError,
+    /// Not run (another shard's, or interrupted).
+    Skipped,
+}
+
+/// One cell's result (`bootproof.run/v1` `cells[]`).
+#[derive(Debug, Serialize)]
+pub struct Cell {
+    /// `image / variant`, the id shards hash.
+    pub id: String,
+    /// Image path.
+    pub image: PathBuf,
+    /// `aarch64` or `x86_64`.
+    pub arch: String,
+    /// The kernel booted.
+    pub kernel_version: Option<String>,
+    /// Variant name.
+    pub variant: String,
+    /// The platform.
+    pub platform: Platform,
+    /// Verdict.
+    pub status: CellStatus,
+    /// In words: the exit status, the stage, or the infra error.
+    pub detail: String,
+    /// The command's exit status.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<i32>,
+    /// Killed at its timeout.
+    pub timed_out: bool,
+    /// Tail of its stdout.
+    pub stdout: String,
+    /// Tail of its stderr.
+    pub stderr: String,
+    /// Seconds the command ran.
+    pub command_secs: Option<f64>,
+    /// Seconds the whole cell took (all attempts).
+    pub secs: f64,
+    /// Boots tried.
+    pub attempts: u32,
+    /// Why earlier attempts could not run.
+    pub infra_errors: Vec<String>,
+    /// Where the evidence is.
+    pub evidence: Option<PathBuf>,
+    /// The last attempt's boot (records, stages, QEMU command line, firmware).
+    pub run: Option<VariantResult>,
+}
+
+/// An image, prepared once for all its cells.
+struct Row {
+    image: PathBuf,
+    arch: &'static str,
+    version: Option<String>,
+    format: String,
+    size: u64,
+    closure: Closure,
+    root_device: String,
+    root_fstype: String,
+    how: How,
+    /// Why it cannot run, when it cannot (its cells become boot failures).
+    problem: Option<String>,
+    platforms: Vec<Platform>,
+}
+
+/// The filesystem type to mount a root of this kind with.
+fn fs_type(kind: FsKind) -> Option<&'static str> {
+    match kind {
+        FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => Some("ext4"),
+        FsKind::Xfs => Some("xfs"),
+        FsKind::Btrfs => Some("btrfs"),
+        _ => None,
+    }
+}
+
+/// Modules a root of this type needs: the filesystem's own, and the
+/// checksum it asks the crypto API for at mount time (a `softdep`, which
+/// no symbol dependency pulls in: without it ext4 fails with ENOENT,
+/// "Cannot load crc32c driver"). Built-in ones are skipped by the resolver.
+fn fs_modules(fstype: &str) -> &'static [&'static str] {
+    match fstype {
+        "ext4" => &["ext4", "crc32c_generic"],
+        "xfs" => &["xfs", "crc32c_generic"],
+        "btrfs" => &[
+            "btrfs",
+            "crc32c_generic",
+            "xxhash_generic",
+            "blake2b_generic",
+            "sha256_generic",
+        ],
+        _ => &[],
+    }
+}
+
+fn prepare_row(
+    path: &Path,
+    args: &RunArgs,
+    axes: &[String],
+    work: &Path,
+    index: usize,
+) -> Result<Row, CliError> {
+    let img = open(&ImageArgs {
+        image: path.to_path_buf(),
+        allow_backing: args.allow_backing,
+    })?;
+    let arch = resolve_arch(&img, "auto")?;
+    let arch_name = arch.name();
+    let platforms = variants(arch_name, axes)?;
+    let kernel = work.join(format!("kernel-{index}"));
+    let mut row = Row {
+        image: path.to_path_buf(),
+        arch: arch_name,
+        version: None,
+        format: img.image.format().to_string(),
+        size: img.image.size(),
+        closure: Closure::default(),
+        root_device: String::new(),
+        root_fstype: String::new(),
+        how: How::Agent {
+            kernel: kernel.join("kernel"),
+            cmdline_append: args.cmdline_append.clone(),
+        },
+        problem: None,
+        platforms,
+    };
+    let picked = pick_entry(&img, arch, None).and_then(|(chain, entry, _)| {
+        extract(&img, &chain, &entry, &kernel).map_err(|e| CliError::with_hint(e, ""))
+    });
+    let manifest = match picked {
+        Ok(m) => m,
+        Err(e) => {
+            row.problem = Some(format!("no kernel to boot: {e}"));
+            return Ok(row);
+        }
+    };
+    // The root the kernel would mount (`root=UUID=…`, `PARTUUID=`,
+    // `LABEL=`…), else the filesystem with an os-release.
+    let from_cmdline = manifest
+        .cmdline
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("root="))
+        .and_then(|v| parse_target(&format!("{v}:/")).part)
+        .and_then(|sel| img.select(&sel).ok());
+    let root = from_cmdline
+        .or_else(|| img.slots.iter().find(|s| s.is_root))
+        .filter(|s| s.volume.is_some());
+    let Some(root) = root else {
+        row.problem = Some(
+            "no root filesystem: the kernel's root= names none in the image, and none has /etc/os-release"
+                .into(),
+        );
+        return Ok(row);
+    };
+    let Some(fstype) = fs_type(root.kind) else {
+        row.problem = Some(format!(
+            "the OS root is {}, which `run` cannot mount",
+            root.kind
+        ));
+        return Ok(row);
+    };
+    row.root_fstype = fstype.to_string();
+    row.root_device = match &root.partition {
+        Some(_) => format!("vda{}", root.number),
+        None => "vda".into(),
+    };
+    row.version = manifest.kernel_version.clone();
+    let mut wanted: Vec<&str> = AGENT_MODULES.to_vec();
+    wanted.extend(fs_modules(fstype));
+    wanted.push("overlay");
+    row.closure = match row.version.as_deref().and_then(|v| module_dir(&img, v)) {
+        Some((slot, dir)) => {
+            let vol = img.slots[slot].volume.as_ref().expect("checked");
+            modules::resolve(&InImage { volume: vol, dir }, &wanted)
+        }
+        None => Closure {
+            missing: wanted.iter().map(|s| s.to_string()).collect(),
+            dependency_source: "none: the kernel's modules are not in the image".into(),
+            ..Closure::default()
+        },
+    };
+    Ok(row)
+}
+
+/// FNV-1a, 64-bit: a hash that is the same on every machine and release
+/// (std's hashers are not), for `--shard`.
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), CliError> {
+    let bad = || {
+        CliError::with_hint(
+            format!("bad --shard `{s}`"),
+            "write K/N with 1 <= K <= N, e.g. 2/4",
+        )
+    };
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// VMs that fit in 75% of the memory available now (1 GiB guest + QEMU).
+fn memory_slots() -> usize {
+    let avail_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(4 << 20);
+    ((avail_kib * 3 / 4) / ((1024 + 256) * 1024)).max(1) as usize
+}
+
+/// A file name as an environment-variable suffix: upper case, `_` for the rest.
+fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The verdict from one finished boot.
+fn judge(v: &VariantResult, expect: i32) -> (CellStatus, String) {
+    let command = v.records.iter().find_map(|r| match r {
+        Record::Command {
+            exit_code,
+            signal,
+            timed_out,
+            error,
+            ..
+        } => Some((*exit_code, *signal, *timed_out, error.clone())),
+        _ => None,
+    });
+    match command {
+        None => (
+            CellStatus::BootFailure,
+            format!(
+                "the agent never reported a command result: {}",
+                outcome_words(&v.boot.outcome)
+            ),
+        ),
+        Some((_, _, _, Some(e))) => (
+            CellStatus::BootFailure,
+            format!("the agent could not run it: {e}"),
+        ),
+        Some((_, _, true, _)) => (CellStatus::Fail, "timed out and was killed".into()),
+        Some((Some(code), _, _, _)) if code == expect => (CellStatus::Pass, format!("exit {code}")),
+        Some((Some(code), _, _, _)) => {
+            (CellStatus::Fail, format!("exit {code} (expected {expect})"))
+        }
+        Some((None, Some(sig), _, _)) => (CellStatus::Fail, format!("killed by signal {sig}")),
+        Some((None, None, _, _)) => (CellStatus::Fail, "ended with no status".into()),
+    }
+}
+
+/// Writes one cell's evidence directory.
+fn write_evidence(dir: &Path, cell: &Cell, accel: &serde_json::Value) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("stdout.txt"), &cell.stdout)?;
+    std::fs::write(dir.join("stderr.txt"), &cell.stderr)?;
+    if let Some(v) = &cell.run {
+        let mut records = String::new();
+        for r in &v.records {
+            records.push_str(&serde_json::to_string(r).unwrap_or_default());
+            records.push('\n');
+        }
+        std::fs::write(dir.join("records.jsonl"), records)?;
+        std::fs::write(dir.join("qemu-cmdline.txt"), v.qemu.join("\n") + "\n")?;
+    }
+    let doc = json!({ "cell": cell, "accel": accel });
+    std::fs::write(
+        dir.join("cell.json"),
+        serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?,
+    )
+}
+
+/// A path component from free text.
+fn component(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: &RunArgs) -> Result<u8, CliError> {
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    // The shipped files, by name (names must be unique: they become
+    // BOOTPROOF_BIN_<NAME>).
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for b in &args.binaries {
+        let name = b
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                CliError::with_hint(
+                    format!("--binary {}: not a file", b.display()),
+                    "name a file",
+                )
+            })?;
+        if names.iter().any(|n| env_name(n) == env_name(&name)) {
+            return Err(CliError::with_hint(
+                format!(
+                    "two --binary files map to BOOTPROOF_BIN_{}",
+                    env_name(&name)
+                ),
+                "rename one of them",
+            ));
+        }
+        let data = std::fs::read(b).map_err(|e| {
+            CliError::with_hint(format!("--binary {}: {e}", b.display()), "check the path")
+        })?;
+        files.push((format!("{BINARIES_DIR}/{name}"), data));
+        names.push(name);
+    }
+    let base = state::base_dir();
+    state::clean_stale(&base);
+    let work = RunDir::create(&base)?;
+    let st = Style::stderr(args.output.color);
+    let mut rows = Vec::new();
+    // `--variants` takes every word up to the next option; the ones that
+    // are not AXIS=VALUES are images (`--variants gic=3 disk.raw`).
+    let (axes, stray): (Vec<String>, Vec<String>) =
+        args.variants.iter().cloned().partition(|a| a.contains('='));
+    let images: Vec<PathBuf> = stray
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(args.images.iter().cloned())
+        .collect();
+    if images.is_empty() {
+        return Err(CliError::with_hint(
+            "no image to run in",
+            "bootproof run IMAGE... -- COMMAND...",
+        ));
+    }
+    for (i, path) in images.iter().enumerate() {
+        rows.push(prepare_row(path, args, &axes, work.path(), i)?);
+    }
+    // Agents, one per architecture in the matrix.
+    let mut agents: Vec<(&str, Vec<u8>)> = Vec::new();
+    for row in &rows {
+        if !agents.iter().any(|(a, _)| *a == row.arch) {
+            let path = crate::verify::find_agent(row.arch)?;
+            agents.push((row.arch, std::fs::read(&path)?));
+        }
+    }
+    let arches: Vec<&str> = agents.iter().map(|(a, _)| *a).collect();
+    let decisions: Vec<(&str, bootproof_vm::accel::Decision)> =
+        arches.iter().map(|a| (*a, choose_accel(a).0)).collect();
+    let decision = |arch: &str| {
+        decisions
+            .iter()
+            .find(|(a, _)| *a == arch)
+            .map(|(_, d)| d.clone())
+            .expect("every arch has a decision")
+    };
+    let timeout = deadline(args.timeout, decision(rows[0].arch).accel);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args
+        .jobs
+        .unwrap_or_else(|| cores.min(memory_slots()))
+        .max(1);
+    let cpus = 2u32.min(cores as u32).max(1);
+
+    // Cells: every image × its variants; another shard's are skipped.
+    struct Pending {
+        idx: usize,
+        row: usize,
+        platform: Platform,
+        id: String,
+    }
+    let mut pending = Vec::new();
+    let mut cells: Vec<Option<Cell>> = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        for p in &row.platforms {
+            let variant = variant_name(p, row.arch);
+            let id = format!(
+                "{} / {variant}",
+                row.image.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let idx = cells.len();
+            let mine = shard.is_none_or(|(k, n)| stable_hash(&id) % n == k - 1);
+            cells.push((!mine).then(|| Cell {
+                id: id.clone(),
+                image: row.image.clone(),
+                arch: row.arch.into(),
+                kernel_version: row.version.clone(),
+                variant: variant.clone(),
+                platform: p.clone(),
+                status: CellStatus::Skipped,
+                detail: format!("another shard's ({})", args.shard.as_deref().unwrap_or("")),
+                exit_code: None,
+                signal: None,
+                timed_out: false,
+                stdout: String::new(),
+                stderr: String::new(),
+                command_secs: None,
+                secs: 0.0,
+                attempts: 0,
+                infra_errors: Vec::new(),
+                evidence: None,
+                run: None,
+            }));
+            if mine {
+                pending.push(Pending {
+                    idx,
+                    row: r,
+                    platform: p.clone(),
+                    id,
+                });
+            }
+        }
+    }
+    let total = pending.len();
+    if !args.output.json && !args.junit && !args.markdown {
+        eprintln!(
+            "{} {} cell(s) ({} image(s)), {} at a time, {}: {}",
+            st.bold("Running"),
+            total,
+            rows.len(),
+            workers.min(total.max(1)),
+            decisions
+                .iter()
+                .map(|(a, d)| format!(
+                    "{a} {}",
+                    match d.accel {
+                        Accel::Kvm => "KVM",
+                        Accel::Tcg => "TCG",
+                    }
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            shell_words(&args.command)
+        );
+    }
+    let interrupted = interrupt_flag();
+    pending.reverse();
+    let queue = Mutex::new(pending);
+    let finished: Mutex<Vec<(usize, Cell)>> = Mutex::new(Vec::new());
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let ctxs: Vec<Ctx> = rows
+        .iter()
+        .map(|row| Ctx {
+            image: &row.image,
+            image_format: row.format.clone(),
+            image_size: row.size,
+            arch: row.arch,
+            agent: &agents
+                .iter()
+                .find(|(a, _)| *a == row.arch)
+                .expect("built")
+                .1,
+            how: &row.how,
+            closure: Some(&row.closure),
+            version: row.version.as_deref(),
+            console: if row.arch == "aarch64" {
+                "ttyAMA0"
+            } else {
+                "ttyS0"
+            },
+            cpus,
+            decision: decision(row.arch),
+            timeout,
+            base: base.clone(),
+            interrupted: &interrupted,
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(total.max(1)) {
+            scope.spawn(|| loop {
+                let Some(job) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                    return;
+                };
+                let row = &rows[job.row];
+                let variant = variant_name(&job.platform, row.arch);
+                let started = std::time::Instant::now();
+                let evidence = args.evidence.as_ref().map(|d| {
+                    d.join(component(
+                        &row.image.file_name().unwrap_or_default().to_string_lossy(),
+                    ))
+                    .join(component(&variant))
+                });
+                let mut cell = Cell {
+                    id: job.id.clone(),
+                    image: row.image.clone(),
+                    arch: row.arch.into(),
+                    kernel_version: row.version.clone(),
+                    variant: variant.clone(),
+                    platform: job.platform.clone(),
+                    status: CellStatus::InfraError,
+                    detail: String::new(),
+                    exit_code: None,
+                    signal: None,
+                    timed_out: false,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    command_secs: None,
+                    secs: 0.0,
+                    attempts: 0,
+                    infra_errors: Vec::new(),
+                    evidence: evidence.clone(),
+                    run: None,
+                };
+                if let Some(problem) = &row.problem {
+                    cell.status = CellStatus::BootFailure;
+                    cell.detail = problem.clone();
+                } else {
+                    let mut env = vec![
+                        (
+                            "BOOTPROOF_IMAGE".to_string(),
+                            row.image
+                                .file_name()
+                                .unwrap_or_default()
+                                .to_string_lossy()
+                                .into_owned(),
+                        ),
+                        ("BOOTPROOF_VARIANT".to_string(), variant.clone()),
+                    ];
+                    env.sort();
+                    let spec = RunSpec {
+                        argv: args.command.clone(),
+                        env,
+                        root_device: row.root_device.clone(),
+                        root_fstype: row.root_fstype.clone(),
+                        binaries: names.clone(),
+                        timeout_secs: (timeout.as_secs() * 3 / 4).max(10),
+                    };
+                    let console_copy = Some(match &evidence {
+                        Some(d) => {
+                            let _ = std::fs::create_dir_all(d);
+                            d.join("console.log")
+                        }
+                        None => log_path(&format!(
+                            "run-{}-{variant}",
+                            row.image.file_stem().unwrap_or_default().to_string_lossy()
+                        )),
+                    });
+                    loop {
+                        if interrupted.load(Ordering::Relaxed) {
+                            cell.status = CellStatus::Skipped;
+                            cell.detail = "interrupted".into();
+                            break;
+                        }
+                        cell.attempts += 1;
+                        let task = Task {
+                            name: variant.clone(),
+                            platform: job.platform.clone(),
+                            nvram: None,
+                            persist_write: None,
+                            persist_expect: None,
+                            hotplug: false,
+                            run: Some(spec.clone()),
+                            files: files.clone(),
+                            keep_console: console_copy.clone(),
+                        };
+                        match run_variant(&ctxs[job.row], &task) {
+                            Ok(v) => {
+                                let (status, detail) = judge(&v, args.expect_exit);
+                                cell.status = status;
+                                cell.detail = detail;
+                                if let Some(Record::Command {
+                                    exit_code,
+                                    signal,
+                                    timed_out,
+                                    stdout,
+                                    stderr,
+                                    secs,
+                                    ..
+                                }) = v
+                                    .records
+                                    .iter()
+                                    .find(|r| matches!(r, Record::Command { .. }))
+                                {
+                                    cell.exit_code = *exit_code;
+                                    cell.signal = *signal;
+                                    cell.timed_out = *timed_out;
+                                    cell.stdout = stdout.clone();
+                                    cell.stderr = stderr.clone();
+                                    cell.command_secs = Some(*secs);
+                                }
+                                cell.run = Some(v);
+                                break;
+                            }
+                            Err(e) => {
+                                cell.infra_errors.push(e.clone());
+                                cell.detail = e;
+                                if cell.attempts > args.retries {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                cell.secs = started.elapsed().as_secs_f64();
+                if let Some(dir) = &evidence {
+                    let accel = serde_json::to_value(decision(row.arch)).unwrap_or_default();
+                    if let Err(e) = write_evidence(dir, &cell, &accel) {
+                        cell.detail
+                            .push_str(&format!(" (evidence not written: {e})"));
+                    }
+                }
+                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                if !args.output.json && !args.junit && !args.markdown {
+                    eprintln!(
+                        "  [{n}/{total}] {}: {} ({}, {:.1} s)",
+                        cell.id,
+                        status_word(&st, &cell.status),
+                        cell.detail,
+                        cell.secs
+                    );
+                }
+                if let Ok(mut f) = finished.lock() {
+                    f.push((job.idx, cell));
+                }
+            });
+        }
+    });
+    for (idx, cell) in finished.into_inner().unwrap_or_default() {
+        cells[idx] = Some(cell);
+    }
+    let cells: Vec<Cell> = cells.into_iter().flatten().collect();
+    let count_of = |s: CellStatus| cells.iter().filter(|c| c.status == s).count();
+    let summary = json!({
+        "pass": count_of(CellStatus::Pass),
+        "fail": count_of(CellStatus::Fail),
+        "boot_failure": count_of(CellStatus::BootFailure),
+        "infra_error": count_of(CellStatus::InfraError),
+        "skipped": count_of(CellStatus::Skipped),
+    });
+    let failed = count_of(CellStatus::Fail) + count_of(CellStatus::BootFailure) > 0;
+    let code = if interrupted.load(Ordering::Relaxed) {
+        EXIT_INTERRUPTED
+    } else if failed {
+        EXIT_FAIL
+    } else if count_of(CellStatus::InfraError) > 0 {
+        EXIT_INFRA
+    } else {
+        EXIT_OK
+    };
+    let mut out = std::io::stdout().lock();
+    if args.junit {
+        out.write_all(junit(&cells).as_bytes())?;
+    } else if args.markdown {
+        out.write_all(markdown(&cells, &args.command).as_bytes())?;
+    } else if args.output.json {
+        let doc = json!({
+            "schema": "bootproof.run/v1",
+            "command": args.command,
+            "expect_exit": args.expect_exit,
+            "shard": args.shard,
+            "binaries": names,
+            "accel": decisions.iter().map(|(a, d)| json!({ "arch": a, "decision": d })).collect::<Vec<_>>(),
+            "cells": cells,
+            "summary": summary,
+            "passed": code == EXIT_OK,
+        });
+        serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        human(&mut out, &cells, args)?;
+    }
+    Ok(code)
+}
+
+/// The command as a user would retype it (for display only; it is never
+/// parsed back).
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn status_word(st: &Style, s: &CellStatus) -> String {
+    match s {
+        CellStatus::Pass => st.green("pass"),
+        CellStatus::Fail => st.red_bold("FAIL"),
+        CellStatus::BootFailure => st.red_bold("BOOT FAILURE"),
+        CellStatus::InfraError => st.yellow("INFRA ERROR"),
+        CellStatus::Skipped => st.dim("skipped"),
+    }
+}
+
+fn human(out: &mut impl Write, cells: &[Cell], args: &RunArgs) -> std::io::Result<()> {
+    let so = Style::stdout(args.output.color);
+    let width = cells
+        .iter()
+        .map(|c| c.id.chars().count())
+        .max()
+        .unwrap_or(4);
+    for c in cells {
+        writeln!(
+            out,
+            "{:width$}  {}  {}",
+            c.id,
+            status_word(&so, &c.status),
+            c.detail
+        )?;
+        if matches!(c.status, CellStatus::Fail | CellStatus::BootFailure) {
+            for (name, text) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
+                let lines: Vec<&str> = text.lines().collect();
+                for l in &lines[lines.len().saturating_sub(10)..] {
+                    writeln!(out, "    {} {l}", so.dim(&format!("{name}|")))?;
+                }
+            }
+            if let Some(v) = &c.run {
+                writeln!(
+                    out,
+                    "    {} {}",
+                    so.dim("console"),
+                    v.boot.console_log.display()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn markdown(cells: &[Cell], command: &[String]) -> String {
+    let mut variants: Vec<&str> = Vec::new();
+    let mut images: Vec<&Path> = Vec::new();
+    for c in cells {
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+        if !images.contains(&c.image.as_path()) {
+            images.push(&c.image);
+        }
+    }
+    let mut s = format!(
+        "### `bootproof run` — `{}`\n\n| image | kernel |",
+        shell_words(command).replace('|', "\\|")
+    );
+    for v in &variants {
+        s.push_str(&format!(" {v} |"));
+    }
+    s.push_str("\n|---|---|");
+    s.push_str(&"---|".repeat(variants.len()));
+    s.push('\n');
+    for img in &images {
+        let row: Vec<&Cell> = cells.iter().filter(|c| c.image == *img).collect();
+        s.push_str(&format!(
+            "| {} | {} |",
+            img.file_name().unwrap_or_default().to_string_lossy(),
+            row.first()
+                .and_then(|c| c.kernel_version.as_deref())
+                .unwrap_or("–")
+        ));
+        for v in &variants {
+            let cell = row.iter().find(|c| c.variant == *v);
+            let text = match cell {
+                None => "–".to_string(),
+                Some(c) => {
+                    let what = match c.status {
+                        CellStatus::Pass => "✅",
+                        CellStatus::Fail => "❌",
+                        CellStatus::BootFailure => "💥",
+                        CellStatus::InfraError => "⚠️",
+                        CellStatus::Skipped => "⏭️",
+                    };
+                    format!("{what} {}", c.detail.replace('|', "\\|"))
+                }
+            };
+            s.push_str(&format!(" {text} |"));
+        }
+        s.push('\n');
+    }
+    s.push_str("\n✅ pass · ❌ the command failed · 💥 the guest never ran it · ⚠️ infra error · ⏭️ skipped\n");
+    s
+}
+
+fn junit(cells: &[Cell]) -> String {
+    use crate::junit::{render, Case, CaseOutcome, Suite};
+    let cases = cells
+        .iter()
+        .map(|c| Case {
+            class: c
+                .image
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            name: c.variant.clone(),
+            outcome: match c.status {
+                CellStatus::Pass => CaseOutcome::Pass(c.stdout.clone()),
+                CellStatus::Skipped => CaseOutcome::Skip(c.detail.clone()),
+                CellStatus::Fail | CellStatus::BootFailure | CellStatus::InfraError => {
+                    CaseOutcome::Fail {
+                        kind: match c.status {
+                            CellStatus::Fail => "fail",
+                            CellStatus::BootFailure => "boot-failure",
+                            _ => "infra-error",
+                        }
+                        .into(),
+                        message: c.detail.clone(),
+                        body: format!("stdout:\n{}\nstderr:\n{}", c.stdout, c.stderr),
+                    }
+                }
+            },
+        })
+        .collect();
+    render(
+        "bootproof run",
+        &[Suite {
+            name: "bootproof run".into(),
+            cases,
+        }],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_cells_stably() {
+        let ids: Vec<String> = (0..200)
+            .map(|i| format!("img{i}.raw / gic3 acpi-on pci"))
+            .collect();
+        let mut seen = vec![0; ids.len()];
+        for k in 1..=4 {
+            for (i, id) in ids.iter().enumerate() {
+                if stable_hash(id) % 4 == k - 1 {
+                    seen[i] += 1;
+                }
+            }
+        }
+        assert!(
+            seen.iter().all(|&n| n == 1),
+            "every cell in exactly one shard"
+        );
+        // The hash is FNV-1a: fixed across machines and releases.
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert!(
+            parse_shard("0/4").is_err() && parse_shard("5/4").is_err() && parse_shard("x").is_err()
+        );
+        assert_eq!(parse_shard("2/4").unwrap(), (2, 4));
+    }
+
+    #[test]
+    fn env_names_and_display() {
+        assert_eq!(env_name("probe.sh"), "PROBE_SH");
+        assert_eq!(env_name("bpf-loader"), "BPF_LOADER");
+        assert_eq!(
+            shell_words(&["sh".into(), "-c".into(), "echo 'x' $(id)".into()]),
+            "sh -c 'echo '\\''x'\\'' $(id)'"
+        );
+    }
+}

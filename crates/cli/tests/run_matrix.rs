@@ -1,0 +1,289 @@
+//! `bootproof run`: the user's command inside a matrix of real images ×
+//! platform variants (Debian's arm64 kernel with a busybox root, and a
+//! real Debian 12 amd64 cloud image), verdicts from the command's exit
+//! status; hostile arguments; a killed QEMU; a guest that never reports.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) {
+    let dir = scratch("run", name);
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .arg("run")
+        .args(args)
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), v, stderr)
+}
+
+fn cell<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no cell {id} in {v:#}"))
+}
+
+#[test]
+fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
+    let arm = boot_images().join("debian-grub-arm64.raw");
+    let amd = cloud_image("amd64");
+    let dir = scratch("run", "matrix-files");
+    // A shipped script: reports what it ran on, and passes only where the
+    // firmware gave ACPI tables (so acpi=off cells fail for a real reason).
+    let probe = dir.join("probe.sh");
+    std::fs::write(
+        &probe,
+        "echo \"arch=$BOOTPROOF_ARCH kernel=$BOOTPROOF_KERNEL image=$BOOTPROOF_IMAGE variant=$BOOTPROOF_VARIANT\"\n\
+         echo \"self=$0\"\n\
+         touch /etc/written-by-the-command && echo root-writable\n\
+         test -d /sys/firmware/acpi/tables || { echo 'no ACPI tables' >&2; exit 4; }\n",
+    )
+    .unwrap();
+    let evidence = dir.join("evidence");
+    let args = [
+        "--json",
+        "--binary",
+        probe.to_str().unwrap(),
+        "--variants",
+        "gic=3",
+        "acpi=on,off",
+        "transport=pci",
+        "--evidence",
+        evidence.to_str().unwrap(),
+        arm.to_str().unwrap(),
+        amd.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "sh \"$BOOTPROOF_BIN_PROBE_SH\"",
+    ];
+    let (code, v, err) = run("matrix", &args, &[]);
+    assert_eq!(code, 1, "a cell failed: {err}");
+    assert_eq!(v["schema"], "bootproof.run/v1");
+    assert_eq!(v["cells"].as_array().unwrap().len(), 3);
+    let on = cell(&v, "debian-grub-arm64.raw / gic3 acpi-on pci");
+    let off = cell(&v, "debian-grub-arm64.raw / gic3 acpi-off pci");
+    let x86 = cell(&v, "debian-amd64.raw / q35");
+    for (c, arch) in [(on, "aarch64"), (off, "aarch64"), (x86, "x86_64")] {
+        let out = c["stdout"].as_str().unwrap();
+        assert!(out.contains(&format!("arch={arch} kernel=6.")), "{out}");
+        assert!(out.contains("self=/run/bootproof/bin/probe.sh"), "{out}");
+        assert!(
+            out.contains("root-writable"),
+            "the overlay takes writes: {out}"
+        );
+        assert_eq!(c["attempts"], 1);
+    }
+    assert_eq!(on["status"], "pass", "{on:#}");
+    assert_eq!(x86["status"], "pass", "{x86:#}");
+    assert_eq!(off["status"], "fail");
+    assert_eq!(off["exit_code"], 4);
+    assert_eq!(off["stderr"], "no ACPI tables\n");
+    assert_eq!(v["summary"]["pass"], 2);
+    assert_eq!(v["summary"]["fail"], 1);
+    // The image was not written (the overlay is inside the guest, the
+    // disk a qcow2 overlay on the host): the file the command made is not
+    // in it.
+    let ls = bootproof(&["ls", arm.to_str().unwrap(), "/etc"]);
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("written-by-the-command"));
+    // Evidence per cell.
+    for f in [
+        "console.log",
+        "records.jsonl",
+        "stdout.txt",
+        "stderr.txt",
+        "qemu-cmdline.txt",
+        "cell.json",
+    ] {
+        let p = evidence
+            .join("debian-grub-arm64.raw/gic3_acpi-off_pci")
+            .join(f);
+        assert!(p.is_file(), "{}", p.display());
+    }
+    let qemu =
+        std::fs::read_to_string(evidence.join("debian-amd64.raw/q35/qemu-cmdline.txt")).unwrap();
+    assert!(
+        qemu.lines().next().unwrap().ends_with("qemu-system-x86_64"),
+        "{qemu}"
+    );
+
+    // The same run as JUnit and Markdown (reports of one result set).
+    let junit_dir = scratch("run", "matrix-junit");
+    let mut md_args: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+    md_args.insert(0, "--markdown");
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .arg("run")
+        .args(&md_args)
+        .env("BOOTPROOF_STATE_DIR", junit_dir.join("state"))
+        .output()
+        .unwrap();
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.contains("| debian-grub-arm64.raw |") && md.contains("✅ exit 0"),
+        "{md}"
+    );
+    assert!(md.contains("❌ exit 4 (expected 0)"), "{md}");
+}
+
+#[test]
+fn hostile_arguments_reach_the_guest_unchanged_and_do_nothing_on_the_host() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let marker = std::env::temp_dir().join(format!("bootproof-pwned-{}", std::process::id()));
+    let m = marker.to_str().unwrap();
+    let hostile = [
+        format!("$(touch {m})"),
+        format!("; touch {m}"),
+        format!("`touch {m}`"),
+        format!("| touch {m}"),
+        "a b  c".to_string(),
+        "'\"\\".to_string(),
+        "line1\nline2".to_string(),
+        "*".to_string(),
+        "$HOME".to_string(),
+        "--".to_string(),
+        String::new(),
+    ];
+    let mut args: Vec<&str> = vec![
+        "--json",
+        "--variants",
+        "gic=3",
+        "acpi=on",
+        "transport=pci",
+        img.to_str().unwrap(),
+        "--",
+        "printf",
+        "[%s]\\n",
+    ];
+    args.extend(hostile.iter().map(String::as_str));
+    let (code, v, err) = run("hostile", &args, &[]);
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    let c = &v["cells"][0];
+    let want: String = hostile.iter().map(|a| format!("[{a}]\n")).collect();
+    assert_eq!(c["stdout"].as_str().unwrap(), want);
+    assert!(!Path::new(&marker).exists(), "a host shell ran an argument");
+    // The command is reported as given.
+    let argv: Vec<&str> = v["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        argv[2..],
+        hostile.iter().map(String::as_str).collect::<Vec<_>>()[..]
+    );
+}
+
+/// A QEMU that is killed from outside is an infra error, retried; with no
+/// retries left the run exits 3 (no verdict), not 1 (the command failed).
+#[test]
+fn a_killed_qemu_is_an_infra_error_and_is_retried() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let dir = scratch("run", "killed-qemu");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v qemu-system-aarch64"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // Passes probes through; kills the first N cell boots (those with the
+    // agent's initramfs) two seconds in, and itself with them.
+    let wrapper = bin.join("qemu-system-aarch64");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             case \"$*\" in *agent.cpio*) ;; *) exec {real} \"$@\" ;; esac\n\
+             n=$(cat \"$KILLS\" 2>/dev/null || echo 0)\n\
+             if [ \"$n\" -gt 0 ]; then\n\
+               echo $((n - 1)) > \"$KILLS\"\n\
+               {real} \"$@\" & sleep 2; kill -9 $!; kill -9 $$\n\
+             fi\n\
+             exec {real} \"$@\"\n",
+            real = real.trim()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let kills = dir.join("kills");
+    let common = ["--json", "--variants", "gic=3", "acpi=on", "transport=pci"];
+
+    std::fs::write(&kills, "1").unwrap();
+    let mut args = common.to_vec();
+    args.extend([img.to_str().unwrap(), "--", "true"]);
+    let (code, v, err) = run(
+        "killed-retried",
+        &args,
+        &[("PATH", &path), ("KILLS", kills.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    let c = &v["cells"][0];
+    assert_eq!(c["status"], "pass");
+    assert_eq!(c["attempts"], 2);
+    let first = c["infra_errors"][0].as_str().unwrap();
+    assert!(first.contains("QEMU was killed by signal 9"), "{first}");
+
+    std::fs::write(&kills, "5").unwrap();
+    let mut args = common.to_vec();
+    args.extend(["--retries", "1", img.to_str().unwrap(), "--", "true"]);
+    let (code, v, err) = run(
+        "killed-twice",
+        &args,
+        &[("PATH", &path), ("KILLS", kills.to_str().unwrap())],
+    );
+    assert_eq!(code, 3, "{err}\n{v:#}");
+    let c = &v["cells"][0];
+    assert_eq!(c["status"], "infra-error");
+    assert_eq!(c["attempts"], 2);
+}
+
+#[test]
+fn a_guest_that_never_reports_is_a_boot_failure_at_its_stage() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    // The agent's initramfs is ignored (rdinit names nothing) and the
+    // kernel has no root= to fall back to: it panics looking for a root.
+    let (code, v, err) = run(
+        "no-report",
+        &[
+            "--json",
+            "--variants",
+            "gic=3",
+            "acpi=on",
+            "transport=pci",
+            "--cmdline-append",
+            "rdinit=/nonexistent",
+            img.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    let c = &v["cells"][0];
+    assert_eq!(c["status"], "boot-failure", "{c:#}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("root-not-found") && detail.contains("VFS: Unable to mount root fs"),
+        "{detail}"
+    );
+    assert_eq!(c["attempts"], 1, "a boot failure is not retried");
+}
