@@ -25,3 +25,4 @@ $bp extract "$img" -o target/sample/extracted
 $bp boot "$img"
 $bp boot --mode direct "$img"
 $bp verify "$img"
+$bp run --variants acpi=on,off gic=3 transport=pci "$img" -- sh -c 'uname -a; if test -d /sys/firmware/acpi/tables; then echo "described by ACPI"; else echo "described by a device tree"; fi'

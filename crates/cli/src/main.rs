@@ -10,6 +10,7 @@ mod extract;
 mod inspect;
 mod junit;
 mod ls;
+mod matrix;
 mod run;
 mod style;
 mod verify;

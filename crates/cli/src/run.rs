@@ -10,10 +10,11 @@
 
 use crate::boot::{choose_accel, deadline, interrupt_flag, log_path, EXIT_INTERRUPTED};
 use crate::extract::{pick_entry, resolve_arch};
+use crate::matrix::VariantEntry;
 use crate::style::Style;
 use crate::verify::{
-    module_dir, outcome_words, run_variant, variant_name, variants, Ctx, How, Task, VariantResult,
-    AGENT_MODULES,
+    axes_and_images, module_dir, outcome_words, run_variant, variant_name, variants, Ctx, How,
+    Task, VariantResult, AGENT_MODULES,
 };
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_FAIL, EXIT_OK};
 use bootproof_agent::{Record, RunSpec, BINARIES_DIR};
@@ -91,9 +92,13 @@ pub struct RunArgs {
     /// Cells booted at once [default: host cores, within 75% of available memory].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Retries of a cell whose VM could not run (QEMU failed to start or was killed).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub retries: u32,
+    /// Retries of a cell whose VM could not run (QEMU failed to start or was killed) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// A matrix file (TOML): named images and variants, timeouts,
+    /// `required`; see `--help` and docs/matrix.md.
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
     /// Run only shard K of N (1-based), chosen by a stable hash of each cell's id.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
@@ -141,6 +146,8 @@ pub enum CellStatus {
 pub struct Cell {
     /// `image / variant`, the id shards hash.
     pub id: String,
+    /// Image name (the file name, or the matrix file's `name`).
+    pub name: String,
     /// Image path.
     pub image: PathBuf,
     /// `aarch64` or `x86_64`.
@@ -151,6 +158,8 @@ pub struct Cell {
     pub variant: String,
     /// The platform.
     pub platform: Platform,
+    /// Whether its failure fails the run (matrix file `required`).
+    pub required: bool,
     /// Verdict.
     pub status: CellStatus,
     /// In words: the exit status, the stage, or the infra error.
@@ -179,9 +188,63 @@ pub struct Cell {
     pub run: Option<VariantResult>,
 }
 
+/// One column of the matrix for one image.
+struct Plan {
+    variant: String,
+    platform: Platform,
+    cpus: Option<u32>,
+    memory_mib: Option<u64>,
+    cmdline: Option<String>,
+    timeout: Option<u64>,
+    required: bool,
+    /// Why this image cannot have this variant.
+    skip: Option<String>,
+}
+
+/// Where a row comes from: the command line, or a `[[image]]` entry.
+pub(crate) struct RowSource {
+    path: PathBuf,
+    name: String,
+    required: bool,
+    timeout: Option<u64>,
+}
+
+impl Cell {
+    /// A cell not yet run.
+    fn new(row: &Row, plan: &Plan, id: String) -> Cell {
+        Cell {
+            id,
+            name: row.name.clone(),
+            image: row.image.clone(),
+            arch: row.arch.into(),
+            kernel_version: row.version.clone(),
+            variant: plan.variant.clone(),
+            platform: plan.platform.clone(),
+            required: row.required && plan.required,
+            status: CellStatus::Skipped,
+            detail: String::new(),
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            stdout: String::new(),
+            stderr: String::new(),
+            command_secs: None,
+            secs: 0.0,
+            attempts: 0,
+            infra_errors: Vec::new(),
+            evidence: None,
+            run: None,
+        }
+    }
+}
+
 /// An image, prepared once for all its cells.
 struct Row {
     image: PathBuf,
+    /// Display name (the file name, or the matrix file's `name`).
+    name: String,
+    required: bool,
+    timeout: Option<u64>,
     arch: &'static str,
     version: Option<String>,
     format: String,
@@ -192,7 +255,7 @@ struct Row {
     how: How,
     /// Why it cannot run, when it cannot (its cells become boot failures).
     problem: Option<String>,
-    platforms: Vec<Platform>,
+    plans: Vec<Plan>,
 }
 
 /// The filesystem type to mount a root of this kind with.
@@ -224,23 +287,66 @@ fn fs_modules(fstype: &str) -> &'static [&'static str] {
     }
 }
 
+/// The columns for an image: the matrix file's variants, or the
+/// `--variants` axes.
+fn plans(arch: &str, axes: &[String], entries: &[VariantEntry]) -> Result<Vec<Plan>, CliError> {
+    if entries.is_empty() {
+        return Ok(variants(arch, axes)?
+            .into_iter()
+            .map(|p| Plan {
+                variant: variant_name(&p, arch),
+                platform: p,
+                cpus: None,
+                memory_mib: None,
+                cmdline: None,
+                timeout: None,
+                required: true,
+                skip: None,
+            })
+            .collect());
+    }
+    Ok(entries
+        .iter()
+        .map(|e| {
+            let platform = e.platform().unwrap_or_default();
+            Plan {
+                variant: e
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| variant_name(&platform, arch)),
+                platform,
+                cpus: e.cpus,
+                memory_mib: e.memory,
+                cmdline: e.cmdline.clone(),
+                timeout: e.timeout,
+                required: e.required,
+                skip: e.unavailable_on(arch),
+            }
+        })
+        .collect())
+}
+
 fn prepare_row(
-    path: &Path,
+    source: &RowSource,
     args: &RunArgs,
     axes: &[String],
+    entries: &[VariantEntry],
     work: &Path,
     index: usize,
 ) -> Result<Row, CliError> {
+    let path = &source.path;
     let img = open(&ImageArgs {
         image: path.to_path_buf(),
         allow_backing: args.allow_backing,
     })?;
     let arch = resolve_arch(&img, "auto")?;
     let arch_name = arch.name();
-    let platforms = variants(arch_name, axes)?;
     let kernel = work.join(format!("kernel-{index}"));
     let mut row = Row {
         image: path.to_path_buf(),
+        name: source.name.clone(),
+        required: source.required,
+        timeout: source.timeout,
         arch: arch_name,
         version: None,
         format: img.image.format().to_string(),
@@ -253,7 +359,7 @@ fn prepare_row(
             cmdline_append: args.cmdline_append.clone(),
         },
         problem: None,
-        platforms,
+        plans: plans(arch_name, axes, entries)?,
     };
     let picked = pick_entry(&img, arch, None).and_then(|(chain, entry, _)| {
         extract(&img, &chain, &entry, &kernel).map_err(|e| CliError::with_hint(e, ""))
@@ -468,21 +574,55 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     let mut rows = Vec::new();
     // `--variants` takes every word up to the next option; the ones that
     // are not AXIS=VALUES are images (`--variants gic=3 disk.raw`).
-    let (axes, stray): (Vec<String>, Vec<String>) =
-        args.variants.iter().cloned().partition(|a| a.contains('='));
-    let images: Vec<PathBuf> = stray
-        .into_iter()
-        .map(PathBuf::from)
-        .chain(args.images.iter().cloned())
-        .collect();
-    if images.is_empty() {
+    let (axes, stray) = axes_and_images(&args.variants);
+    let file = args
+        .matrix
+        .as_deref()
+        .map(crate::matrix::load)
+        .transpose()?;
+    let name_of = |p: &Path| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut sources: Vec<RowSource> = Vec::new();
+    for e in file.iter().flat_map(|f| &f.images) {
+        sources.push(RowSource {
+            name: e.name.clone().unwrap_or_else(|| name_of(&e.path)),
+            path: e.path.clone(),
+            required: e.required,
+            timeout: e.timeout,
+        });
+    }
+    for p in stray.iter().chain(&args.images) {
+        sources.push(RowSource {
+            name: name_of(p),
+            path: p.clone(),
+            required: true,
+            timeout: None,
+        });
+    }
+    if sources.is_empty() {
         return Err(CliError::with_hint(
             "no image to run in",
-            "bootproof run IMAGE... -- COMMAND...",
+            "bootproof run IMAGE... -- COMMAND..., or --matrix FILE with [[image]] entries",
         ));
     }
-    for (i, path) in images.iter().enumerate() {
-        rows.push(prepare_row(path, args, &axes, work.path(), i)?);
+    if file.as_ref().is_some_and(|f| !f.variants.is_empty()) && !axes.is_empty() {
+        return Err(CliError::with_hint(
+            "--variants and a matrix file's [[variant]] entries both name the columns",
+            "use one of them",
+        ));
+    }
+    let entries: &[VariantEntry] = file.as_ref().map_or(&[], |f| &f.variants);
+    let retries = args
+        .retries
+        .or(file.as_ref().and_then(|f| f.retries))
+        .unwrap_or(1);
+    let file_timeout = file.as_ref().and_then(|f| f.timeout);
+    for (i, source) in sources.iter().enumerate() {
+        rows.push(prepare_row(source, args, &axes, entries, work.path(), i)?);
     }
     // Agents, one per architecture in the matrix.
     let mut agents: Vec<(&str, Vec<u8>)> = Vec::new();
@@ -502,7 +642,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             .map(|(_, d)| d.clone())
             .expect("every arch has a decision")
     };
-    let timeout = deadline(args.timeout, decision(rows[0].arch).accel);
+    let timeout = deadline(args.timeout.or(file_timeout), decision(rows[0].arch).accel);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args
         .jobs
@@ -514,48 +654,40 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     struct Pending {
         idx: usize,
         row: usize,
-        platform: Platform,
+        plan: usize,
         id: String,
     }
     let mut pending = Vec::new();
     let mut cells: Vec<Option<Cell>> = Vec::new();
     for (r, row) in rows.iter().enumerate() {
-        for p in &row.platforms {
-            let variant = variant_name(p, row.arch);
-            let id = format!(
-                "{} / {variant}",
-                row.image.file_name().unwrap_or_default().to_string_lossy()
-            );
+        for (pi, plan) in row.plans.iter().enumerate() {
+            let id = format!("{} / {}", row.name, plan.variant);
             let idx = cells.len();
             let mine = shard.is_none_or(|(k, n)| stable_hash(&id) % n == k - 1);
-            cells.push((!mine).then(|| Cell {
-                id: id.clone(),
-                image: row.image.clone(),
-                arch: row.arch.into(),
-                kernel_version: row.version.clone(),
-                variant: variant.clone(),
-                platform: p.clone(),
-                status: CellStatus::Skipped,
-                detail: format!("another shard's ({})", args.shard.as_deref().unwrap_or("")),
-                exit_code: None,
-                signal: None,
-                timed_out: false,
-                stdout: String::new(),
-                stderr: String::new(),
-                command_secs: None,
-                secs: 0.0,
-                attempts: 0,
-                infra_errors: Vec::new(),
-                evidence: None,
-                run: None,
-            }));
-            if mine {
-                pending.push(Pending {
-                    idx,
-                    row: r,
-                    platform: p.clone(),
-                    id,
-                });
+            let skip = match (&plan.skip, mine) {
+                (Some(why), _) => Some(why.clone()),
+                (None, false) => Some(format!(
+                    "another shard's ({})",
+                    args.shard.as_deref().unwrap_or("")
+                )),
+                (None, true) => None,
+            };
+            match skip {
+                Some(why) => {
+                    let mut cell = Cell::new(row, plan, id);
+                    cell.status = CellStatus::Skipped;
+                    cell.detail = why;
+                    cells.push(Some(cell));
+                }
+                None => {
+                    cells.push(None);
+                    pending.push(Pending {
+                        idx,
+                        row: r,
+                        plan: pi,
+                        id,
+                    });
+                }
             }
         }
     }
@@ -620,35 +752,21 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                     return;
                 };
                 let row = &rows[job.row];
-                let variant = variant_name(&job.platform, row.arch);
+                let plan = &row.plans[job.plan];
+                let variant = plan.variant.clone();
                 let started = std::time::Instant::now();
-                let evidence = args.evidence.as_ref().map(|d| {
-                    d.join(component(
-                        &row.image.file_name().unwrap_or_default().to_string_lossy(),
-                    ))
-                    .join(component(&variant))
-                });
-                let mut cell = Cell {
-                    id: job.id.clone(),
-                    image: row.image.clone(),
-                    arch: row.arch.into(),
-                    kernel_version: row.version.clone(),
-                    variant: variant.clone(),
-                    platform: job.platform.clone(),
-                    status: CellStatus::InfraError,
-                    detail: String::new(),
-                    exit_code: None,
-                    signal: None,
-                    timed_out: false,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    command_secs: None,
-                    secs: 0.0,
-                    attempts: 0,
-                    infra_errors: Vec::new(),
-                    evidence: evidence.clone(),
-                    run: None,
-                };
+                let evidence = args
+                    .evidence
+                    .as_ref()
+                    .map(|d| d.join(component(&row.name)).join(component(&variant)));
+                let mut cell = Cell::new(row, plan, job.id.clone());
+                cell.status = CellStatus::InfraError;
+                cell.evidence = evidence.clone();
+                let cell_timeout = plan
+                    .timeout
+                    .or(row.timeout)
+                    .map(std::time::Duration::from_secs)
+                    .unwrap_or(timeout);
                 if let Some(problem) = &row.problem {
                     cell.status = CellStatus::BootFailure;
                     cell.detail = problem.clone();
@@ -671,17 +789,14 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                         root_device: row.root_device.clone(),
                         root_fstype: row.root_fstype.clone(),
                         binaries: names.clone(),
-                        timeout_secs: (timeout.as_secs() * 3 / 4).max(10),
+                        timeout_secs: (cell_timeout.as_secs() * 3 / 4).max(10),
                     };
                     let console_copy = Some(match &evidence {
                         Some(d) => {
                             let _ = std::fs::create_dir_all(d);
                             d.join("console.log")
                         }
-                        None => log_path(&format!(
-                            "run-{}-{variant}",
-                            row.image.file_stem().unwrap_or_default().to_string_lossy()
-                        )),
+                        None => log_path(&format!("run-{}-{variant}", row.name)),
                     });
                     loop {
                         if interrupted.load(Ordering::Relaxed) {
@@ -692,7 +807,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                         cell.attempts += 1;
                         let task = Task {
                             name: variant.clone(),
-                            platform: job.platform.clone(),
+                            platform: plan.platform.clone(),
                             nvram: None,
                             persist_write: None,
                             persist_expect: None,
@@ -700,6 +815,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                             run: Some(spec.clone()),
                             files: files.clone(),
                             keep_console: console_copy.clone(),
+                            cpus: plan.cpus,
+                            memory_mib: plan.memory_mib,
+                            cmdline_append: plan.cmdline.clone(),
+                            timeout: Some(cell_timeout),
                         };
                         match run_variant(&ctxs[job.row], &task) {
                             Ok(v) => {
@@ -732,7 +851,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                             Err(e) => {
                                 cell.infra_errors.push(e.clone());
                                 cell.detail = e;
-                                if cell.attempts > args.retries {
+                                if cell.attempts > retries {
                                     break;
                                 }
                             }
@@ -775,12 +894,13 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
         "infra_error": count_of(CellStatus::InfraError),
         "skipped": count_of(CellStatus::Skipped),
     });
-    let failed = count_of(CellStatus::Fail) + count_of(CellStatus::BootFailure) > 0;
+    let required = |s: CellStatus| cells.iter().any(|c| c.required && c.status == s);
+    let failed = required(CellStatus::Fail) || required(CellStatus::BootFailure);
     let code = if interrupted.load(Ordering::Relaxed) {
         EXIT_INTERRUPTED
     } else if failed {
         EXIT_FAIL
-    } else if count_of(CellStatus::InfraError) > 0 {
+    } else if required(CellStatus::InfraError) {
         EXIT_INFRA
     } else {
         EXIT_OK
@@ -853,13 +973,14 @@ fn human(out: &mut impl Write, cells: &[Cell], args: &RunArgs) -> std::io::Resul
             status_word(&so, &c.status),
             c.detail
         )?;
-        if matches!(c.status, CellStatus::Fail | CellStatus::BootFailure) {
-            for (name, text) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
-                let lines: Vec<&str> = text.lines().collect();
-                for l in &lines[lines.len().saturating_sub(10)..] {
-                    writeln!(out, "    {} {l}", so.dim(&format!("{name}|")))?;
-                }
+        // The output's last lines (all of it is in --json and --evidence).
+        for (name, text) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
+            let lines: Vec<&str> = text.lines().collect();
+            for l in &lines[lines.len().saturating_sub(10)..] {
+                writeln!(out, "    {} {l}", so.dim(&format!("{name}|")))?;
             }
+        }
+        if matches!(c.status, CellStatus::Fail | CellStatus::BootFailure) {
             if let Some(v) = &c.run {
                 writeln!(
                     out,
@@ -875,13 +996,13 @@ fn human(out: &mut impl Write, cells: &[Cell], args: &RunArgs) -> std::io::Resul
 
 fn markdown(cells: &[Cell], command: &[String]) -> String {
     let mut variants: Vec<&str> = Vec::new();
-    let mut images: Vec<&Path> = Vec::new();
+    let mut images: Vec<&str> = Vec::new();
     for c in cells {
         if !variants.contains(&c.variant.as_str()) {
             variants.push(&c.variant);
         }
-        if !images.contains(&c.image.as_path()) {
-            images.push(&c.image);
+        if !images.contains(&c.name.as_str()) {
+            images.push(&c.name);
         }
     }
     let mut s = format!(
@@ -895,10 +1016,10 @@ fn markdown(cells: &[Cell], command: &[String]) -> String {
     s.push_str(&"---|".repeat(variants.len()));
     s.push('\n');
     for img in &images {
-        let row: Vec<&Cell> = cells.iter().filter(|c| c.image == *img).collect();
+        let row: Vec<&Cell> = cells.iter().filter(|c| c.name == *img).collect();
         s.push_str(&format!(
             "| {} | {} |",
-            img.file_name().unwrap_or_default().to_string_lossy(),
+            img,
             row.first()
                 .and_then(|c| c.kernel_version.as_deref())
                 .unwrap_or("–")

@@ -74,12 +74,16 @@ Examples:
 /// Everything `bootproof verify` takes.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub image: ImageArgs,
+    /// Disk image: raw, or qcow2 (v2/v3; deflate- or zstd-compressed clusters).
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Follow qcow2 backing files.
+    #[arg(long)]
+    pub allow_backing: bool,
     /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
     #[arg(long, default_value = "auto")]
     pub arch: String,
-    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio); unnamed axes take every value.
+    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio); unnamed axes take every value. A word without `=` after it is the image.
     #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
     pub variants: Vec<String>,
     /// Boot entry N (0 = first) instead of the loader's default.
@@ -299,11 +303,36 @@ pub struct VariantResult {
     pub firmware: bootproof_vm::prepare::FirmwareReport,
 }
 
+/// Splits `--variants` words into axes and an image: the option takes every
+/// word up to the next option, so `--variants gic=3 disk.raw` must still
+/// find the image.
+pub(crate) fn axes_and_images(variants: &[String]) -> (Vec<String>, Vec<PathBuf>) {
+    let (axes, stray): (Vec<String>, Vec<String>) =
+        variants.iter().cloned().partition(|a| a.contains('='));
+    (axes, stray.into_iter().map(PathBuf::from).collect())
+}
+
 pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
-    let img = open(&args.image)?;
+    let (axes, mut stray) = axes_and_images(&args.variants);
+    stray.extend(args.image.clone());
+    if stray.len() != 1 {
+        return Err(CliError::with_hint(
+            if stray.is_empty() {
+                "no image to verify".to_string()
+            } else {
+                format!("one image at a time ({} given)", stray.len())
+            },
+            "bootproof verify [OPTIONS] IMAGE (`bootproof run` takes several)",
+        ));
+    }
+    let image_args = ImageArgs {
+        image: stray.remove(0),
+        allow_backing: args.allow_backing,
+    };
+    let img = open(&image_args)?;
     let arch = resolve_arch(&img, &args.arch)?;
     let arch_name = arch.name();
-    let platforms = variants(arch_name, &args.variants)?;
+    let platforms = variants(arch_name, &axes)?;
     let agent_path = find_agent(arch_name)?;
     let agent = std::fs::read(&agent_path)?;
     let base = state::base_dir();
@@ -380,7 +409,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         eprintln!(
             "{} {} ({arch_name}, {}, {} variant(s), {} at a time, {})",
             st.bold("Verifying"),
-            args.image.image.display(),
+            image_args.image.display(),
             match (&how, &version) {
                 (How::Full { seed }, _) => format!("full boot, agent by {}", seed.describe()),
                 (_, Some(v)) => format!("kernel {v}"),
@@ -421,7 +450,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let queue = Mutex::new(jobs_list);
     let results: Mutex<Vec<(usize, JobResult)>> = Mutex::new(Vec::new());
     let ctx = Ctx {
-        image: &args.image.image,
+        image: &image_args.image,
         image_format: img.image.format().to_string(),
         image_size: img.image.size(),
         arch: arch_name,
@@ -458,6 +487,10 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
                             run: None,
                             files: Vec::new(),
                             keep_console: None,
+                            cpus: None,
+                            memory_mib: None,
+                            cmdline_append: None,
+                            timeout: None,
                         },
                     )
                     .map(|v| vec![v]),
@@ -502,7 +535,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     };
     let mut stdout = std::io::stdout().lock();
     if args.junit {
-        stdout.write_all(junit(&args.image.image, &done, &errors).as_bytes())?;
+        stdout.write_all(junit(&image_args.image, &done, &errors).as_bytes())?;
         return Ok(code);
     }
     if args.output.json {
@@ -515,7 +548,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         });
         let doc = json!({
             "schema": "bootproof.verify/v1",
-            "image": args.image.image,
+            "image": image_args.image,
             "arch": arch_name,
             "mode": args.mode,
             "seed": match how { How::Full { seed } => Some(seed), How::Agent { .. } => None },
@@ -781,6 +814,10 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
             run: None,
             files: Vec::new(),
             keep_console: None,
+            cpus: None,
+            memory_mib: None,
+            cmdline_append: None,
+            timeout: None,
         },
     )?;
     // The store as the firmware left it, read on the host.
@@ -832,6 +869,10 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
             run: None,
             files: Vec::new(),
             keep_console: None,
+            cpus: None,
+            memory_mib: None,
+            cmdline_append: None,
+            timeout: None,
         },
     )?;
     Ok(vec![w, r])
@@ -873,6 +914,10 @@ fn hotplug(ctx: &Ctx) -> Result<VariantResult, String> {
             run: None,
             files: Vec::new(),
             keep_console: None,
+            cpus: None,
+            memory_mib: None,
+            cmdline_append: None,
+            timeout: None,
         },
     )
 }
@@ -940,10 +985,19 @@ pub(crate) struct Task {
     pub(crate) files: Vec<(String, Vec<u8>)>,
     /// Copy the console log here, whatever the outcome.
     pub(crate) keep_console: Option<PathBuf>,
+    /// vCPUs, when not the run's default.
+    pub(crate) cpus: Option<u32>,
+    /// Memory in MiB [default: 1024].
+    pub(crate) memory_mib: Option<u64>,
+    /// More kernel command line for this boot (agent mode).
+    pub(crate) cmdline_append: Option<String>,
+    /// This boot's deadline, when not the run's.
+    pub(crate) timeout: Option<Duration>,
 }
 
 pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
-    let (arch, platform, cpus) = (ctx.arch, &task.platform, ctx.cpus);
+    let (arch, platform) = (ctx.arch, &task.platform);
+    let cpus = task.cpus.unwrap_or(ctx.cpus);
     let run = RunDir::create(&ctx.base).map_err(|e| e.to_string())?;
     let n = nonce();
     let cfg = AgentConfig {
@@ -984,10 +1038,15 @@ pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, Strin
                 Some(DirectKernel {
                     kernel: kernel.clone(),
                     initrd: Some(initrd),
-                    cmdline: match cmdline_append {
-                        Some(extra) => format!("console={} rdinit=/init {extra}", ctx.console),
-                        None => format!("console={} rdinit=/init", ctx.console),
-                    },
+                    cmdline: [
+                        Some(format!("console={} rdinit=/init", ctx.console)),
+                        cmdline_append.clone(),
+                        task.cmdline_append.clone(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 }),
                 deliver::SeedAttachment::default(),
             )
@@ -1008,7 +1067,7 @@ pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, Strin
         platform: platform.clone(),
         kernel,
         cpus,
-        memory_mib: 1024,
+        memory_mib: task.memory_mib.unwrap_or(1024),
         accel: ctx.decision.clone(),
         network: false,
         cache_dir: Some(cache_dir()),
@@ -1023,7 +1082,7 @@ pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, Strin
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
     let log = run.path().join("console.log");
     let opts = WatchOptions {
-        deadline: ctx.timeout,
+        deadline: task.timeout.unwrap_or(ctx.timeout),
         until: None,
         console_log: log,
         max_log_bytes: 16 << 20,

@@ -287,3 +287,75 @@ fn a_guest_that_never_reports_is_a_boot_failure_at_its_stage() {
     );
     assert_eq!(c["attempts"], 1, "a boot failure is not retried");
 }
+
+/// A matrix file: named image, named variants with their own vCPUs,
+/// memory and `required`; an x86_64-impossible variant is skipped with the
+/// reason; a failing optional cell does not fail the run.
+#[test]
+fn a_matrix_file_names_cells_sets_resources_and_optional_cells() {
+    let arm = boot_images().join("debian-grub-arm64.raw");
+    let uki = boot_images().join("uki-amd64.raw");
+    let dir = scratch("run", "matrix-file-input");
+    let file = dir.join("matrix.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "timeout = 200\n\
+             [[image]]\nname = \"bookworm-arm64\"\npath = {arm:?}\n\
+             [[image]]\nname = \"uki-x86\"\npath = {uki:?}\nrequired = false\n\
+             [[variant]]\nname = \"acpi-2cpu\"\ngic = 3\n\
+             [[variant]]\nname = \"dt-1cpu-512m\"\nacpi = false\ncpus = 1\nmemory = 512\nrequired = false\n",
+        ),
+    )
+    .unwrap();
+    let (code, v, err) = run(
+        "matrix-file",
+        &[
+            "--json",
+            "--matrix",
+            file.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "echo cpus=$(grep -c ^processor /proc/cpuinfo) mem=$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2); test -d /sys/firmware/acpi/tables",
+        ],
+        &[],
+    );
+    // Only optional cells failed: the run passes.
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    let on = cell(&v, "bookworm-arm64 / acpi-2cpu");
+    assert_eq!(on["status"], "pass", "{on:#}");
+    assert!(
+        on["stdout"].as_str().unwrap().starts_with("cpus=2 "),
+        "{}",
+        on["stdout"]
+    );
+    let dt = cell(&v, "bookworm-arm64 / dt-1cpu-512m");
+    assert_eq!(dt["status"], "fail");
+    assert_eq!(dt["required"], false);
+    let out = dt["stdout"].as_str().unwrap();
+    assert!(out.starts_with("cpus=1 mem="), "{out}");
+    let kib: u64 = out.trim().rsplit('=').next().unwrap().parse().unwrap();
+    assert!(kib < 512 * 1024, "{out}");
+    // q35 has no ACPI-less variant: skipped, with the reason.
+    let skipped = cell(&v, "uki-x86 / dt-1cpu-512m");
+    assert_eq!(skipped["status"], "skipped");
+    assert!(skipped["detail"]
+        .as_str()
+        .unwrap()
+        .contains("q35 always has ACPI"));
+    // The UKI image has no kernel modules: its cell cannot mount the root,
+    // a boot failure, but an optional one.
+    let uki_cell = cell(&v, "uki-x86 / acpi-2cpu");
+    assert_eq!(uki_cell["status"], "boot-failure", "{uki_cell:#}");
+
+    // A typo is an error naming the key, before anything boots.
+    std::fs::write(&file, "[[image]]\npath = \"x.raw\"\nrequird = true\n").unwrap();
+    let (code, _, err) = run(
+        "matrix-typo",
+        &["--matrix", file.to_str().unwrap(), "--", "true"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown field `requird`"), "{err}");
+}

@@ -1,0 +1,199 @@
+//! The `bootproof run --matrix FILE` format: named images and platform
+//! variants in TOML. Every image runs every variant (a variant an image's
+//! architecture cannot have, such as `acpi = false` on x86_64, is a skipped
+//! cell with the reason). Unknown keys are errors, so a typo never
+//! silently drops part of a matrix.
+//!
+//! ```toml
+//! timeout = 300            # seconds per cell, boot included (default: 300 TCG, 60 KVM)
+//! retries = 1              # infra-error retries per cell
+//!
+//! [[image]]
+//! name = "bookworm-arm64"  # default: the file name
+//! path = "debian-arm64.qcow2"   # relative to this file
+//! required = true          # a failure here fails the run (default true)
+//!
+//! [[variant]]
+//! name = "gicv3-acpi"      # default: "gic3 acpi-on pci"
+//! gic = 3                  # 2 | 3 (aarch64)
+//! acpi = true
+//! transport = "pci"        # "pci" | "mmio" (aarch64)
+//! cpus = 2
+//! memory = 1024            # MiB
+//! cmdline = "quiet"        # appended to the kernel command line
+//! timeout = 120
+//! required = false
+//! ```
+
+use crate::CliError;
+use bootproof_vm::machine::{Platform, Transport};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A whole matrix file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixFile {
+    /// Seconds per cell, boot included.
+    pub timeout: Option<u64>,
+    /// Infra-error retries per cell.
+    pub retries: Option<u32>,
+    /// The images (rows).
+    #[serde(default, rename = "image")]
+    pub images: Vec<ImageEntry>,
+    /// The platform variants (columns).
+    #[serde(default, rename = "variant")]
+    pub variants: Vec<VariantEntry>,
+}
+
+/// One image.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    /// Display name.
+    pub name: Option<String>,
+    /// The image file; relative paths are from the matrix file's directory.
+    pub path: PathBuf,
+    /// Its failures fail the run.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Seconds per cell for this image.
+    pub timeout: Option<u64>,
+}
+
+/// One platform variant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantEntry {
+    /// Display name.
+    pub name: Option<String>,
+    /// GIC version (aarch64).
+    pub gic: Option<u8>,
+    /// ACPI on.
+    pub acpi: Option<bool>,
+    /// `pci` or `mmio`.
+    pub transport: Option<String>,
+    /// vCPUs.
+    pub cpus: Option<u32>,
+    /// Memory in MiB.
+    pub memory: Option<u64>,
+    /// Appended to the kernel command line.
+    pub cmdline: Option<String>,
+    /// Seconds per cell for this variant.
+    pub timeout: Option<u64>,
+    /// Its failures fail the run.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl VariantEntry {
+    /// The platform, or why the entry is invalid.
+    pub fn platform(&self) -> Result<Platform, String> {
+        let d = Platform::default();
+        Ok(Platform {
+            gic: match self.gic {
+                None => d.gic,
+                Some(g @ (2 | 3)) => g,
+                Some(g) => return Err(format!("gic = {g}: GIC versions are 2 and 3")),
+            },
+            acpi: self.acpi.unwrap_or(d.acpi),
+            transport: match self.transport.as_deref() {
+                None => d.transport,
+                Some("pci") => Transport::Pci,
+                Some("mmio") => Transport::Mmio,
+                Some(t) => return Err(format!("transport = {t:?}: use \"pci\" or \"mmio\"")),
+            },
+        })
+    }
+
+    /// Why an image of `arch` cannot have this variant, if it cannot.
+    pub fn unavailable_on(&self, arch: &str) -> Option<String> {
+        if arch == "aarch64" {
+            return None;
+        }
+        if self.acpi == Some(false) {
+            return Some(format!(
+                "acpi = false is not available on {arch} (q35 always has ACPI)"
+            ));
+        }
+        if self.transport.as_deref() == Some("mmio") {
+            return Some(format!("virtio-mmio is not available on {arch} (q35)"));
+        }
+        None
+    }
+}
+
+/// Reads and checks a matrix file; image paths come back resolved against
+/// its directory.
+pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::with_hint(
+            format!("--matrix {}: {e}", path.display()),
+            "check the path",
+        )
+    })?;
+    let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
+        CliError::with_hint(
+            format!("--matrix {}: {e}", path.display()),
+            "keys: timeout, retries, [[image]] (name, path, required, timeout), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
+        )
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for img in &mut m.images {
+        if img.path.is_relative() {
+            img.path = base.join(&img.path);
+        }
+    }
+    for v in &m.variants {
+        v.platform().map_err(|e| {
+            CliError::with_hint(
+                format!(
+                    "--matrix {}: variant {}: {e}",
+                    path.display(),
+                    v.name.as_deref().unwrap_or("(unnamed)")
+                ),
+                "fix the variant",
+            )
+        })?;
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_and_paths_resolve() {
+        let dir = std::env::temp_dir().join(format!("bootproof-matrix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("m.toml");
+        std::fs::write(
+            &f,
+            "timeout = 100\n[[image]]\npath = \"a.raw\"\n[[variant]]\ngic = 2\nacpi = false\nrequired = false\n",
+        )
+        .unwrap();
+        let m = load(&f).unwrap();
+        assert_eq!(m.images[0].path, dir.join("a.raw"));
+        assert!(m.images[0].required);
+        let v = &m.variants[0];
+        assert!(!v.required);
+        assert_eq!(v.platform().unwrap().gic, 2);
+        assert!(v.unavailable_on("x86_64").unwrap().contains("acpi = false"));
+        assert!(v.unavailable_on("aarch64").is_none());
+        std::fs::write(&f, "[[image]]\npath = \"a.raw\"\nrequird = false\n").unwrap();
+        let e = load(&f).err().unwrap().to_string();
+        assert!(e.contains("unknown field `requird`"), "{e}");
+        std::fs::write(&f, "[[variant]]\ngic = 4\n").unwrap();
+        assert!(load(&f)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("GIC versions are 2 and 3"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
