@@ -7,6 +7,7 @@ mod cat;
 mod check;
 mod deliver;
 mod extract;
+mod history;
 mod inspect;
 mod junit;
 mod ls;
@@ -156,6 +157,31 @@ enum Command {
     /// pass, fail, boot failure or infra error per cell.
     #[command(after_help = run::AFTER_HELP)]
     Run(Box<run::RunArgs>),
+    /// List recorded `run`s (newest first) from the history database.
+    #[command(
+        after_help = "The database is $BOOTPROOF_HISTORY, else $XDG_DATA_HOME/bootproof/history.sqlite\n(~/.local/share/bootproof/history.sqlite). `run --no-history` skips recording.\n\nExamples:\n  bootproof history\n  bootproof history --json --limit 5"
+    )]
+    History {
+        /// Runs to show.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Compare two recorded runs cell by cell: regressed, improved, appeared,
+    /// disappeared. Exits 1 when a cell regressed (pass before, fail or boot
+    /// failure after), so CI can gate on it.
+    #[command(
+        after_help = "RUN is a run id from `bootproof history`, `latest`, or `latest~N` (N runs before\nthe latest). Cells match by id (`image / variant`). Infra errors and skipped cells\nhave no verdict: changes to or from them are listed as `no-verdict`, never as\nregressions.\n\nExit status: 0 no regression; 1 a cell regressed; 2 usage error.\n\nExamples:\n  bootproof compare latest~1 latest\n  bootproof compare --json 12 15"
+    )]
+    Compare {
+        /// The earlier run.
+        before: String,
+        /// The later run.
+        after: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Write files from inside the image to stdout, one after another (follows
     /// symlinks inside the image).
     #[command(after_help = cat::AFTER_HELP)]
@@ -203,6 +229,12 @@ fn main() -> ExitCode {
         Command::Boot(args) => boot::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::History { limit, output } => history::history(limit, output),
+        Command::Compare {
+            before,
+            after,
+            output,
+        } => history::compare(&before, &after, output),
     };
     match result {
         Ok(code) => ExitCode::from(code),

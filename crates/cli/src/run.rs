@@ -10,6 +10,7 @@
 
 use crate::boot::{choose_accel, deadline, interrupt_flag, log_path, EXIT_INTERRUPTED};
 use crate::extract::{pick_entry, resolve_arch};
+use crate::history::{record, ImageFacts};
 use crate::matrix::VariantEntry;
 use crate::style::Style;
 use crate::verify::{
@@ -112,6 +113,9 @@ pub struct RunArgs {
     /// Follow qcow2 backing files.
     #[arg(long)]
     pub allow_backing: bool,
+    /// Do not record this run in the history database (`bootproof history`).
+    #[arg(long)]
+    pub no_history: bool,
     /// Print a JUnit XML report (one test case per cell).
     #[arg(long, conflicts_with_all = ["json", "markdown"])]
     pub junit: bool,
@@ -537,6 +541,7 @@ fn component(s: &str) -> String {
 }
 
 pub fn run(args: &RunArgs) -> Result<u8, CliError> {
+    let run_started = (std::time::SystemTime::now(), std::time::Instant::now());
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     // The shipped files, by name (names must be unique: they become
     // BOOTPROOF_BIN_<NAME>).
@@ -905,6 +910,42 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     } else {
         EXIT_OK
     };
+    let history_run = if args.no_history || interrupted.load(Ordering::Relaxed) {
+        None
+    } else {
+        let facts: Vec<ImageFacts> = rows
+            .iter()
+            .map(|r| ImageFacts {
+                name: r.name.clone(),
+                size: r.size,
+                kernel_sha256: match &r.how {
+                    How::Agent { kernel, .. } => std::fs::read(kernel).ok().map(|k| {
+                        use sha2::{Digest, Sha256};
+                        Sha256::digest(&k)
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect()
+                    }),
+                    How::Full { .. } => None,
+                },
+            })
+            .collect();
+        match record(
+            &args.command,
+            args.shard.as_deref(),
+            run_started.0,
+            run_started.1.elapsed().as_secs_f64(),
+            code,
+            &cells,
+            &facts,
+        ) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                eprintln!("{} {e}", st.yellow("warning: the run was not recorded:"));
+                None
+            }
+        }
+    };
     let mut out = std::io::stdout().lock();
     if args.junit {
         out.write_all(junit(&cells).as_bytes())?;
@@ -921,6 +962,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             "cells": cells,
             "summary": summary,
             "passed": code == EXIT_OK,
+            "history_run": history_run,
         });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
         writeln!(out)?;

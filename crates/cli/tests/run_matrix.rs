@@ -16,6 +16,8 @@ fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) 
         .arg("run")
         .args(args)
         .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        // Never the user's own history.
+        .env("BOOTPROOF_HISTORY", dir.join("history.sqlite"))
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -125,6 +127,7 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
         .arg("run")
         .args(&md_args)
         .env("BOOTPROOF_STATE_DIR", junit_dir.join("state"))
+        .env("BOOTPROOF_HISTORY", junit_dir.join("history.sqlite"))
         .output()
         .unwrap();
     let md = String::from_utf8(out.stdout).unwrap();
@@ -358,4 +361,64 @@ fn a_matrix_file_names_cells_sets_resources_and_optional_cells() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("unknown field `requird`"), "{err}");
+}
+
+/// Two recorded runs of one cell, the second failing: `history` lists
+/// both, `compare` flags the regression and exits 1; the other way round
+/// it is an improvement and exits 0.
+#[test]
+fn history_records_runs_and_compare_gates_on_a_regression() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let dir = scratch("run", "history-db");
+    let db = dir.join("history.sqlite");
+    let env = [("BOOTPROOF_HISTORY", db.to_str().unwrap())];
+    let cell_args = |cmd: &'static str| {
+        vec![
+            "--json".to_string(),
+            "--variants".into(),
+            "gic=3".into(),
+            "acpi=on".into(),
+            "transport=pci".into(),
+            img.to_str().unwrap().into(),
+            "--".into(),
+            cmd.into(),
+        ]
+    };
+    for (name, cmd, want) in [("hist-pass", "true", 0), ("hist-fail", "false", 1)] {
+        let a = cell_args(cmd);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (code, v, err) = run(name, &a, &env);
+        assert_eq!(code, want, "{err}");
+        assert!(v["history_run"].as_i64().is_some(), "{v:#}");
+    }
+    let bp = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(args)
+            .env("BOOTPROOF_HISTORY", &db)
+            .output()
+            .unwrap()
+    };
+    let out = bp(&["history", "--json"]);
+    let h: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = h["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["command"][0], "false", "newest first");
+    assert_eq!(runs[0]["counts"]["fail"], 1);
+    assert_eq!(runs[1]["counts"]["pass"], 1);
+
+    let out = bp(&["compare", "--json", "latest~1", "latest"]);
+    assert_eq!(out.status.code(), Some(1), "a regression fails the gate");
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["regressed"], 1);
+    assert_eq!(
+        c["changes"][0]["cell"],
+        "debian-grub-arm64.raw / gic3 acpi-on pci"
+    );
+    assert_eq!(c["changes"][0]["change"], "regressed");
+    let out = bp(&["compare", "latest", "latest~1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("improved"));
+    let out = bp(&["compare", "latest", "999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run `999`"));
 }
