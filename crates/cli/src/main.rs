@@ -12,6 +12,7 @@ mod inspect;
 mod junit;
 mod ls;
 mod matrix;
+mod report;
 mod run;
 mod style;
 mod verify;
@@ -157,6 +158,10 @@ enum Command {
     /// pass, fail, boot failure or infra error per cell.
     #[command(after_help = run::AFTER_HELP)]
     Run(Box<run::RunArgs>),
+    /// Reports from `run --json` files: `merge` combines the shards of one
+    /// sharded run into one report.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// List recorded `run`s (newest first) from the history database.
     #[command(
         after_help = "The database is $BOOTPROOF_HISTORY, else $XDG_DATA_HOME/bootproof/history.sqlite\n(~/.local/share/bootproof/history.sqlite). `run --no-history` skips recording.\n\nExamples:\n  bootproof history\n  bootproof history --json --limit 5"
@@ -198,6 +203,24 @@ enum Command {
     },
 }
 
+/// `bootproof report …`.
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge `bootproof run --shard K/N --json` outputs into one report
+    /// (a cell run in one shard replaces the others' `skipped` entries).
+    #[command(
+        after_help = "Exit status: as `run` would have exited for the whole matrix (0, 1 or 3); 2 when\nthe files are not shards of one run.\n\nExamples:\n  bootproof report merge shard-*.json > run.json\n  bootproof report merge --format markdown shard-*.json >> \"$GITHUB_STEP_SUMMARY\""
+    )]
+    Merge {
+        /// The shard reports.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: report::Format,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -229,6 +252,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => boot::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
         Command::History { limit, output } => history::history(limit, output),
         Command::Compare {
             before,

@@ -130,7 +130,7 @@ pub struct RunArgs {
 }
 
 /// A cell's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CellStatus {
     /// The command exited with the expected status.
@@ -891,24 +891,12 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
         cells[idx] = Some(cell);
     }
     let cells: Vec<Cell> = cells.into_iter().flatten().collect();
-    let count_of = |s: CellStatus| cells.iter().filter(|c| c.status == s).count();
-    let summary = json!({
-        "pass": count_of(CellStatus::Pass),
-        "fail": count_of(CellStatus::Fail),
-        "boot_failure": count_of(CellStatus::BootFailure),
-        "infra_error": count_of(CellStatus::InfraError),
-        "skipped": count_of(CellStatus::Skipped),
-    });
-    let required = |s: CellStatus| cells.iter().any(|c| c.required && c.status == s);
-    let failed = required(CellStatus::Fail) || required(CellStatus::BootFailure);
+    let views: Vec<CellView> = cells.iter().map(CellView::from).collect();
+    let summary = summary(&views);
     let code = if interrupted.load(Ordering::Relaxed) {
         EXIT_INTERRUPTED
-    } else if failed {
-        EXIT_FAIL
-    } else if required(CellStatus::InfraError) {
-        EXIT_INFRA
     } else {
-        EXIT_OK
+        exit_status(&views)
     };
     let history_run = if args.no_history || interrupted.load(Ordering::Relaxed) {
         None
@@ -948,9 +936,9 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     };
     let mut out = std::io::stdout().lock();
     if args.junit {
-        out.write_all(junit(&cells).as_bytes())?;
+        out.write_all(junit(&views).as_bytes())?;
     } else if args.markdown {
-        out.write_all(markdown(&cells, &args.command).as_bytes())?;
+        out.write_all(markdown(&views, &args.command).as_bytes())?;
     } else if args.output.json {
         let doc = json!({
             "schema": "bootproof.run/v1",
@@ -1036,7 +1024,81 @@ fn human(out: &mut impl Write, cells: &[Cell], args: &RunArgs) -> std::io::Resul
     Ok(())
 }
 
-fn markdown(cells: &[Cell], command: &[String]) -> String {
+/// What the Markdown and JUnit reports need of a cell: made from a live
+/// [`Cell`], or read back from a `bootproof.run/v1` file (`report merge`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CellView {
+    /// `image / variant` (matches cells across shards).
+    pub id: String,
+    /// Image name.
+    pub name: String,
+    /// Variant name.
+    pub variant: String,
+    /// Verdict.
+    pub status: CellStatus,
+    /// In words.
+    pub detail: String,
+    /// Output tails.
+    #[serde(default)]
+    pub stdout: String,
+    /// Output tails.
+    #[serde(default)]
+    pub stderr: String,
+    /// The kernel booted.
+    #[serde(default)]
+    pub kernel_version: Option<String>,
+    /// Counts for the exit status.
+    #[serde(default = "required_default")]
+    pub required: bool,
+}
+
+fn required_default() -> bool {
+    true
+}
+
+impl From<&Cell> for CellView {
+    fn from(c: &Cell) -> CellView {
+        CellView {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            variant: c.variant.clone(),
+            status: c.status.clone(),
+            detail: c.detail.clone(),
+            stdout: c.stdout.clone(),
+            stderr: c.stderr.clone(),
+            kernel_version: c.kernel_version.clone(),
+            required: c.required,
+        }
+    }
+}
+
+/// The run's exit status from its cells: 1 a required cell failed or did
+/// not boot, else 3 a required cell had an infra error, else 0.
+pub fn exit_status(cells: &[CellView]) -> u8 {
+    let required = |s: CellStatus| cells.iter().any(|c| c.required && c.status == s);
+    if required(CellStatus::Fail) || required(CellStatus::BootFailure) {
+        EXIT_FAIL
+    } else if required(CellStatus::InfraError) {
+        EXIT_INFRA
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Cells per status, for reports.
+pub fn summary(cells: &[CellView]) -> serde_json::Value {
+    let count_of = |s: CellStatus| cells.iter().filter(|c| c.status == s).count();
+    json!({
+        "pass": count_of(CellStatus::Pass),
+        "fail": count_of(CellStatus::Fail),
+        "boot_failure": count_of(CellStatus::BootFailure),
+        "infra_error": count_of(CellStatus::InfraError),
+        "skipped": count_of(CellStatus::Skipped),
+    })
+}
+
+/// The Markdown summary: images × variants.
+pub fn markdown(cells: &[CellView], command: &[String]) -> String {
     let mut variants: Vec<&str> = Vec::new();
     let mut images: Vec<&str> = Vec::new();
     for c in cells {
@@ -1058,7 +1120,7 @@ fn markdown(cells: &[Cell], command: &[String]) -> String {
     s.push_str(&"---|".repeat(variants.len()));
     s.push('\n');
     for img in &images {
-        let row: Vec<&Cell> = cells.iter().filter(|c| c.name == *img).collect();
+        let row: Vec<&CellView> = cells.iter().filter(|c| c.name == *img).collect();
         s.push_str(&format!(
             "| {} | {} |",
             img,
@@ -1089,17 +1151,13 @@ fn markdown(cells: &[Cell], command: &[String]) -> String {
     s
 }
 
-fn junit(cells: &[Cell]) -> String {
+/// The JUnit report: one test case per cell.
+pub fn junit(cells: &[CellView]) -> String {
     use crate::junit::{render, Case, CaseOutcome, Suite};
     let cases = cells
         .iter()
         .map(|c| Case {
-            class: c
-                .image
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
+            class: c.name.clone(),
             name: c.variant.clone(),
             outcome: match c.status {
                 CellStatus::Pass => CaseOutcome::Pass(c.stdout.clone()),

@@ -422,3 +422,86 @@ fn history_records_runs_and_compare_gates_on_a_regression() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run `999`"));
 }
+
+/// `--shard K/N` splits the cells between machines, each exactly once;
+/// `report merge` puts the shards back together.
+#[test]
+fn shards_cover_every_cell_once_and_merge_into_one_report() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let dir = scratch("run", "shards");
+    let mut files = Vec::new();
+    let mut ran: Vec<String> = Vec::new();
+    for k in ["1/2", "2/2"] {
+        let (code, v, err) = run(
+            &format!("shard-{}", &k[..1]),
+            &[
+                "--json",
+                "--shard",
+                k,
+                "--variants",
+                "gic=2,3",
+                "acpi=on",
+                "transport=pci",
+                img.to_str().unwrap(),
+                "--",
+                "true",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            v["cells"].as_array().unwrap().len(),
+            2,
+            "every cell is listed"
+        );
+        for c in v["cells"].as_array().unwrap() {
+            if c["status"] != "skipped" {
+                ran.push(c["id"].as_str().unwrap().to_string());
+            } else {
+                assert!(c["detail"].as_str().unwrap().contains("another shard's"));
+            }
+        }
+        let f = dir.join(format!("shard{}.json", &k[..1]));
+        std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
+        files.push(f);
+    }
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            "debian-grub-arm64.raw / gic2 acpi-on pci",
+            "debian-grub-arm64.raw / gic3 acpi-on pci"
+        ],
+        "each cell ran in exactly one shard"
+    );
+    let merge = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(["report", "merge"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let f: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+    let out = merge(&f);
+    assert_eq!(out.status.code(), Some(0));
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["summary"]["pass"], 2);
+    assert_eq!(m["summary"]["skipped"], 0);
+    let out = merge(&["--format", "markdown", f[0], f[1]]);
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(md.matches("✅ exit 0").count(), 2, "{md}");
+    // The same shard twice is not a sharded run (when it ran anything).
+    let busy = if files_ran(&files[0]) { f[0] } else { f[1] };
+    let out = merge(&[busy, busy]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ran in two of the reports"));
+}
+
+fn files_ran(f: &Path) -> bool {
+    let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+    v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["status"] != "skipped")
+}
