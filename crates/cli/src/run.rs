@@ -59,18 +59,27 @@ command: the stage and cause from the console), infra-error (the VM could
 not run after --retries retries), skipped (another shard's, or
 interrupted).
 
---shard K/N runs the cells whose id hashes to K of N (stable across runs
-and machines), so a CI system's own matrix can spread a large run.
+--matrix FILE names images and variants in TOML (docs/matrix.md), with
+per-variant cpus, memory, cmdline, timeout and `required = false` for
+cells that report without failing the run.
 
-Exit status: 0 every cell passed; 1 a cell failed or did not boot; 3 infra
-errors left cells without a verdict (and none failed); 2 usage error; 130
-interrupted.
+--shard K/N runs the cells whose id hashes to K of N (stable across runs
+and machines), so a CI system's own matrix can spread a large run;
+`bootproof report merge` combines the shards' --json outputs.
+
+Every run is recorded in the history database (`bootproof history`,
+`bootproof compare`; --no-history skips it).
+
+Exit status: 0 every required cell passed; 1 one failed or did not boot; 3
+infra errors left required cells without a verdict (and none failed); 2
+usage error; 130 interrupted.
 
 Examples:
   bootproof run disk.qcow2 -- uname -r
   bootproof run a.raw b.qcow2 --variants gic=3 acpi=on,off -- sh -c 'test -d /sys/firmware/acpi'
   bootproof run --binary ./probe disk.raw -- sh -c '\"$BOOTPROOF_BIN_PROBE\" --check'
-  bootproof run --json --evidence out/ --shard 1/4 *.qcow2 -- ./ci-check.sh";
+  bootproof run --json --evidence out/ --shard 1/4 *.qcow2 -- ./ci-check.sh
+  bootproof run --matrix matrix.toml --markdown -- sh -c 'test -d /sys/fs/bpf'";
 
 /// Everything `bootproof run` takes.
 #[derive(clap::Args)]

@@ -36,7 +36,8 @@ agent as /init plus the virtio and efivarfs modules from the image's own
 /lib/modules/<version> (dependencies from modules.dep or each module's
 modinfo). No image userspace runs. The agent checks UEFI and its runtime
 services, EFI variables, the RTC, ACPI tables (presence, lengths and
-checksums, the SBBR set, HW-reduced FADT) or the device tree, GIC version,
+checksums, the SBBR set, HW-reduced FADT, SPCR naming the console UART,
+MCFG and IORT where PCI and an ITS are) or the device tree, GIC version,
 arch timer, PSCI, the EFI RTC, the PL011 console, CPUs online, PCI host bridge and a
 hotplug-capable root port, virtio binding and transport, and a kernel log
 free of oops/BUG/WARNING, then powers off. Records travel over a

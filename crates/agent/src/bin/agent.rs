@@ -255,6 +255,81 @@ fn acpi_checks(r: &mut Reporter, cfg: &AgentConfig) {
             ),
             None => r.check("acpi.hw-reduced", Status::Fail, "no readable FADT"),
         }
+        spcr_check(r, dir);
+        // MCFG wherever there is PCI; IORT wherever GICv3 has an ITS
+        // (QEMU's virt has one), as the SBBR asks; PPTT is reported.
+        let has = |s: &str| sigs.iter().any(|x| x == s);
+        let pci = !list("/sys/bus/pci/devices").is_empty();
+        let its = read("/proc/interrupts").unwrap_or_default().contains("ITS");
+        let mut missing = Vec::new();
+        if pci && !has("MCFG") {
+            missing.push("MCFG (PCI present)");
+        }
+        if its && !has("IORT") {
+            missing.push("IORT (GICv3 ITS present)");
+        }
+        r.pass_if(
+            "acpi.mcfg-iort",
+            missing.is_empty(),
+            if missing.is_empty() {
+                format!(
+                    "MCFG {}, IORT {}, PPTT {} (PCI {}, ITS {})",
+                    if has("MCFG") { "present" } else { "absent" },
+                    if has("IORT") { "present" } else { "absent" },
+                    if has("PPTT") { "present" } else { "absent" },
+                    if pci { "present" } else { "absent" },
+                    if its { "present" } else { "absent" }
+                )
+            } else {
+                format!("missing: {}", missing.join(", "))
+            },
+        );
+    }
+}
+
+/// SPCR (ACPI 6.x / Microsoft SPCR spec) must describe the UART the kernel
+/// uses as its console: its Generic Address Structure (offset 40: space
+/// id, …, address at 44) against ttyAMA0's MMIO base.
+fn spcr_check(r: &mut Reporter, dir: &str) {
+    let spcr = std::fs::read(format!("{dir}/SPCR")).ok();
+    let described = spcr.as_deref().and_then(|t| {
+        let space = *t.get(40)?;
+        let addr = u64::from_le_bytes(t.get(44..52)?.try_into().ok()?);
+        Some((space, addr))
+    });
+    let used = read("/sys/class/tty/ttyAMA0/iomem_base").and_then(|s| {
+        u64::from_str_radix(
+            s.trim().trim_start_matches("0x").trim_start_matches("0X"),
+            16,
+        )
+        .ok()
+    });
+    let console = read("/proc/consoles")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("ttyAMA0"));
+    match (described, used) {
+        (Some((0, addr)), Some(base)) => r.pass_if(
+            "acpi.spcr-console",
+            addr == base && console,
+            format!(
+                "SPCR: MMIO {addr:#x}; ttyAMA0 at {base:#x}{}",
+                if console {
+                    ", the console"
+                } else {
+                    ", not the console"
+                }
+            ),
+        ),
+        (Some((space, addr)), _) => r.check(
+            "acpi.spcr-console",
+            Status::Fail,
+            format!(
+                "SPCR: address space {space} at {addr:#x}; ttyAMA0 {}",
+                used.map_or("absent".to_string(), |b| format!("at {b:#x}"))
+            ),
+        ),
+        (None, _) => r.check("acpi.spcr-console", Status::Fail, "no readable SPCR"),
     }
 }
 
