@@ -820,12 +820,6 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                         }
                         cell.attempts += 1;
                         let task = Task {
-                            name: variant.clone(),
-                            platform: plan.platform.clone(),
-                            nvram: None,
-                            persist_write: None,
-                            persist_expect: None,
-                            hotplug: false,
                             run: Some(spec.clone()),
                             files: files.clone(),
                             keep_console: console_copy.clone(),
@@ -833,6 +827,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                             memory_mib: plan.memory_mib,
                             cmdline_append: plan.cmdline.clone(),
                             timeout: Some(cell_timeout),
+                            ..Task::new(variant.clone(), plan.platform.clone())
                         };
                         match run_variant(&ctxs[job.row], &task) {
                             Ok(v) => {

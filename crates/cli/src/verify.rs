@@ -478,21 +478,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
                 let r = match job {
                     Job::Variant(platform) => run_variant(
                         &ctx,
-                        &Task {
-                            name: variant_name(&platform, arch_name),
-                            platform: platform.clone(),
-                            nvram: None,
-                            persist_write: None,
-                            persist_expect: None,
-                            hotplug: false,
-                            run: None,
-                            files: Vec::new(),
-                            keep_console: None,
-                            cpus: None,
-                            memory_mib: None,
-                            cmdline_append: None,
-                            timeout: None,
-                        },
+                        &Task::new(variant_name(&platform, arch_name), platform.clone()),
                     )
                     .map(|v| vec![v]),
                     Job::Hotplug => hotplug(&ctx).map(|v| vec![v]),
@@ -806,19 +792,9 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
     let mut w = run_variant(
         ctx,
         &Task {
-            name: format!("persist-w{}", gic(&first)),
-            platform: first,
             nvram: Some(nv.clone()),
             persist_write: Some(value.clone()),
-            persist_expect: None,
-            hotplug: false,
-            run: None,
-            files: Vec::new(),
-            keep_console: None,
-            cpus: None,
-            memory_mib: None,
-            cmdline_append: None,
-            timeout: None,
+            ..Task::new(format!("persist-w{}", gic(&first)), first)
         },
     )?;
     // The store as the firmware left it, read on the host.
@@ -861,19 +837,9 @@ fn persistence(ctx: &Ctx, work: &Path, fresh: bool) -> Result<Vec<VariantResult>
     let r = run_variant(
         ctx,
         &Task {
-            name: format!("persist-r{}", gic(&second)),
-            platform: second,
             nvram: Some(read_from),
-            persist_write: None,
             persist_expect: Some(value),
-            hotplug: false,
-            run: None,
-            files: Vec::new(),
-            keep_console: None,
-            cpus: None,
-            memory_mib: None,
-            cmdline_append: None,
-            timeout: None,
+            ..Task::new(format!("persist-r{}", gic(&second)), second)
         },
     )?;
     Ok(vec![w, r])
@@ -906,19 +872,8 @@ fn hotplug(ctx: &Ctx) -> Result<VariantResult, String> {
     run_variant(
         ctx,
         &Task {
-            name: "hotplug".into(),
-            platform: Platform::default(),
-            nvram: None,
-            persist_write: None,
-            persist_expect: None,
             hotplug: true,
-            run: None,
-            files: Vec::new(),
-            keep_console: None,
-            cpus: None,
-            memory_mib: None,
-            cmdline_append: None,
-            timeout: None,
+            ..Task::new("hotplug".into(), Platform::default())
         },
     )
 }
@@ -994,6 +949,27 @@ pub(crate) struct Task {
     pub(crate) cmdline_append: Option<String>,
     /// This boot's deadline, when not the run's.
     pub(crate) timeout: Option<Duration>,
+}
+
+impl Task {
+    /// A plain boot of `platform`: fresh NVRAM, checks only.
+    pub(crate) fn new(name: String, platform: Platform) -> Task {
+        Task {
+            name,
+            platform,
+            nvram: None,
+            persist_write: None,
+            persist_expect: None,
+            hotplug: false,
+            run: None,
+            files: Vec::new(),
+            keep_console: None,
+            cpus: None,
+            memory_mib: None,
+            cmdline_append: None,
+            timeout: None,
+        }
+    }
 }
 
 pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, String> {
