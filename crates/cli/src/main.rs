@@ -8,6 +8,7 @@ mod check;
 mod deliver;
 mod extract;
 mod history;
+mod html;
 mod inspect;
 mod junit;
 mod ls;

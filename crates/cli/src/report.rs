@@ -17,6 +17,9 @@ pub enum Format {
     Junit,
     /// Markdown: images × variants.
     Markdown,
+    /// A self-contained HTML report (console logs read from the paths the
+    /// cells recorded, when this machine has them).
+    Html,
 }
 
 /// Merges shard reports. A cell that ran in one shard replaces its
@@ -95,20 +98,21 @@ pub fn merge(files: &[PathBuf], format: Format) -> Result<u8, CliError> {
         .and_then(|c| serde_json::from_value(c).ok())
         .unwrap_or_default();
     let mut out = std::io::stdout().lock();
+    let doc = json!({
+        "schema": "bootproof.run/v1",
+        "command": command,
+        "merged_from": files,
+        "cells": cells,
+        "summary": summary(&views),
+        "passed": code == EXIT_OK,
+        "still_skipped": views.iter().filter(|c| c.status == CellStatus::Skipped).map(|c| &c.id).collect::<Vec<_>>(),
+    });
     match format {
         Format::Json => {
-            let doc = json!({
-                "schema": "bootproof.run/v1",
-                "command": command,
-                "merged_from": files,
-                "cells": cells,
-                "summary": summary(&views),
-                "passed": code == EXIT_OK,
-                "still_skipped": views.iter().filter(|c| c.status == CellStatus::Skipped).map(|c| &c.id).collect::<Vec<_>>(),
-            });
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
             writeln!(out)?;
         }
+        Format::Html => out.write_all(crate::html::render(&doc).as_bytes())?,
         Format::Junit => out.write_all(junit(&views).as_bytes())?,
         Format::Markdown => out.write_all(markdown(&views, &command).as_bytes())?,
     }

@@ -67,6 +67,9 @@ cells that report without failing the run.
 and machines), so a CI system's own matrix can spread a large run;
 `bootproof report merge` combines the shards' --json outputs.
 
+--html FILE writes a self-contained report: the matrix with filters, and
+per cell its output, console log and QEMU command line.
+
 Every run is recorded in the history database (`bootproof history`,
 `bootproof compare`; --no-history skips it).
 
@@ -79,7 +82,8 @@ Examples:
   bootproof run a.raw b.qcow2 --variants gic=3 acpi=on,off -- sh -c 'test -d /sys/firmware/acpi'
   bootproof run --binary ./probe disk.raw -- sh -c '\"$BOOTPROOF_BIN_PROBE\" --check'
   bootproof run --json --evidence out/ --shard 1/4 *.qcow2 -- ./ci-check.sh
-  bootproof run --matrix matrix.toml --markdown -- sh -c 'test -d /sys/fs/bpf'";
+  bootproof run --matrix matrix.toml --markdown -- sh -c 'test -d /sys/fs/bpf'
+  bootproof run --html report.html disk.qcow2 -- ./selftest";
 
 /// Everything `bootproof run` takes.
 #[derive(clap::Args)]
@@ -122,6 +126,10 @@ pub struct RunArgs {
     /// Follow qcow2 backing files.
     #[arg(long)]
     pub allow_backing: bool,
+    /// Also write a self-contained HTML report (matrix, filters, each
+    /// cell's output, console log and QEMU command line) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Do not record this run in the history database (`bootproof history`).
     #[arg(long)]
     pub no_history: bool,
@@ -938,28 +946,39 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             }
         }
     };
+    let doc = json!({
+        "schema": "bootproof.run/v1",
+        "command": args.command,
+        "expect_exit": args.expect_exit,
+        "shard": args.shard,
+        "binaries": names,
+        "accel": decisions.iter().map(|(a, d)| json!({ "arch": a, "decision": d })).collect::<Vec<_>>(),
+        "cells": cells,
+        "summary": summary,
+        "passed": code == EXIT_OK,
+        "history_run": history_run,
+    });
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::html::render(&doc)).map_err(|e| {
+            CliError::with_hint(
+                format!("--html {}: {e}", path.display()),
+                "check the directory exists and is writable",
+            )
+        })?;
+    }
     let mut out = std::io::stdout().lock();
     if args.junit {
         out.write_all(junit(&views).as_bytes())?;
     } else if args.markdown {
         out.write_all(markdown(&views, &args.command).as_bytes())?;
     } else if args.output.json {
-        let doc = json!({
-            "schema": "bootproof.run/v1",
-            "command": args.command,
-            "expect_exit": args.expect_exit,
-            "shard": args.shard,
-            "binaries": names,
-            "accel": decisions.iter().map(|(a, d)| json!({ "arch": a, "decision": d })).collect::<Vec<_>>(),
-            "cells": cells,
-            "summary": summary,
-            "passed": code == EXIT_OK,
-            "history_run": history_run,
-        });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
         writeln!(out)?;
     } else {
         human(&mut out, &cells, args)?;
+        if let Some(path) = &args.html {
+            writeln!(out, "HTML report: {}", path.display())?;
+        }
     }
     Ok(code)
 }

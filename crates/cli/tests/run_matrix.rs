@@ -52,8 +52,11 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
     )
     .unwrap();
     let evidence = dir.join("evidence");
+    let html = dir.join("report.html");
     let args = [
         "--json",
+        "--html",
+        html.to_str().unwrap(),
         "--binary",
         probe.to_str().unwrap(),
         "--variants",
@@ -136,6 +139,61 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
         "{md}"
     );
     assert!(md.contains("❌ exit 4 (expected 0)"), "{md}");
+
+    // The HTML report in a real browser: headless Chromium runs its script,
+    // and the DOM it ends with has the matrix cells, each cell's output and
+    // console log; a screenshot is taken (PNG).
+    let shot = dir.join("report.png");
+    let chromium = |extra: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium runs (scripts/setup-test-deps.sh installs it)")
+    };
+    let dom = String::from_utf8(chromium(&["--dump-dom"]).stdout).unwrap();
+    assert!(dom.contains("<table class=\"matrix\""), "{dom}");
+    for id in [
+        "debian-grub-arm64.raw / gic3 acpi-on pci",
+        "debian-grub-arm64.raw / gic3 acpi-off pci",
+        "debian-amd64.raw / q35",
+    ] {
+        assert!(dom.contains(&format!("data-id=\"{id}\"")), "{id}");
+    }
+    assert_eq!(dom.matches("<td class=\"cell pass\"").count(), 2);
+    assert_eq!(dom.matches("<td class=\"cell fail\"").count(), 1);
+    assert!(dom.contains("no ACPI tables"), "stderr is in the report");
+    assert!(
+        dom.contains("Linux version 6."),
+        "console logs are in the report"
+    );
+    assert!(
+        dom.contains("qemu-system-aarch64"),
+        "QEMU command lines are in the report"
+    );
+    chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1400,1600",
+    ]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if std::env::var_os("BOOTPROOF_KEEP_TEST_DIRS").is_some() {
+        eprintln!(
+            "HTML report {} and screenshot {}",
+            html.display(),
+            shot.display()
+        );
+    }
 }
 
 #[test]
