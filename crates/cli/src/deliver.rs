@@ -154,6 +154,7 @@ runcmd:
     cp \"$m\"/bootproof/config.json {config}
     cp \"$m\"/bootproof/agent {agent}
     chmod 0755 {agent}
+    if [ -d \"$m\"/bootproof/files ]; then cp -r \"$m\"/bootproof/files/. /; fi
     umount \"$m\"
     exec {agent} {arg}
 ",
@@ -194,12 +195,15 @@ pub struct SeedAttachment {
 }
 
 /// Writes the seed for one boot into `dir`.
+/// `files` (absolute guest paths and contents, e.g. `run --binary` under
+/// [`bootproof_agent::BINARIES_DIR`]) travel with the seed.
 pub fn write_seed(
     kind: SeedKind,
     dir: &Path,
     agent: &[u8],
     cfg: &AgentConfig,
     nonce: &str,
+    files: &[(String, Vec<u8>)],
 ) -> std::io::Result<SeedAttachment> {
     let config = serde_json::to_vec(cfg).map_err(std::io::Error::other)?;
     match kind {
@@ -210,20 +214,26 @@ pub fn write_seed(
                 mode: 0o644,
             };
             let disk = dir.join("seed-cidata.img");
-            seed::write_nocloud(
-                &disk,
-                &[
-                    file("user-data", cloud_config().into_bytes()),
-                    file(
-                        "meta-data",
-                        format!("instance-id: bootproof-{nonce}\nlocal-hostname: bootproof\n")
-                            .into_bytes(),
-                    ),
-                    file("bootproof/agent", agent.to_vec()),
-                    file("bootproof/nonce", nonce.as_bytes().to_vec()),
-                    file("bootproof/config.json", config),
-                ],
-            )?;
+            // Extra files ride under `files/<their guest path>`; runcmd
+            // copies that tree to /.
+            let mut all = vec![
+                file("user-data", cloud_config().into_bytes()),
+                file(
+                    "meta-data",
+                    format!("instance-id: bootproof-{nonce}\nlocal-hostname: bootproof\n")
+                        .into_bytes(),
+                ),
+                file("bootproof/agent", agent.to_vec()),
+                file("bootproof/nonce", nonce.as_bytes().to_vec()),
+                file("bootproof/config.json", config),
+            ];
+            for (path, data) in files {
+                all.push(file(
+                    &format!("bootproof/files/{}", path.trim_start_matches('/')),
+                    data.clone(),
+                ));
+            }
+            seed::write_nocloud(&disk, &all)?;
             Ok(SeedAttachment {
                 disk: Some(disk),
                 fw_cfg: Vec::new(),
@@ -235,14 +245,15 @@ pub fn write_seed(
                 data,
                 mode,
             };
-            let doc = seed::ignition_config(
-                &[
-                    file(FULL_MODE_PATH, agent.to_vec(), 0o755),
-                    file(NONCE_PATH, nonce.as_bytes().to_vec(), 0o644),
-                    file(CONFIG_PATH, config, 0o644),
-                ],
-                &[("bootproof-agent.service", IGNITION_UNIT)],
-            );
+            let mut all = vec![
+                file(FULL_MODE_PATH, agent.to_vec(), 0o755),
+                file(NONCE_PATH, nonce.as_bytes().to_vec(), 0o644),
+                file(CONFIG_PATH, config, 0o644),
+            ];
+            for (path, data) in files {
+                all.push(file(path, data.clone(), 0o755));
+            }
+            let doc = seed::ignition_config(&all, &[("bootproof-agent.service", IGNITION_UNIT)]);
             let path = dir.join("ignition.json");
             std::fs::write(
                 &path,

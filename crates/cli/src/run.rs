@@ -1,14 +1,17 @@
 //! `bootproof run`: the user's command, as root, inside every cell of a
-//! matrix of images × platform variants, in agent mode: each image's own
+//! matrix of images × platform variants. In agent mode each image's own
 //! kernel boots with bootproof's initramfs, the agent mounts the image's
 //! root read-only under a tmpfs overlay, chroots and executes the command
-//! as an argv (never re-parsed by a shell, on the host or in the guest).
+//! as an argv (never re-parsed by a shell, on the host or in the guest);
+//! in full mode the image boots end to end and a seed starts the agent,
+//! which runs the command in the booted system.
 //! The verdict is its exit status. Cells run in parallel within CPU and
 //! memory budgets; a VM that could not run (QEMU failed or was killed) is
 //! retried and, if it keeps failing, reported as an infra error, never as
 //! the command's failure.
 
 use crate::boot::{choose_accel, deadline, interrupt_flag, log_path, EXIT_INTERRUPTED};
+use crate::deliver::{detect_seed, SeedKind};
 use crate::extract::{pick_entry, resolve_arch};
 use crate::history::{record, ImageFacts};
 use crate::matrix::VariantEntry;
@@ -53,6 +56,11 @@ COMMAND is an argv: no shell parses it on the host or in the guest (use
 `sh -c '…'` for shell syntax). Its stdout and stderr are kept (the last
 16 KiB of each).
 
+--mode full boots each image end to end instead (firmware, its boot chain,
+its init); cloud-init or Ignition, given a seed like `verify --mode full`'s
+(it carries the --binary files too), starts the agent, which runs COMMAND
+in the booted system. Minutes per cell under TCG, not seconds.
+
 Statuses: pass (exit status = --expect-exit), fail (another status, a
 signal, or the command's timeout), boot-failure (the guest never ran the
 command: the stage and cause from the console), infra-error (the VM could
@@ -94,6 +102,15 @@ pub struct RunArgs {
     /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio), aarch64 images; x86_64 images run on q35. Words without `=` after it are images.
     #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
     pub variants: Vec<String>,
+    /// agent: the image's kernel, bootproof's initramfs, the command chrooted
+    /// into the image's root (seconds per cell); full: the image boots end
+    /// to end and its cloud-init or Ignition runs the agent, which runs the
+    /// command in the booted system.
+    #[arg(long, default_value = "agent", value_parser = ["agent", "full"])]
+    pub mode: String,
+    /// Full mode's seed: auto (from each image), nocloud, ignition.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "nocloud", "ignition"])]
+    pub seed: String,
     /// A file to ship into every guest (repeatable); see BOOTPROOF_BIN_<NAME>.
     #[arg(long = "binary", value_name = "FILE")]
     pub binaries: Vec<PathBuf>,
@@ -382,6 +399,23 @@ fn prepare_row(
         problem: None,
         plans: plans(arch_name, axes, entries)?,
     };
+    if args.mode == "full" {
+        match SeedKind::parse(&args.seed).or_else(|| detect_seed(&img)) {
+            Some(seed) => row.how = How::Full { seed },
+            None => {
+                row.problem = Some(
+                    "full mode needs cloud-init or Ignition in the image, and it has neither"
+                        .into(),
+                )
+            }
+        }
+        for plan in &mut row.plans {
+            if plan.cmdline.is_some() && plan.skip.is_none() {
+                plan.skip = Some("cmdline additions need agent mode (the image's boot chain owns the command line)".into());
+            }
+        }
+        return Ok(row);
+    }
     let picked = pick_entry(&img, arch, None).and_then(|(chain, entry, _)| {
         extract(&img, &chain, &entry, &kernel).map_err(|e| CliError::with_hint(e, ""))
     });
@@ -560,6 +594,12 @@ fn component(s: &str) -> String {
 pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     let run_started = (std::time::SystemTime::now(), std::time::Instant::now());
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if args.mode == "full" && args.cmdline_append.is_some() {
+        return Err(CliError::with_hint(
+            "--cmdline-append applies to agent mode: in full mode the image's boot chain owns the kernel command line",
+            "drop --mode full, or change the command line in the image",
+        ));
+    }
     // The shipped files, by name (names must be unique: they become
     // BOOTPROOF_BIN_<NAME>).
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
@@ -664,7 +704,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             .map(|(_, d)| d.clone())
             .expect("every arch has a decision")
     };
-    let timeout = deadline(args.timeout.or(file_timeout), decision(rows[0].arch).accel);
+    let timeout = match (args.timeout.or(file_timeout), args.mode == "full") {
+        (None, true) => deadline(None, decision(rows[0].arch).accel) * 2,
+        (t, _) => deadline(t, decision(rows[0].arch).accel),
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args
         .jobs
@@ -861,6 +904,13 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                                     cell.stdout = stdout.clone();
                                     cell.stderr = stderr.clone();
                                     cell.command_secs = Some(*secs);
+                                }
+                                // Full mode: the kernel as the agent saw it.
+                                if cell.kernel_version.is_none() {
+                                    cell.kernel_version = v.records.iter().find_map(|r| match r {
+                                        Record::Hello { kernel, .. } => Some(kernel.clone()),
+                                        _ => None,
+                                    });
                                 }
                                 cell.run = Some(v);
                                 break;

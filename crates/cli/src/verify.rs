@@ -1030,7 +1030,7 @@ pub(crate) fn run_variant(ctx: &Ctx, task: &Task) -> Result<VariantResult, Strin
         }
         How::Full { seed } => (
             None,
-            deliver::write_seed(*seed, run.path(), ctx.agent, &cfg, &n)
+            deliver::write_seed(*seed, run.path(), ctx.agent, &cfg, &n, &task.files)
                 .map_err(|e| format!("{}: writing the seed: {e}", task.name))?,
         ),
     };

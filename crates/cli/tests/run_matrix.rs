@@ -563,3 +563,51 @@ fn files_ran(f: &Path) -> bool {
         .iter()
         .any(|c| c["status"] != "skipped")
 }
+
+/// Full mode: the real cloud image boots end to end, cloud-init (fed
+/// bootproof's NoCloud seed, which also carries the --binary file) starts
+/// the agent, and the command runs in the booted system, PID 1 systemd.
+#[test]
+fn full_mode_runs_the_command_in_the_booted_image() {
+    let img = cloud_image("amd64");
+    let dir = scratch("run", "full-input");
+    let probe = dir.join("probe.sh");
+    std::fs::write(
+        &probe,
+        "echo \"probe on $BOOTPROOF_ARCH $BOOTPROOF_KERNEL\"\n",
+    )
+    .unwrap();
+    let (code, v, err) = run(
+        "full",
+        &[
+            "--json",
+            "--mode",
+            "full",
+            "--binary",
+            probe.to_str().unwrap(),
+            img.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sh \"$BOOTPROOF_BIN_PROBE_SH\"; echo pid1=$(cat /proc/1/comm); test -d /run/systemd/system",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    let c = &v["cells"][0];
+    assert_eq!(c["status"], "pass");
+    let out = c["stdout"].as_str().unwrap();
+    assert!(out.contains("probe on x86_64 6."), "{out}");
+    assert!(out.contains("pid1=systemd"), "{out}");
+    assert!(c["kernel_version"].as_str().unwrap().starts_with("6."));
+    let stages: Vec<&str> = c["run"]["boot"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert!(
+        stages.contains(&"grub-started") && stages.contains(&"login-prompt"),
+        "{stages:?}"
+    );
+}

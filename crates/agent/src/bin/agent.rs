@@ -826,7 +826,16 @@ fn set_up_root(spec: &RunSpec) -> Result<String, String> {
     ] {
         mount(src, target, fstype)?;
     }
-    let bin_dir = format!("/newroot{BINARIES_IN_ROOT}");
+    install_binaries("/newroot", spec)?;
+    Ok(how)
+}
+
+/// Copies the shipped binaries from [`BINARIES_DIR`] to
+/// [`BINARIES_IN_ROOT`] under `root` (`/newroot`, or `""` for the running
+/// system), executable.
+#[cfg(target_os = "linux")]
+fn install_binaries(root: &str, spec: &RunSpec) -> Result<(), String> {
+    let bin_dir = format!("{root}{BINARIES_IN_ROOT}");
     std::fs::create_dir_all(&bin_dir).map_err(|e| format!("{bin_dir}: {e}"))?;
     for name in &spec.binaries {
         let to = format!("{bin_dir}/{name}");
@@ -835,7 +844,7 @@ fn set_up_root(spec: &RunSpec) -> Result<String, String> {
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| format!("{to}: {e}"))?;
     }
-    Ok(how)
+    Ok(())
 }
 
 /// `bootproof run`: the user's command, as root, in the image's root.
@@ -854,13 +863,22 @@ fn run_command(spec: &RunSpec, kernel: &str, arch: &str) -> Record {
         root,
         error: Some(error),
     };
-    let root = match set_up_root(spec) {
-        Ok(how) => how,
-        Err(e) => return failed("not set up".into(), e),
+    // No root device: full mode, the image's own system is up; the command
+    // runs in it as it is (chroot to / is a no-op).
+    let (root, root_dir) = if spec.root_device.is_empty() {
+        match install_binaries("", spec) {
+            Ok(()) => ("the booted system (full mode)".to_string(), "/"),
+            Err(e) => return failed("the booted system (full mode)".into(), e),
+        }
+    } else {
+        match set_up_root(spec) {
+            Ok(how) => (how, "/newroot"),
+            Err(e) => return failed("not set up".into(), e),
+        }
     };
     let mut cmd = std::process::Command::new("/proc/self/exe");
     cmd.arg(CHROOT_EXEC_ARG)
-        .arg("/newroot")
+        .arg(root_dir)
         .arg("--")
         .args(&spec.argv)
         .env_clear()
