@@ -94,6 +94,24 @@ pub struct RunSpec {
 pub const BINARIES_DIR: &str = "/bootproof/bin";
 /// Where shipped binaries appear inside the image's root.
 pub const BINARIES_IN_ROOT: &str = "/run/bootproof/bin";
+/// The environment variable that names a shipped binary's path inside the
+/// guest: `BOOTPROOF_BIN_` and the file name upper-cased, every other
+/// character `_` (`probe.sh` → `BOOTPROOF_BIN_PROBE_SH`). The host uses it
+/// to refuse two files that would collide.
+pub fn binary_env_var(name: &str) -> String {
+    let suffix: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("BOOTPROOF_BIN_{suffix}")
+}
+
 /// Bytes of stdout and of stderr the agent keeps (the tail) and reports.
 pub const MAX_OUTPUT: usize = 16 * 1024;
 /// The argument with which the agent re-executes itself to enter the
@@ -320,6 +338,12 @@ mod tests {
             assert!(r.done());
             assert_eq!(r.malformed, 1);
         }
+    }
+
+    #[test]
+    fn binary_env_vars() {
+        assert_eq!(binary_env_var("probe.sh"), "BOOTPROOF_BIN_PROBE_SH");
+        assert_eq!(binary_env_var("bpf-loader"), "BOOTPROOF_BIN_BPF_LOADER");
     }
 
     #[test]

@@ -192,6 +192,20 @@ fn default_log_path(image: &Path) -> PathBuf {
     log_path(&stem)
 }
 
+/// Free text as one safe file-name component: letters, digits, `.` and
+/// `-` kept, everything else `_` (no `/`, no spaces).
+pub(crate) fn file_component(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A fresh path for a console log in the log cache (`~/.cache/bootproof/
 /// logs`, the newest 100 kept), named after `label`.
 pub(crate) fn log_path(label: &str) -> PathBuf {
@@ -202,16 +216,7 @@ pub(crate) fn log_path(label: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let label: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let label = file_component(label);
     match SEQ.fetch_add(1, Ordering::Relaxed) {
         0 => dir.join(format!("{label}-{secs}-{}.log", std::process::id())),
         n => dir.join(format!("{label}-{secs}-{}-{n}.log", std::process::id())),

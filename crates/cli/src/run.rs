@@ -10,7 +10,9 @@
 //! retried and, if it keeps failing, reported as an infra error, never as
 //! the command's failure.
 
-use crate::boot::{choose_accel, deadline, interrupt_flag, log_path, EXIT_INTERRUPTED};
+use crate::boot::{
+    choose_accel, deadline, file_component, interrupt_flag, log_path, EXIT_INTERRUPTED,
+};
 use crate::deliver::{detect_seed, SeedKind};
 use crate::extract::{pick_entry, resolve_arch};
 use crate::history::{record, ImageFacts};
@@ -21,7 +23,7 @@ use crate::verify::{
     Task, VariantResult, AGENT_MODULES,
 };
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_FAIL, EXIT_OK};
-use bootproof_agent::{Record, RunSpec, BINARIES_DIR};
+use bootproof_agent::{binary_env_var, Record, RunSpec, BINARIES_DIR};
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::{self, Closure, InImage};
 use bootproof_fs::FsKind;
@@ -510,19 +512,6 @@ fn memory_slots() -> usize {
     ((avail_kib * 3 / 4) / ((1024 + 256) * 1024)).max(1) as usize
 }
 
-/// A file name as an environment-variable suffix: upper case, `_` for the rest.
-fn env_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// The verdict from one finished boot.
 fn judge(v: &VariantResult, expect: i32) -> (CellStatus, String) {
     let command = v.records.iter().find_map(|r| match r {
@@ -578,19 +567,6 @@ fn write_evidence(dir: &Path, cell: &Cell, accel: &serde_json::Value) -> std::io
     )
 }
 
-/// A path component from free text.
-fn component(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     let run_started = (std::time::SystemTime::now(), std::time::Instant::now());
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
@@ -614,12 +590,12 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                     "name a file",
                 )
             })?;
-        if names.iter().any(|n| env_name(n) == env_name(&name)) {
+        if names
+            .iter()
+            .any(|n| binary_env_var(n) == binary_env_var(&name))
+        {
             return Err(CliError::with_hint(
-                format!(
-                    "two --binary files map to BOOTPROOF_BIN_{}",
-                    env_name(&name)
-                ),
+                format!("two --binary files map to {}", binary_env_var(&name)),
                 "rename one of them",
             ));
         }
@@ -820,10 +796,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                 let plan = &row.plans[job.plan];
                 let variant = plan.variant.clone();
                 let started = std::time::Instant::now();
-                let evidence = args
-                    .evidence
-                    .as_ref()
-                    .map(|d| d.join(component(&row.name)).join(component(&variant)));
+                let evidence = args.evidence.as_ref().map(|d| {
+                    d.join(file_component(&row.name))
+                        .join(file_component(&variant))
+                });
                 let mut cell = Cell::new(row, plan, job.id.clone());
                 cell.status = CellStatus::InfraError;
                 cell.evidence = evidence.clone();
@@ -1290,9 +1266,7 @@ mod tests {
     }
 
     #[test]
-    fn env_names_and_display() {
-        assert_eq!(env_name("probe.sh"), "PROBE_SH");
-        assert_eq!(env_name("bpf-loader"), "BPF_LOADER");
+    fn shell_words_quote_for_display() {
         assert_eq!(
             shell_words(&["sh".into(), "-c".into(), "echo 'x' $(id)".into()]),
             "sh -c 'echo '\\''x'\\'' $(id)'"

@@ -22,18 +22,6 @@ fn verify(name: &str, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap(), v)
 }
 
-/// (status, evidence) of check `id` in a variant.
-fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
-    variant["records"].as_array().unwrap().iter().find_map(|r| {
-        (r["type"] == "check" && r["id"] == id).then(|| {
-            (
-                r["status"].as_str().unwrap(),
-                r["evidence"].as_str().unwrap(),
-            )
-        })
-    })
-}
-
 #[test]
 fn arm64_every_default_variant_reports_what_it_is() {
     let img = boot_images().join("debian-grub-arm64.raw");

@@ -25,17 +25,6 @@ fn verify(name: &str, args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap(), v, stderr)
 }
 
-fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
-    variant["records"].as_array().unwrap().iter().find_map(|r| {
-        (r["type"] == "check" && r["id"] == id).then(|| {
-            (
-                r["status"].as_str().unwrap(),
-                r["evidence"].as_str().unwrap(),
-            )
-        })
-    })
-}
-
 fn stages(variant: &Value) -> Vec<&str> {
     variant["boot"]["stages"]
         .as_array()

@@ -8,9 +8,9 @@
 #![forbid(unsafe_code)]
 
 use bootproof_agent::{
-    frame, AgentConfig, Record, RunSpec, Status, BINARIES_DIR, BINARIES_IN_ROOT, CHROOT_EXEC_ARG,
-    CONFIG_PATH, FULL_MODE_ARG, MAX_OUTPUT, MODULES_LIST, NONCE_PATH, PERSIST_VARIABLE, PORT_NAME,
-    PROTOCOL, VENDOR_GUID,
+    binary_env_var, frame, AgentConfig, Record, RunSpec, Status, BINARIES_DIR, BINARIES_IN_ROOT,
+    CHROOT_EXEC_ARG, CONFIG_PATH, FULL_MODE_ARG, MAX_OUTPUT, MODULES_LIST, NONCE_PATH,
+    PERSIST_VARIABLE, PORT_NAME, PROTOCOL, VENDOR_GUID,
 };
 use std::io::Write;
 use std::path::Path;
@@ -895,20 +895,7 @@ fn run_command(spec: &RunSpec, kernel: &str, arch: &str) -> Record {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     for name in &spec.binaries {
-        let var: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        cmd.env(
-            format!("BOOTPROOF_BIN_{var}"),
-            format!("{BINARIES_IN_ROOT}/{name}"),
-        );
+        cmd.env(binary_env_var(name), format!("{BINARIES_IN_ROOT}/{name}"));
     }
     let start = std::time::Instant::now();
     let mut child = match cmd.spawn() {

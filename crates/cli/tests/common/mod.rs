@@ -432,3 +432,15 @@ pub fn edit_grub_cfg(img: &Path, edit: impl Fn(String) -> String) {
 pub fn esp(img: &Path) -> String {
     format!("{}@@1M", img.display())
 }
+
+/// (status, evidence) of the agent check `id` in a `verify --json` variant.
+pub fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
+    variant["records"].as_array().unwrap().iter().find_map(|r| {
+        (r["type"] == "check" && r["id"] == id).then(|| {
+            (
+                r["status"].as_str().unwrap(),
+                r["evidence"].as_str().unwrap(),
+            )
+        })
+    })
+}
