@@ -119,6 +119,7 @@ def main():
         run("qemu-img", "convert", "-O", "qcow2", "-o", "cluster_size=4096", *extra, raw, q)
         save("image_qcow2", name, open(q, "rb").read())
     boot_seeds(w)
+    package_seeds(w)
     shutil.rmtree(w)
 
 
@@ -159,6 +160,26 @@ def boot_seeds(w):
         "\tsearch --no-floppy --fs-uuid --set=root --hint-efi=hd0,gpt2 7c1f8a3e\n"
         "\tlinux\t/boot/vmlinuz root=UUID=7c1f8a3e ro quiet\n\tinitrd\t/boot/initrd.img\n}\n").encode())
     save("boot_grub_cfg", "rhel", b"search.fs_uuid abcd root\nset prefix=($root)'/boot/grub2'\nload_env -f ${config_directory}/grubenv\nblscfg\n")
+
+
+def package_seeds(w):
+    """Kernel package seeds: small .debs built by dpkg-deb, one per data.tar compression."""
+    t = f"{w}/pkg"
+    shutil.rmtree(t, ignore_errors=True)
+    os.makedirs(f"{t}/DEBIAN"); os.makedirs(f"{t}/boot"); os.makedirs(f"{t}/lib/modules/6.1.0-x/kernel/fs")
+    os.makedirs(f"{t}/usr/share/doc/linux-image-6.1.0-x")
+    with open(f"{t}/DEBIAN/control", "w") as f:
+        f.write("Package: linux-image-6.1.0-x\nVersion: 1\nArchitecture: arm64\nMaintainer: seed <seed@example.invalid>\nDescription: seed\n")
+    with open(f"{t}/boot/vmlinuz-6.1.0-x", "wb") as f:
+        f.write(b"MZ" + b"\0" * 54 + b"ARM\x64" + b"\0" * 200)
+    with open(f"{t}/lib/modules/6.1.0-x/kernel/fs/ext4.ko", "wb") as f:
+        f.write(b"\x7fELF" + b"\0" * 60)
+    with open(f"{t}/usr/share/doc/linux-image-6.1.0-x/copyright", "w") as f:
+        f.write("seed\n")
+    os.symlink("/usr/src/linux-headers-6.1.0-x", f"{t}/lib/modules/6.1.0-x/build")
+    for z in ["xz", "zstd", "gzip", "none"]:
+        run("dpkg-deb", "--root-owner-group", f"-Z{z}", "--build", t, f"{w}/seed.deb")
+        save("boot_kernel_package", f"deb-{z}", open(f"{w}/seed.deb", "rb").read())
 
 
 if __name__ == "__main__":

@@ -119,3 +119,19 @@ pub fn walk(v: &Volume) {
         }
     }
 }
+
+/// Walks a kernel package (`.deb`) the way `bootproof run --kernel`
+/// does, reading each file (at most 1 MiB of it) and discarding it.
+pub fn fuzz_kernel_package(data: &[u8]) -> Vec<String> {
+    let mut seen = Vec::new();
+    let _ = bootproof_boot::package::walk_deb(
+        data,
+        std::path::Path::new("fuzz.deb"),
+        &mut |path, body| {
+            seen.push(path.display().to_string());
+            io::copy(&mut std::io::Read::take(body, 1 << 20), &mut io::sink())?;
+            Ok(())
+        },
+    );
+    seen
+}

@@ -97,7 +97,7 @@ pub enum DecompressError {
 
 /// Memory liblzma may use: a hostile header can declare a 4 GiB dictionary;
 /// `xz -9`/`lzma -9` use 64 MiB (found by the `boot_initrd` fuzz target).
-const LZMA_MEMLIMIT: u64 = 160 << 20;
+pub(crate) const LZMA_MEMLIMIT: u64 = 160 << 20;
 
 fn bounded(format: &'static str, mut r: impl Read, limit: u64) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
@@ -167,7 +167,7 @@ pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, De
         }
         Compression::Xz => {
             let stream = liblzma::stream::Stream::new_stream_decoder(
-                u64::MAX,
+                LZMA_MEMLIMIT,
                 liblzma::stream::CONCATENATED,
             )
             .map_err(|e| DecompressError::Corrupt {

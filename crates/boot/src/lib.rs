@@ -6,7 +6,9 @@
 //! [`kernel`] identifies a kernel image and produces the form a hypervisor's
 //! direct boot loads; [`initrd`] lists an initramfs, [`initramfs`] writes
 //! one, and [`modules`] finds kernel modules and their dependencies in an
-//! image. Decompression is bounded everywhere ([`decompress`]).
+//! image; [`package`] opens a kernel from outside an image (a Debian kernel
+//! package, an unpacked one, or a kernel file) to boot with an image's root.
+//! Decompression is bounded everywhere ([`decompress`]).
 #![forbid(unsafe_code)]
 
 pub mod chain;
@@ -18,4 +20,5 @@ pub mod initramfs;
 pub mod initrd;
 pub mod kernel;
 pub mod modules;
+pub mod package;
 pub mod pe;

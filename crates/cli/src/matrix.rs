@@ -1,7 +1,8 @@
-//! The `bootproof run --matrix FILE` format: named images and platform
-//! variants in TOML. Every image runs every variant (a variant an image's
-//! architecture cannot have, such as `acpi = false` on x86_64, is a skipped
-//! cell with the reason). Unknown keys are errors, so a typo never
+//! The `bootproof run --matrix FILE` format: named images, extra kernels
+//! and platform variants in TOML. Each image is a row with its own kernel
+//! and one per extra kernel of its architecture; every row runs every
+//! variant (a variant an image's architecture cannot have, such as
+//! `acpi = false` on x86_64, is a skipped cell with the reason). Unknown keys are errors, so a typo never
 //! silently drops part of a matrix.
 //!
 //! ```toml
@@ -11,7 +12,15 @@
 //! [[image]]
 //! name = "bookworm-arm64"  # default: the file name
 //! path = "debian-arm64.qcow2"   # relative to this file
+//! arch = "aarch64"         # checked against the image (default: detected)
 //! required = true          # a failure here fails the run (default true)
+//! image_kernel = true      # also run with the image's own kernel (default true)
+//!
+//! [[kernel]]               # another kernel to boot every aarch64 image with
+//! name = "6.12-bpo"        # default: its release
+//! path = "linux-image-6.12.95+deb12-arm64_6.12.95-1~bpo12+1_arm64.deb"
+//! images = ["bookworm-arm64"]   # only these images (default: every image of its arch)
+//! required = true
 //!
 //! [[variant]]
 //! name = "gicv3-acpi"      # default: "gic3 acpi-on pci"
@@ -41,9 +50,31 @@ pub struct MatrixFile {
     /// The images (rows).
     #[serde(default, rename = "image")]
     pub images: Vec<ImageEntry>,
+    /// Kernels to boot images with, besides their own.
+    #[serde(default, rename = "kernel")]
+    pub kernels: Vec<KernelEntry>,
     /// The platform variants (columns).
     #[serde(default, rename = "variant")]
     pub variants: Vec<VariantEntry>,
+}
+
+/// A kernel from outside the images: a Debian kernel package, a directory
+/// with an unpacked one, or a kernel file (with `modules`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelEntry {
+    /// Display name (default: the kernel's release).
+    pub name: Option<String>,
+    /// The package, directory or kernel file; relative to the matrix file.
+    pub path: PathBuf,
+    /// For a kernel file: its `lib/modules/<version>` directory.
+    pub modules: Option<PathBuf>,
+    /// Only the images with these names (default: every image of the
+    /// kernel's architecture).
+    pub images: Option<Vec<String>>,
+    /// Its failures fail the run.
+    #[serde(default = "yes")]
+    pub required: bool,
 }
 
 /// One image.
@@ -54,11 +85,18 @@ pub struct ImageEntry {
     pub name: Option<String>,
     /// The image file; relative paths are from the matrix file's directory.
     pub path: PathBuf,
+    /// `aarch64` or `x86_64`: checked against what the image holds, and
+    /// used when that cannot be told.
+    pub arch: Option<String>,
     /// Its failures fail the run.
     #[serde(default = "yes")]
     pub required: bool,
     /// Seconds per cell for this image.
     pub timeout: Option<u64>,
+    /// Also run with the image's own kernel (with `false`, only the
+    /// `[[kernel]]` entries boot it).
+    #[serde(default = "yes")]
+    pub image_kernel: bool,
 }
 
 /// One platform variant.
@@ -139,13 +177,34 @@ pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
     let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
         CliError::with_hint(
             format!("--matrix {}: {e}", path.display()),
-            "keys: timeout, retries, [[image]] (name, path, required, timeout), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
+            "keys: timeout, retries, [[image]] (name, path, arch, required, timeout, image_kernel), [[kernel]] (name, path, modules, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
         )
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
     for img in &mut m.images {
-        if img.path.is_relative() {
-            img.path = base.join(&img.path);
+        resolve(&mut img.path);
+        if let Some(a) = &img.arch {
+            if bootproof_boot::chain::Arch::parse(a).is_none() {
+                return Err(CliError::with_hint(
+                    format!(
+                        "--matrix {}: image {}: arch = {a:?}",
+                        path.display(),
+                        img.path.display()
+                    ),
+                    "use \"aarch64\" or \"x86_64\"",
+                ));
+            }
+        }
+    }
+    for k in &mut m.kernels {
+        resolve(&mut k.path);
+        if let Some(d) = &mut k.modules {
+            resolve(d);
         }
     }
     for v in &m.variants {
@@ -188,6 +247,28 @@ mod tests {
         std::fs::write(&f, "[[image]]\npath = \"a.raw\"\nrequird = false\n").unwrap();
         let e = load(&f).err().unwrap().to_string();
         assert!(e.contains("unknown field `requird`"), "{e}");
+        std::fs::write(
+            &f,
+            "[[image]]\npath = \"a.raw\"\nimage_kernel = false\n[[kernel]]\npath = \"k.deb\"\nmodules = \"/m\"\nimages = [\"a\"]\n",
+        )
+        .unwrap();
+        let m = load(&f).unwrap();
+        assert!(!m.images[0].image_kernel);
+        assert_eq!(m.kernels[0].path, dir.join("k.deb"));
+        assert_eq!(m.kernels[0].modules.as_deref(), Some(Path::new("/m")));
+        assert!(m.kernels[0].required);
+        std::fs::write(&f, "[[image]]\npath = \"a.raw\"\narch = \"sparc\"\n").unwrap();
+        assert!(load(&f)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("arch = \"sparc\""));
+        std::fs::write(&f, "[[kernel]]\npath = \"k\"\nversion = \"6\"\n").unwrap();
+        assert!(load(&f)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("unknown field `version`"));
         std::fs::write(&f, "[[variant]]\ngic = 4\n").unwrap();
         assert!(load(&f)
             .err()

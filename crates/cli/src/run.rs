@@ -1,6 +1,8 @@
 //! `bootproof run`: the user's command, as root, inside every cell of a
-//! matrix of images × platform variants. In agent mode each image's own
-//! kernel boots with bootproof's initramfs, the agent mounts the image's
+//! matrix of images × kernels × platform variants. In agent mode each
+//! image's own kernel (and each extra kernel of its architecture, from a
+//! Debian package, an unpacked one or a kernel file) boots with
+//! bootproof's initramfs, the agent mounts the image's
 //! root read-only under a tmpfs overlay, chroots and executes the command
 //! as an argv (never re-parsed by a shell, on the host or in the guest);
 //! in full mode the image boots end to end and a seed starts the agent,
@@ -25,10 +27,11 @@ use crate::verify::{
 use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_FAIL, EXIT_OK};
 use bootproof_agent::{binary_env_var, Record, RunSpec, BINARIES_DIR};
 use bootproof_boot::extract::extract;
-use bootproof_boot::modules::{self, Closure, InImage};
+use bootproof_boot::modules::{self, Closure, HostDir, InImage};
+use bootproof_boot::package::{self, ExternalKernel};
 use bootproof_fs::FsKind;
 use bootproof_image::ReadAt;
-use bootproof_inspect::parse_target;
+use bootproof_inspect::{parse_target, OpenedImage};
 use bootproof_vm::accel::Accel;
 use bootproof_vm::machine::Platform;
 use bootproof_vm::state::{self, RunDir};
@@ -44,7 +47,7 @@ pub const EXIT_INFRA: u8 = 3;
 
 pub const AFTER_HELP: &str = "\
 Each cell (image × variant) boots the image's default kernel (as `bootproof
-extract` finds it) through UEFI with bootproof's initramfs: the agent as
+extract` finds it, or an extra kernel: --kernel) through UEFI with bootproof's initramfs: the agent as
 /init plus the image's own virtio, filesystem and overlay modules. The
 agent mounts the image's OS root read-only under a tmpfs overlay (nothing
 is written to the image, not even to the VM's copy-on-write layer), mounts
@@ -58,6 +61,13 @@ COMMAND is an argv: no shell parses it on the host or in the guest (use
 `sh -c '…'` for shell syntax). Its stdout and stderr are kept (the last
 16 KiB of each).
 
+--kernel PATH adds a row per image of that kernel's architecture
+(`<image>@<release>`): a Debian kernel package (linux-image-*.deb, read
+in-process and unpacked once into ~/.cache/bootproof/kernels), a
+directory with an unpacked one, or a kernel file (built-in drivers only;
+a matrix file's [[kernel]] can name its modules). It boots with its own
+modules and the image's root, so one userland runs on several kernels.
+
 --mode full boots each image end to end instead (firmware, its boot chain,
 its init); cloud-init or Ignition, given a seed like `verify --mode full`'s
 (it carries the --binary files too), starts the agent, which runs COMMAND
@@ -69,9 +79,9 @@ command: the stage and cause from the console), infra-error (the VM could
 not run after --retries retries), skipped (another shard's, or
 interrupted).
 
---matrix FILE names images and variants in TOML (docs/matrix.md), with
-per-variant cpus, memory, cmdline, timeout and `required = false` for
-cells that report without failing the run.
+--matrix FILE names images, extra kernels and variants in TOML
+(docs/matrix.md), with per-variant cpus, memory, cmdline, timeout and
+`required = false` for cells that report without failing the run.
 
 --shard K/N runs the cells whose id hashes to K of N (stable across runs
 and machines), so a CI system's own matrix can spread a large run;
@@ -91,6 +101,7 @@ Examples:
   bootproof run disk.qcow2 -- uname -r
   bootproof run a.raw b.qcow2 --variants gic=3 acpi=on,off -- sh -c 'test -d /sys/firmware/acpi'
   bootproof run --binary ./probe disk.raw -- sh -c '\"$BOOTPROOF_BIN_PROBE\" --check'
+  bootproof run --kernel linux-image-6.12.95+deb12-arm64_6.12.95-1~bpo12+1_arm64.deb disk.qcow2 -- uname -r
   bootproof run --json --evidence out/ --shard 1/4 *.qcow2 -- ./ci-check.sh
   bootproof run --matrix matrix.toml --markdown -- sh -c 'test -d /sys/fs/bpf'
   bootproof run --html report.html disk.qcow2 -- ./selftest";
@@ -101,6 +112,13 @@ pub struct RunArgs {
     /// Disk images (raw or qcow2): the matrix rows.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
+    /// Another kernel to boot every image of its architecture with
+    /// (repeatable), besides the image's own: a Debian kernel package
+    /// (linux-image-*.deb), a directory with an unpacked one, or a kernel
+    /// file (built-in drivers only; a matrix file's [[kernel]] can add its
+    /// modules).
+    #[arg(long = "kernel", value_name = "PATH")]
+    pub kernels: Vec<PathBuf>,
     /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio), aarch64 images; x86_64 images run on q35. Words without `=` after it are images.
     #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
     pub variants: Vec<String>,
@@ -192,6 +210,8 @@ pub struct Cell {
     pub image: PathBuf,
     /// `aarch64` or `x86_64`.
     pub arch: String,
+    /// Which kernel: `image` (the image's own) or an extra kernel's name.
+    pub kernel: String,
     /// The kernel booted.
     pub kernel_version: Option<String>,
     /// Variant name.
@@ -247,7 +267,14 @@ pub(crate) struct RowSource {
     name: String,
     required: bool,
     timeout: Option<u64>,
+    /// Also run with the image's own kernel.
+    image_kernel: bool,
+    /// The architecture the matrix file declares.
+    arch: Option<String>,
 }
+
+/// The `kernel` of cells booted with the image's own kernel.
+pub const IMAGE_KERNEL: &str = "image";
 
 impl Cell {
     /// A cell not yet run.
@@ -257,6 +284,7 @@ impl Cell {
             name: row.name.clone(),
             image: row.image.clone(),
             arch: row.arch.into(),
+            kernel: row.kernel.clone(),
             kernel_version: row.version.clone(),
             variant: plan.variant.clone(),
             platform: plan.platform.clone(),
@@ -281,8 +309,13 @@ impl Cell {
 /// An image, prepared once for all its cells.
 struct Row {
     image: PathBuf,
-    /// Display name (the file name, or the matrix file's `name`).
+    /// Display name (the file name, or the matrix file's `name`; with
+    /// another kernel, `<image>@<kernel>`).
     name: String,
+    /// Which kernel: [`IMAGE_KERNEL`], or the extra kernel's name.
+    kernel: String,
+    /// SHA-256 of the kernel booted (agent mode).
+    kernel_sha256: Option<String>,
     required: bool,
     timeout: Option<u64>,
     arch: &'static str,
@@ -366,114 +399,346 @@ fn plans(arch: &str, axes: &[String], entries: &[VariantEntry]) -> Result<Vec<Pl
         .collect())
 }
 
-fn prepare_row(
+/// A kernel from outside the images (`--kernel`, `[[kernel]]`), opened once.
+pub(crate) struct KernelChoice {
+    /// Display name: the matrix entry's `name`, else the release.
+    label: String,
+    kernel: ExternalKernel,
+    /// Only these images (by name), else every image of its arch.
+    images: Option<Vec<String>>,
+    required: bool,
+}
+
+/// Opens the `--kernel` paths and the matrix file's `[[kernel]]` entries.
+fn open_kernels(
+    args: &RunArgs,
+    file: Option<&crate::matrix::MatrixFile>,
+) -> Result<Vec<KernelChoice>, CliError> {
+    let cache = crate::boot::cache_dir();
+    let mut out: Vec<KernelChoice> = Vec::new();
+    let entries = file.map_or(&[][..], |f| &f.kernels[..]);
+    let given = args
+        .kernels
+        .iter()
+        .map(|p| (None, p, None, None, true))
+        .chain(entries.iter().map(|k| {
+            (
+                k.name.clone(),
+                &k.path,
+                k.modules.as_deref(),
+                k.images.clone(),
+                k.required,
+            )
+        }));
+    for (name, path, modules, images, required) in given {
+        let kernel = package::open(path, modules, &cache).map_err(|e| {
+            CliError::with_hint(
+                format!("kernel {}: {e}", path.display()),
+                "give a Debian kernel package (linux-image-*.deb), a directory with an unpacked one, or a kernel file (with `modules` in a [[kernel]] entry)",
+            )
+        })?;
+        let label = name.unwrap_or_else(|| kernel.version.clone());
+        if out.iter().any(|k| k.label == label) {
+            return Err(CliError::with_hint(
+                format!("two kernels are named {label}"),
+                "give each [[kernel]] entry its own `name`",
+            ));
+        }
+        out.push(KernelChoice {
+            label,
+            kernel,
+            images,
+            required,
+        });
+    }
+    Ok(out)
+}
+
+/// Where an image's OS root is, for the agent to mount.
+struct RootFs {
+    device: String,
+    fstype: &'static str,
+}
+
+/// The OS root: the one the kernel command line's `root=` names
+/// (`UUID=…`, `PARTUUID=…`, `LABEL=…`), else the filesystem with an
+/// os-release.
+fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String> {
+    let from_cmdline = cmdline
+        .and_then(|c| c.split_whitespace().find_map(|t| t.strip_prefix("root=")))
+        .and_then(|v| parse_target(&format!("{v}:/")).part)
+        .and_then(|sel| img.select(&sel).ok());
+    let root = from_cmdline
+        .or_else(|| img.slots.iter().find(|s| s.is_root))
+        .filter(|s| s.volume.is_some())
+        .ok_or("no root filesystem: the kernel's root= names none in the image, and none has /etc/os-release")?;
+    let fstype = fs_type(root.kind)
+        .ok_or_else(|| format!("the OS root is {}, which `run` cannot mount", root.kind))?;
+    Ok(RootFs {
+        device: match &root.partition {
+            Some(_) => format!("vda{}", root.number),
+            None => "vda".into(),
+        },
+        fstype,
+    })
+}
+
+/// The modules the agent needs to mount a root of `fstype` and overlay it.
+fn wanted_modules(fstype: &str) -> Vec<&'static str> {
+    let mut wanted: Vec<&str> = AGENT_MODULES.to_vec();
+    wanted.extend(fs_modules(fstype));
+    wanted.push("overlay");
+    wanted
+}
+
+/// An image's rows: its own kernel (unless `image_kernel = false`) and
+/// each extra kernel of its architecture, each × the variants.
+fn prepare_rows(
     source: &RowSource,
     args: &RunArgs,
     axes: &[String],
     entries: &[VariantEntry],
+    kernels: &[KernelChoice],
     work: &Path,
     index: usize,
-) -> Result<Row, CliError> {
+) -> Result<Vec<Row>, CliError> {
     let path = &source.path;
     let img = open(&ImageArgs {
         image: path.to_path_buf(),
         allow_backing: args.allow_backing,
     })?;
-    let arch = resolve_arch(&img, "auto")?;
-    let arch_name = arch.name();
-    let kernel = work.join(format!("kernel-{index}"));
-    let mut row = Row {
-        image: path.to_path_buf(),
-        name: source.name.clone(),
-        required: source.required,
-        timeout: source.timeout,
-        arch: arch_name,
-        version: None,
-        format: img.image.format().to_string(),
-        size: img.image.size(),
-        closure: Closure::default(),
-        root_device: String::new(),
-        root_fstype: String::new(),
-        how: How::Agent {
-            kernel: kernel.join("kernel"),
-            cmdline_append: args.cmdline_append.clone(),
-        },
-        problem: None,
-        plans: plans(arch_name, axes, entries)?,
+    let arch = match &source.arch {
+        None => resolve_arch(&img, "auto")?,
+        Some(declared) => {
+            let arch = resolve_arch(&img, declared)?;
+            match bootproof_boot::chain::detect_arch(&img) {
+                Some(found) if found != arch => {
+                    return Err(CliError::with_hint(
+                        format!(
+                            "image {}: the matrix file says arch = {declared:?}, but {} holds a {} system",
+                            source.name,
+                            path.display(),
+                            found.name()
+                        ),
+                        "fix `arch` or `path` in the [[image]] entry",
+                    ))
+                }
+                _ => arch,
+            }
+        }
     };
+    let arch_name = arch.name();
+    let kernel_dir = work.join(format!("kernel-{index}"));
+    let base = |name: String, kernel: String| -> Result<Row, CliError> {
+        Ok(Row {
+            image: path.to_path_buf(),
+            name,
+            kernel,
+            kernel_sha256: None,
+            required: source.required,
+            timeout: source.timeout,
+            arch: arch_name,
+            version: None,
+            format: img.image.format().to_string(),
+            size: img.image.size(),
+            closure: Closure::default(),
+            root_device: String::new(),
+            root_fstype: String::new(),
+            how: How::Agent {
+                kernel: kernel_dir.join("kernel"),
+                cmdline_append: args.cmdline_append.clone(),
+            },
+            problem: None,
+            plans: plans(arch_name, axes, entries)?,
+        })
+    };
+    let extra: Vec<&KernelChoice> = kernels
+        .iter()
+        .filter(|k| {
+            k.kernel.arch == arch_name
+                && k.images
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&source.name))
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut own = base(source.name.clone(), IMAGE_KERNEL.into())?;
     if args.mode == "full" {
         match SeedKind::parse(&args.seed).or_else(|| detect_seed(&img)) {
-            Some(seed) => row.how = How::Full { seed },
+            Some(seed) => own.how = How::Full { seed },
             None => {
-                row.problem = Some(
+                own.problem = Some(
                     "full mode needs cloud-init or Ignition in the image, and it has neither"
                         .into(),
                 )
             }
         }
-        for plan in &mut row.plans {
+        for plan in &mut own.plans {
             if plan.cmdline.is_some() && plan.skip.is_none() {
                 plan.skip = Some("cmdline additions need agent mode (the image's boot chain owns the command line)".into());
             }
         }
-        return Ok(row);
+        if source.image_kernel {
+            rows.push(own);
+        }
+        for k in extra {
+            let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone())?;
+            row.version = Some(k.kernel.version.clone());
+            row.required &= k.required;
+            for plan in &mut row.plans {
+                plan.skip.get_or_insert_with(|| {
+                    "another kernel needs agent mode (full mode boots the image's own boot chain)"
+                        .into()
+                });
+            }
+            rows.push(row);
+        }
+        return Ok(rows);
     }
     let picked = pick_entry(&img, arch, None).and_then(|(chain, entry, _)| {
-        extract(&img, &chain, &entry, &kernel).map_err(|e| CliError::with_hint(e, ""))
+        extract(&img, &chain, &entry, &kernel_dir).map_err(|e| CliError::with_hint(e, ""))
     });
-    let manifest = match picked {
-        Ok(m) => m,
-        Err(e) => {
-            row.problem = Some(format!("no kernel to boot: {e}"));
-            return Ok(row);
+    let root = find_root(&img, picked.as_ref().ok().map(|m| m.cmdline.as_str()));
+    if let Ok(r) = &root {
+        own.root_device.clone_from(&r.device);
+        own.root_fstype = r.fstype.into();
+    }
+    if source.image_kernel {
+        match (&picked, &root) {
+            (Err(e), _) => own.problem = Some(format!("no kernel to boot: {e}")),
+            (_, Err(e)) => own.problem = Some(e.clone()),
+            (Ok(manifest), Ok(r)) => {
+                own.version.clone_from(&manifest.kernel_version);
+                let wanted = wanted_modules(r.fstype);
+                own.closure = match own.version.as_deref().and_then(|v| module_dir(&img, v)) {
+                    Some((slot, dir)) => {
+                        let vol = img.slots[slot].volume.as_ref().expect("checked");
+                        modules::resolve(&InImage { volume: vol, dir }, &wanted)
+                    }
+                    None => Closure {
+                        missing: wanted.iter().map(|s| s.to_string()).collect(),
+                        dependency_source: "none: the kernel's modules are not in the image".into(),
+                        ..Closure::default()
+                    },
+                };
+            }
         }
-    };
-    // The root the kernel would mount (`root=UUID=…`, `PARTUUID=`,
-    // `LABEL=`…), else the filesystem with an os-release.
-    let from_cmdline = manifest
-        .cmdline
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix("root="))
-        .and_then(|v| parse_target(&format!("{v}:/")).part)
-        .and_then(|sel| img.select(&sel).ok());
-    let root = from_cmdline
-        .or_else(|| img.slots.iter().find(|s| s.is_root))
-        .filter(|s| s.volume.is_some());
-    let Some(root) = root else {
-        row.problem = Some(
-            "no root filesystem: the kernel's root= names none in the image, and none has /etc/os-release"
-                .into(),
-        );
-        return Ok(row);
-    };
-    let Some(fstype) = fs_type(root.kind) else {
-        row.problem = Some(format!(
-            "the OS root is {}, which `run` cannot mount",
-            root.kind
-        ));
-        return Ok(row);
-    };
-    row.root_fstype = fstype.to_string();
-    row.root_device = match &root.partition {
-        Some(_) => format!("vda{}", root.number),
-        None => "vda".into(),
-    };
-    row.version = manifest.kernel_version.clone();
-    let mut wanted: Vec<&str> = AGENT_MODULES.to_vec();
-    wanted.extend(fs_modules(fstype));
-    wanted.push("overlay");
-    row.closure = match row.version.as_deref().and_then(|v| module_dir(&img, v)) {
-        Some((slot, dir)) => {
-            let vol = img.slots[slot].volume.as_ref().expect("checked");
-            modules::resolve(&InImage { volume: vol, dir }, &wanted)
+        if let Ok(k) = std::fs::read(kernel_dir.join("kernel")) {
+            own.kernel_sha256 = Some(sha256_hex(&k));
         }
-        None => Closure {
-            missing: wanted.iter().map(|s| s.to_string()).collect(),
-            dependency_source: "none: the kernel's modules are not in the image".into(),
-            ..Closure::default()
-        },
-    };
-    Ok(row)
+        rows.push(own);
+    }
+    for k in extra {
+        let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone())?;
+        row.version = Some(k.kernel.version.clone());
+        row.kernel_sha256 = Some(k.kernel.sha256.clone());
+        row.required &= k.required;
+        row.how = How::Agent {
+            kernel: k.kernel.kernel.clone(),
+            cmdline_append: args.cmdline_append.clone(),
+        };
+        match &root {
+            Err(e) => row.problem = Some(e.clone()),
+            Ok(r) => {
+                row.root_device.clone_from(&r.device);
+                row.root_fstype = r.fstype.into();
+                let wanted = wanted_modules(r.fstype);
+                row.closure = match &k.kernel.modules {
+                    Some(dir) => modules::resolve(&HostDir(dir.clone()), &wanted),
+                    None => Closure {
+                        missing: wanted.iter().map(|s| s.to_string()).collect(),
+                        dependency_source:
+                            "none: no module directory was given (built-in drivers only)".into(),
+                        ..Closure::default()
+                    },
+                };
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Cell results as they complete: on a terminal, a progress bar naming
+/// the cells running now, with each finished cell printed above it; else
+/// one line per finished cell. Silent for machine-readable output.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    running: Mutex<Vec<String>>,
+    done: std::sync::atomic::AtomicUsize,
+    total: usize,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(total: usize, quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (!quiet && total > 0 && std::io::stderr().is_terminal()).then(|| {
+            let pb = indicatif::ProgressBar::new(total as u64);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed:>4} [{bar:24}] {pos}/{len} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            pb
+        });
+        Progress {
+            bar,
+            running: Mutex::new(Vec::new()),
+            done: std::sync::atomic::AtomicUsize::new(0),
+            total,
+            quiet,
+        }
+    }
+
+    fn show_running(&self, running: &[String]) {
+        if let Some(pb) = &self.bar {
+            pb.set_message(format!("running: {}", running.join(", ")));
+        }
+    }
+
+    /// A cell started.
+    fn start(&self, id: &str) {
+        if let Ok(mut r) = self.running.lock() {
+            r.push(id.to_string());
+            self.show_running(&r);
+        }
+    }
+
+    /// A cell finished: `line` says how.
+    fn finish(&self, id: &str, line: &str) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut r) = self.running.lock() {
+            r.retain(|x| x != id);
+            self.show_running(&r);
+        }
+        let text = format!("  [{n}/{}] {line}", self.total);
+        match &self.bar {
+            Some(pb) => {
+                pb.println(text);
+                pb.inc(1);
+            }
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    fn end(&self) {
+        if let Some(pb) = &self.bar {
+            pb.finish_and_clear();
+        }
+    }
 }
 
 /// FNV-1a, 64-bit: a hash that is the same on every machine and release
@@ -631,6 +896,8 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             path: e.path.clone(),
             required: e.required,
             timeout: e.timeout,
+            image_kernel: e.image_kernel,
+            arch: e.arch.clone(),
         });
     }
     for p in stray.iter().chain(&args.images) {
@@ -639,6 +906,8 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             path: p.clone(),
             required: true,
             timeout: None,
+            image_kernel: true,
+            arch: None,
         });
     }
     if sources.is_empty() {
@@ -659,8 +928,43 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
         .or(file.as_ref().and_then(|f| f.retries))
         .unwrap_or(1);
     let file_timeout = file.as_ref().and_then(|f| f.timeout);
+    let kernels = open_kernels(args, file.as_ref())?;
+    for k in &kernels {
+        for name in k.images.iter().flatten() {
+            if !sources.iter().any(|s| s.name == *name) {
+                return Err(CliError::with_hint(
+                    format!(
+                        "kernel {}: `images` names {name}, which is no image of the run",
+                        k.label
+                    ),
+                    format!(
+                        "images: {}",
+                        sources
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
     for (i, source) in sources.iter().enumerate() {
-        rows.push(prepare_row(source, args, &axes, entries, work.path(), i)?);
+        rows.extend(prepare_rows(
+            source,
+            args,
+            &axes,
+            entries,
+            &kernels,
+            work.path(),
+            i,
+        )?);
+    }
+    if rows.is_empty() {
+        return Err(CliError::with_hint(
+            "no cell to run: every image has image_kernel = false and no kernel of its architecture",
+            "add a [[kernel]] for the images' architecture, or drop image_kernel = false",
+        ));
     }
     // Agents, one per architecture in the matrix.
     let mut agents: Vec<(&str, Vec<u8>)> = Vec::new();
@@ -733,12 +1037,21 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
         }
     }
     let total = pending.len();
-    if !args.output.json && !args.junit && !args.markdown {
+    let quiet = args.output.json || args.junit || args.markdown;
+    if !quiet {
+        let mut images: Vec<&Path> = rows.iter().map(|r| r.image.as_path()).collect();
+        images.dedup();
+        let extra = kernels.len();
         eprintln!(
-            "{} {} cell(s) ({} image(s)), {} at a time, {}: {}",
+            "{} {} cell(s) ({} image(s){}), {} at a time, {}: {}",
             st.bold("Running"),
             total,
-            rows.len(),
+            images.len(),
+            if extra > 0 {
+                format!(", {extra} extra kernel(s)")
+            } else {
+                String::new()
+            },
             workers.min(total.max(1)),
             decisions
                 .iter()
@@ -758,7 +1071,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
     pending.reverse();
     let queue = Mutex::new(pending);
     let finished: Mutex<Vec<(usize, Cell)>> = Mutex::new(Vec::new());
-    let count = std::sync::atomic::AtomicUsize::new(0);
+    let progress = Progress::new(total, quiet);
     let ctxs: Vec<Ctx> = rows
         .iter()
         .map(|row| Ctx {
@@ -800,6 +1113,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                     d.join(file_component(&row.name))
                         .join(file_component(&variant))
                 });
+                progress.start(&job.id);
                 let mut cell = Cell::new(row, plan, job.id.clone());
                 cell.status = CellStatus::InfraError;
                 cell.evidence = evidence.clone();
@@ -909,22 +1223,23 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                             .push_str(&format!(" (evidence not written: {e})"));
                     }
                 }
-                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                if !args.output.json && !args.junit && !args.markdown {
-                    eprintln!(
-                        "  [{n}/{total}] {}: {} ({}, {:.1} s)",
+                progress.finish(
+                    &cell.id,
+                    &format!(
+                        "{}: {} ({}, {:.1} s)",
                         cell.id,
                         status_word(&st, &cell.status),
                         cell.detail,
                         cell.secs
-                    );
-                }
+                    ),
+                );
                 if let Ok(mut f) = finished.lock() {
                     f.push((job.idx, cell));
                 }
             });
         }
     });
+    progress.end();
     for (idx, cell) in finished.into_inner().unwrap_or_default() {
         cells[idx] = Some(cell);
     }
@@ -944,16 +1259,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             .map(|r| ImageFacts {
                 name: r.name.clone(),
                 size: r.size,
-                kernel_sha256: match &r.how {
-                    How::Agent { kernel, .. } => std::fs::read(kernel).ok().map(|k| {
-                        use sha2::{Digest, Sha256};
-                        Sha256::digest(&k)
-                            .iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect()
-                    }),
-                    How::Full { .. } => None,
-                },
+                kernel_sha256: r.kernel_sha256.clone(),
             })
             .collect();
         match record(
@@ -978,6 +1284,14 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
         "expect_exit": args.expect_exit,
         "shard": args.shard,
         "binaries": names,
+        "kernels": kernels
+            .iter()
+            .map(|k| {
+                let mut v = serde_json::to_value(&k.kernel).unwrap_or_default();
+                v["name"] = json!(k.label);
+                v
+            })
+            .collect::<Vec<_>>(),
         "accel": decisions.iter().map(|(a, d)| json!({ "arch": a, "decision": d })).collect::<Vec<_>>(),
         "cells": cells,
         "summary": summary,

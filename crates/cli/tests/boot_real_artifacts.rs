@@ -280,3 +280,135 @@ fn module_closures_match_kmod() {
         std::fs::remove_dir_all(&copy).unwrap();
     }
 }
+
+/// Every regular file under `dir`, relative, sorted.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Kernel packages built by dpkg-deb (xz, zstd, gzip and uncompressed
+/// data tarballs) from Debian's real arm64 kernel: `package::open` unpacks
+/// exactly the kernel, its config and its module tree, byte for byte, skips
+/// the rest (docs, the `build` symlink), names the release and arch, and
+/// reuses the cache on the next open. An unpacked tree and a bare kernel
+/// file open too; a tree with two kernels, a non-kernel and a damaged
+/// package are clear errors.
+#[test]
+fn kernel_packages_unpack_byte_for_byte() {
+    use bootproof_boot::package::{self, Origin, PackageError};
+    let (kernel, ver) = kernel_of("arm64");
+    let root = artifacts().join("arm64/root");
+    let dir = common::scratch("package", "debs");
+    // The package tree: the kernel, its config, a slice of its modules, a
+    // doc file and a dangling build symlink, as linux-image-* ships them.
+    let tree = dir.join("tree");
+    let mods = format!("lib/modules/{ver}");
+    for rel in [
+        format!("boot/vmlinuz-{ver}"),
+        format!("boot/config-{ver}"),
+        format!("{mods}/modules.builtin"),
+        format!("{mods}/modules.order"),
+    ] {
+        let dst = tree.join(&rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(root.join(&rel), dst).unwrap();
+    }
+    std::fs::create_dir_all(tree.join(&mods).join("kernel")).unwrap();
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.join(&mods).join("kernel/fs"))
+        .arg(tree.join(&mods).join("kernel/"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir_all(tree.join("usr/share/doc/linux-image")).unwrap();
+    std::fs::write(tree.join("usr/share/doc/linux-image/copyright"), "doc").unwrap();
+    std::os::unix::fs::symlink("/usr/src/nowhere", tree.join(&mods).join("build")).unwrap();
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        format!("Package: linux-image-{ver}\nVersion: 1\nArchitecture: arm64\nMaintainer: t <t@example.invalid>\nDescription: test\n"),
+    )
+    .unwrap();
+    let expected: Vec<PathBuf> = files_under(&tree)
+        .into_iter()
+        .filter(|p| p.starts_with("boot") || p.starts_with("lib"))
+        .collect();
+    assert!(expected.len() > 20, "{expected:?}");
+    for z in ["xz", "zstd", "gzip", "none"] {
+        let deb = dir.join(format!("linux-{z}.deb"));
+        assert!(std::process::Command::new("dpkg-deb")
+            .args(["--root-owner-group", &format!("-Z{z}"), "--build"])
+            .arg(&tree)
+            .arg(&deb)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success());
+        let cache = dir.join(format!("cache-{z}"));
+        let k = package::open(&deb, None, &cache).unwrap();
+        assert_eq!(k.origin, Origin::Package);
+        assert_eq!(k.version, ver);
+        assert_eq!(k.arch, "aarch64");
+        let unpacked = k.kernel.parent().unwrap().parent().unwrap().to_path_buf();
+        assert!(unpacked.starts_with(cache.join("kernels")));
+        assert_eq!(files_under(&unpacked), expected, "{z}");
+        for rel in &expected {
+            assert!(
+                std::fs::read(unpacked.join(rel)).unwrap()
+                    == std::fs::read(tree.join(rel)).unwrap(),
+                "{z}: {} differs",
+                rel.display()
+            );
+        }
+        assert_eq!(k.modules.as_deref(), Some(unpacked.join(&mods).as_path()));
+        // The second open finds the cache (the package is only hashed).
+        let again = package::open(&deb, None, &cache).unwrap();
+        assert_eq!(again.kernel, k.kernel);
+        assert_eq!(again.sha256, k.sha256);
+    }
+    // The unpacked tree itself, and the bare kernel file with its modules.
+    let t = package::open(&tree, None, &dir.join("unused")).unwrap();
+    assert_eq!(
+        (t.origin, t.version.as_str()),
+        (Origin::Directory, ver.as_str())
+    );
+    assert_eq!(t.modules.as_deref(), Some(tree.join(&mods).as_path()));
+    let f = package::open(&kernel, Some(&tree.join(&mods)), &dir.join("unused")).unwrap();
+    assert_eq!(
+        (f.origin, f.version.as_str(), f.arch),
+        (Origin::File, ver.as_str(), "aarch64")
+    );
+    assert!(!dir.join("unused").exists(), "only packages use the cache");
+    // Two kernels in one tree: which one is ambiguous.
+    std::fs::copy(&kernel, tree.join("boot/vmlinuz-9.9.9")).unwrap();
+    let e = package::open(&tree, None, &dir.join("unused")).unwrap_err();
+    assert!(e.to_string().contains("2 kernels"), "{e}");
+    // Not a kernel; a damaged package.
+    let e = package::open(&tree.join("DEBIAN/control"), None, &dir.join("unused")).unwrap_err();
+    assert!(matches!(e, PackageError::Unsupported(_)), "{e}");
+    let deb = std::fs::read(dir.join("linux-xz.deb")).unwrap();
+    let cut = dir.join("cut.deb");
+    std::fs::write(&cut, &deb[..deb.len() / 2]).unwrap();
+    let e = package::open(&cut, None, &dir.join("cut-cache")).unwrap_err();
+    assert!(matches!(e, PackageError::Corrupt(_)), "{e}");
+    // Nothing half-unpacked is left to be mistaken for a package later.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("cut-cache/kernels"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

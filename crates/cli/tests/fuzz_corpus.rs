@@ -112,6 +112,20 @@ fn boot_parser_seeds() {
 }
 
 #[test]
+fn kernel_package_seeds() {
+    let mut whole = 0;
+    for data in inputs("boot_kernel_package") {
+        let files = fuzz_support::fuzz_kernel_package(&data);
+        // The untouched seeds are real packages (dpkg-deb, four
+        // compressions): their regular files come out, the `build`
+        // symlink never does.
+        whole += usize::from(files.contains(&"boot/vmlinuz-6.1.0-x".to_string()));
+        assert!(!files.iter().any(|f| f.ends_with("/build")), "{files:?}");
+    }
+    assert!(whole >= 4, "{whole} seeds read whole");
+}
+
+#[test]
 fn console_classifier_seeds() {
     let seeds = inputs("vm_classify");
     assert!(!seeds.is_empty());

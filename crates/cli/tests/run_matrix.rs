@@ -1,7 +1,9 @@
 //! `bootproof run`: the user's command inside a matrix of real images ×
-//! platform variants (Debian's arm64 kernel with a busybox root, and a
-//! real Debian 12 amd64 cloud image), verdicts from the command's exit
-//! status; hostile arguments; a killed QEMU; a guest that never reports.
+//! kernels × platform variants (Debian's arm64 kernel with a busybox
+//! root, and a real Debian 12 amd64 cloud image, each also booted with
+//! the bookworm-backports kernel package), verdicts from the command's
+//! exit status; hostile arguments; a killed QEMU; a guest that never
+//! reports.
 
 mod common;
 
@@ -35,20 +37,43 @@ fn cell<'a>(v: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no cell {id} in {v:#}"))
 }
 
+/// The one cell of `v` with this image (file name), kernel (`image` or
+/// not) and variant.
+fn cell_of<'a>(v: &'a Value, image: &str, own_kernel: bool, variant: &str) -> &'a Value {
+    let found: Vec<&Value> = v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["image"].as_str().unwrap().ends_with(image)
+                && (c["kernel"] == "image") == own_kernel
+                && c["variant"] == variant
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{image} {own_kernel} {variant} in {v:#}");
+    found[0]
+}
+
 #[test]
-fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
+fn a_matrix_of_real_images_kernels_and_variants_gets_per_cell_verdicts() {
     let arm = boot_images().join("debian-grub-arm64.raw");
     let amd = cloud_image("amd64");
+    // Debian's bookworm-backports kernels (6.12 line) besides the images'
+    // own bookworm kernels (6.1), as the .deb packages apt downloads.
+    let (bpo_arm, bpo_amd) = (backports_kernel("arm64"), backports_kernel("amd64"));
     let dir = scratch("run", "matrix-files");
-    // A shipped script: reports what it ran on, and passes only where the
-    // firmware gave ACPI tables (so acpi=off cells fail for a real reason).
+    // A shipped script: reports what it ran on; passes only where the
+    // firmware gave ACPI tables (acpi=off cells fail, exit 4) and the
+    // kernel has the io_uring_disabled sysctl, which Linux 6.6 added (the
+    // bookworm kernels fail, exit 5; the backports ones pass).
     let probe = dir.join("probe.sh");
     std::fs::write(
         &probe,
         "echo \"arch=$BOOTPROOF_ARCH kernel=$BOOTPROOF_KERNEL image=$BOOTPROOF_IMAGE variant=$BOOTPROOF_VARIANT\"\n\
          echo \"self=$0\"\n\
          touch /etc/written-by-the-command && echo root-writable\n\
-         test -d /sys/firmware/acpi/tables || { echo 'no ACPI tables' >&2; exit 4; }\n",
+         test -d /sys/firmware/acpi/tables || { echo 'no ACPI tables' >&2; exit 4; }\n\
+         test -e /proc/sys/kernel/io_uring_disabled || { echo 'no kernel.io_uring_disabled' >&2; exit 5; }\n",
     )
     .unwrap();
     let evidence = dir.join("evidence");
@@ -59,6 +84,10 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
         html.to_str().unwrap(),
         "--binary",
         probe.to_str().unwrap(),
+        "--kernel",
+        bpo_arm.to_str().unwrap(),
+        "--kernel",
+        bpo_amd.to_str().unwrap(),
         "--variants",
         "gic=3",
         "acpi=on,off",
@@ -75,13 +104,34 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
     let (code, v, err) = run("matrix", &args, &[]);
     assert_eq!(code, 1, "a cell failed: {err}");
     assert_eq!(v["schema"], "bootproof.run/v1");
-    assert_eq!(v["cells"].as_array().unwrap().len(), 3);
-    let on = cell(&v, "debian-grub-arm64.raw / gic3 acpi-on pci");
-    let off = cell(&v, "debian-grub-arm64.raw / gic3 acpi-off pci");
-    let x86 = cell(&v, "debian-amd64.raw / q35");
-    for (c, arch) in [(on, "aarch64"), (off, "aarch64"), (x86, "x86_64")] {
+    assert_eq!(v["cells"].as_array().unwrap().len(), 6, "{v:#}");
+    let (on, off) = ("gic3 acpi-on pci", "gic3 acpi-off pci");
+    let arm_on = cell_of(&v, "debian-grub-arm64.raw", true, on);
+    let arm_off = cell_of(&v, "debian-grub-arm64.raw", true, off);
+    let bpo_arm_on = cell_of(&v, "debian-grub-arm64.raw", false, on);
+    let bpo_arm_off = cell_of(&v, "debian-grub-arm64.raw", false, off);
+    let x86 = cell_of(&v, "debian-amd64.raw", true, "q35");
+    let bpo_x86 = cell_of(&v, "debian-amd64.raw", false, "q35");
+    for (c, arch, line) in [
+        (arm_on, "aarch64", "6.1."),
+        (arm_off, "aarch64", "6.1."),
+        (bpo_arm_on, "aarch64", "6.12."),
+        (bpo_arm_off, "aarch64", "6.12."),
+        (x86, "x86_64", "6.1."),
+        (bpo_x86, "x86_64", "6.12."),
+    ] {
         let out = c["stdout"].as_str().unwrap();
-        assert!(out.contains(&format!("arch={arch} kernel=6.")), "{out}");
+        // The kernel in the guest is the one the cell names.
+        assert!(out.contains(&format!("arch={arch} kernel={line}")), "{c:#}");
+        assert_eq!(
+            c["kernel_version"].as_str().unwrap(),
+            out.split("kernel=")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        );
         assert!(out.contains("self=/run/bootproof/bin/probe.sh"), "{out}");
         assert!(
             out.contains("root-writable"),
@@ -89,13 +139,27 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
         );
         assert_eq!(c["attempts"], 1);
     }
-    assert_eq!(on["status"], "pass", "{on:#}");
-    assert_eq!(x86["status"], "pass", "{x86:#}");
-    assert_eq!(off["status"], "fail");
-    assert_eq!(off["exit_code"], 4);
-    assert_eq!(off["stderr"], "no ACPI tables\n");
+    // The extra kernel's cells are named by its release.
+    let release = bpo_arm_on["kernel"].as_str().unwrap();
+    assert_eq!(Some(release), bpo_arm_on["kernel_version"].as_str());
+    assert_eq!(
+        bpo_arm_on["id"],
+        format!("debian-grub-arm64.raw@{release} / {on}")
+    );
+    for (c, status, code, stderr) in [
+        (arm_on, "fail", 5, "no kernel.io_uring_disabled\n"),
+        (arm_off, "fail", 4, "no ACPI tables\n"),
+        (bpo_arm_on, "pass", 0, ""),
+        (bpo_arm_off, "fail", 4, "no ACPI tables\n"),
+        (x86, "fail", 5, "no kernel.io_uring_disabled\n"),
+        (bpo_x86, "pass", 0, ""),
+    ] {
+        assert_eq!(c["status"], status, "{c:#}");
+        assert_eq!(c["exit_code"], code, "{c:#}");
+        assert_eq!(c["stderr"], stderr, "{c:#}");
+    }
     assert_eq!(v["summary"]["pass"], 2);
-    assert_eq!(v["summary"]["fail"], 1);
+    assert_eq!(v["summary"]["fail"], 4);
     // The image was not written (the overlay is inside the guest, the
     // disk a qcow2 overlay on the host): the file the command made is not
     // in it.
@@ -121,24 +185,44 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
         qemu.lines().next().unwrap().ends_with("qemu-system-x86_64"),
         "{qemu}"
     );
-
-    // The same run as JUnit and Markdown (reports of one result set).
-    let junit_dir = scratch("run", "matrix-junit");
-    let mut md_args: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
-    md_args.insert(0, "--markdown");
-    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
-        .arg("run")
-        .args(&md_args)
-        .env("BOOTPROOF_STATE_DIR", junit_dir.join("state"))
-        .env("BOOTPROOF_HISTORY", junit_dir.join("history.sqlite"))
-        .output()
-        .unwrap();
-    let md = String::from_utf8(out.stdout).unwrap();
+    // The backports cell booted the package's kernel (unpacked into the
+    // cache), not the image's.
+    let bpo_evidence = Path::new(bpo_x86["evidence"].as_str().unwrap());
+    assert!(bpo_evidence.starts_with(&evidence));
+    let bpo_qemu = std::fs::read_to_string(bpo_evidence.join("qemu-cmdline.txt"))
+        .unwrap_or_else(|e| panic!("{}: {e}", bpo_evidence.display()));
     assert!(
-        md.contains("| debian-grub-arm64.raw |") && md.contains("✅ exit 0"),
+        bpo_qemu.contains("/kernels/") && bpo_qemu.contains("/boot/vmlinuz-6.12."),
+        "{bpo_qemu}"
+    );
+
+    // Markdown and JUnit from the same results (`report merge` reads the
+    // JSON back; no second run).
+    let json_file = dir.join("run.json");
+    std::fs::write(&json_file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let report = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(["report", "merge", "--format", format])
+            .arg(&json_file)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let md = report("markdown");
+    assert!(
+        md.contains("| debian-grub-arm64.raw | 6.1.") && md.contains("✅ exit 0"),
         "{md}"
     );
-    assert!(md.contains("❌ exit 4 (expected 0)"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "| debian-grub-arm64.raw@{release} | {release} | ✅ exit 0 | ❌ exit 4 (expected 0) |"
+        )),
+        "{md}"
+    );
+    assert_eq!(md.matches("❌ exit 5 (expected 0)").count(), 2, "{md}");
+    let junit = report("junit");
+    assert_eq!(junit.matches("<testcase ").count(), 6, "{junit}");
+    assert_eq!(junit.matches("<failure ").count(), 4, "{junit}");
 
     // The HTML report in a real browser: headless Chromium runs its script,
     // and the DOM it ends with has the matrix cells, each cell's output and
@@ -159,15 +243,12 @@ fn a_matrix_of_real_images_and_variants_gets_per_cell_verdicts() {
     };
     let dom = String::from_utf8(chromium(&["--dump-dom"]).stdout).unwrap();
     assert!(dom.contains("<table class=\"matrix\""), "{dom}");
-    for id in [
-        "debian-grub-arm64.raw / gic3 acpi-on pci",
-        "debian-grub-arm64.raw / gic3 acpi-off pci",
-        "debian-amd64.raw / q35",
-    ] {
+    for c in v["cells"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
         assert!(dom.contains(&format!("data-id=\"{id}\"")), "{id}");
     }
     assert_eq!(dom.matches("<td class=\"cell pass\"").count(), 2);
-    assert_eq!(dom.matches("<td class=\"cell fail\"").count(), 1);
+    assert_eq!(dom.matches("<td class=\"cell fail\"").count(), 4);
     assert!(dom.contains("no ACPI tables"), "stderr is in the report");
     assert!(
         dom.contains("Linux version 6."),
@@ -356,14 +437,16 @@ fn a_guest_that_never_reports_is_a_boot_failure_at_its_stage() {
 fn a_matrix_file_names_cells_sets_resources_and_optional_cells() {
     let arm = boot_images().join("debian-grub-arm64.raw");
     let uki = boot_images().join("uki-amd64.raw");
+    let bpo = backports_kernel("arm64");
     let dir = scratch("run", "matrix-file-input");
     let file = dir.join("matrix.toml");
     std::fs::write(
         &file,
         format!(
             "timeout = 200\n\
-             [[image]]\nname = \"bookworm-arm64\"\npath = {arm:?}\n\
-             [[image]]\nname = \"uki-x86\"\npath = {uki:?}\nrequired = false\n\
+             [[image]]\nname = \"bookworm-arm64\"\npath = {arm:?}\narch = \"aarch64\"\n\
+             [[image]]\nname = \"uki-x86\"\npath = {uki:?}\narch = \"x86_64\"\nrequired = false\n\
+             [[kernel]]\nname = \"bpo\"\npath = {bpo:?}\nimages = [\"bookworm-arm64\"]\n\
              [[variant]]\nname = \"acpi-2cpu\"\ngic = 3\n\
              [[variant]]\nname = \"dt-1cpu-512m\"\nacpi = false\ncpus = 1\nmemory = 512\nrequired = false\n",
         ),
@@ -409,6 +492,82 @@ fn a_matrix_file_names_cells_sets_resources_and_optional_cells() {
     // a boot failure, but an optional one.
     let uki_cell = cell(&v, "uki-x86 / acpi-2cpu");
     assert_eq!(uki_cell["status"], "boot-failure", "{uki_cell:#}");
+    // The [[kernel]] entry: a row for the image it names, under its name;
+    // the same verdicts as the image's own kernel, on 6.12.
+    let bpo_on = cell(&v, "bookworm-arm64@bpo / acpi-2cpu");
+    assert_eq!(bpo_on["status"], "pass", "{bpo_on:#}");
+    assert_eq!(bpo_on["kernel"], "bpo");
+    assert!(bpo_on["kernel_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("6.12."));
+    assert_eq!(
+        cell(&v, "bookworm-arm64@bpo / dt-1cpu-512m")["status"],
+        "fail"
+    );
+    assert_eq!(
+        v["cells"].as_array().unwrap().len(),
+        6,
+        "no row for uki-x86@bpo"
+    );
+    assert_eq!(v["kernels"][0]["name"], "bpo");
+    assert_eq!(v["kernels"][0]["origin"], "package");
+
+    // An `arch` that is not the image's, and `images` naming no image,
+    // are errors before anything boots.
+    let bad = |name: &str, toml: String, expect: &str| {
+        std::fs::write(&file, toml).unwrap();
+        let (code, _, err) = run(
+            name,
+            &["--matrix", file.to_str().unwrap(), "--", "true"],
+            &[],
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(expect), "{err}");
+    };
+    bad(
+        "matrix-arch",
+        format!("[[image]]\npath = {arm:?}\narch = \"x86_64\"\n"),
+        "holds a aarch64 system",
+    );
+    bad(
+        "matrix-kernel-images",
+        format!("[[image]]\npath = {arm:?}\n[[kernel]]\npath = {bpo:?}\nimages = [\"nope\"]\n"),
+        "`images` names nope",
+    );
+    // Full mode boots the image's own chain: an extra kernel's cells are
+    // skipped with the reason (and this image, without cloud-init, is a
+    // boot failure before any boot).
+    let (code, v, err) = run(
+        "matrix-full-kernel",
+        &[
+            "--json",
+            "--mode",
+            "full",
+            "--kernel",
+            bpo.to_str().unwrap(),
+            "--variants",
+            "gic=3",
+            "acpi=on",
+            "transport=pci",
+            arm.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2, "{v:#}");
+    let extra = cells.iter().find(|c| c["kernel"] != "image").unwrap();
+    assert_eq!(extra["status"], "skipped");
+    assert!(
+        extra["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs agent mode"),
+        "{extra:#}"
+    );
 
     // A typo is an error naming the key, before anything boots.
     std::fs::write(&file, "[[image]]\npath = \"x.raw\"\nrequird = true\n").unwrap();

@@ -267,6 +267,27 @@ pub fn cloud_image(arch: &str) -> PathBuf {
     img
 }
 
+/// Debian's bookworm-backports kernel package for `arch` (`arm64`,
+/// `amd64`): a newer kernel line than the images' own, as a .deb
+/// (tests/artifacts/fetch-backports-kernels.sh, into target/backports-kernels).
+pub fn backports_kernel(arch: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/backports-kernels");
+        let lock = File::create(workspace().join("target/backports-kernels.lock")).unwrap();
+        lock.lock().unwrap();
+        let ok = Command::new(workspace().join("tests/artifacts/fetch-backports-kernels.sh"))
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "fetching the backports kernels failed");
+        lock.unlock().unwrap();
+        dir
+    })
+    .join(format!("{arch}.deb"))
+}
+
 /// Pipes `data` through a command (a real compressor) and returns its output.
 pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
     let mut child = Command::new(tool[0])
