@@ -4,6 +4,7 @@
 
 mod boot;
 mod cat;
+mod catalog;
 mod check;
 mod deliver;
 mod extract;
@@ -159,6 +160,11 @@ enum Command {
     /// pass, fail, boot failure or infra error per cell.
     #[command(after_help = run::AFTER_HELP)]
     Run(Box<run::RunArgs>),
+    /// Download catalog images (Debian, Ubuntu cloud images…) into the
+    /// cache, verified against their publishers' checksums; without NAME,
+    /// list the catalog.
+    #[command(after_help = catalog::AFTER_HELP)]
+    Fetch(catalog::FetchArgs),
     /// Reports from `run --json` files: `merge` combines the shards of one
     /// sharded run into one report.
     #[command(subcommand)]
@@ -253,6 +259,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => boot::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Fetch(args) => catalog::fetch(&args),
         Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
         Command::History { limit, output } => history::history(limit, output),
         Command::Compare {

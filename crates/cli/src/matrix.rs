@@ -8,10 +8,12 @@
 //! ```toml
 //! timeout = 300            # seconds per cell, boot included (default: 300 TCG, 60 KVM)
 //! retries = 1              # infra-error retries per cell
+//! catalog = "catalog.toml" # more catalog entries (optional)
 //!
 //! [[image]]
 //! name = "bookworm-arm64"  # default: the file name
-//! path = "debian-arm64.qcow2"   # relative to this file
+//! path = "debian-arm64.qcow2"   # relative to this file; or
+//! # catalog = "debian-12-arm64"  # a catalog image (`bootproof fetch`)
 //! arch = "aarch64"         # checked against the image (default: detected)
 //! required = true          # a failure here fails the run (default true)
 //! image_kernel = true      # also run with the image's own kernel (default true)
@@ -47,6 +49,9 @@ pub struct MatrixFile {
     pub timeout: Option<u64>,
     /// Infra-error retries per cell.
     pub retries: Option<u32>,
+    /// A catalog file adding entries for `[[image]] catalog = …`
+    /// (relative to this file).
+    pub catalog: Option<PathBuf>,
     /// The images (rows).
     #[serde(default, rename = "image")]
     pub images: Vec<ImageEntry>,
@@ -84,7 +89,10 @@ pub struct ImageEntry {
     /// Display name.
     pub name: Option<String>,
     /// The image file; relative paths are from the matrix file's directory.
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
+    /// Or a catalog image (`bootproof fetch` lists them), fetched and
+    /// verified into the cache on first use.
+    pub catalog: Option<String>,
     /// `aarch64` or `x86_64`: checked against what the image holds, and
     /// used when that cannot be told.
     pub arch: Option<String>,
@@ -177,7 +185,7 @@ pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
     let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
         CliError::with_hint(
             format!("--matrix {}: {e}", path.display()),
-            "keys: timeout, retries, [[image]] (name, path, arch, required, timeout, image_kernel), [[kernel]] (name, path, modules, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
+            "keys: timeout, retries, [[image]] (name, path or catalog, arch, required, timeout, image_kernel), catalog, [[kernel]] (name, path, modules, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
         )
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -186,15 +194,35 @@ pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
             *p = base.join(&*p);
         }
     };
+    if let Some(c) = &mut m.catalog {
+        resolve(c);
+    }
     for img in &mut m.images {
-        resolve(&mut img.path);
+        match (&mut img.path, &img.catalog) {
+            (Some(p), None) => resolve(p),
+            (None, Some(_)) => {}
+            _ => {
+                return Err(CliError::with_hint(
+                    format!(
+                        "--matrix {}: image {}: give `path` or `catalog`, not {}",
+                        path.display(),
+                        img.name.as_deref().unwrap_or("(unnamed)"),
+                        if img.path.is_some() { "both" } else { "neither" }
+                    ),
+                    "path = \"disk.qcow2\", or catalog = \"debian-12-arm64\" (`bootproof fetch` lists the catalog)",
+                ))
+            }
+        }
         if let Some(a) = &img.arch {
             if bootproof_boot::chain::Arch::parse(a).is_none() {
                 return Err(CliError::with_hint(
                     format!(
                         "--matrix {}: image {}: arch = {a:?}",
                         path.display(),
-                        img.path.display()
+                        img.name
+                            .as_deref()
+                            .or(img.catalog.as_deref())
+                            .unwrap_or("(unnamed)")
                     ),
                     "use \"aarch64\" or \"x86_64\"",
                 ));
@@ -237,7 +265,7 @@ mod tests {
         )
         .unwrap();
         let m = load(&f).unwrap();
-        assert_eq!(m.images[0].path, dir.join("a.raw"));
+        assert_eq!(m.images[0].path, Some(dir.join("a.raw")));
         assert!(m.images[0].required);
         let v = &m.variants[0];
         assert!(!v.required);
@@ -257,6 +285,10 @@ mod tests {
         assert_eq!(m.kernels[0].path, dir.join("k.deb"));
         assert_eq!(m.kernels[0].modules.as_deref(), Some(Path::new("/m")));
         assert!(m.kernels[0].required);
+        std::fs::write(&f, "[[image]]\ncatalog = \"x\"\npath = \"a.raw\"\n").unwrap();
+        assert!(load(&f).err().unwrap().to_string().contains("not both"));
+        std::fs::write(&f, "[[image]]\nname = \"n\"\n").unwrap();
+        assert!(load(&f).err().unwrap().to_string().contains("not neither"));
         std::fs::write(&f, "[[image]]\npath = \"a.raw\"\narch = \"sparc\"\n").unwrap();
         assert!(load(&f)
             .err()

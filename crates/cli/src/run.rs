@@ -79,9 +79,11 @@ command: the stage and cause from the console), infra-error (the VM could
 not run after --retries retries), skipped (another shard's, or
 interrupted).
 
---matrix FILE names images, extra kernels and variants in TOML
-(docs/matrix.md), with per-variant cpus, memory, cmdline, timeout and
-`required = false` for cells that report without failing the run.
+--matrix FILE names images (a path, or `catalog = \"NAME\"`: a catalog
+image, fetched and verified on first use, see `bootproof fetch`), extra
+kernels and variants in TOML (docs/matrix.md), with per-variant cpus,
+memory, cmdline, timeout and `required = false` for cells that report
+without failing the run.
 
 --shard K/N runs the cells whose id hashes to K of N (stable across runs
 and machines), so a CI system's own matrix can spread a large run;
@@ -146,6 +148,10 @@ pub struct RunArgs {
     /// Retries of a cell whose VM could not run (QEMU failed to start or was killed) [default: 1].
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// A catalog file adding entries for a matrix file's `[[image]] catalog
+    /// = "NAME"` (repeatable; `bootproof fetch --help` shows the format).
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub catalogs: Vec<PathBuf>,
     /// A matrix file (TOML): named images and variants, timeouts,
     /// `required`; see `--help` and docs/matrix.md.
     #[arg(long, value_name = "FILE")]
@@ -890,14 +896,55 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             .into_owned()
     };
     let mut sources: Vec<RowSource> = Vec::new();
+    let mut catalog: Option<crate::catalog::Catalog> = None;
     for e in file.iter().flat_map(|f| &f.images) {
+        let (path, arch) = match (&e.path, &e.catalog) {
+            (Some(p), _) => (p.clone(), e.arch.clone()),
+            (None, name) => {
+                let name = name.as_deref().unwrap_or_default();
+                if catalog.is_none() {
+                    let mut extra: Vec<PathBuf> =
+                        file.iter().filter_map(|f| f.catalog.clone()).collect();
+                    extra.extend(args.catalogs.iter().cloned());
+                    catalog = Some(crate::catalog::Catalog::load(&extra)?);
+                }
+                let entry = catalog.as_ref().expect("loaded").get(name)?;
+                if let Some(a) = e.arch.as_deref().filter(|a| {
+                    bootproof_boot::chain::Arch::parse(a)
+                        != bootproof_boot::chain::Arch::parse(&entry.arch)
+                }) {
+                    return Err(CliError::with_hint(
+                        format!(
+                            "image {name}: the matrix file says arch = {a:?}, the catalog {:?}",
+                            entry.arch
+                        ),
+                        "drop `arch` (the catalog's is used) or fix it",
+                    ));
+                }
+                use std::io::IsTerminal;
+                let progress = !args.output.json && std::io::stderr().is_terminal();
+                let fetched = crate::catalog::ensure(entry, progress)?;
+                if fetched.downloaded && !args.output.json && !args.junit && !args.markdown {
+                    eprintln!(
+                        "fetched {name} ({}, {} verified)",
+                        crate::style::human_size(fetched.size),
+                        fetched.algorithm
+                    );
+                }
+                (fetched.path, Some(entry.arch.clone()))
+            }
+        };
         sources.push(RowSource {
-            name: e.name.clone().unwrap_or_else(|| name_of(&e.path)),
-            path: e.path.clone(),
+            name: e
+                .name
+                .clone()
+                .or_else(|| e.catalog.clone())
+                .unwrap_or_else(|| name_of(&path)),
+            path,
             required: e.required,
             timeout: e.timeout,
             image_kernel: e.image_kernel,
-            arch: e.arch.clone(),
+            arch,
         });
     }
     for p in stray.iter().chain(&args.images) {

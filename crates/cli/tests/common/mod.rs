@@ -207,20 +207,25 @@ pub fn is_not_found(e: &FsError) -> bool {
     matches!(e, FsError::NotFound(_))
 }
 
+/// Runs an idempotent setup step (a fetch or build script) under a file
+/// lock in target/, so test binaries running at once do it one at a time.
+fn setup_step(lock: &Path, what: &str, cmd: &mut Command) {
+    let lock = File::create(lock).unwrap();
+    lock.lock().unwrap();
+    assert!(cmd.status().unwrap().success(), "{what} failed");
+    lock.unlock().unwrap();
+}
+
 /// The real Debian boot artifacts (tests/artifacts/fetch-debian-artifacts.sh).
 pub fn artifacts() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = workspace().join("target/debian-artifacts");
-        let lock = File::create(workspace().join("target/debian-artifacts.lock")).unwrap();
-        lock.lock().unwrap();
-        let ok = Command::new(workspace().join("tests/artifacts/fetch-debian-artifacts.sh"))
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "fetching Debian artifacts failed");
-        lock.unlock().unwrap();
+        setup_step(
+            &workspace().join("target/debian-artifacts.lock"),
+            "fetching Debian artifacts",
+            Command::new(workspace().join("tests/artifacts/fetch-debian-artifacts.sh")).arg(&dir),
+        );
         dir
     })
 }
@@ -231,17 +236,14 @@ pub fn boot_images() -> &'static Path {
     DIR.get_or_init(|| {
         let art = artifacts();
         let dir = workspace().join("target/boot-images");
-        let lock = File::create(workspace().join("target/boot-images.lock")).unwrap();
-        lock.lock().unwrap();
-        let ok = Command::new("python3")
-            .arg(workspace().join("tests/images/make-boot-images.py"))
-            .arg(&dir)
-            .arg(art)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "building boot images failed");
-        lock.unlock().unwrap();
+        setup_step(
+            &workspace().join("target/boot-images.lock"),
+            "building boot images",
+            Command::new("python3")
+                .arg(workspace().join("tests/images/make-boot-images.py"))
+                .arg(&dir)
+                .arg(art),
+        );
         dir
     })
 }
@@ -253,17 +255,14 @@ pub fn boot_images() -> &'static Path {
 pub fn cloud_image(arch: &str) -> PathBuf {
     let dir = workspace().join("target/cloud-images");
     std::fs::create_dir_all(&dir).unwrap();
-    let lock = File::create(dir.join(format!("{arch}.lock"))).unwrap();
-    lock.lock().unwrap();
     let img = dir.join(format!("debian-{arch}.raw"));
-    let ok = Command::new(workspace().join("tests/images/make-cloud-image.sh"))
-        .arg(arch)
-        .arg(&img)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "building the {arch} cloud image failed");
-    lock.unlock().unwrap();
+    setup_step(
+        &dir.join(format!("{arch}.lock")),
+        &format!("building the {arch} cloud image"),
+        Command::new(workspace().join("tests/images/make-cloud-image.sh"))
+            .arg(arch)
+            .arg(&img),
+    );
     img
 }
 
@@ -274,15 +273,11 @@ pub fn backports_kernel(arch: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = workspace().join("target/backports-kernels");
-        let lock = File::create(workspace().join("target/backports-kernels.lock")).unwrap();
-        lock.lock().unwrap();
-        let ok = Command::new(workspace().join("tests/artifacts/fetch-backports-kernels.sh"))
-            .arg(&dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "fetching the backports kernels failed");
-        lock.unlock().unwrap();
+        setup_step(
+            &workspace().join("target/backports-kernels.lock"),
+            "fetching the backports kernels",
+            Command::new(workspace().join("tests/artifacts/fetch-backports-kernels.sh")).arg(&dir),
+        );
         dir
     })
     .join(format!("{arch}.deb"))

@@ -1,0 +1,584 @@
+//! The image catalog: named distro images (`debian-12-arm64`, …) with where
+//! to download them and how to verify them. `bootproof fetch NAME` puts an
+//! image in the cache (`~/.cache/bootproof/images/<name>/`), verified
+//! against a pinned digest or the publisher's own checksum file; a matrix
+//! file's `[[image]] catalog = "NAME"` resolves through the same path, so
+//! a run names what it tests instead of where a copy happens to be.
+//!
+//! No image is used unverified: an entry must pin `sha256`/`sha512` or
+//! name a `checksums` file (`SHA256SUMS`, `SHA512SUMS`), and a download is
+//! hashed as it streams, then renamed into place only if it matches. A
+//! cached image is trusted again while its size and modification time are
+//! what was verified.
+
+use crate::style::Style;
+use crate::{CliError, OutputArgs};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256, Sha512};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The built-in catalog.
+const BUILT_IN: &str = include_str!("catalog.toml");
+/// Largest checksum file read.
+const MAX_CHECKSUMS: u64 = 4 << 20;
+/// Largest image downloaded.
+const MAX_IMAGE: u64 = 64 << 30;
+
+/// A catalog file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default, rename = "image")]
+    images: Vec<Entry>,
+}
+
+/// One catalog image.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The name a matrix file or `fetch` uses.
+    pub name: String,
+    /// `aarch64` or `x86_64`.
+    pub arch: String,
+    /// What it is.
+    #[serde(default)]
+    pub description: String,
+    /// `https://`, `http://` or `file://`.
+    pub url: String,
+    /// Pinned SHA-256 (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Pinned SHA-512 (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha512: Option<String>,
+    /// URL of a `SHA256SUMS`/`SHA512SUMS` file listing the image's file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksums: Option<String>,
+}
+
+/// The catalog: built-in entries, then each extra file's (same name
+/// replaces).
+pub struct Catalog {
+    entries: Vec<Entry>,
+}
+
+fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, CliError> {
+    let f: CatalogFile = toml::from_str(text).map_err(|e| {
+        CliError::with_hint(
+            format!("catalog {origin}: {e}"),
+            "keys: [[image]] name, arch, description, url, and one of sha256, sha512, checksums",
+        )
+    })?;
+    for e in &f.images {
+        let pins = [&e.sha256, &e.sha512, &e.checksums]
+            .iter()
+            .filter(|p| p.is_some())
+            .count();
+        if pins != 1 {
+            return Err(CliError::with_hint(
+                format!(
+                    "catalog {origin}: image {}: give exactly one of sha256, sha512, checksums",
+                    e.name
+                ),
+                "bootproof never uses an image it cannot verify",
+            ));
+        }
+        if bootproof_boot::chain::Arch::parse(&e.arch).is_none() {
+            return Err(CliError::with_hint(
+                format!("catalog {origin}: image {}: arch = {:?}", e.name, e.arch),
+                "use \"aarch64\" or \"x86_64\"",
+            ));
+        }
+        if file_name(&e.url).is_none() {
+            return Err(CliError::with_hint(
+                format!(
+                    "catalog {origin}: image {}: url {} names no file",
+                    e.name, e.url
+                ),
+                "the URL must end in the image's file name",
+            ));
+        }
+    }
+    Ok(f.images)
+}
+
+/// The last path segment of a URL: the cached file's name.
+fn file_name(url: &str) -> Option<&str> {
+    let path = url.split(['?', '#']).next()?;
+    let name = path.rsplit('/').next()?;
+    (!name.is_empty() && name != "." && name != ".." && !path.ends_with("//")).then_some(name)
+}
+
+impl Catalog {
+    /// The built-in catalog plus `extra` files (later ones win by name).
+    pub fn load(extra: &[PathBuf]) -> Result<Catalog, CliError> {
+        let mut entries = parse(BUILT_IN, "(built in)")?;
+        let env = std::env::var_os("BOOTPROOF_CATALOG").map(PathBuf::from);
+        for path in env.iter().chain(extra) {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::with_hint(format!("catalog {}: {e}", path.display()), "check the path")
+            })?;
+            for e in parse(&text, &path.display().to_string())? {
+                entries.retain(|x| x.name != e.name);
+                entries.push(e);
+            }
+        }
+        Ok(Catalog { entries })
+    }
+
+    /// The entry called `name`.
+    pub fn get(&self, name: &str) -> Result<&Entry, CliError> {
+        self.entries.iter().find(|e| e.name == name).ok_or_else(|| {
+            CliError::with_hint(
+                format!("no image {name:?} in the catalog"),
+                "`bootproof fetch` lists the catalog; --catalog FILE adds entries",
+            )
+        })
+    }
+}
+
+/// Where the cache keeps an entry's image.
+fn cached_path(e: &Entry) -> PathBuf {
+    crate::boot::cache_dir()
+        .join("images")
+        .join(crate::boot::file_component(&e.name))
+        .join(file_name(&e.url).unwrap_or("image"))
+}
+
+/// What was verified about a cached image (`<file>.verified.json`).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Verified {
+    url: String,
+    algorithm: String,
+    digest: String,
+    size: u64,
+    mtime_ns: u128,
+}
+
+fn stamp(path: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    let t = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((m.len(), t.as_nanos()))
+}
+
+fn sidecar(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".verified.json");
+    PathBuf::from(s)
+}
+
+/// The cached image, if it is there and still what was verified.
+fn cached(e: &Entry) -> Option<(PathBuf, Verified)> {
+    let path = cached_path(e);
+    let v: Verified = serde_json::from_slice(&std::fs::read(sidecar(&path)).ok()?).ok()?;
+    let (size, mtime_ns) = stamp(&path)?;
+    let pinned = e.sha256.as_ref().or(e.sha512.as_ref());
+    (v.url == e.url
+        && v.size == size
+        && v.mtime_ns == mtime_ns
+        && pinned.is_none_or(|p| p.eq_ignore_ascii_case(&v.digest)))
+    .then_some((path, v))
+}
+
+/// A downloaded or cached image.
+#[derive(Debug, Serialize)]
+pub struct Fetched {
+    /// Catalog name.
+    pub name: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// `sha256` or `sha512`.
+    pub algorithm: String,
+    /// Its verified digest.
+    pub digest: String,
+    /// Its size.
+    pub size: u64,
+    /// Downloaded now (false: from the cache).
+    pub downloaded: bool,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(120))
+        .user_agent(concat!("bootproof/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Opens a URL for reading: (reader, length when known).
+fn open_url(url: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
+    if let Some(path) = url.strip_prefix("file://") {
+        let f = std::fs::File::open(path).map_err(|e| format!("{url}: {e}"))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        return Ok((Box::new(f), len));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("{url}: only https://, http:// and file:// URLs"));
+    }
+    let resp = agent().get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, r) => format!("{url}: HTTP {code} {}", r.status_text()),
+        // (ureq names the URL itself.)
+        ureq::Error::Transport(t) => t.to_string(),
+    })?;
+    let len = resp
+        .header("Content-Length")
+        .and_then(|l| l.trim().parse().ok());
+    Ok((resp.into_reader(), len))
+}
+
+/// The expected (algorithm, digest) for an entry: pinned, or the line for
+/// its file in the checksum file.
+fn expected(e: &Entry) -> Result<(&'static str, String), String> {
+    if let Some(d) = &e.sha256 {
+        return Ok(("sha256", d.to_ascii_lowercase()));
+    }
+    if let Some(d) = &e.sha512 {
+        return Ok(("sha512", d.to_ascii_lowercase()));
+    }
+    let url = e.checksums.as_deref().unwrap_or_default();
+    let (r, _) = open_url(url)?;
+    let mut text = String::new();
+    r.take(MAX_CHECKSUMS)
+        .read_to_string(&mut text)
+        .map_err(|err| format!("{url}: {err}"))?;
+    let want = file_name(&e.url).unwrap_or_default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(digest), Some(name), None) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        if name.trim_start_matches('*') == want && digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return match digest.len() {
+                64 => Ok(("sha256", digest.to_ascii_lowercase())),
+                128 => Ok(("sha512", digest.to_ascii_lowercase())),
+                n => Err(format!("{url}: a {n}-digit digest for {want}")),
+            };
+        }
+    }
+    Err(format!("{url} lists no checksum for {want}"))
+}
+
+/// A digest computed as bytes stream through.
+enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    fn new(algorithm: &str) -> Hasher {
+        if algorithm == "sha512" {
+            Hasher::Sha512(Sha512::new())
+        } else {
+            Hasher::Sha256(Sha256::new())
+        }
+    }
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(b),
+            Hasher::Sha512(h) => h.update(b),
+        }
+    }
+    fn hex(self) -> String {
+        let bytes: Vec<u8> = match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        };
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Puts an entry's image in the cache (downloading and verifying it unless
+/// a verified copy is there) and returns where it is. `progress` shows a
+/// download bar on a terminal.
+pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
+    if let Some((path, v)) = cached(e) {
+        return Ok(Fetched {
+            name: e.name.clone(),
+            path,
+            algorithm: v.algorithm,
+            digest: v.digest,
+            size: v.size,
+            downloaded: false,
+        });
+    }
+    let fail = |what: String| {
+        CliError::with_hint(
+            format!("fetching {}: {what}", e.name),
+            "check the network and the catalog entry; nothing was kept",
+        )
+    };
+    let (algorithm, want) = expected(e).map_err(fail)?;
+    let path = cached_path(e);
+    let dir = path.parent().expect("cache path has a parent");
+    std::fs::create_dir_all(dir).map_err(|err| fail(format!("{}: {err}", dir.display())))?;
+    let part = dir.join(format!(".download.{}", std::process::id()));
+    let result = download(e, &part, algorithm, progress);
+    let (digest, size) = match result {
+        Ok(x) => x,
+        Err(err) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(fail(err));
+        }
+    };
+    if digest != want {
+        let _ = std::fs::remove_file(&part);
+        return Err(CliError::with_hint(
+            format!(
+                "fetching {}: {algorithm} mismatch: expected {want}, the download has {digest}",
+                e.name
+            ),
+            "the download was discarded; the publisher may have replaced the image (fetch again), or the copy is corrupt or tampered with",
+        ));
+    }
+    std::fs::rename(&part, &path).map_err(|err| fail(format!("{}: {err}", path.display())))?;
+    let (size_now, mtime_ns) = stamp(&path).unwrap_or((size, 0));
+    let v = Verified {
+        url: e.url.clone(),
+        algorithm: algorithm.into(),
+        digest: digest.clone(),
+        size: size_now,
+        mtime_ns,
+    };
+    std::fs::write(
+        sidecar(&path),
+        serde_json::to_vec_pretty(&v).unwrap_or_default(),
+    )
+    .map_err(|err| fail(err.to_string()))?;
+    Ok(Fetched {
+        name: e.name.clone(),
+        path,
+        algorithm: algorithm.into(),
+        digest,
+        size,
+        downloaded: true,
+    })
+}
+
+/// Streams the image to `part`, hashing it; returns (digest, size).
+fn download(
+    e: &Entry,
+    part: &Path,
+    algorithm: &str,
+    progress: bool,
+) -> Result<(String, u64), String> {
+    let (mut r, len) = open_url(&e.url)?;
+    if len.is_some_and(|l| l > MAX_IMAGE) {
+        return Err(format!(
+            "{} bytes is more than {MAX_IMAGE}",
+            len.unwrap_or(0)
+        ));
+    }
+    let bar = progress.then(|| {
+        let pb = indicatif::ProgressBar::new(len.unwrap_or(0));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.set_message(e.name.clone());
+        pb
+    });
+    let mut out =
+        std::fs::File::create(part).map_err(|err| format!("{}: {err}", part.display()))?;
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = r
+            .read(&mut buf)
+            .map_err(|err| format!("{}: {err}", e.url))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_IMAGE {
+            return Err(format!("more than {MAX_IMAGE} bytes"));
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|err| format!("{}: {err}", part.display()))?;
+        if let Some(pb) = &bar {
+            pb.set_position(total);
+        }
+    }
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    if len.is_some_and(|l| l != total) {
+        return Err(format!(
+            "the server announced {} bytes and sent {total}",
+            len.unwrap_or(0)
+        ));
+    }
+    out.sync_all()
+        .map_err(|err| format!("{}: {err}", part.display()))?;
+    Ok((hasher.hex(), total))
+}
+
+pub const AFTER_HELP: &str = "\
+Without NAME, lists the catalog: bootproof's built-in entries (Debian and
+Ubuntu cloud images for aarch64 and x86_64), plus those of --catalog FILE
+and $BOOTPROOF_CATALOG (same name replaces), and whether each is cached.
+
+With NAMEs, downloads each into ~/.cache/bootproof/images/<name>/ unless a
+verified copy is there, verifying it against the entry's pinned sha256 or
+sha512, or the publisher's checksum file (SHA256SUMS, SHA512SUMS); a
+mismatch discards the download. A matrix file's `[[image]] catalog = \"NAME\"`
+goes through the same cache (docs/matrix.md).
+
+A catalog file (TOML):
+  [[image]]
+  name = \"my-image\"
+  arch = \"aarch64\"
+  url = \"https://example.org/images/my-image.qcow2\"   # or http://, file://
+  sha256 = \"…\"          # or sha512 = \"…\", or checksums = \"https://…/SHA256SUMS\"
+  description = \"…\"
+
+Exit status: 0 done; 2 an unknown name, a failed download or a checksum
+mismatch.
+
+Examples:
+  bootproof fetch
+  bootproof fetch debian-12-arm64
+  bootproof fetch --catalog mirror.toml --json my-image";
+
+/// Everything `bootproof fetch` takes.
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Catalog images to download (none: list the catalog).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// A catalog file adding entries (repeatable; see below).
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub catalogs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `bootproof fetch`.
+pub fn fetch(args: &FetchArgs) -> Result<u8, CliError> {
+    use std::io::IsTerminal;
+    let catalog = Catalog::load(&args.catalogs)?;
+    let mut out = std::io::stdout().lock();
+    let st = Style::stdout(args.output.color);
+    if args.names.is_empty() {
+        let rows: Vec<serde_json::Value> = catalog
+            .entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                v["cached"] = json!(cached(e).map(|(p, _)| p));
+                v
+            })
+            .collect();
+        if args.output.json {
+            write_json(
+                &mut out,
+                json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
+            )?;
+        } else {
+            let width = catalog
+                .entries
+                .iter()
+                .map(|e| e.name.len())
+                .max()
+                .unwrap_or(4);
+            let dwidth = catalog
+                .entries
+                .iter()
+                .map(|e| e.description.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (e, r) in catalog.entries.iter().zip(&rows) {
+                let state = match r["cached"].as_str() {
+                    Some(p) => st.green(&format!("cached {p}")),
+                    None => st.dim("not fetched"),
+                };
+                writeln!(
+                    out,
+                    "{:width$}  {:8}  {:dwidth$}  {}",
+                    e.name, e.arch, e.description, state
+                )?;
+            }
+        }
+        return Ok(crate::EXIT_OK);
+    }
+    let progress = !args.output.json && std::io::stderr().is_terminal();
+    let mut done = Vec::new();
+    for name in &args.names {
+        let e = catalog.get(name)?;
+        let started = std::time::Instant::now();
+        let f = ensure(e, progress)?;
+        if !args.output.json {
+            writeln!(
+                out,
+                "{}  {}  ({}, {} verified{})",
+                f.name,
+                f.path.display(),
+                crate::style::human_size(f.size),
+                f.algorithm,
+                if f.downloaded {
+                    format!(", downloaded in {:.1} s", started.elapsed().as_secs_f64())
+                } else {
+                    ", cached".into()
+                }
+            )?;
+        }
+        done.push(f);
+    }
+    if args.output.json {
+        write_json(
+            &mut out,
+            json!({ "schema": "bootproof.fetch/v1", "images": done }),
+        )?;
+    }
+    Ok(crate::EXIT_OK)
+}
+
+fn write_json(out: &mut impl Write, doc: serde_json::Value) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_catalog_parses_and_every_entry_verifies() {
+        let c = Catalog::load(&[]).unwrap();
+        assert!(c.get("debian-12-arm64").is_ok());
+        assert!(c.entries.iter().all(|e| e.checksums.is_some()));
+        assert!(c.get("nope").is_err());
+    }
+
+    #[test]
+    fn entries_must_pin_a_digest_and_name_a_file() {
+        let e = parse(
+            "[[image]]\nname = \"a\"\narch = \"aarch64\"\nurl = \"https://x/a.img\"\n",
+            "t",
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("exactly one of"), "{e}");
+        let e = parse(
+            "[[image]]\nname = \"a\"\narch = \"aarch64\"\nurl = \"https://x/\"\nsha256 = \"00\"\n",
+            "t",
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("names no file"), "{e}");
+        assert!(parse("[[image]]\nname = \"a\"\narch = \"aarch64\"\nurl = \"https://x/a.img\"\nsha256 = \"00\"\nmirror = 1\n", "t").is_err());
+        assert_eq!(file_name("https://h/p/a.qcow2?x=1"), Some("a.qcow2"));
+        assert_eq!(file_name("https://h/p/.."), None);
+    }
+}
