@@ -5,6 +5,8 @@
 //!
 //! Database: `$BOOTPROOF_HISTORY`, else `$XDG_DATA_HOME/bootproof/
 //! history.sqlite` (default `~/.local/share/bootproof/history.sqlite`).
+//! It also caches image digests by path, size and modification time, so a
+//! run records each image's SHA-256 without re-reading an unchanged image.
 
 use crate::run::{Cell, CellStatus};
 use crate::style::Style;
@@ -16,7 +18,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Where the history lives.
 pub fn db_path() -> PathBuf {
@@ -31,12 +33,16 @@ pub fn db_path() -> PathBuf {
 }
 
 fn open_db() -> Result<Connection, CliError> {
-    let path = db_path();
+    open_db_at(&db_path())
+}
+
+/// Opens (creating or upgrading) the history database at `path`.
+fn open_db_at(path: &std::path::Path) -> Result<Connection, CliError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let hint = "set BOOTPROOF_HISTORY to another file, or pass --no-history to `run`";
-    let db = Connection::open(&path)
+    let db = Connection::open(path)
         .map_err(|e| CliError::with_hint(format!("history {}: {e}", path.display()), hint))?;
     let err =
         |e: rusqlite::Error| CliError::with_hint(format!("history {}: {e}", path.display()), hint);
@@ -80,6 +86,23 @@ fn open_db() -> Result<Connection, CliError> {
              COMMIT;",
         )
         .map_err(err)?;
+    }
+    if version < 2 {
+        // v2: each cell's image digest and kernel name; the digest cache.
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE cells ADD COLUMN image_sha256 TEXT;
+             ALTER TABLE cells ADD COLUMN kernel TEXT;   -- 'image' or the extra kernel's name
+             CREATE TABLE IF NOT EXISTS file_digests (
+               path TEXT PRIMARY KEY,
+               size INTEGER NOT NULL,
+               mtime_ns TEXT NOT NULL,
+               sha256 TEXT NOT NULL
+             );
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .map_err(err)?;
     } else if version > SCHEMA_VERSION {
         return Err(CliError::with_hint(
             format!(
@@ -98,8 +121,45 @@ pub struct ImageFacts {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// sha256 of the image file.
+    pub image_sha256: Option<String>,
     /// sha256 of the kernel booted.
     pub kernel_sha256: Option<String>,
+}
+
+/// SHA-256 of a file: from the history's digest cache while its size and
+/// modification time are what they were, else read (and cached). `None`
+/// when the file or the database cannot be read.
+pub fn file_sha256(path: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime_ns = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos()
+        .to_string();
+    let key = std::fs::canonicalize(path).ok()?.display().to_string();
+    let db = open_db().ok()?;
+    let hit: Option<String> = db
+        .query_row(
+            "SELECT sha256 FROM file_digests WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3",
+            params![key, meta.len() as i64, mtime_ns],
+            |r| r.get(0),
+        )
+        .ok();
+    if hit.is_some() {
+        return hit;
+    }
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).ok()?, &mut h).ok()?;
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let _ = db.execute(
+        "INSERT OR REPLACE INTO file_digests (path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4)",
+        params![key, meta.len() as i64, mtime_ns, hex],
+    );
+    Some(hex)
 }
 
 /// Records a finished run; returns its id.
@@ -134,8 +194,9 @@ pub fn record(
         let facts = images.iter().find(|i| i.name == c.name);
         tx.execute(
             "INSERT INTO cells (run_id, cell_id, image_name, image_path, image_size, kernel_sha256, arch,
-               kernel_version, variant, platform, required, status, detail, exit_code, secs, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+               kernel_version, variant, platform, required, status, detail, exit_code, secs, attempts,
+               image_sha256, kernel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             params![
                 id,
                 c.id,
@@ -152,7 +213,9 @@ pub fn record(
                 c.detail,
                 c.exit_code,
                 c.secs,
-                c.attempts
+                c.attempts,
+                facts.and_then(|f| f.image_sha256.clone()),
+                c.kernel
             ],
         )
         .map_err(err)?;
@@ -449,6 +512,49 @@ pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let dir = std::env::temp_dir().join(format!("bootproof-history-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.sqlite");
+        let _ = std::fs::remove_file(&path);
+        {
+            let v1 = Connection::open(&path).unwrap();
+            v1.execute_batch(
+                "CREATE TABLE runs (id INTEGER PRIMARY KEY, started TEXT NOT NULL, secs REAL NOT NULL,
+                   command TEXT NOT NULL, shard TEXT, exit_code INTEGER NOT NULL, bootproof TEXT NOT NULL);
+                 CREATE TABLE cells (run_id INTEGER NOT NULL, cell_id TEXT NOT NULL, image_name TEXT NOT NULL,
+                   image_path TEXT NOT NULL, image_size INTEGER, kernel_sha256 TEXT, arch TEXT NOT NULL,
+                   kernel_version TEXT, variant TEXT NOT NULL, platform TEXT NOT NULL, required INTEGER NOT NULL,
+                   status TEXT NOT NULL, detail TEXT NOT NULL, exit_code INTEGER, secs REAL NOT NULL,
+                   attempts INTEGER NOT NULL);
+                 INSERT INTO runs VALUES (1, '2026-01-01T00:00:00Z', 1.0, '[\"true\"]', NULL, 0, '0.1.0');
+                 INSERT INTO cells VALUES (1, 'a / b', 'a', '/a', 1, NULL, 'aarch64', NULL, 'b', '{}', 1,
+                   'pass', 'exit 0', 0, 1.0, 1);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let db = open_db_at(&path).unwrap();
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // The old row is kept; the new columns and table exist.
+        let (status, digest): (String, Option<String>) = db
+            .query_row("SELECT status, image_sha256 FROM cells", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((status.as_str(), digest), ("pass", None));
+        db.execute("INSERT INTO file_digests VALUES ('/a', 1, '0', 'ff')", [])
+            .unwrap();
+        drop(db);
+        // Opening again changes nothing.
+        assert!(open_db_at(&path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn rfc3339_known_instants() {

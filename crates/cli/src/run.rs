@@ -1146,7 +1146,24 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             interrupted: &interrupted,
         })
         .collect();
+    // The images' digests for the history, read while the cells run (and
+    // cached in the history database by size and mtime).
+    let digests: Mutex<Vec<(PathBuf, Option<String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
+        if !args.no_history {
+            scope.spawn(|| {
+                let mut seen: Vec<&Path> = Vec::new();
+                for r in &rows {
+                    if !seen.contains(&r.image.as_path()) {
+                        seen.push(&r.image);
+                        let d = crate::history::file_sha256(&r.image);
+                        if let Ok(mut v) = digests.lock() {
+                            v.push((r.image.clone(), d));
+                        }
+                    }
+                }
+            });
+        }
         for _ in 0..workers.min(total.max(1)) {
             scope.spawn(|| loop {
                 let Some(job) = queue.lock().ok().and_then(|mut q| q.pop()) else {
@@ -1287,6 +1304,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
         }
     });
     progress.end();
+    let digests = digests.into_inner().unwrap_or_default();
     for (idx, cell) in finished.into_inner().unwrap_or_default() {
         cells[idx] = Some(cell);
     }
@@ -1306,6 +1324,10 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
             .map(|r| ImageFacts {
                 name: r.name.clone(),
                 size: r.size,
+                image_sha256: digests
+                    .iter()
+                    .find(|(p, _)| *p == r.image)
+                    .and_then(|(_, d)| d.clone()),
                 kernel_sha256: r.kernel_sha256.clone(),
             })
             .collect();

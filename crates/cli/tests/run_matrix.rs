@@ -638,6 +638,27 @@ fn history_records_runs_and_compare_gates_on_a_regression() {
     let out = bp(&["compare", "latest", "999"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run `999`"));
+    // The cells carry the image's digest (Python's sqlite3 and hashlib as
+    // the oracle); the second run took it from the digest cache.
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, hashlib, sys\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             rows = db.execute('SELECT image_sha256, kernel FROM cells').fetchall()\n\
+             h = hashlib.sha256(open(sys.argv[2], 'rb').read()).hexdigest()\n\
+             cached = db.execute('SELECT count(*) FROM file_digests WHERE sha256 = ?', (h,)).fetchone()[0]\n\
+             print(len(rows), all(r == (h, 'image') for r in rows), cached)",
+        ])
+        .arg(&db)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        "2 True 1",
+        "{py:?}"
+    );
 }
 
 /// `--shard K/N` splits the cells between machines, each exactly once;
