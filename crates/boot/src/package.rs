@@ -251,6 +251,7 @@ fn unpack_cached(deb: &Path, cache: &Path) -> Result<PathBuf, PackageError> {
     }
     let parent = cache.join("kernels");
     std::fs::create_dir_all(&parent).map_err(io_at(&parent))?;
+    remove_abandoned(&parent);
     let tmp = parent.join(format!(
         ".{digest}.{}.{}",
         std::process::id(),
@@ -276,6 +277,33 @@ fn unpack_cached(deb: &Path, cache: &Path) -> Result<PathBuf, PackageError> {
         }
     }
     Ok(dest)
+}
+
+/// Removes what killed processes left half-written in `dir`: entries
+/// named `.<name>.<pid>.<suffix>` whose process no longer exists (a live
+/// one may still be writing). Used for the kernel cache and for image
+/// downloads.
+pub fn remove_abandoned(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            continue;
+        }
+        let mut parts = name.rsplit('.');
+        let (Some(_suffix), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let p = e.path();
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+    }
 }
 
 /// Whether a path inside a kernel package is one bootproof needs.
@@ -612,6 +640,25 @@ mod tests {
         for cut in (0..deb.len()).step_by(97) {
             let _ = files_of(&deb[..cut]);
         }
+    }
+
+    #[test]
+    fn abandoned_partials_are_removed_and_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("bootproof-abandoned-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".abc.999999999.123")).unwrap();
+        std::fs::write(dir.join(".download.999999999.part"), b"x").unwrap();
+        let mine = format!(".download.{}.part", std::process::id());
+        std::fs::write(dir.join(&mine), b"x").unwrap();
+        std::fs::create_dir_all(dir.join("0123abcd")).unwrap();
+        remove_abandoned(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![mine, "0123abcd".to_string()]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

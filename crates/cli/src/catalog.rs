@@ -318,7 +318,8 @@ pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
     let path = cached_path(e);
     let dir = path.parent().expect("cache path has a parent");
     std::fs::create_dir_all(dir).map_err(|err| fail(format!("{}: {err}", dir.display())))?;
-    let part = dir.join(format!(".download.{}", std::process::id()));
+    bootproof_boot::package::remove_abandoned(dir);
+    let part = dir.join(format!(".download.{}.part", std::process::id()));
     let result = download(e, &part, algorithm, progress);
     let (digest, size) = match result {
         Ok(x) => x,
