@@ -433,8 +433,10 @@ and $BOOTPROOF_CATALOG (same name replaces), and whether each is cached.
 With NAMEs, downloads each into ~/.cache/bootproof/images/<name>/ unless a
 verified copy is there, verifying it against the entry's pinned sha256 or
 sha512, or the publisher's checksum file (SHA256SUMS, SHA512SUMS); a
-mismatch discards the download. A matrix file's `[[image]] catalog = \"NAME\"`
-goes through the same cache (docs/matrix.md).
+mismatch discards the download. A checksum file fetched over plain http://
+is only as trustworthy as that connection: pin sha256/sha512 for such
+mirrors. A matrix file's `[[image]] catalog = \"NAME\"` goes through the
+same cache (docs/matrix.md).
 
 A catalog file (TOML):
   [[image]]
