@@ -129,8 +129,9 @@ pub struct ImageFacts {
 
 /// SHA-256 of a file: from the history's digest cache while its size and
 /// modification time are what they were, else read (and cached). `None`
-/// when the file or the database cannot be read.
-pub fn file_sha256(path: &std::path::Path) -> Option<String> {
+/// when the file or the database cannot be read, or `stop` was set (the
+/// run was interrupted) before the file was read through.
+pub fn file_sha256(path: &std::path::Path, stop: &std::sync::atomic::AtomicBool) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     let mtime_ns = meta
         .modified()
@@ -153,7 +154,17 @@ pub fn file_sha256(path: &std::path::Path) -> Option<String> {
     }
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path).ok()?, &mut h).ok()?;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        match std::io::Read::read(&mut f, &mut buf).ok()? {
+            0 => break,
+            n => h.update(&buf[..n]),
+        }
+    }
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let _ = db.execute(
         "INSERT OR REPLACE INTO file_digests (path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4)",

@@ -1156,7 +1156,7 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                 for r in &rows {
                     if !seen.contains(&r.image.as_path()) {
                         seen.push(&r.image);
-                        let d = crate::history::file_sha256(&r.image);
+                        let d = crate::history::file_sha256(&r.image, &interrupted);
                         if let Ok(mut v) = digests.lock() {
                             v.push((r.image.clone(), d));
                         }
