@@ -114,7 +114,8 @@ fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, ExtractEr
         })
 }
 
-fn hex(d: impl AsRef<[u8]>) -> String {
+/// Lowercase hex of a digest, as manifests, caches and reports write it.
+pub fn hex(d: impl AsRef<[u8]>) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

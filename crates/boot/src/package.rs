@@ -14,6 +14,7 @@
 //! and sizes past fixed limits are refused or skipped, and a cache entry
 //! appears only complete (unpacked beside it, then renamed).
 
+use crate::extract::hex;
 use crate::kernel;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
@@ -161,11 +162,7 @@ fn identify(path: &Path) -> Result<(&'static str, Option<String>, String), Packa
             )))
         }
     };
-    Ok((arch, info.version, hex(&Sha256::digest(&data))))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((arch, info.version, hex(Sha256::digest(&data))))
 }
 
 /// A kernel in an unpacked package tree: `boot/vmlinuz-<v>` (Debian,
@@ -244,7 +241,7 @@ fn unpack_cached(deb: &Path, cache: &Path) -> Result<PathBuf, PackageError> {
     let mut f = std::fs::File::open(deb).map_err(io_at(deb))?;
     let mut h = Sha256::new();
     io::copy(&mut f, &mut h).map_err(io_at(deb))?;
-    let digest = hex(&h.finalize());
+    let digest = hex(h.finalize());
     let dest = cache.join("kernels").join(&digest);
     if dest.is_dir() {
         return Ok(dest);

@@ -286,11 +286,10 @@ impl Hasher {
         }
     }
     fn hex(self) -> String {
-        let bytes: Vec<u8> = match self {
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-        };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        match self {
+            Hasher::Sha256(h) => bootproof_boot::extract::hex(h.finalize()),
+            Hasher::Sha512(h) => bootproof_boot::extract::hex(h.finalize()),
+        }
     }
 }
 
@@ -360,6 +359,39 @@ pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
         size,
         downloaded: true,
     })
+}
+
+/// A matrix file's `catalog = "NAME"`: the verified cached image (fetched
+/// first when needed, with a progress bar on a terminal unless `quiet`)
+/// and the catalog's arch, which a `declared` arch must agree with.
+pub fn resolve(
+    catalog: &Catalog,
+    name: &str,
+    declared: Option<&str>,
+    quiet: bool,
+) -> Result<(PathBuf, String), CliError> {
+    use std::io::IsTerminal;
+    let entry = catalog.get(name)?;
+    if let Some(a) = declared.filter(|a| {
+        bootproof_boot::chain::Arch::parse(a) != bootproof_boot::chain::Arch::parse(&entry.arch)
+    }) {
+        return Err(CliError::with_hint(
+            format!(
+                "image {name}: the matrix file says arch = {a:?}, the catalog {:?}",
+                entry.arch
+            ),
+            "drop `arch` (the catalog's is used) or fix it",
+        ));
+    }
+    let fetched = ensure(entry, !quiet && std::io::stderr().is_terminal())?;
+    if fetched.downloaded && !quiet {
+        eprintln!(
+            "fetched {name} ({}, {} verified)",
+            crate::style::human_size(fetched.size),
+            fetched.algorithm
+        );
+    }
+    Ok((fetched.path, entry.arch.clone()))
 }
 
 /// Streams the image to `part`, hashing it; returns (digest, size).

@@ -165,7 +165,7 @@ pub fn file_sha256(path: &std::path::Path, stop: &std::sync::atomic::AtomicBool)
             n => h.update(&buf[..n]),
         }
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = bootproof_boot::extract::hex(h.finalize());
     let _ = db.execute(
         "INSERT OR REPLACE INTO file_digests (path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4)",
         params![key, meta.len() as i64, mtime_ns, hex],

@@ -272,8 +272,12 @@ mod tests {
         assert_eq!(v.platform().unwrap().gic, 2);
         assert!(v.unavailable_on("x86_64").unwrap().contains("acpi = false"));
         assert!(v.unavailable_on("aarch64").is_none());
-        std::fs::write(&f, "[[image]]\npath = \"a.raw\"\nrequird = false\n").unwrap();
-        let e = load(&f).err().unwrap().to_string();
+        // The error a file's text makes.
+        let error_of = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            load(&f).err().unwrap().to_string()
+        };
+        let e = error_of("[[image]]\npath = \"a.raw\"\nrequird = false\n");
         assert!(e.contains("unknown field `requird`"), "{e}");
         std::fs::write(
             &f,
@@ -285,28 +289,22 @@ mod tests {
         assert_eq!(m.kernels[0].path, dir.join("k.deb"));
         assert_eq!(m.kernels[0].modules.as_deref(), Some(Path::new("/m")));
         assert!(m.kernels[0].required);
-        std::fs::write(&f, "[[image]]\ncatalog = \"x\"\npath = \"a.raw\"\n").unwrap();
-        assert!(load(&f).err().unwrap().to_string().contains("not both"));
-        std::fs::write(&f, "[[image]]\nname = \"n\"\n").unwrap();
-        assert!(load(&f).err().unwrap().to_string().contains("not neither"));
-        std::fs::write(&f, "[[image]]\npath = \"a.raw\"\narch = \"sparc\"\n").unwrap();
-        assert!(load(&f)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("arch = \"sparc\""));
-        std::fs::write(&f, "[[kernel]]\npath = \"k\"\nversion = \"6\"\n").unwrap();
-        assert!(load(&f)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("unknown field `version`"));
-        std::fs::write(&f, "[[variant]]\ngic = 4\n").unwrap();
-        assert!(load(&f)
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("GIC versions are 2 and 3"));
+        for (text, expect) in [
+            ("[[image]]\ncatalog = \"x\"\npath = \"a.raw\"\n", "not both"),
+            ("[[image]]\nname = \"n\"\n", "not neither"),
+            (
+                "[[image]]\npath = \"a.raw\"\narch = \"sparc\"\n",
+                "arch = \"sparc\"",
+            ),
+            (
+                "[[kernel]]\npath = \"k\"\nversion = \"6\"\n",
+                "unknown field `version`",
+            ),
+            ("[[variant]]\ngic = 4\n", "GIC versions are 2 and 3"),
+        ] {
+            let e = error_of(text);
+            assert!(e.contains(expect), "{text}: {e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

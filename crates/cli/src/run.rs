@@ -558,6 +558,13 @@ fn prepare_rows(
             plans: plans(arch_name, axes, entries)?,
         })
     };
+    // A row for an extra kernel: its name, release and `required`.
+    let extra_row = |k: &KernelChoice| -> Result<Row, CliError> {
+        let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone())?;
+        row.version = Some(k.kernel.version.clone());
+        row.required &= k.required;
+        Ok(row)
+    };
     let extra: Vec<&KernelChoice> = kernels
         .iter()
         .filter(|k| {
@@ -588,9 +595,7 @@ fn prepare_rows(
             rows.push(own);
         }
         for k in extra {
-            let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone())?;
-            row.version = Some(k.kernel.version.clone());
-            row.required &= k.required;
+            let mut row = extra_row(k)?;
             for plan in &mut row.plans {
                 plan.skip.get_or_insert_with(|| {
                     "another kernel needs agent mode (full mode boots the image's own boot chain)"
@@ -610,6 +615,10 @@ fn prepare_rows(
         own.root_fstype = r.fstype.into();
     }
     if source.image_kernel {
+        // (extract hashed the kernel it wrote.)
+        if let Ok(manifest) = &picked {
+            own.kernel_sha256 = Some(manifest.kernel.sha256.clone());
+        }
         match (&picked, &root) {
             (Err(e), _) => own.problem = Some(format!("no kernel to boot: {e}")),
             (_, Err(e)) => own.problem = Some(e.clone()),
@@ -621,24 +630,15 @@ fn prepare_rows(
                         let vol = img.slots[slot].volume.as_ref().expect("checked");
                         modules::resolve(&InImage { volume: vol, dir }, &wanted)
                     }
-                    None => Closure {
-                        missing: wanted.iter().map(|s| s.to_string()).collect(),
-                        dependency_source: "none: the kernel's modules are not in the image".into(),
-                        ..Closure::default()
-                    },
+                    None => no_modules(&wanted, "the kernel's modules are not in the image"),
                 };
             }
-        }
-        if let Ok(k) = std::fs::read(kernel_dir.join("kernel")) {
-            own.kernel_sha256 = Some(sha256_hex(&k));
         }
         rows.push(own);
     }
     for k in extra {
-        let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone())?;
-        row.version = Some(k.kernel.version.clone());
+        let mut row = extra_row(k)?;
         row.kernel_sha256 = Some(k.kernel.sha256.clone());
-        row.required &= k.required;
         row.how = How::Agent {
             kernel: k.kernel.kernel.clone(),
             cmdline_append: args.cmdline_append.clone(),
@@ -651,12 +651,10 @@ fn prepare_rows(
                 let wanted = wanted_modules(r.fstype);
                 row.closure = match &k.kernel.modules {
                     Some(dir) => modules::resolve(&HostDir(dir.clone()), &wanted),
-                    None => Closure {
-                        missing: wanted.iter().map(|s| s.to_string()).collect(),
-                        dependency_source:
-                            "none: no module directory was given (built-in drivers only)".into(),
-                        ..Closure::default()
-                    },
+                    None => no_modules(
+                        &wanted,
+                        "no module directory was given (built-in drivers only)",
+                    ),
                 };
             }
         }
@@ -665,12 +663,14 @@ fn prepare_rows(
     Ok(rows)
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The closure when there is no module tree to resolve from: every wanted
+/// module missing, and why.
+fn no_modules(wanted: &[&str], why: &str) -> Closure {
+    Closure {
+        missing: wanted.iter().map(|s| s.to_string()).collect(),
+        dependency_source: format!("none: {why}"),
+        ..Closure::default()
+    }
 }
 
 /// Cell results as they complete: on a terminal, a progress bar naming
@@ -908,30 +908,14 @@ pub fn run(args: &RunArgs) -> Result<u8, CliError> {
                     extra.extend(args.catalogs.iter().cloned());
                     catalog = Some(crate::catalog::Catalog::load(&extra)?);
                 }
-                let entry = catalog.as_ref().expect("loaded").get(name)?;
-                if let Some(a) = e.arch.as_deref().filter(|a| {
-                    bootproof_boot::chain::Arch::parse(a)
-                        != bootproof_boot::chain::Arch::parse(&entry.arch)
-                }) {
-                    return Err(CliError::with_hint(
-                        format!(
-                            "image {name}: the matrix file says arch = {a:?}, the catalog {:?}",
-                            entry.arch
-                        ),
-                        "drop `arch` (the catalog's is used) or fix it",
-                    ));
-                }
-                use std::io::IsTerminal;
-                let progress = !args.output.json && std::io::stderr().is_terminal();
-                let fetched = crate::catalog::ensure(entry, progress)?;
-                if fetched.downloaded && !args.output.json && !args.junit && !args.markdown {
-                    eprintln!(
-                        "fetched {name} ({}, {} verified)",
-                        crate::style::human_size(fetched.size),
-                        fetched.algorithm
-                    );
-                }
-                (fetched.path, Some(entry.arch.clone()))
+                let quiet = args.output.json || args.junit || args.markdown;
+                let (path, arch) = crate::catalog::resolve(
+                    catalog.as_ref().expect("loaded"),
+                    name,
+                    e.arch.as_deref(),
+                    quiet,
+                )?;
+                (path, Some(arch))
             }
         };
         sources.push(RowSource {
