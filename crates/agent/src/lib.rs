@@ -13,6 +13,9 @@
 //! there, a channel no console noise reaches.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
+
+pub use bootproof_platform::{Arch, Transport};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version written in every record.
@@ -38,18 +41,18 @@ pub const MAX_RECORD: usize = 256 * 1024;
 pub const MAX_RECORDS: usize = 4096;
 
 /// What the host tells the agent (the platform it asked QEMU for).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentConfig {
-    /// `aarch64` or `x86_64`.
-    pub arch: String,
+    /// The guest's architecture (`aarch64`, `x86_64` in the JSON).
+    pub arch: Arch,
     /// vCPUs the VM has.
     pub cpus: u32,
     /// GIC version requested (aarch64).
     pub gic: u8,
     /// ACPI requested.
     pub acpi: bool,
-    /// `pci` or `mmio`.
-    pub transport: String,
+    /// The virtio transport requested (`pci`, `mmio`).
+    pub transport: Transport,
     /// Write this value to bootproof's persistence variable (first boot of
     /// the persistence check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +70,26 @@ pub struct AgentConfig {
     /// (`bootproof run`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSpec>,
+}
+
+impl AgentConfig {
+    /// The configuration an agent assumes when the host gave none it can
+    /// read: the architecture it was built for, no platform expectations
+    /// (so checks that need one compare against nothing and fail).
+    pub fn unconfigured() -> AgentConfig {
+        AgentConfig {
+            arch: Arch::host().unwrap_or(Arch::X86_64),
+            cpus: 0,
+            gic: 0,
+            acpi: false,
+            transport: Transport::Pci,
+            persist_write: None,
+            persist_expect: None,
+            hotplug: false,
+            virtio_serial: false,
+            run: None,
+        }
+    }
 }
 
 /// A command to run as root in the image's own root filesystem: the agent

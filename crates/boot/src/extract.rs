@@ -4,8 +4,7 @@
 use crate::chain::{Arch, BootChain, BootEntry, FileRef};
 use crate::kernel::{self, KernelInfo};
 use crate::pe::PeInfo;
-use bootproof_fs::Volume;
-use bootproof_inspect::{OpenedImage, PartSelector};
+use bootproof_inspect::OpenedImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -96,22 +95,11 @@ pub enum ExtractError {
     },
 }
 
-fn volume<'a>(img: &'a OpenedImage, f: &FileRef) -> Result<&'a Volume, ExtractError> {
-    img.volume(&PartSelector::Number(f.slot))
-        .map(|(_, v)| v)
-        .map_err(|e| ExtractError::Source {
-            file: f.to_string(),
-            detail: e.to_string(),
-        })
-}
-
 fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, ExtractError> {
-    volume(img, f)?
-        .read_limited(f.path.as_bytes(), limit)
-        .map_err(|e| ExtractError::Source {
-            file: f.to_string(),
-            detail: e.to_string(),
-        })
+    img.read(f, limit).map_err(|e| ExtractError::Source {
+        file: f.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 /// Lowercase hex of a digest, as manifests, caches and reports write it.

@@ -3,6 +3,7 @@
 //! (arm64: the uncompressed `Image`; x86: the bzImage as is).
 
 use crate::decompress::{decompress, Compression, DecompressError};
+use bootproof_platform::Arch;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -98,7 +99,7 @@ fn arm64(data: &[u8]) -> Option<KernelInfo> {
     Some(KernelInfo {
         format: KernelFormat::Arm64Image,
         compression: None,
-        arch: "aarch64",
+        arch: Arch::Aarch64.name(),
         version: banner_version(data),
         efi_stub: has_pe_header(data),
         page_size: match (flags >> 1) & 3 {
@@ -125,7 +126,11 @@ fn bzimage(data: &[u8]) -> Option<KernelInfo> {
     Some(KernelInfo {
         format: KernelFormat::BzImage,
         compression: None,
-        arch: if xloadflags & 1 != 0 { "x86_64" } else { "x86" },
+        arch: if xloadflags & 1 != 0 {
+            Arch::X86_64.name()
+        } else {
+            "x86"
+        },
         version,
         efi_stub: has_pe_header(data),
         page_size: None,
@@ -141,11 +146,7 @@ fn elf(data: &[u8]) -> Option<KernelInfo> {
     Some(KernelInfo {
         format: KernelFormat::Elf,
         compression: None,
-        arch: match machine {
-            183 => "aarch64",
-            62 => "x86_64",
-            _ => "unknown",
-        },
+        arch: Arch::from_elf_machine(machine).map_or("unknown", Arch::name),
         version: banner_version(data),
         efi_stub: false,
         page_size: None,

@@ -16,6 +16,7 @@
 
 use crate::extract::hex;
 use crate::kernel;
+use bootproof_platform::Arch;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -73,8 +74,8 @@ pub struct ExternalKernel {
     pub kernel: PathBuf,
     /// Its release (`uname -r`).
     pub version: String,
-    /// `aarch64` or `x86_64`.
-    pub arch: &'static str,
+    /// The kernel's architecture.
+    pub arch: Arch,
     /// `lib/modules/<version>`, when there is one.
     pub modules: Option<PathBuf>,
     /// SHA-256 of the kernel file.
@@ -141,7 +142,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// The kernel's architecture, release and SHA-256.
-fn identify(path: &Path) -> Result<(&'static str, Option<String>, String), PackageError> {
+fn identify(path: &Path) -> Result<(Arch, Option<String>, String), PackageError> {
     let len = std::fs::metadata(path).map_err(io_at(path))?.len();
     if len > MAX_KERNEL_FILE {
         return Err(PackageError::Unsupported(format!(
@@ -152,16 +153,14 @@ fn identify(path: &Path) -> Result<(&'static str, Option<String>, String), Packa
     let data = std::fs::read(path).map_err(io_at(path))?;
     let (info, _) = kernel::load(&data)
         .map_err(|e| PackageError::Unsupported(format!("{}: {e}", path.display())))?;
-    let arch = match info.arch {
-        "aarch64" => "aarch64",
-        "x86_64" => "x86_64",
-        other => {
-            return Err(PackageError::Unsupported(format!(
-                "{}: a {other} kernel; bootproof boots aarch64 and x86_64",
-                path.display()
-            )))
-        }
-    };
+    let arch = Arch::parse(info.arch).ok_or_else(|| {
+        PackageError::Unsupported(format!(
+            "{}: a {} kernel; bootproof boots {}",
+            path.display(),
+            info.arch,
+            Arch::ALL.map(Arch::name).join(" and ")
+        ))
+    })?;
     Ok((arch, info.version, hex(Sha256::digest(&data))))
 }
 

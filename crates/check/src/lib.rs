@@ -10,7 +10,7 @@ use bootproof_boot::chain::{self, Arch, BootChain, BootEntry, FileRef};
 use bootproof_boot::{initrd, kernel, pe::PeInfo};
 use bootproof_disk::{Severity as DiagSeverity, TableKind};
 use bootproof_fs::{FileType, FsKind, Volume};
-use bootproof_inspect::{OpenedImage, PartSelector, Slot};
+use bootproof_inspect::{OpenedImage, Slot};
 use kconfig::{KernelFeatures, State};
 use rules::{Rule, Severity};
 use serde::Serialize;
@@ -102,14 +102,11 @@ struct Ctx<'a> {
 }
 
 fn vol(img: &OpenedImage, slot: u32) -> Option<&Volume> {
-    img.volume(&PartSelector::Number(slot)).ok().map(|(_, v)| v)
+    img.slot_volume(slot).ok()
 }
 
 fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, String> {
-    vol(img, f.slot)
-        .ok_or_else(|| format!("slot {} is not readable", f.slot))?
-        .read_limited(f.path.as_bytes(), limit)
-        .map_err(|e| format!("{f}: {e}"))
+    img.read(f, limit).map_err(|e| format!("{f}: {e}"))
 }
 
 /// Resolves `UUID=`, `PARTUUID=`, `LABEL=`, `PARTLABEL=` and
@@ -223,7 +220,7 @@ impl<'a> Ctx<'a> {
                 self.fail(&rules::GPT_CONSISTENT, bad);
             }
         }
-        let esp = self.img.slots.iter().find(|s| s.is_esp());
+        let esp = self.img.slots.iter().find(|s| s.has_esp_type());
         match esp {
             Some(s) => {
                 let p = s.partition.as_ref().expect("ESP has a partition");
@@ -254,12 +251,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             None => {
-                let lookalike = self.img.slots.iter().find(|s| {
-                    s.kind.is_fat()
-                        && s.volume
-                            .as_ref()
-                            .is_some_and(|v| v.exists(b"/EFI").unwrap_or(false))
-                });
+                let lookalike = self.img.slots.iter().find(|s| s.holds_efi_dir());
                 let mut e = vec!["no partition has the EFI System type".to_string()];
                 if let Some(s) = lookalike {
                     let ty = s
@@ -296,7 +288,7 @@ impl<'a> Ctx<'a> {
                     info.subsystem_name
                 );
                 self.pass(&rules::REMOVABLE, f.to_string());
-                if info.is_efi_application_for(self.arch.machine()) {
+                if info.is_efi_application_for(self.arch.pe_machine()) {
                     self.pass(&rules::EFI_APP, desc);
                 } else {
                     self.fail(
@@ -305,7 +297,7 @@ impl<'a> Ctx<'a> {
                             desc,
                             format!(
                                 "needed: machine {:#06x}, EFI application (10)",
-                                self.arch.machine()
+                                self.arch.pe_machine()
                             ),
                         ],
                     );
@@ -351,7 +343,7 @@ impl<'a> Ctx<'a> {
             .img
             .slots
             .iter()
-            .filter(|s| s.is_esp() || s.kind.is_fat())
+            .filter(|s| s.has_esp_type() || s.kind.is_fat())
         {
             let Some(v) = &s.volume else { continue };
             let mut stack = vec![b"/".to_vec()];
@@ -624,10 +616,7 @@ impl<'a> Ctx<'a> {
             }
             return;
         };
-        let want = match self.arch {
-            Arch::Aarch64 => "ttyAMA0",
-            Arch::X86_64 => "ttyS0",
-        };
+        let want = self.arch.console();
         let consoles: Vec<&str> = cmdline
             .split_whitespace()
             .filter_map(|w| w.strip_prefix("console="))
@@ -655,7 +644,8 @@ impl<'a> Ctx<'a> {
                         || *w == "clocksource=kvm-clock"
                         || *w == "no_timer_check"
                         || *w == "noreplace-smp"
-                        || w.starts_with("console=ttyS0")
+                        || w.strip_prefix("console=")
+                            .is_some_and(|c| c.starts_with(Arch::X86_64.console()))
                 })
                 .map(str::to_string)
                 .collect();

@@ -3,17 +3,8 @@
 
 use serde::Serialize;
 
-/// How much a failed rule matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Informational: reported, never a failure.
-    Info,
-    /// A SHOULD, or something that works but bites later.
-    Warning,
-    /// A MUST, or something that stops the boot.
-    Error,
-}
+/// How much a failed rule matters (the scale diagnostics use too).
+pub use bootproof_platform::Severity;
 
 /// One rule.
 #[derive(Debug, Serialize)]

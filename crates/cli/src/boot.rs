@@ -1,26 +1,19 @@
 //! `bootproof boot`: boots an image under QEMU (firmware or direct kernel
 //! boot), watches the console and reports how far it got.
 
-use crate::extract::{pick_entry, resolve_arch};
+use crate::args::{ArchArgs, ImageArgs, OutputArgs};
+use crate::progress::{stage_text, Progress};
 use crate::style::Style;
-use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
-use bootproof_boot::extract::extract;
-use bootproof_image::ReadAt;
-use bootproof_vm::accel::{self, Accel};
-use bootproof_vm::classify::Event;
-use bootproof_vm::machine::{DirectKernel, Platform, Transport};
-use bootproof_vm::prepare::{prepare, FirmwareChoice, VmRequest};
-use bootproof_vm::state::{self, RunDir};
-use bootproof_vm::supervise::{self, BootOutcome, Until, WatchOptions};
-use serde_json::json;
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Exit status: interrupted (Ctrl-C), as shells report SIGINT.
-pub const EXIT_INTERRUPTED: u8 = 130;
+use crate::{interrupt_flag, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
+use bootproof_platform::{Platform, Transport};
+use bootproof_runtime::boot::{
+    boot, firmware_choice, BootError, BootMode, BootReport, BootRequest,
+};
+use bootproof_runtime::{exit, Error};
+use bootproof_vm::accel::Accel;
+use bootproof_vm::supervise::{BootOutcome, Until};
+use std::io::Write;
+use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
 Modes:
@@ -62,14 +55,22 @@ pub enum Mode {
     Direct,
 }
 
+impl From<Mode> for BootMode {
+    fn from(m: Mode) -> BootMode {
+        match m {
+            Mode::Firmware => BootMode::Firmware,
+            Mode::Direct => BootMode::Direct,
+        }
+    }
+}
+
 /// Everything `bootproof boot` takes.
 #[derive(clap::Args)]
 pub struct BootArgs {
     #[command(flatten)]
     pub image: ImageArgs,
-    /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
-    #[arg(long, default_value = "auto")]
-    pub arch: String,
+    #[command(flatten)]
+    pub arch: ArchArgs,
     /// firmware: the image's own boot chain; direct: its kernel via -kernel.
     #[arg(long, value_enum, default_value_t = Mode::Firmware)]
     pub mode: Mode,
@@ -111,8 +112,8 @@ pub struct BootArgs {
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub acpi: String,
     /// aarch64: virtio transport.
-    #[arg(long, default_value = "pci", value_parser = ["pci", "mmio"])]
-    pub transport: String,
+    #[arg(long, default_value = "pci", value_parser = transport_parser())]
+    pub transport: Transport,
     /// Attach a user-mode network card (off by default: firmware would try
     /// network boot first).
     #[arg(long)]
@@ -128,383 +129,76 @@ fn parse_until(s: &str) -> Result<Until, String> {
     })
 }
 
-/// KVM or TCG for a guest architecture on this host (the probe, when one
-/// ran, is cached per host boot and returned for the report).
-pub fn choose_accel(guest_arch: &str) -> (accel::Decision, Option<accel::Probe>) {
-    let host_arch = std::env::consts::ARCH;
-    let mut probe = None;
-    let decision = accel::decide(host_arch, guest_arch, || {
-        let p = accel::probe_kvm_cached(host_arch, &cache_dir());
-        probe = Some(p.clone());
-        p
-    });
-    (decision, probe)
+/// `pci` or `mmio`, listed in `--help`.
+fn transport_parser() -> impl clap::builder::TypedValueParser<Value = Transport> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["pci", "mmio"])
+        .map(|s| s.parse::<Transport>().expect("one of the listed values"))
 }
 
-/// A boot's deadline: as given, else 60 s with KVM and 300 s with TCG.
-pub fn deadline(secs: Option<u64>, accel: Accel) -> Duration {
-    Duration::from_secs(secs.unwrap_or(match accel {
-        Accel::Kvm => 60,
-        Accel::Tcg => 300,
-    }))
-}
-
-/// A flag set by Ctrl-C, SIGTERM or SIGHUP; supervision polls it and shuts
-/// the guests down.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    // Fails only if a handler is already set (never, in this binary).
-    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
-    flag
-}
-
-/// `~/.cache/bootproof` (or `$XDG_CACHE_HOME/bootproof`), else the temp dir.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("bootproof")
-}
-
-/// Keeps the newest `keep` console logs in `dir`.
-fn prune_logs(dir: &Path, keep: usize) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut logs: Vec<(std::time::SystemTime, PathBuf)> = rd
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    logs.sort();
-    let n = logs.len().saturating_sub(keep);
-    for (_, p) in logs.into_iter().take(n) {
-        let _ = std::fs::remove_file(p);
-    }
-}
-
-fn default_log_path(image: &Path) -> PathBuf {
-    let stem = image
-        .file_stem()
-        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
-    log_path(&stem)
-}
-
-/// Free text as one safe file-name component: letters, digits, `.` and
-/// `-` kept, everything else `_` (no `/`, no spaces).
-pub(crate) fn file_component(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// A fresh path for a console log in the log cache (`~/.cache/bootproof/
-/// logs`, the newest 100 kept), named after `label`.
-pub(crate) fn log_path(label: &str) -> PathBuf {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let dir = cache_dir().join("logs");
-    let _ = std::fs::create_dir_all(&dir);
-    prune_logs(&dir, 100);
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let label = file_component(label);
-    match SEQ.fetch_add(1, Ordering::Relaxed) {
-        0 => dir.join(format!("{label}-{secs}-{}.log", std::process::id())),
-        n => dir.join(format!("{label}-{secs}-{}-{n}.log", std::process::id())),
-    }
-}
-
-/// The image's command line made to show its boot on the console: `quiet`
-/// and `splash` hide the kernel's messages the classifier reads.
-fn direct_cmdline(cmdline: &str, append: Option<&str>) -> (String, Vec<String>) {
-    let mut removed = Vec::new();
-    let mut words: Vec<&str> = Vec::new();
-    for w in cmdline.split_whitespace() {
-        if w == "quiet" || w == "splash" {
-            removed.push(w.to_string());
-        } else {
-            words.push(w);
-        }
-    }
-    let mut out = words.join(" ");
-    if let Some(a) = append.filter(|a| !a.trim().is_empty()) {
-        out.push(' ');
-        out.push_str(a.trim());
-    }
-    (out, removed)
-}
-
-fn firmware_choice(arg: &str) -> FirmwareChoice {
-    match arg {
-        "auto" => FirmwareChoice::Auto,
-        "none" => FirmwareChoice::None,
-        files => {
-            let mut it = files.splitn(2, ',');
-            FirmwareChoice::Files {
-                code: PathBuf::from(it.next().unwrap_or_default()),
-                vars: it.next().filter(|v| !v.is_empty()).map(PathBuf::from),
-            }
-        }
-    }
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Firmware => "firmware",
-        Mode::Direct => "direct",
-    }
-}
-
-fn stage_text(e: &Event) -> String {
-    match e.stage.detail() {
-        Some(d) => format!("{}: {d}", e.stage.name()),
-        None => e.stage.name().to_string(),
-    }
-}
-
-pub fn run(args: &BootArgs) -> Result<u8, CliError> {
-    let prep_started = Instant::now();
-    let img = open(&args.image)?;
-    let arch = resolve_arch(&img, &args.arch)?;
-    let firmware = firmware_choice(&args.firmware);
-    if args.mode == Mode::Firmware {
-        if firmware == FirmwareChoice::None {
-            return Err(CliError::with_hint(
-                "--firmware none needs --mode direct",
-                "firmware mode boots the image's removable path, which needs UEFI",
-            ));
-        }
-        if args.cmdline_append.is_some() || args.entry.is_some() {
-            return Err(CliError::with_hint(
-                "--cmdline-append and --entry work in direct mode only",
-                "in firmware mode the image's own boot loader builds the command line; use --mode direct",
-            ));
-        }
-    }
-    let platform = Platform {
-        gic: args.gic,
-        acpi: args.acpi == "on",
-        transport: if args.transport == "mmio" {
-            Transport::Mmio
-        } else {
-            Transport::Pci
-        },
-    };
-    let base = state::base_dir();
-    let cleanup = state::clean_stale(&base);
-    let mut run_dir = RunDir::create(&base).map_err(|e| {
-        CliError::with_hint(
-            format!("cannot create run state under {}: {e}", base.display()),
-            "set BOOTPROOF_STATE_DIR to a writable directory",
-        )
-    })?;
-    if args.keep {
-        run_dir.keep();
-    }
-
-    let mut direct_info = serde_json::Value::Null;
-    let kernel = if args.mode == Mode::Direct {
-        let (chain, picked, fallback) = pick_entry(&img, arch, args.entry)?;
-        let out = run_dir.path().join("direct");
-        let m = extract(&img, &chain, &picked, &out).map_err(|e| {
-            CliError::with_hint(
-                e,
-                "`bootproof extract IMAGE -o DIR` shows what direct boot would use",
-            )
-        })?;
-        let (cmdline, removed) = direct_cmdline(&m.cmdline, args.cmdline_append.as_deref());
-        direct_info = json!({
-            "entry": picked.title,
-            "entry_source": picked.source,
-            "fallback_to_boot_dir": fallback,
-            "kernel_version": m.kernel_version,
-            "kernel_format": m.kernel_format,
-            "cmdline": cmdline,
-            "cmdline_added": m.cmdline_added,
-            "cmdline_removed": removed,
-        });
-        Some(DirectKernel {
-            kernel: out.join("kernel"),
-            initrd: m.initrd.as_ref().map(|_| out.join("initrd")),
-            cmdline,
-        })
-    } else {
-        None
-    };
-
-    let (decision, probe) = choose_accel(arch.name());
-    let cpus = args.cpus.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u32)
-    });
-    let req = VmRequest {
-        arch: arch.name().to_string(),
+pub fn run(args: &BootArgs) -> Result<u8, Error> {
+    let req = BootRequest {
         image: args.image.image.clone(),
-        image_format: img.image.format().to_string(),
-        image_size: img.image.size(),
-        firmware,
-        secure_boot: Some(args.secure_boot),
-        platform,
-        kernel,
-        cpus,
+        allow_backing: args.image.allow_backing,
+        arch: args.arch.arch.0,
+        mode: args.mode.into(),
+        firmware: firmware_choice(&args.firmware),
+        secure_boot: args.secure_boot,
+        entry: args.entry,
+        cmdline_append: args.cmdline_append.clone(),
+        timeout: args.timeout,
+        until: args.until,
+        keep: args.keep,
+        console_log: args.console_log.clone(),
+        cpus: args.cpus,
         memory_mib: args.memory,
-        accel: decision.clone(),
+        platform: Platform {
+            gic: args.gic,
+            acpi: args.acpi == "on",
+            transport: args.transport,
+        },
         network: args.network,
-        cache_dir: Some(cache_dir()),
-        nvram: None,
-        hotplug_ports: 0,
-        agent_channel: None,
-        seed_disk: None,
-        fw_cfg: Vec::new(),
     };
-    let prepared = prepare(&req, &run_dir).map_err(|e| {
-        use bootproof_vm::prepare::PrepareError as P;
-        let hint = match &e {
-            P::Qemu(_) => "install QEMU's system emulators (scripts/install-qemu.sh does)",
-            P::Firmware(_) | P::FirmwareFile(_) => {
-                "install the firmware packages (qemu-efi-aarch64, ovmf; scripts/install-qemu.sh does), or name files with --firmware CODE[,VARS]"
-            }
-            P::Io(_) => "check the state directory (BOOTPROOF_STATE_DIR) is writable and short",
-        };
-        CliError::with_hint(e, hint)
-    });
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) if args.output.json => {
+    let interrupted = interrupt_flag();
+    let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
+    let report = match boot(&req, &progress, &interrupted) {
+        Ok(r) => r,
+        Err(BootError::NotStarted(doc, e)) if args.output.json => {
             // CI reads the report: the VM could not run is an outcome too.
-            let doc = json!({
-                "schema": "bootproof.boot/v1",
-                "image": args.image.image,
-                "arch": arch.name(),
-                "mode": mode_name(args.mode),
-                "accel": decision,
-                "result": { "outcome": "infra-error", "message": e.to_string() },
-            });
+            let doc = serde_json::to_value(&doc).map_err(std::io::Error::other)?;
             println!("{doc:#}");
             eprintln!("error: {e}");
             return Ok(EXIT_ERROR);
         }
-        Err(e) => return Err(e),
+        Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
-    let prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
-    let timeout = deadline(args.timeout, decision.accel);
-    let console_log = args
-        .console_log
-        .clone()
-        .unwrap_or_else(|| default_log_path(&args.image.image));
-    let opts = WatchOptions {
-        deadline: timeout,
-        until: args.until,
-        console_log,
-        max_log_bytes: 64 << 20,
-    };
-
-    let interrupted = interrupt_flag();
-    let human = !args.output.json;
-    let st = Style::stderr(args.output.color);
-    let mode = mode_name(args.mode);
-    if human {
-        eprintln!(
-            "{} {} ({}, {} mode, {})",
-            st.bold("Booting"),
-            args.image.image.display(),
-            arch.name(),
-            mode,
-            match decision.accel {
-                Accel::Kvm => "KVM",
-                Accel::Tcg => "TCG",
-            }
-        );
-    }
-    let spinner = if human && std::io::stderr().is_terminal() {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        pb.enable_steady_tick(Duration::from_millis(120));
-        pb.set_message("starting QEMU");
-        Some(pb)
-    } else {
-        None
-    };
-    let mut on_stage = |e: &Event| {
-        if let Some(pb) = &spinner {
-            pb.set_message(stage_text(e));
-        }
-    };
-    let result = supervise::boot(
-        &prepared.qemu.binary,
-        &prepared.spec,
-        &run_dir,
-        &opts,
-        &interrupted,
-        supervise::Hooks {
-            on_stage: &mut on_stage,
-            on_console: &mut |_| {},
-        },
-    )
-    .map_err(|e| CliError::with_hint(e, "re-run with --keep to inspect the run directory"))?;
-    if let Some(pb) = spinner {
-        pb.finish_and_clear();
-    }
-
-    let code = match &result.outcome {
+    let code = match &report.result.outcome {
         BootOutcome::Booted | BootOutcome::Reached { .. } => EXIT_OK,
         BootOutcome::InfraError { .. } => EXIT_ERROR,
-        BootOutcome::Interrupted { .. } => EXIT_INTERRUPTED,
+        BootOutcome::Interrupted { .. } => exit::INTERRUPTED,
         _ => EXIT_FAIL,
     };
     let mut stdout = std::io::stdout().lock();
     if args.output.json {
-        let doc = json!({
-            "schema": "bootproof.boot/v1",
-            "image": args.image.image,
-            "arch": arch.name(),
-            "mode": mode,
-            "accel": decision,
-            "kvm_probe": probe,
-            "firmware": prepared.firmware,
-            "machine": prepared.spec.machine,
-            "platform": prepared.spec.platform,
-            "cpus": prepared.spec.cpus,
-            "memory_mib": prepared.spec.memory_mib,
-            "direct": direct_info,
-            "qemu": {
-                "binary": prepared.qemu.binary,
-                "args": prepared.spec.qemu_args(),
-            },
-            "timeout_secs": timeout.as_secs(),
-            "host_prepare_ms": prepare_ms,
-            "result": result,
-            "run_dir": args.keep.then(|| run_dir.path().to_path_buf()),
-            "stale_cleanup": cleanup,
-        });
+        let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
         return Ok(code);
     }
-    let so = Style::stdout(args.output.color);
+    human(&mut stdout, &report, Style::stdout(args.output.color))?;
+    Ok(code)
+}
+
+/// The boot in words: accelerator, firmware, command line, stages, outcome.
+fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()> {
+    let accel = match r.accel.accel {
+        Accel::Kvm => format!("KVM: {}", r.accel.reason),
+        Accel::Tcg => format!("TCG: {}", r.accel.reason),
+    };
+    writeln!(out, "{} {accel}", so.bold("Accel   "))?;
+    let fw = &r.firmware;
     writeln!(
-        stdout,
-        "{} {}",
-        so.bold("Accel   "),
-        match decision.accel {
-            Accel::Kvm => format!("KVM: {}", decision.reason),
-            Accel::Tcg => format!("TCG: {}", decision.reason),
-        }
-    )?;
-    let fw = &prepared.firmware;
-    writeln!(
-        stdout,
+        out,
         "{} {}{}",
         so.bold("Firmware"),
         fw.description,
@@ -513,99 +207,65 @@ pub fn run(args: &BootArgs) -> Result<u8, CliError> {
             .map(|d| so.dim(&format!(" ({})", d.display())))
             .unwrap_or_default()
     )?;
-    if let Some(cmdline) = direct_info["cmdline"].as_str() {
-        writeln!(stdout, "{} {}", so.bold("Cmdline "), cmdline)?;
+    if let Some(d) = &r.direct {
+        writeln!(out, "{} {}", so.bold("Cmdline "), d.cmdline)?;
     }
-    writeln!(stdout, "{}", so.bold("Stages"))?;
-    if result.stages.is_empty() {
-        writeln!(stdout, "  {}", so.dim("(none seen on the console)"))?;
+    writeln!(out, "{}", so.bold("Stages"))?;
+    if r.result.stages.is_empty() {
+        writeln!(out, "  {}", so.dim("(none seen on the console)"))?;
     }
-    for e in &result.stages {
+    for e in &r.result.stages {
         let host = e.host_time.map_or("     ".into(), |t| format!("{t:5.1}s"));
         let guest = e
             .guest_time
             .map_or(String::new(), |t| so.dim(&format!(" (guest {t:.2}s)")));
-        writeln!(stdout, "  {host}  {}{guest}", stage_text(e))?;
+        writeln!(out, "  {host}  {}{guest}", stage_text(e))?;
     }
-    let verdict = match &result.outcome {
-        BootOutcome::Booted => so.green(&format!("booted in {:.1}s", result.elapsed)),
-        BootOutcome::Reached { stage } => so.green(&format!(
-            "reached {} in {:.1}s",
-            stage.name(),
-            result.elapsed
-        )),
+    writeln!(out, "{} {}", so.bold("Outcome "), outcome(r, so))?;
+    writeln!(
+        out,
+        "{} {}",
+        so.bold("Console "),
+        r.result.console_log.display()
+    )?;
+    if let Some(dir) = &r.run_dir {
+        writeln!(out, "{} {}", so.bold("Run dir "), dir.display())?;
+    }
+    Ok(())
+}
+
+/// The outcome line, coloured by how it ended.
+fn outcome(r: &BootReport, so: Style) -> String {
+    let elapsed = r.result.elapsed;
+    let last_and_why = |last: &Option<bootproof_vm::classify::Stage>, reason: &Option<String>| {
+        format!(
+            "{}{}",
+            last.as_ref().map_or("no recognised stage", |s| s.name()),
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )
+    };
+    match &r.result.outcome {
+        BootOutcome::Booted => so.green(&format!("booted in {elapsed:.1}s")),
+        BootOutcome::Reached { stage } => {
+            so.green(&format!("reached {} in {elapsed:.1}s", stage.name()))
+        }
         BootOutcome::Failed { stage, cause } => so.red_bold(&format!(
             "failed at {}{}",
             stage.name(),
             cause.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
         )),
-        BootOutcome::Stalled { last, reason } => so.yellow(&format!(
-            "stalled after {}{}",
-            last.as_ref().map_or("no recognised stage", |s| s.name()),
-            reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        )),
+        BootOutcome::Stalled { last, reason } => {
+            so.yellow(&format!("stalled after {}", last_and_why(last, reason)))
+        }
         BootOutcome::Timeout { last, reason } => so.yellow(&format!(
-            "timed out after {}s at {}{}",
-            timeout.as_secs(),
-            last.as_ref().map_or("no recognised stage", |s| s.name()),
-            reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            "timed out after {}s at {}",
+            r.timeout_secs,
+            last_and_why(last, reason)
         )),
         BootOutcome::InfraError { message } => so.red_bold(&format!("could not run: {message}")),
         BootOutcome::Interrupted { .. } => so.yellow("interrupted; the guest was shut down"),
-    };
-    writeln!(stdout, "{} {}", so.bold("Outcome "), verdict)?;
-    writeln!(
-        stdout,
-        "{} {}",
-        so.bold("Console "),
-        result.console_log.display()
-    )?;
-    if args.keep {
-        writeln!(
-            stdout,
-            "{} {}",
-            so.bold("Run dir "),
-            run_dir.path().display()
-        )?;
-    }
-    Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn direct_cmdline_drops_quiet_and_appends() {
-        let (c, removed) =
-            direct_cmdline("root=UUID=x ro quiet splash console=ttyS0", Some(" debug "));
-        assert_eq!(c, "root=UUID=x ro console=ttyS0 debug");
-        assert_eq!(removed, ["quiet", "splash"]);
-    }
-
-    #[test]
-    fn firmware_argument_forms() {
-        assert_eq!(firmware_choice("auto"), FirmwareChoice::Auto);
-        assert_eq!(firmware_choice("none"), FirmwareChoice::None);
-        assert_eq!(
-            firmware_choice("/a/CODE.fd,/a/VARS.fd"),
-            FirmwareChoice::Files {
-                code: "/a/CODE.fd".into(),
-                vars: Some("/a/VARS.fd".into())
-            }
-        );
-        assert_eq!(
-            firmware_choice("/a/CODE.fd"),
-            FirmwareChoice::Files {
-                code: "/a/CODE.fd".into(),
-                vars: None
-            }
-        );
     }
 }

@@ -1,7 +1,8 @@
 //! `bootproof cat`.
 
-use crate::{locate, open, CliError, ImageArgs, OutputArgs, EXIT_OK};
+use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
 use bootproof_inspect::parse_target;
+use bootproof_runtime::Error;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 
@@ -25,18 +26,18 @@ fn base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, CliError> {
+pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, Error> {
     let img = open(args)?;
     let mut stdout = std::io::stdout().lock();
     if out.json {
         let [target] = targets else {
-            return Err(CliError::with_hint(
+            return Err(Error::with_hint(
                 "--json takes exactly one file",
                 "run `bootproof cat --json` once per file",
             ));
         };
         let target = parse_target(target);
-        let (slot, vol) = locate(&img, &target)?;
+        let (slot, vol) = img.locate(&target)?;
         let data = vol.read_limited(target.path.as_bytes(), JSON_LIMIT)?;
         let canonical = vol.canonicalize(target.path.as_bytes())?;
         let doc = serde_json::json!({
@@ -54,7 +55,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
     }
     for target in targets {
         let target = parse_target(target);
-        let (_, vol) = locate(&img, &target)?;
+        let (_, vol) = img.locate(&target)?;
         let (reader, size) = vol.open(target.path.as_bytes())?;
         let mut reader = reader.take(size);
         let copied = match std::io::copy(&mut reader, &mut stdout) {
@@ -64,7 +65,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
             Err(e) => return Err(e.into()),
         };
         if copied < size {
-            return Err(CliError::with_hint(
+            return Err(Error::with_hint(
                 format!(
                     "{}: file data ends after {copied} of {size} bytes",
                     target.path

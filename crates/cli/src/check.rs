@@ -1,10 +1,11 @@
 //! `bootproof check`.
 
 use crate::style::Style;
-use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_FAIL, EXIT_OK};
-use bootproof_boot::chain::{self, Arch};
+use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_FAIL, EXIT_OK};
+use bootproof_boot::chain::Arch;
 use bootproof_check::rules::Severity;
 use bootproof_check::{check, Outcome, Report};
+use bootproof_runtime::Error;
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -27,7 +28,7 @@ Examples:
   bootproof check --arch aarch64 --junit disk.raw > check.xml";
 
 fn junit(r: &Report, image: &str) -> String {
-    use crate::junit::{render, Case, CaseOutcome, Suite};
+    use bootproof_runtime::render::junit::{render, Case, CaseOutcome, Suite};
     let cases = r
         .findings
         .iter()
@@ -137,14 +138,14 @@ fn human(r: &Report, image: &str, st: Style) -> String {
     o
 }
 
-pub fn run(args: &ImageArgs, arch: &str, junit_out: bool, out: OutputArgs) -> Result<u8, CliError> {
+pub fn run(
+    args: &ImageArgs,
+    arch: Option<Arch>,
+    junit_out: bool,
+    out: OutputArgs,
+) -> Result<u8, Error> {
     let img = open(args)?;
-    let arch = match arch {
-        "auto" => chain::detect_arch(&img).ok_or_else(|| {
-            CliError::with_hint("cannot tell the image's architecture (no removable loader, no typed root partition)", "pass --arch aarch64 or --arch x86_64")
-        })?,
-        a => Arch::parse(a).ok_or_else(|| CliError::with_hint(format!("unknown architecture `{a}`"), "use aarch64 or x86_64"))?,
-    };
+    let arch = bootproof_runtime::image::resolve_arch(&img, arch)?;
     let report = check(&img, arch);
     let name = args.image.display().to_string();
     let mut stdout = std::io::stdout().lock();

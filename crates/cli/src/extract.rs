@@ -1,10 +1,11 @@
 //! `bootproof extract`.
 
 use crate::style::{human_size, Style};
-use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_OK};
-use bootproof_boot::chain::{self, Arch, BootChain, BootEntry};
-use bootproof_boot::extract::{entry_from_boot_dir, extract};
-use bootproof_inspect::OpenedImage;
+use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
+use bootproof_boot::extract::extract;
+use bootproof_platform::Arch;
+use bootproof_runtime::image::{pick_entry, resolve_arch};
+use bootproof_runtime::Error;
 use std::io::Write;
 use std::path::Path;
 
@@ -29,71 +30,19 @@ Examples:
   bootproof extract disk.qcow2 -o out/
   bootproof extract --entry 1 --arch x86_64 disk.raw -o out/";
 
-/// The guest architecture: `auto` asks the image (removable path, root
-/// partition type), anything else must name one.
-pub fn resolve_arch(img: &OpenedImage, arch: &str) -> Result<Arch, CliError> {
-    match arch {
-        "auto" => chain::detect_arch(img).ok_or_else(|| {
-            CliError::with_hint(
-                "cannot tell the image's architecture",
-                "pass --arch aarch64 or --arch x86_64",
-            )
-        }),
-        a => Arch::parse(a).ok_or_else(|| {
-            CliError::with_hint(
-                format!("unknown architecture `{a}`"),
-                "use aarch64 or x86_64",
-            )
-        }),
-    }
-}
-
-/// Follows the boot chain and picks entry `entry` (or the default). Without
-/// a chain, the newest kernel in /boot stands in (the flag says so).
-pub fn pick_entry(
-    img: &OpenedImage,
-    arch: Arch,
-    entry: Option<usize>,
-) -> Result<(BootChain, BootEntry, bool), CliError> {
-    let mut chain = chain::follow(img, arch);
-    let mut fallback = false;
-    if chain.entries.is_empty() {
-        if let Some(e) = entry_from_boot_dir(img) {
-            chain.entries.push(e);
-            fallback = true;
-        }
-    }
-    let picked = match entry {
-        Some(n) => chain.entries.get(n).ok_or_else(|| {
-            CliError::with_hint(
-                format!("entry {n} does not exist ({} entries)", chain.entries.len()),
-                "`bootproof extract --json IMAGE -o DIR` lists the entries",
-            )
-        })?,
-        None => chain.default_entry().ok_or_else(|| {
-            let why: Vec<String> = chain.problems.iter().map(|p| p.message.clone()).collect();
-            CliError::with_hint(
-                format!("no boot entry found: {}", why.join("; ")),
-                "`bootproof inspect IMAGE` shows what the image holds",
-            )
-        })?,
-    }
-    .clone();
-    Ok((chain, picked, fallback))
-}
-
 pub fn run(
     args: &ImageArgs,
     out_dir: &Path,
     entry: Option<usize>,
-    arch: &str,
+    arch: Option<Arch>,
     out: OutputArgs,
-) -> Result<u8, CliError> {
+) -> Result<u8, Error> {
     let img = open(args)?;
     let arch = resolve_arch(&img, arch)?;
-    let (chain, picked, fallback) = pick_entry(&img, arch, entry)?;
+    let p = pick_entry(&img, arch, entry)?;
+    let (chain, picked, fallback) = (p.chain, p.entry, p.fallback);
     let manifest = extract(&img, &chain, &picked, out_dir).map_err(|e| {
-        CliError::with_hint(
+        Error::with_hint(
             e,
             "`bootproof inspect IMAGE` lists the problems found while reading",
         )

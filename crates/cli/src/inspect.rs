@@ -1,13 +1,14 @@
 //! `bootproof inspect`.
 
 use crate::style::{cell, human_size, styled, table, Style};
-use crate::{open, CliError, ImageArgs, OutputArgs, EXIT_OK};
+use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
 use bootproof_disk::{Severity, TableKind};
-use bootproof_inspect::{inspect, InspectReport};
+use bootproof_inspect::{inspect, FsReport, InspectReport};
+use bootproof_runtime::Error;
 use std::fmt::Write as _;
 use std::io::Write;
 
-pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, CliError> {
+pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
     let img = open(args)?;
     let report = inspect(&img);
     let mut stdout = std::io::stdout().lock();
@@ -22,7 +23,30 @@ pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, CliError> {
 
 fn render(r: &InspectReport, st: Style) -> String {
     let mut o = String::new();
-    // Image and chain.
+    image_and_table(&mut o, r, st);
+    o.push_str(&slots_table(r, st));
+    for fs in &r.filesystems {
+        if let Some(origin) = &fs.origin {
+            let _ = writeln!(o, "{}", st.dim(&format!("slot {}: {origin}", fs.partition)));
+        }
+    }
+    for fs in &r.filesystems {
+        contents(&mut o, fs, st);
+    }
+    problems(&mut o, r, st);
+    let _ = writeln!(
+        o,
+        "\n{}",
+        st.dim(&format!(
+            "read {} from the image",
+            human_size(r.image.bytes_read)
+        ))
+    );
+    o
+}
+
+/// The image, its backing chain and the partition table's kind.
+fn image_and_table(o: &mut String, r: &InspectReport, st: Style) {
     for (i, l) in r.image.chain.iter().enumerate() {
         let label = if i == 0 { "Image" } else { "  backed by" };
         let mut desc = l.format.clone();
@@ -69,7 +93,11 @@ fn render(r: &InspectReport, st: Style) -> String {
             .unwrap_or_default()
     );
     o.push('\n');
+}
 
+/// One row per slot: partition, filesystem, label, UUID, role.
+fn slots_table(r: &InspectReport, st: Style) -> String {
+    let t = &r.partition_table;
     let mut rows = Vec::new();
     for fs in &r.filesystems {
         let part = t.partitions.iter().find(|p| p.number == fs.partition);
@@ -112,20 +140,18 @@ fn render(r: &InspectReport, st: Style) -> String {
             cell(fs.roles.join(",")),
         ]);
     }
-    o.push_str(&table(
+    table(
         &[
             "#", "START", "SIZE", "TYPE", "NAME", "FS", "LABEL", "UUID", "ROLE",
         ],
         &rows,
         st,
-    ));
+    )
+}
 
-    for fs in &r.filesystems {
-        if let Some(origin) = &fs.origin {
-            let _ = writeln!(o, "{}", st.dim(&format!("slot {}: {origin}", fs.partition)));
-        }
-    }
-    for fs in &r.filesystems {
+/// What a filesystem holds: the ESP's EFI/ tree, the OS, boot files.
+fn contents(o: &mut String, fs: &FsReport, st: Style) {
+    {
         if let Some(efi) = &fs.efi {
             let _ = writeln!(
                 o,
@@ -181,7 +207,10 @@ fn render(r: &InspectReport, st: Style) -> String {
             );
         }
     }
+}
 
+/// Problems found while reading, by severity.
+fn problems(o: &mut String, r: &InspectReport, st: Style) {
     if !r.problems.is_empty() {
         let _ = writeln!(o, "\n{}", st.bold("Problems"));
         for p in &r.problems {
@@ -197,13 +226,4 @@ fn render(r: &InspectReport, st: Style) -> String {
             let _ = writeln!(o, "  {sev} {}{part}: {}", p.code, p.message);
         }
     }
-    let _ = writeln!(
-        o,
-        "\n{}",
-        st.dim(&format!(
-            "read {} from the image",
-            human_size(r.image.bytes_read)
-        ))
-    );
-    o
 }

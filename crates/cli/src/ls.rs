@@ -1,9 +1,10 @@
 //! `bootproof ls`.
 
 use crate::style::{cell, human_size, styled, table, Style};
-use crate::{locate, open, CliError, ImageArgs, OutputArgs, EXIT_OK};
-use bootproof_fs::{FileType, Metadata};
-use bootproof_inspect::parse_target;
+use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
+use bootproof_fs::FileType;
+use bootproof_inspect::{parse_target, ListEntry};
+use bootproof_runtime::Error;
 use serde::Serialize;
 use std::io::Write;
 
@@ -20,20 +21,11 @@ Symlinks are resolved inside the image, never on the host.";
 const LS_SCHEMA: &str = "bootproof.ls/v1";
 
 #[derive(Serialize)]
-struct Listing {
+struct Listing<'a> {
     schema: &'static str,
     partition: u32,
-    path: String,
-    entries: Vec<Entry>,
-}
-
-#[derive(Serialize)]
-struct Entry {
-    name: String,
-    #[serde(flatten)]
-    meta: Metadata,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<String>,
+    path: &'a str,
+    entries: &'a [ListEntry],
 }
 
 fn mode_string(t: FileType, mode: Option<u32>) -> String {
@@ -51,59 +43,24 @@ fn mode_string(t: FileType, mode: Option<u32>) -> String {
     s
 }
 
-pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Result<u8, CliError> {
+pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Result<u8, Error> {
     let img = open(args)?;
     let target = parse_target(target);
-    let (slot, vol) = locate(&img, &target)?;
-    let path = target.path.as_bytes();
-    let meta = vol.metadata(path)?;
-    let names: Vec<Vec<u8>> = if meta.file_type == FileType::Dir {
-        vol.read_dir(path)?.into_iter().map(|e| e.name).collect()
-    } else {
-        vec![Vec::new()]
-    };
-    let mut entries = Vec::new();
-    for name in names {
-        let full = if name.is_empty() {
-            path.to_vec()
-        } else {
-            let mut p = path.to_vec();
-            if !p.ends_with(b"/") {
-                p.push(b'/');
-            }
-            p.extend_from_slice(&name);
-            p
-        };
-        let m = vol.symlink_metadata(&full)?;
-        let link = (m.file_type == FileType::Symlink)
-            .then(|| vol.read_link(&full).ok())
-            .flatten()
-            .map(|t| String::from_utf8_lossy(&t).into_owned());
-        let shown = if name.is_empty() {
-            target.path.clone()
-        } else {
-            String::from_utf8_lossy(&name).into_owned()
-        };
-        entries.push(Entry {
-            name: shown,
-            meta: m,
-            target: link,
-        });
-    }
+    let (slot, entries) = img.list(&target)?;
     let mut stdout = std::io::stdout().lock();
     if out.json {
         let listing = Listing {
             schema: LS_SCHEMA,
             partition: slot.number,
-            path: target.path.clone(),
-            entries,
+            path: &target.path,
+            entries: &entries,
         };
         serde_json::to_writer_pretty(&mut stdout, &listing).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
         return Ok(EXIT_OK);
     }
     let st = Style::stdout(out.color);
-    let name_cell = |e: &Entry| match e.meta.file_type {
+    let name_cell = |e: &ListEntry| match e.meta.file_type {
         FileType::Dir => styled(&format!("{}/", e.name), |s| st.blue(s)),
         FileType::Symlink => styled(&e.name, |s| st.cyan(s)),
         _ => cell(e.name.clone()),

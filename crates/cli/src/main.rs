@@ -1,34 +1,37 @@
-//! `bootproof`: the command-line front end. Each subcommand is a thin layer
-//! over the library crates; this file only parses arguments, picks the
-//! output form and maps errors to exit codes.
+//! `bootproof`: the command-line front end. Each subcommand is clap →
+//! a typed request → a library call (`bootproof_runtime` for the engine,
+//! the pipeline crates for static work) → rendering (human, JSON, JUnit,
+//! Markdown, HTML). This file only parses arguments, dispatches and maps
+//! errors to exit codes.
 
+mod args;
 mod boot;
 mod cat;
-mod catalog;
 mod check;
-mod deliver;
 mod extract;
+mod fetch;
 mod history;
-mod html;
 mod inspect;
-mod junit;
 mod ls;
-mod matrix;
+mod progress;
 mod report;
 mod run;
 mod style;
 mod verify;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use args::{ArchArgs, ColorChoice, ImageArgs, OutputArgs};
+use bootproof_runtime::{exit, Error};
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Exit status: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: the command ran and found the image failing (used by `check`).
-pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_OK: u8 = exit::OK;
+/// Exit status: the command ran and found the image failing.
+pub const EXIT_FAIL: u8 = exit::FAIL;
 /// Exit status: usage error, unreadable image, or path not found.
-pub const EXIT_ERROR: u8 = 2;
+pub const EXIT_ERROR: u8 = exit::ERROR;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -50,39 +53,6 @@ Run `bootproof COMMAND --help` for examples.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Options shared by every command that opens an image.
-#[derive(clap::Args, Clone)]
-pub struct ImageArgs {
-    /// Disk image: raw, or qcow2 (v2/v3; deflate- or zstd-compressed clusters).
-    pub image: PathBuf,
-    /// Follow qcow2 backing files. Off by default: a backing path recorded in an
-    /// untrusted image should not make bootproof open host files unasked.
-    #[arg(long)]
-    pub allow_backing: bool,
-}
-
-/// Output options shared by every command.
-#[derive(clap::Args, Clone, Copy)]
-pub struct OutputArgs {
-    /// Print machine-readable JSON (schemas in docs/json.md).
-    #[arg(long)]
-    pub json: bool,
-    /// Colour human output: auto (a terminal and NO_COLOR unset), always, never.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
-}
-
-/// When to colour human output.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ColorChoice {
-    /// Colour when stdout is a terminal and NO_COLOR is unset.
-    Auto,
-    /// Always colour.
-    Always,
-    /// Never colour.
-    Never,
 }
 
 #[derive(Subcommand)]
@@ -119,9 +89,8 @@ enum Command {
     Check {
         #[command(flatten)]
         image: ImageArgs,
-        /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
-        #[arg(long, default_value = "auto")]
-        arch: String,
+        #[command(flatten)]
+        arch: ArchArgs,
         /// Print a JUnit XML report (one test case per rule) for CI viewers.
         #[arg(long, conflicts_with = "json")]
         junit: bool,
@@ -140,9 +109,8 @@ enum Command {
         /// Extract entry N (0 = first) instead of the loader's default.
         #[arg(long, value_name = "N")]
         entry: Option<usize>,
-        /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
-        #[arg(long, default_value = "auto")]
-        arch: String,
+        #[command(flatten)]
+        arch: ArchArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -163,8 +131,8 @@ enum Command {
     /// Download catalog images (Debian, Ubuntu cloud images…) into the
     /// cache, verified against their publishers' checksums; without NAME,
     /// list the catalog.
-    #[command(after_help = catalog::AFTER_HELP)]
-    Fetch(catalog::FetchArgs),
+    #[command(after_help = fetch::AFTER_HELP)]
+    Fetch(fetch::FetchArgs),
     /// Reports from `run --json` files: `merge` combines the shards of one
     /// sharded run into one report.
     #[command(subcommand)]
@@ -243,14 +211,14 @@ fn main() -> ExitCode {
             arch,
             junit,
             output,
-        } => check::run(&image, &arch, junit, output),
+        } => check::run(&image, arch.arch.0, junit, output),
         Command::Extract {
             image,
             out,
             entry,
             arch,
             output,
-        } => extract::run(&image, &out, entry, &arch, output),
+        } => extract::run(&image, &out, entry, arch.arch.0, output),
         Command::Cat {
             image,
             targets,
@@ -259,7 +227,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => boot::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Run(args) => run::run(&args),
-        Command::Fetch(args) => catalog::fetch(&args),
+        Command::Fetch(args) => fetch::fetch(&args),
         Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
         Command::History { limit, output } => history::history(limit, output),
         Command::Compare {
@@ -271,109 +239,32 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let s = style::Style::stderr(ColorChoice::Auto);
-            eprintln!("{} {e}", s.red_bold("error:"));
-            if let Some(hint) = e.hint() {
-                eprintln!("{} {hint}", s.bold("hint:"));
-            }
+            report_error(&e);
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-/// A command failure with an optional next step for the user.
-#[derive(Debug)]
-pub struct CliError {
-    message: String,
-    hint: Option<String>,
-}
-
-impl CliError {
-    /// An error with a hint.
-    pub fn with_hint(message: impl ToString, hint: impl Into<String>) -> CliError {
-        CliError {
-            message: message.to_string(),
-            hint: Some(hint.into()),
-        }
-    }
-    fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+/// Prints an error and its hint on stderr.
+pub fn report_error(e: &Error) {
+    let s = style::Style::stderr(ColorChoice::Auto);
+    eprintln!("{} {e}", s.red_bold("error:"));
+    if let Some(hint) = e.hint() {
+        eprintln!("{} {hint}", s.bold("hint:"));
     }
 }
 
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl From<bootproof_inspect::OpenError> for CliError {
-    fn from(e: bootproof_inspect::OpenError) -> CliError {
-        use bootproof_image::ImageError;
-        let hint = match &e {
-            bootproof_inspect::OpenError::Image(ImageError::BackingNotAllowed { .. }) => None,
-            bootproof_inspect::OpenError::Image(ImageError::Unsupported { .. }) => None,
-            bootproof_inspect::OpenError::Image(ImageError::Corrupt { .. }) => {
-                Some("check the file with `qemu-img check IMAGE`".to_string())
-            }
-            _ => None,
-        };
-        CliError {
-            message: e.to_string(),
-            hint,
-        }
-    }
-}
-
-impl From<bootproof_inspect::LookupError> for CliError {
-    fn from(e: bootproof_inspect::LookupError) -> CliError {
-        use bootproof_inspect::LookupError as L;
-        let hint = match &e {
-            L::NotOnAnyFilesystem(_) | L::Fs(bootproof_fs::FsError::NotFound(_)) => {
-                Some("list a directory with `bootproof ls IMAGE [PART:]DIR`, or name the partition as PART:PATH".to_string())
-            }
-            L::Unreadable { .. } | L::NoSuchPartition(_) => {
-                Some("`bootproof inspect IMAGE` lists the partitions and their filesystems".to_string())
-            }
-            _ => None,
-        };
-        CliError {
-            message: e.to_string(),
-            hint,
-        }
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> CliError {
-        CliError {
-            message: e.to_string(),
-            hint: None,
-        }
-    }
-}
-
-impl From<bootproof_fs::FsError> for CliError {
-    fn from(e: bootproof_fs::FsError) -> CliError {
-        bootproof_inspect::LookupError::Fs(e).into()
-    }
+/// A flag set by Ctrl-C, SIGTERM or SIGHUP; the engine polls it and shuts
+/// the guests down.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // Fails only if a handler is already set (never, in this binary).
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
+    flag
 }
 
 /// Opens an image with the shared options.
-pub fn open(args: &ImageArgs) -> Result<bootproof_inspect::OpenedImage, CliError> {
-    let opts = bootproof_image::OpenOptions {
-        allow_backing: args.allow_backing,
-    };
-    Ok(bootproof_inspect::OpenedImage::open(&args.image, &opts)?)
-}
-
-/// Resolves `[PART:]PATH` to a slot and volume.
-pub fn locate<'a>(
-    img: &'a bootproof_inspect::OpenedImage,
-    target: &bootproof_inspect::Target,
-) -> Result<(&'a bootproof_inspect::Slot, &'a bootproof_fs::Volume), CliError> {
-    Ok(match &target.part {
-        Some(sel) => img.volume(sel)?,
-        None => img.find(&target.path)?,
-    })
+pub fn open(args: &ImageArgs) -> Result<bootproof_inspect::OpenedImage, Error> {
+    bootproof_runtime::image::open(&args.image, args.allow_backing)
 }

@@ -1,7 +1,7 @@
 //! Terminal styling that respects NO_COLOR, --color and whether the stream
 //! is a terminal; plus human-readable sizes.
 
-use crate::ColorChoice;
+use crate::args::ColorChoice;
 use std::io::IsTerminal;
 
 /// Whether to emit ANSI colour on one stream.

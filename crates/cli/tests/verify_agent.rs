@@ -357,3 +357,42 @@ fn acpi_off_under_acpi_only_firmware_is_reported() {
         "{reason}"
     );
 }
+
+/// The engine embedded without the CLI: the runtime crate's example
+/// verifies a real image through the library alone and prints the report.
+#[test]
+fn the_library_example_verifies_without_the_cli() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_bootproof"))
+        .parent()
+        .unwrap()
+        .join("examples/verify");
+    assert!(
+        exe.is_file(),
+        "{} is missing: `cargo test --workspace` builds it (or cargo build -p bootproof-runtime --example verify)",
+        exe.display()
+    );
+    let dir = scratch("verify", "example");
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let out = Command::new(&exe)
+        .arg(&img)
+        .args(["gic=3", "acpi=on", "transport=pci"])
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["schema"], "bootproof.verify/v1");
+    assert_eq!(v["arch"], "aarch64");
+    let variants = v["variants"].as_array().unwrap();
+    assert_eq!(
+        variants.len(),
+        1,
+        "one variant, no hotplug or persistence boots"
+    );
+    assert_eq!(variants[0]["name"], "gic3 acpi-on pci");
+    assert_eq!(check(&variants[0], "gic.version").unwrap().0, "pass");
+    // Progress came through the example's Events implementation.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gic3 acpi-on pci: pass"), "{stderr}");
+}

@@ -2,17 +2,7 @@
 
 use serde::Serialize;
 
-/// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; not a defect.
-    Info,
-    /// A defect that firmware or tools usually tolerate.
-    Warning,
-    /// A defect that breaks a spec requirement or loses data.
-    Error,
-}
+pub use bootproof_platform::Severity;
 
 /// One problem found in a partition table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,12 +8,14 @@
 //! versioned report behind `bootproof inspect`.
 #![forbid(unsafe_code)]
 
+mod access;
 mod opened;
 mod report;
 mod selector;
 
+pub use access::{FileRef, ListEntry};
 pub use opened::{OpenedImage, Slot};
-pub use report::{inspect, InspectReport, Problem, INSPECT_SCHEMA};
+pub use report::{inspect, FsReport, InspectReport, Problem, INSPECT_SCHEMA};
 pub use selector::{parse_target, PartSelector, Target};
 
 /// Why an image could not be opened at all.

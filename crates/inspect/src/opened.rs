@@ -32,12 +32,6 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Whether this slot is an EFI System Partition (by type, or a FAT
-    /// volume on a disk without a table that has `/EFI`).
-    pub fn is_esp(&self) -> bool {
-        self.partition.as_ref().is_some_and(Partition::is_esp)
-    }
-
     fn matches(&self, sel: &PartSelector) -> bool {
         let eq =
             |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));

@@ -47,7 +47,7 @@ fn main() {
         Some(r) => r.1.push(v),
         None => rows.push((name.to_string(), vec![v])),
     };
-    for arch in ["aarch64", "x86_64"] {
+    for arch in bootproof_vm::machine::Arch::ALL {
         let qemu = Qemu::locate(arch).expect("QEMU installed (scripts/install-qemu.sh)");
         add(
             "find QEMU, resolve machine type (`-machine help`)",
@@ -56,7 +56,7 @@ fn main() {
             }),
         );
         let want = firmware::Want {
-            arch: arch.into(),
+            arch,
             machine: qemu.machine.clone(),
             interface: "uefi".into(),
             secure_boot: Some(false),
@@ -97,7 +97,7 @@ fn main() {
             }),
         );
         let req = VmRequest {
-            arch: arch.into(),
+            arch,
             image: image.clone(),
             image_format: "raw".into(),
             image_size: 20 << 30,

@@ -1,6 +1,7 @@
 //! KVM or TCG: a pure decision table over host arch, guest arch and what a
 //! probe of `/dev/kvm` found, plus the TCG settings that make it fast.
 
+use bootproof_platform::Arch;
 use serde::{Deserialize, Serialize};
 
 /// What probing `/dev/kvm` found.
@@ -40,11 +41,18 @@ pub struct Decision {
 /// Chooses the accelerator. KVM only when the guest architecture is the
 /// host's and the probe showed KVM runs an ordinary guest; otherwise TCG,
 /// saying why. `probe` is only consulted when the architectures match.
-pub fn decide(host_arch: &str, guest_arch: &str, probe: impl FnOnce() -> Probe) -> Decision {
-    if host_arch != guest_arch {
+pub fn decide(
+    host_arch: Option<Arch>,
+    guest_arch: Arch,
+    probe: impl FnOnce() -> Probe,
+) -> Decision {
+    if host_arch != Some(guest_arch) {
+        let host = host_arch.map_or(std::env::consts::ARCH, Arch::name);
         return Decision {
             accel: Accel::Tcg,
-            reason: format!("guest is {guest_arch} and the host is {host_arch}: KVM cannot run other architectures"),
+            reason: format!(
+                "guest is {guest_arch} and the host is {host}: KVM cannot run other architectures"
+            ),
         };
     }
     match probe() {
@@ -72,12 +80,8 @@ pub fn decide(host_arch: &str, guest_arch: &str, probe: impl FnOnce() -> Probe) 
 /// `-cpu` for a guest under an accelerator. aarch64 always needs one (the
 /// default is a 32-bit Cortex-A15); under TCG, `max` with the cheaper
 /// pointer-authentication algorithm is several times faster.
-pub fn cpu_model(guest_arch: &str, accel: Accel) -> &'static str {
-    match (guest_arch, accel) {
-        (_, Accel::Kvm) => "host",
-        ("aarch64", Accel::Tcg) => "max,pauth-impdef=on",
-        _ => "max",
-    }
+pub fn cpu_model(guest_arch: Arch, accel: Accel) -> &'static str {
+    guest_arch.cpu_model(accel == Accel::Kvm)
 }
 
 /// `-accel` argument: multi-threaded TCG explicitly, so every vCPU gets a host thread.
@@ -91,11 +95,19 @@ pub fn accel_arg(accel: Accel) -> &'static str {
 /// How long the probe guest may take to print its banner.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
 
-/// Probes `/dev/kvm` with a tiny real guest: SeaBIOS under `-accel kvm
-/// -cpu host` must print its banner on the debug port. A KVM that only runs
-/// specially built guests (PVM in some cloud VMs) fails here the way a real
-/// boot would ("failed to set MSR …"), not at the real boot.
-pub fn probe_kvm(host_arch: &str) -> Probe {
+/// x86_64 UEFI images QEMU can load with `-bios` (code and variables in
+/// one file), in the order tried.
+const OVMF_BIOS: &[&str] = &["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
+
+/// Probes `/dev/kvm` with a real guest: the UEFI firmware boots use, under
+/// `-accel kvm -cpu host`, must reach its boot manager and say so on the
+/// serial console (x86_64 without a `-bios`-loadable OVMF: SeaBIOS's banner
+/// on the debug port). A KVM that only runs specially built guests fails
+/// here the way a real boot would, not at the real boot: PVM in some cloud
+/// VMs refuses MSRs ("failed to set MSR …"), and some nested KVMs run
+/// SeaBIOS but stop OVMF's first FPU setup ("KVM internal error …
+/// emulation failure").
+pub fn probe_kvm(host_arch: Arch) -> Probe {
     use std::io::Read;
     use std::process::{Command, Stdio};
     let dev = std::path::Path::new("/dev/kvm");
@@ -119,21 +131,27 @@ pub fn probe_kvm(host_arch: &str) -> Probe {
         "none",
     ];
     let (qemu, banner) = match host_arch {
-        "x86_64" => {
-            args.extend([
-                "-machine",
-                "q35",
-                "-serial",
-                "none",
-                "-debugcon",
-                "stdio",
-                "-global",
-                "isa-debugcon.iobase=0x402",
-            ]);
-            args.extend(["-bios", "/usr/share/seabios/bios-256k.bin"]);
-            ("qemu-system-x86_64", "SeaBIOS")
-        }
-        "aarch64" => {
+        Arch::X86_64 => match OVMF_BIOS.iter().find(|p| std::path::Path::new(p).is_file()) {
+            Some(ovmf) => {
+                args.extend(["-machine", "q35", "-serial", "stdio", "-bios", ovmf]);
+                (host_arch.info().qemu_binary, "BdsDxe")
+            }
+            None => {
+                args.extend([
+                    "-machine",
+                    "q35",
+                    "-serial",
+                    "none",
+                    "-debugcon",
+                    "stdio",
+                    "-global",
+                    "isa-debugcon.iobase=0x402",
+                ]);
+                args.extend(["-bios", "/usr/share/seabios/bios-256k.bin"]);
+                (host_arch.info().qemu_binary, "SeaBIOS")
+            }
+        },
+        Arch::Aarch64 => {
             args.extend([
                 "-machine",
                 "virt",
@@ -142,10 +160,7 @@ pub fn probe_kvm(host_arch: &str) -> Probe {
                 "-bios",
                 "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
             ]);
-            ("qemu-system-aarch64", "UEFI")
-        }
-        other => {
-            return Probe::GuestFailed(format!("no probe guest for host architecture {other}"))
+            (host_arch.info().qemu_binary, "UEFI")
         }
     };
     let mut child = match Command::new(qemu)
@@ -200,9 +215,11 @@ pub fn probe_kvm(host_arch: &str) -> Probe {
 
 /// [`probe_kvm`], remembered for this boot of the host (keyed by
 /// `/proc/sys/kernel/random/boot_id`) in `cache_dir`.
-pub fn probe_kvm_cached(host_arch: &str, cache_dir: &std::path::Path) -> Probe {
+pub fn probe_kvm_cached(host_arch: Arch, cache_dir: &std::path::Path) -> Probe {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let file = cache_dir.join(format!("kvm-probe-{host_arch}.json"));
+    // v2: the x86_64 probe boots OVMF (a v1 answer from SeaBIOS alone is
+    // not trusted).
+    let file = cache_dir.join(format!("kvm-probe-v2-{host_arch}.json"));
     if let Ok(text) = std::fs::read_to_string(&file) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
             if v["boot_id"] == boot_id.trim() {
@@ -229,7 +246,11 @@ mod tests {
     #[test]
     fn decision_table() {
         let never = || -> Probe { panic!("a cross-arch guest must not probe KVM") };
-        for (host, guest) in [("x86_64", "aarch64"), ("aarch64", "x86_64")] {
+        for (host, guest) in [
+            (Some(Arch::X86_64), Arch::Aarch64),
+            (Some(Arch::Aarch64), Arch::X86_64),
+            (None, Arch::X86_64),
+        ] {
             let d = decide(host, guest, never);
             assert_eq!(d.accel, Accel::Tcg);
             assert!(
@@ -238,7 +259,7 @@ mod tests {
                 d.reason
             );
         }
-        for arch in ["x86_64", "aarch64"] {
+        for arch in Arch::ALL {
             let cases = [
                 (Probe::Works, Accel::Kvm, "ran a probe guest"),
                 (Probe::Absent, Accel::Tcg, "does not exist"),
@@ -254,13 +275,13 @@ mod tests {
                 ),
             ];
             for (probe, accel, why) in cases {
-                let d = decide(arch, arch, || probe.clone());
+                let d = decide(Some(arch), arch, || probe.clone());
                 assert_eq!(d.accel, accel, "{arch} {probe:?}");
                 assert!(d.reason.contains(why), "{}", d.reason);
             }
         }
-        assert_eq!(cpu_model("aarch64", Accel::Tcg), "max,pauth-impdef=on");
-        assert_eq!(cpu_model("x86_64", Accel::Kvm), "host");
+        assert_eq!(cpu_model(Arch::Aarch64, Accel::Tcg), "max,pauth-impdef=on");
+        assert_eq!(cpu_model(Arch::X86_64, Accel::Kvm), "host");
         assert_eq!(accel_arg(Accel::Tcg), "tcg,thread=multi");
     }
 }

@@ -8,6 +8,7 @@
 //! descriptor (in name order) that fits wins; when none fits, every
 //! candidate is listed with the reason it was rejected.
 
+use bootproof_platform::Arch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,8 +87,8 @@ pub struct Descriptor {
 /// What the VM needs.
 #[derive(Debug, Clone)]
 pub struct Want {
-    /// QEMU architecture (`aarch64`, `x86_64`).
-    pub arch: String,
+    /// Guest architecture.
+    pub arch: Arch,
     /// Concrete machine type (`virt-10.0`, `pc-q35-10.0`).
     pub machine: String,
     /// Interface (`uefi`).
@@ -114,7 +115,7 @@ pub enum FirmwareError {
     #[error("no firmware descriptor fits {arch}/{machine} ({interface}{secure}): {}", list(.rejected))]
     NoneFits {
         /// Requested arch.
-        arch: String,
+        arch: Arch,
         /// Requested machine.
         machine: String,
         /// Requested interface.
@@ -214,7 +215,10 @@ fn check(d: &Descriptor, want: &Want) -> Result<(), String> {
             want.interface
         ));
     }
-    let target = d.targets.iter().find(|t| t.architecture == want.arch);
+    let target = d
+        .targets
+        .iter()
+        .find(|t| Arch::parse(&t.architecture) == Some(want.arch));
     let Some(target) = target else {
         let archs: Vec<&str> = d.targets.iter().map(|t| t.architecture.as_str()).collect();
         return Err(format!(
@@ -249,7 +253,7 @@ fn check(d: &Descriptor, want: &Want) -> Result<(), String> {
             });
         }
     }
-    if has("requires-smm") && want.arch == "x86_64" && !want.machine.starts_with("pc-q35") {
+    if has("requires-smm") && want.arch == Arch::X86_64 && !want.machine.starts_with("pc-q35") {
         return Err("requires SMM (q35 only)".into());
     }
     match &d.mapping {
@@ -293,7 +297,7 @@ pub fn select(descriptors: &[Descriptor], want: &Want) -> Result<Descriptor, Fir
         }
     }
     Err(FirmwareError::NoneFits {
-        arch: want.arch.clone(),
+        arch: want.arch,
         machine: want.machine.clone(),
         interface: want.interface.clone(),
         secure: match want.secure_boot {
@@ -305,14 +309,13 @@ pub fn select(descriptors: &[Descriptor], want: &Want) -> Result<Descriptor, Fir
     })
 }
 
-/// Pflash units must be exactly this large on `virt` when raw.
-pub const VIRT_PFLASH_BYTES: u64 = 64 << 20;
-
-/// Whether a raw pflash image must be padded to `VIRT_PFLASH_BYTES` for
-/// this machine (aarch64 `virt` rejects other sizes: "device requires
-/// 67108864 bytes").
-pub fn needs_padding(arch: &str, format: &str, path: &Path) -> bool {
-    arch == "aarch64"
-        && format == "raw"
-        && std::fs::metadata(path).is_ok_and(|m| m.len() < VIRT_PFLASH_BYTES)
+/// The size a raw pflash image must be padded to for this architecture's
+/// machine, when it is short (aarch64 `virt` maps 64 MiB per unit and
+/// rejects other sizes: "device requires 67108864 bytes"); `None` when it
+/// can be used as it is.
+pub fn padding(arch: Arch, format: &str, path: &Path) -> Option<u64> {
+    let len = std::fs::metadata(path).ok()?.len();
+    (format == "raw" && arch.pflash_needs_padding(len))
+        .then_some(arch.info().pflash_bytes)
+        .flatten()
 }

@@ -6,37 +6,7 @@ use crate::accel::{accel_arg, cpu_model, Accel};
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// How virtio devices are attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// virtio-pci behind the PCIe host bridge (the default).
-    Pci,
-    /// virtio-mmio (aarch64 `virt` only).
-    Mmio,
-}
-
-/// The platform variant: what the VM System Specification lets differ.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Platform {
-    /// aarch64 GIC version (2 or 3); ignored on x86_64.
-    pub gic: u8,
-    /// ACPI tables offered to the guest (aarch64 can turn them off, leaving
-    /// only the device tree); x86_64 always has ACPI.
-    pub acpi: bool,
-    /// virtio transport.
-    pub transport: Transport,
-}
-
-impl Default for Platform {
-    fn default() -> Self {
-        Platform {
-            gic: 3,
-            acpi: true,
-            transport: Transport::Pci,
-        }
-    }
-}
+pub use bootproof_platform::{Arch, Platform, Transport};
 
 /// One firmware file mapped as pflash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,8 +63,8 @@ pub struct Disk {
 /// Everything that decides a QEMU command line.
 #[derive(Debug, Clone, Serialize)]
 pub struct VmSpec {
-    /// `aarch64` or `x86_64`.
-    pub arch: String,
+    /// Guest architecture.
+    pub arch: Arch,
     /// Concrete machine type (`virt-10.0`, `pc-q35-10.0`).
     pub machine: String,
     /// Platform variant.
@@ -139,9 +109,10 @@ fn path(p: &std::path::Path) -> String {
 
 impl VmSpec {
     fn device(&self, pci: &str, mmio: &str) -> String {
-        match self.platform.transport {
-            Transport::Mmio if self.arch == "aarch64" => mmio.to_string(),
-            _ => pci.to_string(),
+        if self.platform.has_pci(self.arch) {
+            pci.to_string()
+        } else {
+            mmio.to_string()
         }
     }
 
@@ -151,7 +122,7 @@ impl VmSpec {
             .map(String::from)
             .to_vec();
         let mut machine = self.machine.clone();
-        if self.arch == "aarch64" {
+        if self.arch.has_variants() {
             machine.push_str(&format!(
                 ",gic-version={},acpi={}",
                 self.platform.gic,
@@ -170,7 +141,7 @@ impl VmSpec {
             "-accel".into(),
             accel_arg(self.accel).into(),
             "-cpu".into(),
-            cpu_model(&self.arch, self.accel).into(),
+            cpu_model(self.arch, self.accel).into(),
             "-smp".into(),
             self.cpus.to_string(),
             "-m".into(),
@@ -267,7 +238,7 @@ impl VmSpec {
                 format!("name={},file={}", name.replace(',', ",,"), path(file)),
             ]);
         }
-        if self.platform.transport == Transport::Pci || self.arch != "aarch64" {
+        if self.platform.has_pci(self.arch) {
             for i in 1..=self.hotplug_ports {
                 a.extend([
                     "-device".into(),
@@ -321,14 +292,10 @@ impl VmSpec {
 mod tests {
     use super::*;
 
-    fn spec(arch: &str) -> VmSpec {
+    fn spec(arch: Arch) -> VmSpec {
         VmSpec {
-            arch: arch.into(),
-            machine: if arch == "aarch64" {
-                "virt-10.0".into()
-            } else {
-                "pc-q35-10.0".into()
-            },
+            arch,
+            machine: format!("{}-10.0", arch.info().qemu_machine_prefix),
             platform: Platform::default(),
             accel: Accel::Tcg,
             cpus: 2,
@@ -368,7 +335,7 @@ mod tests {
 
     #[test]
     fn aarch64_virt_with_uefi_and_an_overlay() {
-        let a = spec("aarch64").qemu_args();
+        let a = spec(Arch::Aarch64).qemu_args();
         assert_eq!(after(&a, "-machine"), ["virt-10.0,gic-version=3,acpi=on"]);
         assert_eq!(after(&a, "-cpu"), ["max,pauth-impdef=on"]);
         assert_eq!(after(&a, "-accel"), ["tcg,thread=multi"]);
@@ -389,7 +356,7 @@ mod tests {
 
     #[test]
     fn platform_variants_and_direct_kernel() {
-        let mut s = spec("aarch64");
+        let mut s = spec(Arch::Aarch64);
         s.platform = Platform {
             gic: 2,
             acpi: false,
@@ -416,7 +383,7 @@ mod tests {
 
     #[test]
     fn x86_q35_ignores_arm_options_and_honours_smm() {
-        let mut s = spec("x86_64");
+        let mut s = spec(Arch::X86_64);
         s.platform.transport = Transport::Mmio; // not on q35: stays PCI
         if let FirmwareSetup::Pflash { requires_smm, .. } = &mut s.firmware {
             *requires_smm = true;

@@ -10,13 +10,15 @@ use crate::machine::{DirectKernel, Disk, FirmwareSetup, FlashImage, Platform, Vm
 use crate::overlay::{copy_nvram, create_overlay};
 use crate::qemu::{Qemu, QemuError};
 use crate::state::RunDir;
+use bootproof_platform::Arch;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Which firmware to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum FirmwareChoice {
     /// UEFI chosen from QEMU's firmware descriptors.
+    #[default]
     Auto,
     /// No UEFI: QEMU's own loader (aarch64 enters the kernel directly;
     /// x86_64 runs SeaBIOS). Direct kernel boot only.
@@ -33,8 +35,8 @@ pub enum FirmwareChoice {
 /// What one VM should be.
 #[derive(Debug, Clone)]
 pub struct VmRequest {
-    /// Guest architecture (`aarch64`, `x86_64`).
-    pub arch: String,
+    /// Guest architecture.
+    pub arch: Arch,
     /// The input image (never written).
     pub image: PathBuf,
     /// Its format (`raw`, `qcow2`).
@@ -118,7 +120,7 @@ pub enum PrepareError {
 }
 
 fn flash_setup(
-    arch: &str,
+    arch: Arch,
     code: FlashImage,
     template: Option<FlashImage>,
     requires_smm: bool,
@@ -127,9 +129,9 @@ fn flash_setup(
 ) -> std::io::Result<FirmwareSetup> {
     // aarch64 `virt` maps exactly 64 MiB per raw pflash unit; the code
     // image must be padded too, so it gets a padded copy when short.
-    let code = if firmware::needs_padding(arch, &code.format, &code.path) {
+    let code = if let Some(size) = firmware::padding(arch, &code.format, &code.path) {
         let padded = run.path().join("code.fd");
-        copy_nvram(&code.path, &padded, Some(firmware::VIRT_PFLASH_BYTES))?;
+        copy_nvram(&code.path, &padded, Some(size))?;
         FlashImage {
             path: padded,
             format: code.format,
@@ -148,8 +150,7 @@ fn flash_setup(
                 Some(n) => n.to_path_buf(),
                 None => run.path().join(format!("vars.{}", t.format)),
             };
-            let pad = firmware::needs_padding(arch, &t.format, &t.path)
-                .then_some(firmware::VIRT_PFLASH_BYTES);
+            let pad = firmware::padding(arch, &t.format, &t.path);
             copy_nvram(&t.path, &dest, pad)?;
             Some(FlashImage {
                 path: dest,
@@ -167,7 +168,7 @@ fn flash_setup(
 
 fn from_descriptor(
     d: &Descriptor,
-    arch: &str,
+    arch: Arch,
     run: &RunDir,
     nvram: Option<&Path>,
 ) -> Result<(FirmwareSetup, FirmwareReport), PrepareError> {
@@ -227,31 +228,27 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         ))));
     }
     let qemu = match &req.cache_dir {
-        Some(dir) => Qemu::locate_cached(&req.arch, dir)?,
-        None => Qemu::locate(&req.arch)?,
+        Some(dir) => Qemu::locate_cached(req.arch, dir)?,
+        None => Qemu::locate(req.arch)?,
     };
     let (firmware, report) = match &req.firmware {
         FirmwareChoice::Auto => {
             let (descriptors, _unreadable) = firmware::load(&firmware::search_dirs());
             let want = Want {
-                arch: req.arch.clone(),
+                arch: req.arch,
                 machine: qemu.machine.clone(),
                 interface: "uefi".into(),
                 secure_boot: req.secure_boot,
                 enrolled_keys: None,
             };
             let d = firmware::select(&descriptors, &want)?;
-            from_descriptor(&d, &req.arch, run, req.nvram.as_deref())?
+            from_descriptor(&d, req.arch, run, req.nvram.as_deref())?
         }
         FirmwareChoice::None => (
             FirmwareSetup::QemuDefault,
             FirmwareReport {
                 descriptor: None,
-                description: if req.arch == "aarch64" {
-                    "none: QEMU enters the kernel directly".into()
-                } else {
-                    "none: QEMU's default BIOS (SeaBIOS)".into()
-                },
+                description: req.arch.info().no_uefi_firmware.into(),
                 code: None,
                 vars_template: None,
             },
@@ -273,7 +270,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
                 }
             };
             let setup = flash_setup(
-                &req.arch,
+                req.arch,
                 FlashImage {
                     path: code.clone(),
                     format: format(code),
@@ -301,7 +298,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
     let overlay = run.path().join("disk.qcow2");
     create_overlay(&overlay, &backing, &req.image_format, req.image_size)?;
     let spec = VmSpec {
-        arch: req.arch.clone(),
+        arch: req.arch,
         machine: qemu.machine.clone(),
         platform: req.platform.clone(),
         accel: req.accel.accel,

@@ -2,6 +2,7 @@
 //! concrete, versioned machine type its aliases stand for (firmware
 //! descriptors match `virt-*` / `pc-q35-*`, never the bare alias).
 
+use bootproof_platform::Arch;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,27 +25,6 @@ pub enum QemuError {
         /// What it printed or why it failed.
         detail: String,
     },
-    /// The architecture is not one bootproof runs.
-    #[error("no QEMU machine for architecture `{0}` (bootproof boots aarch64 and x86_64)")]
-    Arch(String),
-}
-
-/// The emulator binary name for a guest architecture.
-pub fn binary_name(arch: &str) -> Result<&'static str, QemuError> {
-    match arch {
-        "aarch64" => Ok("qemu-system-aarch64"),
-        "x86_64" => Ok("qemu-system-x86_64"),
-        other => Err(QemuError::Arch(other.into())),
-    }
-}
-
-/// The machine alias bootproof builds for an architecture.
-pub fn machine_alias(arch: &str) -> Result<&'static str, QemuError> {
-    match arch {
-        "aarch64" => Ok("virt"),
-        "x86_64" => Ok("q35"),
-        other => Err(QemuError::Arch(other.into())),
-    }
 }
 
 /// Finds `name` on `PATH`.
@@ -69,9 +49,9 @@ pub struct Qemu {
 impl Qemu {
     /// Locates the emulator and resolves its machine alias by asking it
     /// (`-machine help`, ~20 ms).
-    pub fn locate(arch: &str) -> Result<Qemu, QemuError> {
-        let name = binary_name(arch)?;
-        let alias = machine_alias(arch)?;
+    pub fn locate(arch: Arch) -> Result<Qemu, QemuError> {
+        let name = arch.info().qemu_binary;
+        let alias = arch.info().qemu_machine;
         let binary = find_binary(name).ok_or_else(|| QemuError::NotFound {
             binary: name.into(),
         })?;
@@ -101,8 +81,8 @@ impl Qemu {
     /// [`Qemu::locate`], remembered in `cache_dir` for as long as the
     /// emulator binary is the same file (path, size and modification time):
     /// spawning QEMU to ask costs ~20 ms per boot.
-    pub fn locate_cached(arch: &str, cache_dir: &Path) -> Result<Qemu, QemuError> {
-        let name = binary_name(arch)?;
+    pub fn locate_cached(arch: Arch, cache_dir: &Path) -> Result<Qemu, QemuError> {
+        let name = arch.info().qemu_binary;
         let identity = find_binary(name).and_then(|b| {
             let m = std::fs::metadata(&b).ok()?;
             let mtime = m
@@ -119,7 +99,7 @@ impl Qemu {
                     if let (Some(b), Some(m)) = (v["binary"].as_str(), v["machine"].as_str()) {
                         return Ok(Qemu {
                             binary: b.into(),
-                            alias: machine_alias(arch)?.into(),
+                            alias: arch.info().qemu_machine.into(),
                             machine: m.into(),
                         });
                     }

@@ -3,11 +3,12 @@
 
 use bootproof_vm::accel::{decide, probe_kvm, probe_kvm_cached, Accel, Probe};
 use bootproof_vm::firmware::{load, search_dirs, select, FirmwareError, Mapping, Want};
+use bootproof_vm::machine::Arch;
 use std::path::PathBuf;
 
 fn want(arch: &str, machine: &str, secure: Option<bool>, keys: Option<bool>) -> Want {
     Want {
-        arch: arch.into(),
+        arch: arch.parse().unwrap(),
         machine: machine.into(),
         interface: "uefi".into(),
         secure_boot: secure,
@@ -73,11 +74,13 @@ fn firmware_from_the_installed_descriptors() {
         }
         Ok(d) => panic!("picked {}", name(&d)),
     }
-    let err = select(&descs, &want("riscv64", "virt-10.0", None, None))
+    // A machine no descriptor targets: the error lists every candidate and
+    // why it was rejected.
+    let err = select(&descs, &want("aarch64", "sbsa-ref-10.0", None, None))
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("riscv64") && err.contains("60-edk2-aarch64.json"),
+        err.contains("sbsa-ref-10.0") && err.contains("60-edk2-aarch64.json"),
         "{err}"
     );
 }
@@ -123,9 +126,9 @@ fn later_directories_override_and_empty_files_hide() {
 
 #[test]
 fn kvm_probe_decides_for_this_host() {
-    let host = std::env::consts::ARCH;
+    let host = Arch::host().expect("tests run on aarch64 or x86_64");
     let probe = probe_kvm(host);
-    let d = decide(host, host, || probe.clone());
+    let d = decide(Some(host), host, || probe.clone());
     match &probe {
         Probe::Works => assert_eq!(d.accel, Accel::Kvm),
         Probe::GuestFailed(detail) => {
@@ -142,7 +145,7 @@ fn kvm_probe_decides_for_this_host() {
     // Cached per host boot: the second call reads the cache file.
     let cache = std::env::temp_dir().join(format!("bootproof-kvm-cache-{}", std::process::id()));
     let first = probe_kvm_cached(host, &cache);
-    assert!(cache.join(format!("kvm-probe-{host}.json")).exists());
+    assert!(cache.join(format!("kvm-probe-v2-{host}.json")).exists());
     assert_eq!(probe_kvm_cached(host, &cache), first);
     std::fs::remove_dir_all(&cache).unwrap();
 }
@@ -228,13 +231,9 @@ fn overlay_is_a_valid_qcow2_that_reads_as_its_backing_image() {
         panic!()
     };
     let vars = dir.join("vars.fd");
-    let pad = bootproof_vm::firmware::needs_padding("aarch64", &t.format, &t.filename)
-        .then_some(bootproof_vm::firmware::VIRT_PFLASH_BYTES);
+    let pad = bootproof_vm::firmware::padding(Arch::Aarch64, &t.format, &t.filename);
     bootproof_vm::overlay::copy_nvram(&t.filename, &vars, pad).unwrap();
-    assert_eq!(
-        std::fs::metadata(&vars).unwrap().len(),
-        bootproof_vm::firmware::VIRT_PFLASH_BYTES
-    );
+    assert_eq!(std::fs::metadata(&vars).unwrap().len(), 64 << 20);
     assert!(
         std::fs::read(&vars).unwrap() == std::fs::read(&t.filename).unwrap(),
         "byte for byte (AAVMF's template is already 64 MiB)"
@@ -262,14 +261,11 @@ fn overlay_is_a_valid_qcow2_that_reads_as_its_backing_image() {
 fn qemu_machine_type_is_resolved_and_cached_per_binary() {
     let cache = std::env::temp_dir().join(format!("bp-qemu-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
-    for arch in ["aarch64", "x86_64"] {
+    for arch in Arch::ALL {
         let q = bootproof_vm::qemu::Qemu::locate(arch).unwrap();
         assert!(
-            q.machine.starts_with(if arch == "aarch64" {
-                "virt-"
-            } else {
-                "pc-q35-"
-            }),
+            q.machine
+                .starts_with(&format!("{}-", arch.info().qemu_machine_prefix)),
             "{q:?}"
         );
         let first = bootproof_vm::qemu::Qemu::locate_cached(arch, &cache).unwrap();

@@ -1,8 +1,6 @@
 //! Initramfs listing on archives made by cpio and the real compressors:
 //! an uncompressed early (microcode) archive followed by a compressed main one.
 
-mod common;
-
 use bootproof_boot::decompress::Compression;
 use bootproof_boot::initrd;
 use std::path::Path;
@@ -72,7 +70,7 @@ fn early_and_main_archives_are_listed() {
         let mut image = early_cpio.clone();
         // dracut/initramfs-tools pad the early archive before the main one.
         image.resize(image.len().div_ceil(512) * 512, 0);
-        image.extend(common::pipe(tool, &main_cpio));
+        image.extend(bootproof_testkit::pipe(tool, &main_cpio));
         let info = initrd::inspect(&image).unwrap_or_else(|e| panic!("{tool:?}: {e}"));
         assert_eq!(info.segments.len(), 2, "{tool:?}: {:?}", info.segments);
         assert_eq!(info.segments[0].compression, None);

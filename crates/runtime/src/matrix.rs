@@ -36,8 +36,8 @@
 //! required = false
 //! ```
 
-use crate::CliError;
-use bootproof_vm::machine::{Platform, Transport};
+use crate::Error;
+use bootproof_platform::{Arch, Platform};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -149,41 +149,25 @@ impl VariantEntry {
             acpi: self.acpi.unwrap_or(d.acpi),
             transport: match self.transport.as_deref() {
                 None => d.transport,
-                Some("pci") => Transport::Pci,
-                Some("mmio") => Transport::Mmio,
-                Some(t) => return Err(format!("transport = {t:?}: use \"pci\" or \"mmio\"")),
+                Some(t) => t
+                    .parse()
+                    .map_err(|_| format!("transport = {t:?}: use \"pci\" or \"mmio\""))?,
             },
         })
-    }
-
-    /// Why an image of `arch` cannot have this variant, if it cannot.
-    pub fn unavailable_on(&self, arch: &str) -> Option<String> {
-        if arch == "aarch64" {
-            return None;
-        }
-        if self.acpi == Some(false) {
-            return Some(format!(
-                "acpi = false is not available on {arch} (q35 always has ACPI)"
-            ));
-        }
-        if self.transport.as_deref() == Some("mmio") {
-            return Some(format!("virtio-mmio is not available on {arch} (q35)"));
-        }
-        None
     }
 }
 
 /// Reads and checks a matrix file; image paths come back resolved against
 /// its directory.
-pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
+pub fn load(path: &Path) -> Result<MatrixFile, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::with_hint(
+        Error::with_hint(
             format!("--matrix {}: {e}", path.display()),
             "check the path",
         )
     })?;
     let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
-        CliError::with_hint(
+        Error::with_hint(
             format!("--matrix {}: {e}", path.display()),
             "keys: timeout, retries, [[image]] (name, path or catalog, arch, required, timeout, image_kernel), catalog, [[kernel]] (name, path, modules, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
         )
@@ -202,7 +186,7 @@ pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
             (Some(p), None) => resolve(p),
             (None, Some(_)) => {}
             _ => {
-                return Err(CliError::with_hint(
+                return Err(Error::with_hint(
                     format!(
                         "--matrix {}: image {}: give `path` or `catalog`, not {}",
                         path.display(),
@@ -214,8 +198,8 @@ pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
             }
         }
         if let Some(a) = &img.arch {
-            if bootproof_boot::chain::Arch::parse(a).is_none() {
-                return Err(CliError::with_hint(
+            if Arch::parse(a).is_none() {
+                return Err(Error::with_hint(
                     format!(
                         "--matrix {}: image {}: arch = {a:?}",
                         path.display(),
@@ -237,7 +221,7 @@ pub fn load(path: &Path) -> Result<MatrixFile, CliError> {
     }
     for v in &m.variants {
         v.platform().map_err(|e| {
-            CliError::with_hint(
+            Error::with_hint(
                 format!(
                     "--matrix {}: variant {}: {e}",
                     path.display(),
@@ -270,8 +254,12 @@ mod tests {
         let v = &m.variants[0];
         assert!(!v.required);
         assert_eq!(v.platform().unwrap().gic, 2);
-        assert!(v.unavailable_on("x86_64").unwrap().contains("acpi = false"));
-        assert!(v.unavailable_on("aarch64").is_none());
+        let p = v.platform().unwrap();
+        assert!(p
+            .unavailable_on(Arch::X86_64)
+            .unwrap()
+            .contains("acpi = false"));
+        assert!(p.unavailable_on(Arch::Aarch64).is_none());
         // The error a file's text makes.
         let error_of = |text: &str| {
             std::fs::write(&f, text).unwrap();
@@ -301,6 +289,10 @@ mod tests {
                 "unknown field `version`",
             ),
             ("[[variant]]\ngic = 4\n", "GIC versions are 2 and 3"),
+            (
+                "[[variant]]\ntransport = \"virtio\"\n",
+                "use \"pci\" or \"mmio\"",
+            ),
         ] {
             let e = error_of(text);
             assert!(e.contains(expect), "{text}: {e}");

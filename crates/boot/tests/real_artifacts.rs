@@ -2,12 +2,10 @@
 //! binaries are identified, kernels are recognised with their versions, and
 //! every compression of the same Image loads to the same bytes.
 
-mod common;
-
 use bootproof_boot::decompress::Compression;
 use bootproof_boot::kernel::{self, KernelFormat};
 use bootproof_boot::pe::{self, EfiKind, MACHINE_AARCH64, MACHINE_X86_64};
-use common::artifacts;
+use bootproof_testkit::artifacts;
 use std::path::PathBuf;
 
 /// (path of /boot/vmlinuz-*, its version) for an arch.
@@ -136,7 +134,7 @@ fn every_compression_loads_the_same_image() {
         (&["bzip2", "-9", "-c"], Compression::Bzip2),
     ];
     for (tool, c) in tools {
-        let packed = common::pipe(tool, &image);
+        let packed = bootproof_testkit::pipe(tool, &image);
         // Wrapped (Ubuntu-style vmlinuz).
         let (info, loadable) = kernel::load(&packed).unwrap_or_else(|e| panic!("{tool:?}: {e}"));
         assert_eq!(info.format, KernelFormat::Wrapped, "{tool:?}");
@@ -174,7 +172,7 @@ fn every_compression_loads_the_same_image() {
 fn bad_kernels_get_errors() {
     let (k, _) = kernel_of("arm64");
     let image = std::fs::read(&k).unwrap();
-    let gz = common::pipe(&["gzip", "-c"], &image);
+    let gz = bootproof_testkit::pipe(&["gzip", "-c"], &image);
     assert!(kernel::load(&gz[..gz.len() / 2]).is_err(), "truncated");
     assert!(matches!(
         kernel::load(b"random bytes, not a kernel"),
@@ -312,7 +310,7 @@ fn kernel_packages_unpack_byte_for_byte() {
     use bootproof_boot::package::{self, Origin, PackageError};
     let (kernel, ver) = kernel_of("arm64");
     let root = artifacts().join("arm64/root");
-    let dir = common::scratch("package", "debs");
+    let dir = bootproof_testkit::scratch("package", "debs");
     // The package tree: the kernel, its config, a slice of its modules, a
     // doc file and a dangling build symlink, as linux-image-* ships them.
     let tree = dir.join("tree");
@@ -363,7 +361,7 @@ fn kernel_packages_unpack_byte_for_byte() {
         let k = package::open(&deb, None, &cache).unwrap();
         assert_eq!(k.origin, Origin::Package);
         assert_eq!(k.version, ver);
-        assert_eq!(k.arch, "aarch64");
+        assert_eq!(k.arch.name(), "aarch64");
         let unpacked = k.kernel.parent().unwrap().parent().unwrap().to_path_buf();
         assert!(unpacked.starts_with(cache.join("kernels")));
         assert_eq!(files_under(&unpacked), expected, "{z}");
@@ -391,7 +389,11 @@ fn kernel_packages_unpack_byte_for_byte() {
     let f = package::open(&kernel, Some(&tree.join(&mods)), &dir.join("unused")).unwrap();
     assert_eq!(
         (f.origin, f.version.as_str(), f.arch),
-        (Origin::File, ver.as_str(), "aarch64")
+        (
+            Origin::File,
+            ver.as_str(),
+            bootproof_boot::chain::Arch::Aarch64
+        )
     );
     assert!(!dir.join("unused").exists(), "only packages use the cache");
     // Two kernels in one tree: which one is ambiguous.

@@ -1,9 +1,7 @@
 //! The image layer reads exactly what QEMU's own tools wrote.
 
-mod common;
-
 use bootproof_image::{Image, ImageError, OpenOptions, ReadAt};
-use common::*;
+use bootproof_testkit::*;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 

@@ -1,11 +1,9 @@
 //! Symlinks resolve inside the image only, with loop and depth limits.
 
-mod common;
-
 use bootproof_fs::{FileType, FsError};
 use bootproof_image::OpenOptions;
 use bootproof_inspect::{OpenedImage, PartSelector};
-use common::*;
+use bootproof_testkit::*;
 
 /// (image, slot, prefix) for every filesystem that stores symlinks.
 const CASES: &[(&str, u32, &str)] = &[

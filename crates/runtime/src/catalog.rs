@@ -11,10 +11,11 @@
 //! cached image is trusted again while its size and modification time are
 //! what was verified.
 
-use crate::style::Style;
-use crate::{CliError, OutputArgs};
+use crate::events::Events;
+use crate::host::{cache_dir, file_component};
+use crate::Error;
+use bootproof_platform::Arch;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256, Sha512};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -65,9 +66,9 @@ pub struct Catalog {
     entries: Vec<Entry>,
 }
 
-fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, CliError> {
+fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, Error> {
     let f: CatalogFile = toml::from_str(text).map_err(|e| {
-        CliError::with_hint(
+        Error::with_hint(
             format!("catalog {origin}: {e}"),
             "keys: [[image]] name, arch, description, url, and one of sha256, sha512, checksums",
         )
@@ -78,7 +79,7 @@ fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, CliError> {
             .filter(|p| p.is_some())
             .count();
         if pins != 1 {
-            return Err(CliError::with_hint(
+            return Err(Error::with_hint(
                 format!(
                     "catalog {origin}: image {}: give exactly one of sha256, sha512, checksums",
                     e.name
@@ -86,14 +87,14 @@ fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, CliError> {
                 "bootproof never uses an image it cannot verify",
             ));
         }
-        if bootproof_boot::chain::Arch::parse(&e.arch).is_none() {
-            return Err(CliError::with_hint(
+        if Arch::parse(&e.arch).is_none() {
+            return Err(Error::with_hint(
                 format!("catalog {origin}: image {}: arch = {:?}", e.name, e.arch),
                 "use \"aarch64\" or \"x86_64\"",
             ));
         }
         if file_name(&e.url).is_none() {
-            return Err(CliError::with_hint(
+            return Err(Error::with_hint(
                 format!(
                     "catalog {origin}: image {}: url {} names no file",
                     e.name, e.url
@@ -114,12 +115,12 @@ fn file_name(url: &str) -> Option<&str> {
 
 impl Catalog {
     /// The built-in catalog plus `extra` files (later ones win by name).
-    pub fn load(extra: &[PathBuf]) -> Result<Catalog, CliError> {
+    pub fn load(extra: &[PathBuf]) -> Result<Catalog, Error> {
         let mut entries = parse(BUILT_IN, "(built in)")?;
         let env = std::env::var_os("BOOTPROOF_CATALOG").map(PathBuf::from);
         for path in env.iter().chain(extra) {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                CliError::with_hint(format!("catalog {}: {e}", path.display()), "check the path")
+                Error::with_hint(format!("catalog {}: {e}", path.display()), "check the path")
             })?;
             for e in parse(&text, &path.display().to_string())? {
                 entries.retain(|x| x.name != e.name);
@@ -129,10 +130,15 @@ impl Catalog {
         Ok(Catalog { entries })
     }
 
+    /// Every entry, built-in ones first.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     /// The entry called `name`.
-    pub fn get(&self, name: &str) -> Result<&Entry, CliError> {
+    pub fn get(&self, name: &str) -> Result<&Entry, Error> {
         self.entries.iter().find(|e| e.name == name).ok_or_else(|| {
-            CliError::with_hint(
+            Error::with_hint(
                 format!("no image {name:?} in the catalog"),
                 "`bootproof fetch` lists the catalog; --catalog FILE adds entries",
             )
@@ -142,9 +148,9 @@ impl Catalog {
 
 /// Where the cache keeps an entry's image.
 fn cached_path(e: &Entry) -> PathBuf {
-    crate::boot::cache_dir()
+    cache_dir()
         .join("images")
-        .join(crate::boot::file_component(&e.name))
+        .join(file_component(&e.name))
         .join(file_name(&e.url).unwrap_or("image"))
 }
 
@@ -172,6 +178,11 @@ fn sidecar(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".verified.json");
     PathBuf::from(s)
+}
+
+/// Where an entry's image is cached, when a verified copy is there.
+pub fn cached_copy(e: &Entry) -> Option<PathBuf> {
+    cached(e).map(|(p, _)| p)
 }
 
 /// The cached image, if it is there and still what was verified.
@@ -294,9 +305,9 @@ impl Hasher {
 }
 
 /// Puts an entry's image in the cache (downloading and verifying it unless
-/// a verified copy is there) and returns where it is. `progress` shows a
-/// download bar on a terminal.
-pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
+/// a verified copy is there) and returns where it is. Downloads report
+/// their progress to `events`.
+pub fn ensure(e: &Entry, events: &dyn Events) -> Result<Fetched, Error> {
     if let Some((path, v)) = cached(e) {
         return Ok(Fetched {
             name: e.name.clone(),
@@ -308,7 +319,7 @@ pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
         });
     }
     let fail = |what: String| {
-        CliError::with_hint(
+        Error::with_hint(
             format!("fetching {}: {what}", e.name),
             "check the network and the catalog entry; nothing was kept",
         )
@@ -319,7 +330,7 @@ pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
     std::fs::create_dir_all(dir).map_err(|err| fail(format!("{}: {err}", dir.display())))?;
     bootproof_boot::package::remove_abandoned(dir);
     let part = dir.join(format!(".download.{}.part", std::process::id()));
-    let result = download(e, &part, algorithm, progress);
+    let result = download(e, &part, algorithm, events);
     let (digest, size) = match result {
         Ok(x) => x,
         Err(err) => {
@@ -329,7 +340,7 @@ pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
     };
     if digest != want {
         let _ = std::fs::remove_file(&part);
-        return Err(CliError::with_hint(
+        return Err(Error::with_hint(
             format!(
                 "fetching {}: {algorithm} mismatch: expected {want}, the download has {digest}",
                 e.name
@@ -362,36 +373,31 @@ pub fn ensure(e: &Entry, progress: bool) -> Result<Fetched, CliError> {
 }
 
 /// A matrix file's `catalog = "NAME"`: the verified cached image (fetched
-/// first when needed, with a progress bar on a terminal unless `quiet`)
-/// and the catalog's arch, which a `declared` arch must agree with.
+/// first when needed) and the catalog's arch, which a `declared` arch must
+/// agree with.
 pub fn resolve(
     catalog: &Catalog,
     name: &str,
-    declared: Option<&str>,
-    quiet: bool,
-) -> Result<(PathBuf, String), CliError> {
-    use std::io::IsTerminal;
+    declared: Option<Arch>,
+    events: &dyn Events,
+) -> Result<(PathBuf, Arch), Error> {
     let entry = catalog.get(name)?;
-    if let Some(a) = declared.filter(|a| {
-        bootproof_boot::chain::Arch::parse(a) != bootproof_boot::chain::Arch::parse(&entry.arch)
-    }) {
-        return Err(CliError::with_hint(
+    let arch = Arch::parse(&entry.arch).expect("checked when the catalog was read");
+    if let Some(a) = declared.filter(|a| *a != arch) {
+        return Err(Error::with_hint(
             format!(
-                "image {name}: the matrix file says arch = {a:?}, the catalog {:?}",
+                "image {name}: the matrix file says arch = {:?}, the catalog {:?}",
+                a.name(),
                 entry.arch
             ),
             "drop `arch` (the catalog's is used) or fix it",
         ));
     }
-    let fetched = ensure(entry, !quiet && std::io::stderr().is_terminal())?;
-    if fetched.downloaded && !quiet {
-        eprintln!(
-            "fetched {name} ({}, {} verified)",
-            crate::style::human_size(fetched.size),
-            fetched.algorithm
-        );
+    let fetched = ensure(entry, events)?;
+    if fetched.downloaded {
+        events.fetched(&fetched);
     }
-    Ok((fetched.path, entry.arch.clone()))
+    Ok((fetched.path, arch))
 }
 
 /// Streams the image to `part`, hashing it; returns (digest, size).
@@ -399,7 +405,7 @@ fn download(
     e: &Entry,
     part: &Path,
     algorithm: &str,
-    progress: bool,
+    events: &dyn Events,
 ) -> Result<(String, u64), String> {
     let (mut r, len) = open_url(&e.url)?;
     if len.is_some_and(|l| l > MAX_IMAGE) {
@@ -408,18 +414,27 @@ fn download(
             len.unwrap_or(0)
         ));
     }
-    let bar = progress.then(|| {
-        let pb = indicatif::ProgressBar::new(len.unwrap_or(0));
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(e.name.clone());
-        pb
-    });
+    events.download_started(&e.name, len);
+    let result = stream(&mut r, e, part, algorithm, events);
+    events.download_ended(&e.name);
+    let (digest, total) = result?;
+    if len.is_some_and(|l| l != total) {
+        return Err(format!(
+            "the server announced {} bytes and sent {total}",
+            len.unwrap_or(0)
+        ));
+    }
+    Ok((digest, total))
+}
+
+/// Copies the body to `part`, hashing it; returns (digest, size).
+fn stream(
+    r: &mut dyn Read,
+    e: &Entry,
+    part: &Path,
+    algorithm: &str,
+    events: &dyn Events,
+) -> Result<(String, u64), String> {
     let mut out =
         std::fs::File::create(part).map_err(|err| format!("{}: {err}", part.display()))?;
     let mut hasher = Hasher::new(algorithm);
@@ -439,149 +454,11 @@ fn download(
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
             .map_err(|err| format!("{}: {err}", part.display()))?;
-        if let Some(pb) = &bar {
-            pb.set_position(total);
-        }
-    }
-    if let Some(pb) = &bar {
-        pb.finish_and_clear();
-    }
-    if len.is_some_and(|l| l != total) {
-        return Err(format!(
-            "the server announced {} bytes and sent {total}",
-            len.unwrap_or(0)
-        ));
+        events.download_progress(&e.name, total);
     }
     out.sync_all()
         .map_err(|err| format!("{}: {err}", part.display()))?;
     Ok((hasher.hex(), total))
-}
-
-pub const AFTER_HELP: &str = "\
-Without NAME, lists the catalog: bootproof's built-in entries (Debian and
-Ubuntu cloud images for aarch64 and x86_64), plus those of --catalog FILE
-and $BOOTPROOF_CATALOG (same name replaces), and whether each is cached.
-
-With NAMEs, downloads each into ~/.cache/bootproof/images/<name>/ unless a
-verified copy is there, verifying it against the entry's pinned sha256 or
-sha512, or the publisher's checksum file (SHA256SUMS, SHA512SUMS); a
-mismatch discards the download. A checksum file fetched over plain http://
-is only as trustworthy as that connection: pin sha256/sha512 for such
-mirrors. A matrix file's `[[image]] catalog = \"NAME\"` goes through the
-same cache (docs/matrix.md).
-
-A catalog file (TOML):
-  [[image]]
-  name = \"my-image\"
-  arch = \"aarch64\"
-  url = \"https://example.org/images/my-image.qcow2\"   # or http://, file://
-  sha256 = \"…\"          # or sha512 = \"…\", or checksums = \"https://…/SHA256SUMS\"
-  description = \"…\"
-
-Exit status: 0 done; 2 an unknown name, a failed download or a checksum
-mismatch.
-
-Examples:
-  bootproof fetch
-  bootproof fetch debian-12-arm64
-  bootproof fetch --catalog mirror.toml --json my-image";
-
-/// Everything `bootproof fetch` takes.
-#[derive(clap::Args)]
-pub struct FetchArgs {
-    /// Catalog images to download (none: list the catalog).
-    #[arg(value_name = "NAME")]
-    pub names: Vec<String>,
-    /// A catalog file adding entries (repeatable; see below).
-    #[arg(long = "catalog", value_name = "FILE")]
-    pub catalogs: Vec<PathBuf>,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// `bootproof fetch`.
-pub fn fetch(args: &FetchArgs) -> Result<u8, CliError> {
-    use std::io::IsTerminal;
-    let catalog = Catalog::load(&args.catalogs)?;
-    let mut out = std::io::stdout().lock();
-    let st = Style::stdout(args.output.color);
-    if args.names.is_empty() {
-        let rows: Vec<serde_json::Value> = catalog
-            .entries
-            .iter()
-            .map(|e| {
-                let mut v = serde_json::to_value(e).unwrap_or_default();
-                v["cached"] = json!(cached(e).map(|(p, _)| p));
-                v
-            })
-            .collect();
-        if args.output.json {
-            write_json(
-                &mut out,
-                json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
-            )?;
-        } else {
-            let width = catalog
-                .entries
-                .iter()
-                .map(|e| e.name.len())
-                .max()
-                .unwrap_or(4);
-            let dwidth = catalog
-                .entries
-                .iter()
-                .map(|e| e.description.chars().count())
-                .max()
-                .unwrap_or(0);
-            for (e, r) in catalog.entries.iter().zip(&rows) {
-                let state = match r["cached"].as_str() {
-                    Some(p) => st.green(&format!("cached {p}")),
-                    None => st.dim("not fetched"),
-                };
-                writeln!(
-                    out,
-                    "{:width$}  {:8}  {:dwidth$}  {}",
-                    e.name, e.arch, e.description, state
-                )?;
-            }
-        }
-        return Ok(crate::EXIT_OK);
-    }
-    let progress = !args.output.json && std::io::stderr().is_terminal();
-    let mut done = Vec::new();
-    for name in &args.names {
-        let e = catalog.get(name)?;
-        let started = std::time::Instant::now();
-        let f = ensure(e, progress)?;
-        if !args.output.json {
-            writeln!(
-                out,
-                "{}  {}  ({}, {} verified{})",
-                f.name,
-                f.path.display(),
-                crate::style::human_size(f.size),
-                f.algorithm,
-                if f.downloaded {
-                    format!(", downloaded in {:.1} s", started.elapsed().as_secs_f64())
-                } else {
-                    ", cached".into()
-                }
-            )?;
-        }
-        done.push(f);
-    }
-    if args.output.json {
-        write_json(
-            &mut out,
-            json!({ "schema": "bootproof.fetch/v1", "images": done }),
-        )?;
-    }
-    Ok(crate::EXIT_OK)
-}
-
-fn write_json(out: &mut impl Write, doc: serde_json::Value) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
-    writeln!(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,81 @@
+//! What the agent asks of the guest kernel: files, mounts, modules, the
+//! kernel log and power-off.
+
+pub(crate) fn read(p: &str) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+pub(crate) fn list(p: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) fn mount(src: &str, target: &str, fstype: &str) -> Result<(), String> {
+    let _ = std::fs::create_dir_all(target);
+    rustix::mount::mount(
+        src,
+        target,
+        fstype,
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) fn load_module(path: &str) -> Result<(), String> {
+    let image = std::fs::read(path).map_err(|e| e.to_string())?;
+    match rustix::system::init_module(&image, c"") {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) fn power_off() -> ! {
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+/// The kernel log so far (`/dev/kmsg`, read without blocking).
+#[cfg(target_os = "linux")]
+pub(crate) fn kernel_log() -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open("/dev/kmsg")
+    else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    // Each read returns one record: "prio,seq,time,flags;message".
+    while lines.len() < 20_000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let rec = String::from_utf8_lossy(&buf[..n]);
+                if let Some((_, msg)) = rec.split_once(';') {
+                    lines.push(msg.lines().next().unwrap_or("").to_string());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => continue, // overwritten records
+            Err(_) => break,
+        }
+    }
+    lines
+}

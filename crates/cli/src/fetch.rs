@@ -1,0 +1,138 @@
+//! `bootproof fetch`: list the image catalog, or download catalog images
+//! into the cache, verified ([`bootproof_runtime::catalog`]).
+
+use crate::args::OutputArgs;
+use crate::progress::Progress;
+use crate::style::{human_size, Style};
+use crate::EXIT_OK;
+use bootproof_runtime::catalog::{cached_copy, ensure, Catalog};
+use bootproof_runtime::Error;
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub const AFTER_HELP: &str = "\
+Without NAME, lists the catalog: bootproof's built-in entries (Debian and
+Ubuntu cloud images for aarch64 and x86_64), plus those of --catalog FILE
+and $BOOTPROOF_CATALOG (same name replaces), and whether each is cached.
+
+With NAMEs, downloads each into ~/.cache/bootproof/images/<name>/ unless a
+verified copy is there, verifying it against the entry's pinned sha256 or
+sha512, or the publisher's checksum file (SHA256SUMS, SHA512SUMS); a
+mismatch discards the download. A checksum file fetched over plain http://
+is only as trustworthy as that connection: pin sha256/sha512 for such
+mirrors. A matrix file's `[[image]] catalog = \"NAME\"` goes through the
+same cache (docs/matrix.md).
+
+A catalog file (TOML):
+  [[image]]
+  name = \"my-image\"
+  arch = \"aarch64\"
+  url = \"https://example.org/images/my-image.qcow2\"   # or http://, file://
+  sha256 = \"…\"          # or sha512 = \"…\", or checksums = \"https://…/SHA256SUMS\"
+  description = \"…\"
+
+Exit status: 0 done; 2 an unknown name, a failed download or a checksum
+mismatch.
+
+Examples:
+  bootproof fetch
+  bootproof fetch debian-12-arm64
+  bootproof fetch --catalog mirror.toml --json my-image";
+
+/// Everything `bootproof fetch` takes.
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Catalog images to download (none: list the catalog).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// A catalog file adding entries (repeatable; see below).
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub catalogs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `bootproof fetch`.
+pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
+    let catalog = Catalog::load(&args.catalogs)?;
+    let mut out = std::io::stdout().lock();
+    let st = Style::stdout(args.output.color);
+    if args.names.is_empty() {
+        let rows: Vec<serde_json::Value> = catalog
+            .entries()
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                v["cached"] = json!(cached_copy(e));
+                v
+            })
+            .collect();
+        if args.output.json {
+            write_json(
+                &mut out,
+                json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
+            )?;
+        } else {
+            let width = catalog
+                .entries()
+                .iter()
+                .map(|e| e.name.len())
+                .max()
+                .unwrap_or(4);
+            let dwidth = catalog
+                .entries()
+                .iter()
+                .map(|e| e.description.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (e, r) in catalog.entries().iter().zip(&rows) {
+                let state = match r["cached"].as_str() {
+                    Some(p) => st.green(&format!("cached {p}")),
+                    None => st.dim("not fetched"),
+                };
+                writeln!(
+                    out,
+                    "{:width$}  {:8}  {:dwidth$}  {}",
+                    e.name, e.arch, e.description, state
+                )?;
+            }
+        }
+        return Ok(EXIT_OK);
+    }
+    let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
+    let mut done = Vec::new();
+    for name in &args.names {
+        let e = catalog.get(name)?;
+        let started = std::time::Instant::now();
+        let f = ensure(e, &progress)?;
+        if !args.output.json {
+            writeln!(
+                out,
+                "{}  {}  ({}, {} verified{})",
+                f.name,
+                f.path.display(),
+                human_size(f.size),
+                f.algorithm,
+                if f.downloaded {
+                    format!(", downloaded in {:.1} s", started.elapsed().as_secs_f64())
+                } else {
+                    ", cached".into()
+                }
+            )?;
+        }
+        done.push(f);
+    }
+    if args.output.json {
+        write_json(
+            &mut out,
+            json!({ "schema": "bootproof.fetch/v1", "images": done }),
+        )?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn write_json(out: &mut impl Write, doc: serde_json::Value) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
+    writeln!(out)
+}

@@ -1,0 +1,419 @@
+//! Planning a run: the rows (an image with its own kernel, or with an
+//! extra kernel of its architecture) and their columns (variants), each
+//! prepared once — kernel extracted, OS root found, module closure
+//! resolved — before any cell boots.
+
+use crate::image::{module_dir, open, pick_entry, resolve_arch};
+use crate::launch::{How, AGENT_MODULES};
+use crate::matrix::{MatrixFile, VariantEntry};
+use crate::mode::Mode;
+use crate::run::RunRequest;
+use crate::Error;
+use bootproof_boot::extract::extract;
+use bootproof_boot::modules::{self, Closure, HostDir, InImage};
+use bootproof_boot::package::{self, ExternalKernel};
+use bootproof_fs::FsKind;
+use bootproof_image::ReadAt;
+use bootproof_inspect::{parse_target, OpenedImage};
+use bootproof_platform::{Arch, Axes, Platform};
+use std::path::{Path, PathBuf};
+
+/// The `kernel` of cells booted with the image's own kernel.
+pub const IMAGE_KERNEL: &str = "image";
+
+/// One column of the matrix for one image.
+pub(crate) struct Plan {
+    pub(crate) variant: String,
+    pub(crate) platform: Platform,
+    pub(crate) cpus: Option<u32>,
+    pub(crate) memory_mib: Option<u64>,
+    pub(crate) cmdline: Option<String>,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) required: bool,
+    /// Why this image cannot have this variant.
+    pub(crate) skip: Option<String>,
+}
+
+/// Where a row comes from: the command line, or a `[[image]]` entry.
+pub(crate) struct RowSource {
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) required: bool,
+    pub(crate) timeout: Option<u64>,
+    /// Also run with the image's own kernel.
+    pub(crate) image_kernel: bool,
+    /// The architecture the matrix file (or the catalog) declares.
+    pub(crate) arch: Option<Arch>,
+}
+
+/// An image with one kernel, prepared once for all its cells.
+pub(crate) struct Row {
+    pub(crate) image: PathBuf,
+    /// Display name (the file name, or the matrix file's `name`; with
+    /// another kernel, `<image>@<kernel>`).
+    pub(crate) name: String,
+    /// Which kernel: [`IMAGE_KERNEL`], or the extra kernel's name.
+    pub(crate) kernel: String,
+    /// SHA-256 of the kernel booted (agent mode).
+    pub(crate) kernel_sha256: Option<String>,
+    pub(crate) required: bool,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) arch: Arch,
+    pub(crate) version: Option<String>,
+    pub(crate) format: String,
+    pub(crate) size: u64,
+    pub(crate) closure: Closure,
+    pub(crate) root_device: String,
+    pub(crate) root_fstype: String,
+    pub(crate) how: How,
+    /// Why it cannot run, when it cannot (its cells become boot failures).
+    pub(crate) problem: Option<String>,
+    pub(crate) plans: Vec<Plan>,
+}
+
+/// A kernel from outside the images (`--kernel`, `[[kernel]]`), opened once.
+pub(crate) struct KernelChoice {
+    /// Display name: the matrix entry's `name`, else the release.
+    pub(crate) label: String,
+    pub(crate) kernel: ExternalKernel,
+    /// Only these images (by name), else every image of its arch.
+    pub(crate) images: Option<Vec<String>>,
+    pub(crate) required: bool,
+}
+
+/// The filesystem type to mount a root of this kind with.
+fn fs_type(kind: FsKind) -> Option<&'static str> {
+    match kind {
+        FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => Some("ext4"),
+        FsKind::Xfs => Some("xfs"),
+        FsKind::Btrfs => Some("btrfs"),
+        _ => None,
+    }
+}
+
+/// Modules a root of this type needs: the filesystem's own, and the
+/// checksum it asks the crypto API for at mount time (a `softdep`, which
+/// no symbol dependency pulls in: without it ext4 fails with ENOENT,
+/// "Cannot load crc32c driver"). Built-in ones are skipped by the resolver.
+fn fs_modules(fstype: &str) -> &'static [&'static str] {
+    match fstype {
+        "ext4" => &["ext4", "crc32c_generic"],
+        "xfs" => &["xfs", "crc32c_generic"],
+        "btrfs" => &[
+            "btrfs",
+            "crc32c_generic",
+            "xxhash_generic",
+            "blake2b_generic",
+            "sha256_generic",
+        ],
+        _ => &[],
+    }
+}
+
+/// The columns for an image: the matrix file's variants, or the axes.
+fn plans(arch: Arch, axes: &Axes, entries: &[VariantEntry]) -> Vec<Plan> {
+    if entries.is_empty() {
+        return axes
+            .platforms(arch)
+            .into_iter()
+            .map(|p| Plan {
+                variant: p.name(arch),
+                platform: p,
+                cpus: None,
+                memory_mib: None,
+                cmdline: None,
+                timeout: None,
+                required: true,
+                skip: None,
+            })
+            .collect();
+    }
+    entries
+        .iter()
+        .map(|e| {
+            let platform = e.platform().unwrap_or_default();
+            Plan {
+                variant: e.name.clone().unwrap_or_else(|| platform.name(arch)),
+                skip: platform.unavailable_on(arch),
+                platform,
+                cpus: e.cpus,
+                memory_mib: e.memory,
+                cmdline: e.cmdline.clone(),
+                timeout: e.timeout,
+                required: e.required,
+            }
+        })
+        .collect()
+}
+
+/// Opens the `--kernel` paths and the matrix file's `[[kernel]]` entries.
+pub(crate) fn open_kernels(
+    paths: &[PathBuf],
+    file: Option<&MatrixFile>,
+) -> Result<Vec<KernelChoice>, Error> {
+    let cache = crate::host::cache_dir();
+    let mut out: Vec<KernelChoice> = Vec::new();
+    let entries = file.map_or(&[][..], |f| &f.kernels[..]);
+    let given = paths
+        .iter()
+        .map(|p| (None, p, None, None, true))
+        .chain(entries.iter().map(|k| {
+            (
+                k.name.clone(),
+                &k.path,
+                k.modules.as_deref(),
+                k.images.clone(),
+                k.required,
+            )
+        }));
+    for (name, path, modules, images, required) in given {
+        let kernel = package::open(path, modules, &cache).map_err(|e| {
+            Error::with_hint(
+                format!("kernel {}: {e}", path.display()),
+                "give a Debian kernel package (linux-image-*.deb), a directory with an unpacked one, or a kernel file (with `modules` in a [[kernel]] entry)",
+            )
+        })?;
+        let label = name.unwrap_or_else(|| kernel.version.clone());
+        if out.iter().any(|k| k.label == label) {
+            return Err(Error::with_hint(
+                format!("two kernels are named {label}"),
+                "give each [[kernel]] entry its own `name`",
+            ));
+        }
+        out.push(KernelChoice {
+            label,
+            kernel,
+            images,
+            required,
+        });
+    }
+    Ok(out)
+}
+
+/// Where an image's OS root is, for the agent to mount.
+struct RootFs {
+    device: String,
+    fstype: &'static str,
+}
+
+/// The OS root: the one the kernel command line's `root=` names
+/// (`UUID=…`, `PARTUUID=…`, `LABEL=…`), else the filesystem with an
+/// os-release.
+fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String> {
+    let from_cmdline = cmdline
+        .and_then(|c| c.split_whitespace().find_map(|t| t.strip_prefix("root=")))
+        .and_then(|v| parse_target(&format!("{v}:/")).part)
+        .and_then(|sel| img.select(&sel).ok());
+    let root = from_cmdline
+        .or_else(|| img.slots.iter().find(|s| s.is_root))
+        .filter(|s| s.volume.is_some())
+        .ok_or("no root filesystem: the kernel's root= names none in the image, and none has /etc/os-release")?;
+    let fstype = fs_type(root.kind)
+        .ok_or_else(|| format!("the OS root is {}, which `run` cannot mount", root.kind))?;
+    Ok(RootFs {
+        device: match &root.partition {
+            Some(_) => format!("vda{}", root.number),
+            None => "vda".into(),
+        },
+        fstype,
+    })
+}
+
+/// The modules the agent needs to mount a root of `fstype` and overlay it.
+fn wanted_modules(fstype: &str) -> Vec<&'static str> {
+    let mut wanted: Vec<&str> = AGENT_MODULES.to_vec();
+    wanted.extend(fs_modules(fstype));
+    wanted.push("overlay");
+    wanted
+}
+
+/// The closure when there is no module tree to resolve from: every wanted
+/// module missing, and why.
+fn no_modules(wanted: &[&str], why: &str) -> Closure {
+    Closure {
+        missing: wanted.iter().map(|s| s.to_string()).collect(),
+        dependency_source: format!("none: {why}"),
+        ..Closure::default()
+    }
+}
+
+/// The image's architecture, checked against the one its source declares.
+fn row_arch(img: &OpenedImage, source: &RowSource) -> Result<Arch, Error> {
+    let Some(declared) = source.arch else {
+        return resolve_arch(img, None);
+    };
+    match bootproof_boot::chain::detect_arch(img) {
+        Some(found) if found != declared => Err(Error::with_hint(
+            format!(
+                "image {}: the matrix file says arch = {:?}, but {} holds a {found} system",
+                source.name,
+                declared.name(),
+                source.path.display(),
+            ),
+            "fix `arch` or `path` in the [[image]] entry",
+        )),
+        _ => Ok(declared),
+    }
+}
+
+/// An image's rows: its own kernel (unless `image_kernel = false`) and
+/// each extra kernel of its architecture, each × the variants.
+pub(crate) fn prepare_rows(
+    source: &RowSource,
+    req: &RunRequest,
+    entries: &[VariantEntry],
+    kernels: &[KernelChoice],
+    work: &Path,
+    index: usize,
+) -> Result<Vec<Row>, Error> {
+    let path = &source.path;
+    let img = open(path, req.allow_backing)?;
+    let arch = row_arch(&img, source)?;
+    let kernel_dir = work.join(format!("kernel-{index}"));
+    let base = |name: String, kernel: String| Row {
+        image: path.to_path_buf(),
+        name,
+        kernel,
+        kernel_sha256: None,
+        required: source.required,
+        timeout: source.timeout,
+        arch,
+        version: None,
+        format: img.image.format().to_string(),
+        size: img.image.size(),
+        closure: Closure::default(),
+        root_device: String::new(),
+        root_fstype: String::new(),
+        how: How::Agent {
+            kernel: kernel_dir.join("kernel"),
+            cmdline_append: req.cmdline_append.clone(),
+        },
+        problem: None,
+        plans: plans(arch, &req.axes, entries),
+    };
+    // The extra kernels of this image's architecture (and naming it, when
+    // they name images), each a row: its name, release and `required`.
+    let extra_kernels: Vec<&KernelChoice> = kernels
+        .iter()
+        .filter(|k| {
+            k.kernel.arch == arch
+                && k.images
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&source.name))
+        })
+        .collect();
+    let extra: Vec<Row> = extra_kernels
+        .iter()
+        .map(|k| {
+            let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone());
+            row.version = Some(k.kernel.version.clone());
+            row.required &= k.required;
+            row.kernel_sha256 = Some(k.kernel.sha256.clone());
+            row.how = How::Agent {
+                kernel: k.kernel.kernel.clone(),
+                cmdline_append: req.cmdline_append.clone(),
+            };
+            row
+        })
+        .collect();
+    let own = base(source.name.clone(), IMAGE_KERNEL.into());
+    if req.mode == Mode::Full {
+        return Ok(full_mode_rows(&img, req, source, own, extra));
+    }
+    let picked = pick_entry(&img, arch, None).and_then(|p| {
+        extract(&img, &p.chain, &p.entry, &kernel_dir).map_err(|e| Error::with_hint(e, ""))
+    });
+    let root = find_root(&img, picked.as_ref().ok().map(|m| m.cmdline.as_str()));
+    let mut rows = Vec::new();
+    if source.image_kernel {
+        let mut own = own;
+        if let Ok(manifest) = &picked {
+            // (extract hashed the kernel it wrote.)
+            own.kernel_sha256 = Some(manifest.kernel.sha256.clone());
+        }
+        match (&picked, &root) {
+            (Err(e), _) => own.problem = Some(format!("no kernel to boot: {e}")),
+            (_, Err(e)) => own.problem = Some(e.clone()),
+            (Ok(manifest), Ok(r)) => {
+                own.version.clone_from(&manifest.kernel_version);
+                let wanted = wanted_modules(r.fstype);
+                own.closure = match own.version.as_deref().and_then(|v| module_dir(&img, v)) {
+                    Some((slot, dir)) => {
+                        let vol = img.slots[slot].volume.as_ref().expect("checked");
+                        modules::resolve(&InImage { volume: vol, dir }, &wanted)
+                    }
+                    None => no_modules(&wanted, "the kernel's modules are not in the image"),
+                };
+            }
+        }
+        set_root(&mut own, &root);
+        rows.push(own);
+    }
+    for (mut row, k) in extra.into_iter().zip(extra_kernels) {
+        match &root {
+            Err(e) => row.problem = Some(e.clone()),
+            Ok(r) => {
+                let wanted = wanted_modules(r.fstype);
+                row.closure = match &k.kernel.modules {
+                    Some(dir) => modules::resolve(&HostDir(dir.clone()), &wanted),
+                    None => no_modules(
+                        &wanted,
+                        "no module directory was given (built-in drivers only)",
+                    ),
+                };
+            }
+        }
+        set_root(&mut row, &root);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Records where the OS root is, when it was found.
+fn set_root(row: &mut Row, root: &Result<RootFs, String>) {
+    if let Ok(r) = root {
+        row.root_device.clone_from(&r.device);
+        row.root_fstype = r.fstype.into();
+    }
+}
+
+/// Full mode: the image's own chain boots, so its row gets a seed and the
+/// extra kernels' rows are skipped (they need agent mode).
+fn full_mode_rows(
+    img: &OpenedImage,
+    req: &RunRequest,
+    source: &RowSource,
+    mut own: Row,
+    extra: Vec<Row>,
+) -> Vec<Row> {
+    match req.seed.resolve(img) {
+        Ok(seed) => own.how = How::Full { seed },
+        Err(_) => {
+            own.problem = Some(
+                "full mode needs cloud-init or Ignition in the image, and it has neither".into(),
+            )
+        }
+    }
+    for plan in &mut own.plans {
+        if plan.cmdline.is_some() && plan.skip.is_none() {
+            plan.skip = Some(
+                "cmdline additions need agent mode (the image's boot chain owns the command line)"
+                    .into(),
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    if source.image_kernel {
+        rows.push(own);
+    }
+    for mut row in extra {
+        for plan in &mut row.plans {
+            plan.skip.get_or_insert_with(|| {
+                "another kernel needs agent mode (full mode boots the image's own boot chain)"
+                    .into()
+            });
+        }
+        rows.push(row);
+    }
+    rows
+}

@@ -1,0 +1,309 @@
+//! Test fixtures every bootproof crate's tests share (dev-only, never
+//! published): the test images built once by real tools
+//! (tests/images/make-test-images.py, make-boot-images.py), real Debian
+//! boot artifacts, the cloud image, scratch directories, and helpers that
+//! run the independent tools the tests use as oracles. It depends on no
+//! bootproof crate, so any crate can use it in its tests.
+
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The directory with the test images, building them on first use.
+/// `BOOTPROOF_TEST_IMAGES` overrides the location.
+pub fn images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("BOOTPROOF_TEST_IMAGES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target/test-images"));
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        // Several test binaries run at once: one builds, the others wait.
+        let lock = File::create(dir.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        let status = Command::new("python3")
+            .arg(workspace().join("tests/images/make-test-images.py"))
+            .arg(&dir)
+            .status()
+            .expect("python3 runs");
+        assert!(
+            status.success(),
+            "building test images failed; run scripts/setup-test-deps.sh"
+        );
+        lock.unlock().unwrap();
+        dir
+    })
+}
+
+pub fn image(name: &str) -> PathBuf {
+    images().join(name)
+}
+
+pub fn manifest() -> Value {
+    serde_json::from_slice(&std::fs::read(images().join("manifest.json")).unwrap()).unwrap()
+}
+
+/// The manifest entry of an image, with `same_as` resolved to the slots of
+/// the image it copies.
+pub fn slots(name: &str) -> Value {
+    let m = manifest();
+    let images = m["images"].as_array().unwrap();
+    let find = |n: &str| images.iter().find(|i| i["name"] == n).cloned().unwrap();
+    let mut entry = find(name);
+    if let Some(same) = entry["same_as"].as_str() {
+        entry = find(same);
+    }
+    if entry["backing"].as_bool() == Some(true) {
+        entry = find("gpt.raw");
+    }
+    entry["slots"].clone()
+}
+
+/// Runs an idempotent setup step (a fetch or build script) under a file
+/// lock in target/, so test binaries running at once do it one at a time.
+fn setup_step(lock: &Path, what: &str, cmd: &mut Command) {
+    let lock = File::create(lock).unwrap();
+    lock.lock().unwrap();
+    assert!(cmd.status().unwrap().success(), "{what} failed");
+    lock.unlock().unwrap();
+}
+
+/// The real Debian boot artifacts (tests/artifacts/fetch-debian-artifacts.sh).
+pub fn artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/debian-artifacts");
+        setup_step(
+            &workspace().join("target/debian-artifacts.lock"),
+            "fetching Debian artifacts",
+            Command::new(workspace().join("tests/artifacts/fetch-debian-artifacts.sh")).arg(&dir),
+        );
+        dir
+    })
+}
+
+/// Boot-chain images built from the artifacts (tests/images/make-boot-images.py).
+pub fn boot_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let art = artifacts();
+        let dir = workspace().join("target/boot-images");
+        setup_step(
+            &workspace().join("target/boot-images.lock"),
+            "building boot images",
+            Command::new("python3")
+                .arg(workspace().join("tests/images/make-boot-images.py"))
+                .arg(&dir)
+                .arg(art),
+        );
+        dir
+    })
+}
+
+/// A real Debian 12 cloud image (mmdebstrap: systemd, cloud-init, the
+/// distro kernel, GRUB at the removable path) for `arch` (`amd64`, or
+/// `arm64` through qemu-user-static: 30+ minutes, opt-in tests only).
+/// Built once by tests/images/make-cloud-image.sh into target/cloud-images.
+pub fn cloud_image(arch: &str) -> PathBuf {
+    let dir = workspace().join("target/cloud-images");
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join(format!("debian-{arch}.raw"));
+    setup_step(
+        &dir.join(format!("{arch}.lock")),
+        &format!("building the {arch} cloud image"),
+        Command::new(workspace().join("tests/images/make-cloud-image.sh"))
+            .arg(arch)
+            .arg(&img),
+    );
+    img
+}
+
+/// Debian's bookworm-backports kernel package for `arch` (`arm64`,
+/// `amd64`): a newer kernel line than the images' own, as a .deb
+/// (tests/artifacts/fetch-backports-kernels.sh, into target/backports-kernels).
+pub fn backports_kernel(arch: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/backports-kernels");
+        setup_step(
+            &workspace().join("target/backports-kernels.lock"),
+            "fetching the backports kernels",
+            Command::new(workspace().join("tests/artifacts/fetch-backports-kernels.sh")).arg(&dir),
+        );
+        dir
+    })
+    .join(format!("{arch}.deb"))
+}
+
+/// Pipes `data` through a command (a real compressor) and returns its output.
+pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool[0])
+        .args(&tool[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{tool:?} failed");
+    out.stdout
+}
+
+/// A scratch directory for one test case, emptied first and removed when
+/// dropped (also when the test panics), so a run's copies of disk images do
+/// not pile up on a small CI disk. `BOOTPROOF_KEEP_TEST_DIRS=1` keeps them.
+pub struct Scratch {
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("BOOTPROOF_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A fresh [`Scratch`] directory named after the suite and the case.
+pub fn scratch(suite: &str, name: &str) -> Scratch {
+    let path =
+        std::env::temp_dir().join(format!("bootproof-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).unwrap();
+    Scratch { path }
+}
+
+/// A sparse copy of a boot image to break, in its own scratch directory
+/// (removed on drop); derefs to the disk's path.
+pub struct Variant {
+    disk: PathBuf,
+    _dir: Scratch,
+}
+
+impl std::ops::Deref for Variant {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.disk
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Variant {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.disk.as_os_str()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+/// Copies boot image `base` for case `name`.
+pub fn variant(suite: &str, base: &str, name: &str) -> Variant {
+    let dir = scratch(suite, name);
+    let disk = dir.join("disk.raw");
+    assert!(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(boot_images().join(base))
+        .arg(&disk)
+        .status()
+        .unwrap()
+        .success());
+    Variant { disk, _dir: dir }
+}
+
+/// Runs a command that must succeed.
+pub fn ok(cmd: &mut Command) {
+    let out = cmd.stdout(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs debugfs commands on the image's ext4 root (partition 2).
+pub fn edit_root(img: &Path, commands: &str) {
+    let info = Command::new("sgdisk").arg("-i2").arg(img).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    let start: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = img.parent().unwrap();
+    let part = dir.join("root.ext4");
+    ok(Command::new("dd").args([
+        format!("if={}", img.display()),
+        format!("of={}", part.display()),
+        "bs=512".into(),
+        format!("skip={start}"),
+        "conv=sparse".into(),
+        "status=none".into(),
+    ]));
+    let script = dir.join("debugfs.cmds");
+    std::fs::write(&script, commands).unwrap();
+    ok(Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(&part)
+        .stderr(Stdio::null()));
+    ok(Command::new("dd").args([
+        format!("if={}", part.display()),
+        format!("of={}", img.display()),
+        "bs=512".into(),
+        format!("seek={start}"),
+        // Not sparse: skipped zero blocks would leave old bytes behind.
+        "conv=notrunc".into(),
+        "status=none".into(),
+    ]));
+}
+
+/// The `mtools` image spec of a boot image's ESP (partition 1 at 1 MiB).
+pub fn esp(img: &Path) -> String {
+    format!("{}@@1M", img.display())
+}
+
+/// (status, evidence) of the agent check `id` in a `verify --json` variant.
+pub fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
+    variant["records"].as_array().unwrap().iter().find_map(|r| {
+        (r["type"] == "check" && r["id"] == id).then(|| {
+            (
+                r["status"].as_str().unwrap(),
+                r["evidence"].as_str().unwrap(),
+            )
+        })
+    })
+}
