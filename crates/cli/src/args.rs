@@ -17,6 +17,13 @@ pub struct ImageArgs {
     pub allow_backing: bool,
 }
 
+impl ImageArgs {
+    /// Opens the image read-only with these options.
+    pub fn open(&self) -> Result<bootproof_inspect::OpenedImage, bootproof_runtime::Error> {
+        bootproof_runtime::image::open(&self.image, self.allow_backing)
+    }
+}
+
 /// Output options shared by every command.
 #[derive(clap::Args, Clone, Copy)]
 pub struct OutputArgs {
@@ -70,7 +77,8 @@ pub enum ModeArg {
     /// The image's kernel with bootproof's initramfs (seconds per boot).
     #[default]
     Agent,
-    /// The image boots end to end; cloud-init or Ignition runs the agent.
+    /// The image boots end to end; its cloud-init or Ignition runs the
+    /// agent (minutes per boot under TCG).
     Full,
 }
 
@@ -110,13 +118,10 @@ impl From<SeedArg> for bootproof_runtime::SeedChoice {
 /// How the agent reaches the guest (`verify`, `run`).
 #[derive(clap::Args, Clone, Copy)]
 pub struct AgentModeArgs {
-    /// agent: the image's kernel with bootproof's initramfs (seconds per
-    /// boot); full: the image boots end to end and its cloud-init or
-    /// Ignition runs the agent (minutes under TCG).
+    /// How the agent reaches the guest.
     #[arg(long, value_enum, default_value_t = ModeArg::Agent)]
     pub mode: ModeArg,
-    /// Full mode's seed: auto (from the image: cloud-init or Ignition),
-    /// nocloud, ignition.
+    /// Full mode's seed.
     #[arg(long, value_enum, default_value_t = SeedArg::Auto)]
     pub seed: SeedArg,
 }

@@ -3,15 +3,14 @@
 
 use crate::args::{ArchArgs, ImageArgs, OutputArgs};
 use crate::progress::{stage_text, Progress};
+use crate::session::interrupt_flag;
 use crate::style::Style;
-use crate::{interrupt_flag, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
 use bootproof_platform::{Platform, Transport};
 use bootproof_runtime::boot::{
     boot, firmware_choice, BootError, BootMode, BootReport, BootRequest,
 };
 use bootproof_runtime::{exit, Error};
-use bootproof_vm::accel::Accel;
-use bootproof_vm::supervise::{BootOutcome, Until};
+use bootproof_vm::supervise::{BootOutcome, Tone, Until};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -168,15 +167,15 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
             let doc = serde_json::to_value(&doc).map_err(std::io::Error::other)?;
             println!("{doc:#}");
             eprintln!("error: {e}");
-            return Ok(EXIT_ERROR);
+            return Ok(exit::ERROR);
         }
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
     let code = match &report.result.outcome {
-        BootOutcome::Booted | BootOutcome::Reached { .. } => EXIT_OK,
-        BootOutcome::InfraError { .. } => EXIT_ERROR,
+        BootOutcome::Booted | BootOutcome::Reached { .. } => exit::OK,
+        BootOutcome::InfraError { .. } => exit::ERROR,
         BootOutcome::Interrupted { .. } => exit::INTERRUPTED,
-        _ => EXIT_FAIL,
+        _ => exit::FAIL,
     };
     let mut stdout = std::io::stdout().lock();
     if args.output.json {
@@ -191,11 +190,13 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
 
 /// The boot in words: accelerator, firmware, command line, stages, outcome.
 fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()> {
-    let accel = match r.accel.accel {
-        Accel::Kvm => format!("KVM: {}", r.accel.reason),
-        Accel::Tcg => format!("TCG: {}", r.accel.reason),
-    };
-    writeln!(out, "{} {accel}", so.bold("Accel   "))?;
+    writeln!(
+        out,
+        "{} {}: {}",
+        so.bold("Accel   "),
+        r.accel.accel,
+        r.accel.reason
+    )?;
     let fw = &r.firmware;
     writeln!(
         out,
@@ -221,7 +222,13 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
             .map_or(String::new(), |t| so.dim(&format!(" (guest {t:.2}s)")));
         writeln!(out, "  {host}  {}{guest}", stage_text(e))?;
     }
-    writeln!(out, "{} {}", so.bold("Outcome "), outcome(r, so))?;
+    let (tone, words) = r.result.summary(r.timeout_secs);
+    let verdict = match tone {
+        Tone::Good => so.green(&words),
+        Tone::Bad => so.red_bold(&words),
+        Tone::Warn => so.yellow(&words),
+    };
+    writeln!(out, "{} {verdict}", so.bold("Outcome "))?;
     writeln!(
         out,
         "{} {}",
@@ -232,40 +239,4 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
         writeln!(out, "{} {}", so.bold("Run dir "), dir.display())?;
     }
     Ok(())
-}
-
-/// The outcome line, coloured by how it ended.
-fn outcome(r: &BootReport, so: Style) -> String {
-    let elapsed = r.result.elapsed;
-    let last_and_why = |last: &Option<bootproof_vm::classify::Stage>, reason: &Option<String>| {
-        format!(
-            "{}{}",
-            last.as_ref().map_or("no recognised stage", |s| s.name()),
-            reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        )
-    };
-    match &r.result.outcome {
-        BootOutcome::Booted => so.green(&format!("booted in {elapsed:.1}s")),
-        BootOutcome::Reached { stage } => {
-            so.green(&format!("reached {} in {elapsed:.1}s", stage.name()))
-        }
-        BootOutcome::Failed { stage, cause } => so.red_bold(&format!(
-            "failed at {}{}",
-            stage.name(),
-            cause.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
-        )),
-        BootOutcome::Stalled { last, reason } => {
-            so.yellow(&format!("stalled after {}", last_and_why(last, reason)))
-        }
-        BootOutcome::Timeout { last, reason } => so.yellow(&format!(
-            "timed out after {}s at {}",
-            r.timeout_secs,
-            last_and_why(last, reason)
-        )),
-        BootOutcome::InfraError { message } => so.red_bold(&format!("could not run: {message}")),
-        BootOutcome::Interrupted { .. } => so.yellow("interrupted; the guest was shut down"),
-    }
 }

@@ -1,8 +1,8 @@
 //! `bootproof cat`.
 
-use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
+use crate::args::{ImageArgs, OutputArgs};
 use bootproof_inspect::parse_target;
-use bootproof_runtime::Error;
+use bootproof_runtime::{exit, Error};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 
@@ -27,7 +27,7 @@ fn base64(data: &[u8]) -> String {
 }
 
 pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, Error> {
-    let img = open(args)?;
+    let img = args.open()?;
     let mut stdout = std::io::stdout().lock();
     if out.json {
         let [target] = targets else {
@@ -51,7 +51,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
         });
         serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     for target in targets {
         let target = parse_target(target);
@@ -61,7 +61,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
         let copied = match std::io::copy(&mut reader, &mut stdout) {
             Ok(n) => n,
             // A closed pipe (`| head`) is not an error worth reporting.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(EXIT_OK),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
             Err(e) => return Err(e.into()),
         };
         if copied < size {
@@ -74,7 +74,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
             ));
         }
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! `bootproof check`.
 
+use crate::args::{ImageArgs, OutputArgs};
 use crate::style::Style;
-use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_FAIL, EXIT_OK};
 use bootproof_boot::chain::Arch;
 use bootproof_check::rules::Severity;
 use bootproof_check::{check, Outcome, Report};
-use bootproof_runtime::Error;
+use bootproof_runtime::render::check_junit;
+use bootproof_runtime::{exit, Error};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -26,49 +27,6 @@ Exit status: 0 no error-severity rule failed, 1 one did, 2 the image cannot be r
 Examples:
   bootproof check disk.qcow2
   bootproof check --arch aarch64 --junit disk.raw > check.xml";
-
-fn junit(r: &Report, image: &str) -> String {
-    use bootproof_runtime::render::junit::{render, Case, CaseOutcome, Suite};
-    let cases = r
-        .findings
-        .iter()
-        .map(|f| {
-            let evidence = f.evidence.join("\n");
-            let outcome = match f.outcome {
-                Outcome::Fail => CaseOutcome::Fail {
-                    kind: if f.rule.severity == Severity::Error {
-                        "error"
-                    } else {
-                        "warning"
-                    }
-                    .into(),
-                    message: f.evidence.first().cloned().unwrap_or_default(),
-                    body: format!(
-                        "{evidence}\nclause: {}\nfix: {}",
-                        f.rule.clause, f.rule.hint
-                    ),
-                },
-                Outcome::Skip => CaseOutcome::Skip(evidence),
-                _ => CaseOutcome::Pass(evidence),
-            };
-            Case {
-                class: format!(
-                    "bootproof.{}",
-                    f.rule.id.split('.').next().unwrap_or("rule")
-                ),
-                name: format!("{}: {}", f.rule.id, f.rule.title),
-                outcome,
-            }
-        })
-        .collect();
-    render(
-        "bootproof check",
-        &[Suite {
-            name: format!("bootproof check {image} ({})", r.arch.name()),
-            cases,
-        }],
-    )
-}
 
 fn human(r: &Report, image: &str, st: Style) -> String {
     let s = &r.summary;
@@ -144,7 +102,7 @@ pub fn run(
     junit_out: bool,
     out: OutputArgs,
 ) -> Result<u8, Error> {
-    let img = open(args)?;
+    let img = args.open()?;
     let arch = bootproof_runtime::image::resolve_arch(&img, arch)?;
     let report = check(&img, arch);
     let name = args.image.display().to_string();
@@ -153,9 +111,13 @@ pub fn run(
         serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
     } else if junit_out {
-        stdout.write_all(junit(&report, &name).as_bytes())?;
+        stdout.write_all(check_junit(&report, &name).as_bytes())?;
     } else {
         stdout.write_all(human(&report, &name, Style::stdout(out.color)).as_bytes())?;
     }
-    Ok(if report.failed() { EXIT_FAIL } else { EXIT_OK })
+    Ok(if report.failed() {
+        exit::FAIL
+    } else {
+        exit::OK
+    })
 }

@@ -1,11 +1,11 @@
 //! `bootproof extract`.
 
+use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{human_size, Style};
-use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
 use bootproof_boot::extract::extract;
 use bootproof_platform::Arch;
 use bootproof_runtime::image::{pick_entry, resolve_arch};
-use bootproof_runtime::Error;
+use bootproof_runtime::{exit, Error};
 use std::io::Write;
 use std::path::Path;
 
@@ -37,7 +37,7 @@ pub fn run(
     arch: Option<Arch>,
     out: OutputArgs,
 ) -> Result<u8, Error> {
-    let img = open(args)?;
+    let img = args.open()?;
     let arch = resolve_arch(&img, arch)?;
     let p = pick_entry(&img, arch, entry)?;
     let (chain, picked, fallback) = (p.chain, p.entry, p.fallback);
@@ -59,7 +59,7 @@ pub fn run(
         });
         serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let st = Style::stdout(out.color);
     writeln!(stdout, "{} ({})", st.bold("Boot chain"), arch.name())?;
@@ -134,5 +134,5 @@ pub fn run(
         st.green(&format!("{}:", out_dir.display())),
         status
     )?;
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }

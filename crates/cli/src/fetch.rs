@@ -4,9 +4,8 @@
 use crate::args::OutputArgs;
 use crate::progress::Progress;
 use crate::style::{human_size, Style};
-use crate::EXIT_OK;
 use bootproof_runtime::catalog::{cached_copy, ensure, Catalog};
-use bootproof_runtime::Error;
+use bootproof_runtime::{exit, Error};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -98,7 +97,7 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
                 )?;
             }
         }
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
     let mut done = Vec::new();
@@ -129,7 +128,7 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
             json!({ "schema": "bootproof.fetch/v1", "images": done }),
         )?;
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn write_json(out: &mut impl Write, doc: serde_json::Value) -> std::io::Result<()> {

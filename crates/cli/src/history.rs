@@ -3,9 +3,8 @@
 
 use crate::args::OutputArgs;
 use crate::style::Style;
-use crate::{EXIT_FAIL, EXIT_OK};
 use bootproof_runtime::history::{compare_runs, db_path, list_runs, ChangeKind, Recorded};
-use bootproof_runtime::Error;
+use bootproof_runtime::{exit, Error};
 use serde_json::json;
 use std::io::Write;
 
@@ -17,7 +16,7 @@ pub fn history(limit: usize, output: OutputArgs) -> Result<u8, Error> {
         let doc = json!({ "schema": "bootproof.history/v1", "database": db_path(), "runs": runs });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
         writeln!(out)?;
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let so = Style::stdout(output.color);
     writeln!(
@@ -47,13 +46,17 @@ pub fn history(limit: usize, output: OutputArgs) -> Result<u8, Error> {
     if runs.is_empty() {
         writeln!(out, "no runs recorded in {}", db_path().display())?;
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 /// `bootproof compare A B`: exit 1 when a cell regressed.
 pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, Error> {
     let c = compare_runs(a, b)?;
-    let code = if c.regressed > 0 { EXIT_FAIL } else { EXIT_OK };
+    let code = if c.regressed > 0 {
+        exit::FAIL
+    } else {
+        exit::OK
+    };
     let mut out = std::io::stdout().lock();
     if output.json {
         let doc = serde_json::to_value(&c).map_err(std::io::Error::other)?;

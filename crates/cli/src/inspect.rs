@@ -1,15 +1,15 @@
 //! `bootproof inspect`.
 
+use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{cell, human_size, styled, table, Style};
-use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
 use bootproof_disk::{Severity, TableKind};
 use bootproof_inspect::{inspect, FsReport, InspectReport};
-use bootproof_runtime::Error;
+use bootproof_runtime::{exit, Error};
 use std::fmt::Write as _;
 use std::io::Write;
 
 pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
-    let img = open(args)?;
+    let img = args.open()?;
     let report = inspect(&img);
     let mut stdout = std::io::stdout().lock();
     if out.json {
@@ -18,7 +18,7 @@ pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
     } else {
         stdout.write_all(render(&report, Style::stdout(out.color)).as_bytes())?;
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 fn render(r: &InspectReport, st: Style) -> String {

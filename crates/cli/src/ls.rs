@@ -1,10 +1,10 @@
 //! `bootproof ls`.
 
+use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{cell, human_size, styled, table, Style};
-use crate::{args::ImageArgs, args::OutputArgs, open, EXIT_OK};
 use bootproof_fs::FileType;
 use bootproof_inspect::{parse_target, ListEntry};
-use bootproof_runtime::Error;
+use bootproof_runtime::{exit, Error};
 use serde::Serialize;
 use std::io::Write;
 
@@ -44,7 +44,7 @@ fn mode_string(t: FileType, mode: Option<u32>) -> String {
 }
 
 pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Result<u8, Error> {
-    let img = open(args)?;
+    let img = args.open()?;
     let target = parse_target(target);
     let (slot, entries) = img.list(&target)?;
     let mut stdout = std::io::stdout().lock();
@@ -57,7 +57,7 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
         };
         serde_json::to_writer_pretty(&mut stdout, &listing).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let st = Style::stdout(out.color);
     let name_cell = |e: &ListEntry| match e.meta.file_type {
@@ -69,7 +69,7 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
         for e in &entries {
             writeln!(stdout, "{}", name_cell(e).0)?;
         }
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     let rows: Vec<_> = entries
         .iter()
@@ -105,5 +105,5 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
         .collect();
     stdout
         .write_all(table(&["MODE", "UID", "GID", "BYTES", "SIZE", "NAME"], &rows, st).as_bytes())?;
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }

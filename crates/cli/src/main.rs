@@ -16,22 +16,14 @@ mod ls;
 mod progress;
 mod report;
 mod run;
+mod session;
 mod style;
 mod verify;
 
-use args::{ArchArgs, ColorChoice, ImageArgs, OutputArgs};
-use bootproof_runtime::{exit, Error};
+use args::{ArchArgs, ImageArgs, OutputArgs};
+use bootproof_runtime::exit;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-/// Exit status: success.
-pub const EXIT_OK: u8 = exit::OK;
-/// Exit status: the command ran and found the image failing.
-pub const EXIT_FAIL: u8 = exit::FAIL;
-/// Exit status: usage error, unreadable image, or path not found.
-pub const EXIT_ERROR: u8 = exit::ERROR;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -239,32 +231,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            report_error(&e);
-            ExitCode::from(EXIT_ERROR)
+            session::report_error(&e);
+            ExitCode::from(exit::ERROR)
         }
     }
-}
-
-/// Prints an error and its hint on stderr.
-pub fn report_error(e: &Error) {
-    let s = style::Style::stderr(ColorChoice::Auto);
-    eprintln!("{} {e}", s.red_bold("error:"));
-    if let Some(hint) = e.hint() {
-        eprintln!("{} {hint}", s.bold("hint:"));
-    }
-}
-
-/// A flag set by Ctrl-C, SIGTERM or SIGHUP; the engine polls it and shuts
-/// the guests down.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    // Fails only if a handler is already set (never, in this binary).
-    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
-    flag
-}
-
-/// Opens an image with the shared options.
-pub fn open(args: &ImageArgs) -> Result<bootproof_inspect::OpenedImage, Error> {
-    bootproof_runtime::image::open(&args.image, args.allow_backing)
 }

@@ -9,7 +9,7 @@ use bootproof_runtime::catalog::Fetched;
 use bootproof_runtime::run::{Cell, CellStatus, RunPlan};
 use bootproof_runtime::verify::VerifyPlan;
 use bootproof_runtime::Events;
-use bootproof_vm::accel::{Accel, Decision};
+use bootproof_vm::accel::Decision;
 use bootproof_vm::classify::Event;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -17,14 +17,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// `KVM` / `TCG`.
-pub fn accel_word(d: &Decision) -> &'static str {
-    match d.accel {
-        Accel::Kvm => "KVM",
-        Accel::Tcg => "TCG",
-    }
-}
 
 /// A boot stage in words.
 pub fn stage_text(e: &Event) -> String {
@@ -131,7 +123,7 @@ impl Events for Progress {
             "{} {} ({arch}, {mode} mode, {})",
             self.st.bold("Booting"),
             image.display(),
-            accel_word(accel)
+            accel.accel
         );
         self.start_bar("{spinner} {elapsed:>4} {msg}", None, "starting QEMU");
     }
@@ -156,7 +148,7 @@ impl Events for Progress {
             p.booting,
             p.variants,
             p.jobs,
-            accel_word(&p.accel)
+            p.accel.accel
         );
     }
 
@@ -189,7 +181,7 @@ impl Events for Progress {
             p.workers,
             p.accel
                 .iter()
-                .map(|d| format!("{} {}", d.arch, accel_word(&d.decision)))
+                .map(|d| format!("{} {}", d.arch, d.decision.accel))
                 .collect::<Vec<_>>()
                 .join(", "),
             bootproof_runtime::render::shell_words(&p.command)

@@ -3,8 +3,8 @@
 //! table, JSON, JUnit, Markdown or HTML.
 
 use crate::args::{AgentModeArgs, BootTuningArgs, OutputArgs};
-use crate::interrupt_flag;
 use crate::progress::{status_word, Progress};
+use crate::session::interrupt_flag;
 use crate::style::Style;
 use bootproof_platform::{split_axes_and_images, Axes};
 use bootproof_runtime::render::{html, run_junit, run_markdown};

@@ -4,9 +4,9 @@
 
 use crate::args::{AgentModeArgs, ArchArgs, BootTuningArgs, OutputArgs};
 use crate::progress::Progress;
+use crate::session::interrupt_flag;
 use crate::style::Style;
-use crate::{interrupt_flag, EXIT_ERROR, EXIT_FAIL, EXIT_OK};
-use bootproof_agent::{Record, Status};
+use bootproof_agent::Status;
 use bootproof_platform::{split_axes_and_images, Axes};
 use bootproof_runtime::launch::outcome_words;
 use bootproof_runtime::render::verify_junit;
@@ -158,11 +158,11 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Error> {
     let code = if report.interrupted {
         exit::INTERRUPTED
     } else if !report.errors.is_empty() {
-        EXIT_ERROR
+        exit::ERROR
     } else if report.passed {
-        EXIT_OK
+        exit::OK
     } else {
-        EXIT_FAIL
+        exit::FAIL
     };
     let mut stdout = std::io::stdout().lock();
     if args.junit {
@@ -189,31 +189,17 @@ fn human(out: &mut impl Write, r: &VerifyReport, so: Style) -> std::io::Result<(
             closure.dependency_source
         )?;
     }
-    let done = &r.variants;
-    let mut ids: Vec<&str> = Vec::new();
-    for v in done {
-        for rec in &v.records {
-            if let Record::Check { id, .. } = rec {
-                if !ids.contains(&id.as_str()) {
-                    ids.push(id);
-                }
-            }
-        }
-    }
+    let ids = r.check_ids();
     let width = ids.iter().map(|i| i.len()).max().unwrap_or(5).max(5);
     write!(out, "{:width$}", "check")?;
-    for v in done {
+    for v in &r.variants {
         write!(out, "  {:>16}", v.name)?;
     }
     writeln!(out)?;
     for id in &ids {
         write!(out, "{id:width$}")?;
-        for v in done {
-            let cell = v.records.iter().find_map(|rec| match rec {
-                Record::Check { id: i, status, .. } if i == id => Some(*status),
-                _ => None,
-            });
-            let (text, styled) = match cell {
+        for v in &r.variants {
+            let (text, styled) = match v.status(id) {
                 Some(Status::Pass) => ("pass", so.green("pass")),
                 Some(Status::Fail) => ("FAIL", so.red_bold("FAIL")),
                 Some(Status::Skip) => ("skip", so.dim("skip")),
@@ -223,35 +209,18 @@ fn human(out: &mut impl Write, r: &VerifyReport, so: Style) -> std::io::Result<(
         }
         writeln!(out)?;
     }
-    for v in done {
-        for rec in &v.records {
-            if let Record::Check {
-                id,
-                status: Status::Fail,
-                evidence,
-            } = rec
-            {
-                writeln!(
-                    out,
-                    "{} {} [{}]: {evidence}",
-                    so.red_bold("FAIL"),
-                    id,
-                    v.name
-                )?;
-            }
+    let fail = so.red_bold("FAIL");
+    for v in &r.variants {
+        for (id, evidence) in v.failures() {
+            writeln!(out, "{fail} {id} [{}]: {evidence}", v.name)?;
         }
-        if !v
-            .records
-            .iter()
-            .any(|rec| matches!(rec, Record::Done { .. }))
-        {
+        if !v.finished() {
+            let why = outcome_words(&v.boot.outcome);
+            let log = v.boot.console_log.display();
+            let name = &v.name;
             writeln!(
                 out,
-                "{} [{}]: the agent did not finish ({}); console log {}",
-                so.red_bold("FAIL"),
-                v.name,
-                outcome_words(&v.boot.outcome),
-                v.boot.console_log.display()
+                "{fail} [{name}]: the agent did not finish ({why}); console log {log}"
             )?;
         }
     }

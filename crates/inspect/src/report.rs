@@ -245,7 +245,7 @@ fn fs_report(slot: &Slot, problems: &mut Vec<Problem>) -> FsReport {
     let has_efi = v
         .metadata(b"/EFI")
         .is_ok_and(|m| m.file_type == FileType::Dir);
-    if slot.has_esp_type() || slot.holds_efi_dir() {
+    if slot.has_esp_type() || (slot.kind.is_fat() && has_efi) {
         r.roles.push("esp".into());
         let mut tree = Vec::new();
         if has_efi {

@@ -90,6 +90,35 @@ pub struct VariantResult {
     pub firmware: bootproof_vm::prepare::FirmwareReport,
 }
 
+impl VariantResult {
+    /// The status of check `id` in this boot, when the agent reported it.
+    pub fn status(&self, id: &str) -> Option<Status> {
+        self.records.iter().find_map(|r| match r {
+            Record::Check { id: i, status, .. } if i == id => Some(*status),
+            _ => None,
+        })
+    }
+
+    /// The failed checks: (id, evidence).
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.records.iter().filter_map(|r| match r {
+            Record::Check {
+                id,
+                status: Status::Fail,
+                evidence,
+            } => Some((id.as_str(), evidence.as_str())),
+            _ => None,
+        })
+    }
+
+    /// Whether the agent finished (sent its last record).
+    pub fn finished(&self) -> bool {
+        self.records
+            .iter()
+            .any(|r| matches!(r, Record::Done { .. }))
+    }
+}
+
 pub fn outcome_words(outcome: &BootOutcome) -> String {
     let v = serde_json::to_value(outcome).unwrap_or_default();
     let mut words = v["outcome"].as_str().unwrap_or("unknown").to_string();

@@ -123,6 +123,23 @@ pub struct VerifyReport {
     pub interrupted: bool,
 }
 
+impl VerifyReport {
+    /// Every check id the boots reported, in first-seen order.
+    pub fn check_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = Vec::new();
+        for v in &self.variants {
+            for r in &v.records {
+                if let Record::Check { id, .. } = r {
+                    if !ids.contains(&id.as_str()) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+}
+
 /// One unit of work for the boot pool.
 enum Job {
     /// A matrix variant.

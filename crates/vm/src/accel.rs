@@ -29,6 +29,16 @@ pub enum Accel {
     Tcg,
 }
 
+impl std::fmt::Display for Accel {
+    /// `KVM` / `TCG`, as people write them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        })
+    }
+}
+
 /// The decision and its reason, for reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {

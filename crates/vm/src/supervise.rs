@@ -142,6 +142,65 @@ pub enum BootOutcome {
     },
 }
 
+/// Whether an outcome is good news, bad news, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Booted, or reached the stage asked for.
+    Good,
+    /// Failed, or could not run.
+    Bad,
+    /// Stalled, timed out or interrupted: no verdict from the guest.
+    Warn,
+}
+
+impl BootResult {
+    /// How the boot ended, in a sentence (`failed at kernel: …`,
+    /// `timed out after 300s at firmware`), and its tone.
+    pub fn summary(&self, timeout_secs: u64) -> (Tone, String) {
+        let elapsed = self.elapsed;
+        let last_and_why = |last: &Option<Stage>, reason: &Option<String>| {
+            format!(
+                "{}{}",
+                last.as_ref().map_or("no recognised stage", |s| s.name()),
+                reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )
+        };
+        match &self.outcome {
+            BootOutcome::Booted => (Tone::Good, format!("booted in {elapsed:.1}s")),
+            BootOutcome::Reached { stage } => (
+                Tone::Good,
+                format!("reached {} in {elapsed:.1}s", stage.name()),
+            ),
+            BootOutcome::Failed { stage, cause } => (
+                Tone::Bad,
+                format!(
+                    "failed at {}{}",
+                    stage.name(),
+                    cause.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+            ),
+            BootOutcome::Stalled { last, reason } => (
+                Tone::Warn,
+                format!("stalled after {}", last_and_why(last, reason)),
+            ),
+            BootOutcome::Timeout { last, reason } => (
+                Tone::Warn,
+                format!(
+                    "timed out after {timeout_secs}s at {}",
+                    last_and_why(last, reason)
+                ),
+            ),
+            BootOutcome::InfraError { message } => (Tone::Bad, format!("could not run: {message}")),
+            BootOutcome::Interrupted { .. } => {
+                (Tone::Warn, "interrupted; the guest was shut down".into())
+            }
+        }
+    }
+}
+
 /// Everything a boot produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootResult {

@@ -142,6 +142,7 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 mod bls;
 mod grub;
+mod grub_script;
 
 use bls::{systemd_boot, uki_entry};
 use grub::grub_chain;

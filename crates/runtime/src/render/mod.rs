@@ -8,6 +8,8 @@ pub mod junit;
 use crate::launch::VariantResult;
 use crate::run::{CellStatus, CellView};
 use bootproof_agent::{Record, Status};
+use bootproof_check::rules::Severity;
+use bootproof_check::{Outcome, Report};
 use junit::{render, Case, CaseOutcome, Suite};
 use std::path::Path;
 
@@ -181,6 +183,49 @@ pub fn verify_junit(image: &Path, done: &[VariantResult], errors: &[String]) -> 
         });
     }
     render("bootproof verify", &suites)
+}
+
+/// `check`'s JUnit report: one test case per rule.
+pub fn check_junit(r: &Report, image: &str) -> String {
+    let cases = r
+        .findings
+        .iter()
+        .map(|f| {
+            let evidence = f.evidence.join("\n");
+            let outcome = match f.outcome {
+                Outcome::Fail => CaseOutcome::Fail {
+                    kind: if f.rule.severity == Severity::Error {
+                        "error"
+                    } else {
+                        "warning"
+                    }
+                    .into(),
+                    message: f.evidence.first().cloned().unwrap_or_default(),
+                    body: format!(
+                        "{evidence}\nclause: {}\nfix: {}",
+                        f.rule.clause, f.rule.hint
+                    ),
+                },
+                Outcome::Skip => CaseOutcome::Skip(evidence),
+                _ => CaseOutcome::Pass(evidence),
+            };
+            Case {
+                class: format!(
+                    "bootproof.{}",
+                    f.rule.id.split('.').next().unwrap_or("rule")
+                ),
+                name: format!("{}: {}", f.rule.id, f.rule.title),
+                outcome,
+            }
+        })
+        .collect();
+    render(
+        "bootproof check",
+        &[Suite {
+            name: format!("bootproof check {image} ({})", r.arch.name()),
+            cases,
+        }],
+    )
 }
 
 #[cfg(test)]
