@@ -39,6 +39,10 @@ pub const PORT_NAME: &str = "org.bootproof.agent.0";
 pub const MAX_RECORD: usize = 256 * 1024;
 /// Most records the host keeps from one guest.
 pub const MAX_RECORDS: usize = 4096;
+/// Most record bytes (framed JSON) the host keeps from one guest: without
+/// it, [`MAX_RECORDS`] records of [`MAX_RECORD`] bytes each could hold a
+/// gigabyte. A real agent sends a few kilobytes.
+pub const MAX_RECORD_BYTES: usize = 8 << 20;
 
 /// What the host tells the agent (the platform it asked QEMU for).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,8 +257,12 @@ pub struct RecordReader {
     line: Vec<u8>,
     overflow: bool,
     records: Vec<Record>,
+    /// Bytes of the records kept.
+    kept: usize,
     /// Lines that had the nonce but did not parse.
     pub malformed: usize,
+    /// Records dropped because the limits were reached.
+    pub dropped: usize,
 }
 
 impl RecordReader {
@@ -265,7 +273,9 @@ impl RecordReader {
             line: Vec::new(),
             overflow: false,
             records: Vec::new(),
+            kept: 0,
             malformed: 0,
+            dropped: 0,
         }
     }
 
@@ -296,11 +306,16 @@ impl RecordReader {
         else {
             return;
         };
-        if self.records.len() >= MAX_RECORDS {
+        let json = &self.line[at + self.prefix.len()..];
+        if self.records.len() >= MAX_RECORDS || self.kept + json.len() > MAX_RECORD_BYTES {
+            self.dropped += 1;
             return;
         }
-        match serde_json::from_slice::<Record>(&self.line[at + self.prefix.len()..]) {
-            Ok(r) => self.records.push(r),
+        match serde_json::from_slice::<Record>(json) {
+            Ok(r) => {
+                self.kept += json.len();
+                self.records.push(r);
+            }
             Err(_) => self.malformed += 1,
         }
     }
@@ -387,5 +402,27 @@ mod tests {
             );
         }
         assert_eq!(r.records().len(), MAX_RECORDS);
+        assert_eq!(r.dropped, 10);
+    }
+
+    #[test]
+    fn kept_record_bytes_are_bounded() {
+        let mut r = RecordReader::new("n");
+        let big = Record::Check {
+            id: "x.y".into(),
+            status: Status::Pass,
+            evidence: "e".repeat(MAX_RECORD - 200),
+        };
+        let line = frame("n", &big);
+        for _ in 0..200 {
+            r.feed(line.as_bytes());
+        }
+        let kept: usize = r
+            .records()
+            .iter()
+            .map(|x| serde_json::to_string(x).unwrap().len())
+            .sum();
+        assert!(kept <= MAX_RECORD_BYTES, "{kept}");
+        assert!(r.dropped > 0 && !r.records().is_empty());
     }
 }

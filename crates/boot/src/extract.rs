@@ -42,8 +42,8 @@ pub struct Manifest {
     pub entry_title: String,
     /// Where the entry is defined.
     pub entry_source: String,
-    /// Architecture.
-    pub arch: String,
+    /// Architecture (`aarch64`, `x86_64`).
+    pub arch: Arch,
     /// Kernel release.
     pub kernel_version: Option<String>,
     /// Kernel facts.
@@ -310,7 +310,7 @@ pub fn extract(
         key,
         entry_title: entry.title.clone(),
         entry_source: entry.source.clone(),
-        arch: arch.name().into(),
+        arch,
         kernel_version: info.version.clone(),
         kernel_format: format!("{:?}", info.format),
         kernel: kernel_out,

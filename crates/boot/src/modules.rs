@@ -63,6 +63,11 @@ pub struct Closure {
     pub missing: Vec<String>,
     /// Where dependencies came from: `modules.dep` or `modinfo`.
     pub dependency_source: String,
+    /// Dependency cycles met (`a -> b -> a`), each broken by loading the
+    /// module whose dependency closed it first. Real kernels have none; a
+    /// crafted `modules.dep` or `.modinfo` can.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cycles: Vec<String>,
 }
 
 /// The modules built into the kernel (`modules.builtin`), or `None` when
@@ -175,8 +180,18 @@ pub fn resolve(src: &dyn ModuleSource, wanted: &[&str]) -> Closure {
         }
         let mut stack = vec![(w, false)];
         let mut loaded: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        // Modules whose dependencies are being resolved: meeting one again
+        // before it is done is a cycle (without this, `a: b`, `b: a` looped
+        // forever).
+        let mut open: BTreeSet<String> = BTreeSet::new();
         while let Some((name, expanded)) = stack.pop() {
             if done.contains(&name) || closure.load.len() >= MAX_CLOSURE {
+                continue;
+            }
+            if !expanded && open.contains(&name) {
+                if closure.cycles.len() < MAX_CLOSURE {
+                    closure.cycles.push(name);
+                }
                 continue;
             }
             let Some(path) = paths.get(&name) else {
@@ -204,6 +219,7 @@ pub fn resolve(src: &dyn ModuleSource, wanted: &[&str]) -> Closure {
                 None => modinfo_depends(&data),
             };
             loaded.insert(name.clone(), data);
+            open.insert(name.clone());
             stack.push((name, true));
             for d in deps.into_iter().rev() {
                 if !done.contains(&d) && !builtin.contains(&d) {
@@ -280,6 +296,36 @@ impl ModuleSource for InImage<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Modules in memory: path → bytes.
+    struct Mem(BTreeMap<String, Vec<u8>>);
+
+    impl ModuleSource for Mem {
+        fn read(&self, rel: &str, _limit: u64) -> Option<Vec<u8>> {
+            self.0.get(rel).cloned()
+        }
+        fn list(&self, _dir: &str) -> Option<Vec<(String, bool)>> {
+            Some(self.0.keys().map(|k| (k.clone(), false)).collect())
+        }
+    }
+
+    #[test]
+    fn a_dependency_cycle_ends_and_is_reported() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "modules.dep".to_string(),
+            b"kernel/a.ko: kernel/b.ko\nkernel/b.ko: kernel/c.ko\nkernel/c.ko: kernel/a.ko\n"
+                .to_vec(),
+        );
+        for m in ["a", "b", "c"] {
+            files.insert(format!("kernel/{m}.ko"), b"\x7fELF".to_vec());
+        }
+        let c = resolve(&Mem(files), &["a"]);
+        let names: Vec<&str> = c.load.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["c", "b", "a"], "each once, dependencies first");
+        assert_eq!(c.cycles, ["a"]);
+        assert!(c.missing.is_empty());
+    }
 
     #[test]
     fn names_and_dep_lines() {

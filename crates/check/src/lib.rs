@@ -10,7 +10,7 @@ use bootproof_boot::chain::{self, Arch, BootChain, BootEntry, FileRef};
 use bootproof_boot::{initrd, kernel, pe::PeInfo};
 use bootproof_disk::{Severity as DiagSeverity, TableKind};
 use bootproof_fs::{FileType, FsKind, Volume};
-use bootproof_inspect::{OpenedImage, Slot};
+use bootproof_inspect::{OpenedImage, PartSelector, Slot};
 use kconfig::{KernelFeatures, State};
 use rules::{Rule, Severity};
 use serde::Serialize;
@@ -113,35 +113,15 @@ fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, String> {
 /// `/dev/disk/by-*/` references. `Ok(None)` for references that cannot be
 /// resolved statically (kernel device names, device mapper, network roots).
 fn resolve<'a>(img: &'a OpenedImage, spec: &str) -> Result<Option<&'a Slot>, String> {
-    let spec = spec.trim_matches('"');
-    let (kind, value) = if let Some(v) = spec.strip_prefix("/dev/disk/by-uuid/") {
-        ("UUID", v)
-    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-partuuid/") {
-        ("PARTUUID", v)
-    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-label/") {
-        ("LABEL", v)
-    } else if let Some(v) = spec.strip_prefix("/dev/disk/by-partlabel/") {
-        ("PARTLABEL", v)
-    } else if let Some((k, v)) = spec.split_once('=') {
-        (k, v)
-    } else {
+    let Some(sel) = PartSelector::from_device_ref(spec) else {
         return Ok(None);
     };
-    let eq = |a: Option<&str>| a.is_some_and(|a| a.eq_ignore_ascii_case(value));
-    let found = img.slots.iter().find(|s| match kind {
-        "UUID" => eq(s.uuid.as_deref()),
-        "PARTUUID" => eq(s.partition.as_ref().and_then(|p| p.partuuid.as_deref())),
-        "LABEL" => s.label.as_deref() == Some(value),
-        "PARTLABEL" => s.partition.as_ref().and_then(|p| p.name.as_deref()) == Some(value),
-        _ => false,
-    });
-    match (kind, found) {
-        ("UUID" | "PARTUUID" | "LABEL" | "PARTLABEL", Some(s)) => Ok(Some(s)),
-        ("UUID" | "PARTUUID" | "LABEL" | "PARTLABEL", None) => Err(format!(
-            "{spec} matches no filesystem or partition in the image"
-        )),
-        _ => Ok(None),
-    }
+    img.select(&sel).map(Some).map_err(|_| {
+        format!(
+            "{} matches no filesystem or partition in the image",
+            spec.trim_matches('"')
+        )
+    })
 }
 
 fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
@@ -464,7 +444,7 @@ impl<'a> Ctx<'a> {
                         .map(|v| format!(", {v}"))
                         .unwrap_or_default()
                 );
-                if k.arch == self.arch.name() {
+                if Arch::parse(k.arch) == Some(self.arch) {
                     self.pass(&rules::KERNEL_ARCH, what.clone());
                 } else {
                     self.fail(

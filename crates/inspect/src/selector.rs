@@ -27,6 +27,39 @@ impl std::fmt::Display for PartSelector {
     }
 }
 
+impl PartSelector {
+    /// The selector a device reference names, as `root=`, `resume=` and
+    /// `/etc/fstab` write them: `UUID=…`, `PARTUUID=…`, `LABEL=…`,
+    /// `PARTLABEL=…` (quotes allowed) or `/dev/disk/by-{uuid,partuuid,
+    /// label,partlabel}/…`. `None` for references that cannot be resolved
+    /// statically (kernel device names, device mapper, network roots).
+    pub fn from_device_ref(spec: &str) -> Option<PartSelector> {
+        let spec = spec.trim_matches('"');
+        let by = |dir: &str| spec.strip_prefix(dir).map(str::to_string);
+        if let Some(v) = by("/dev/disk/by-uuid/") {
+            return Some(PartSelector::Uuid(v));
+        }
+        if let Some(v) = by("/dev/disk/by-partuuid/") {
+            return Some(PartSelector::PartUuid(v));
+        }
+        if let Some(v) = by("/dev/disk/by-label/") {
+            return Some(PartSelector::Label(v));
+        }
+        if let Some(v) = by("/dev/disk/by-partlabel/") {
+            return Some(PartSelector::PartLabel(v));
+        }
+        let (key, value) = spec.split_once('=')?;
+        let value = value.to_string();
+        match key {
+            "UUID" => Some(PartSelector::Uuid(value)),
+            "PARTUUID" => Some(PartSelector::PartUuid(value)),
+            "LABEL" => Some(PartSelector::Label(value)),
+            "PARTLABEL" => Some(PartSelector::PartLabel(value)),
+            _ => None,
+        }
+    }
+}
+
 /// A parsed target: optional partition and a path inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -77,6 +110,27 @@ pub fn parse_target(s: &str) -> Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_references_become_selectors() {
+        let sel = |s| PartSelector::from_device_ref(s);
+        assert_eq!(sel("UUID=ab-cd"), Some(PartSelector::Uuid("ab-cd".into())));
+        assert_eq!(
+            sel("\"PARTUUID=6d0e-02\""),
+            Some(PartSelector::PartUuid("6d0e-02".into()))
+        );
+        assert_eq!(
+            sel("/dev/disk/by-label/root"),
+            Some(PartSelector::Label("root".into()))
+        );
+        assert_eq!(
+            sel("/dev/disk/by-partlabel/ESP"),
+            Some(PartSelector::PartLabel("ESP".into()))
+        );
+        for unresolvable in ["/dev/vda2", "/dev/mapper/vg-root", "nfs:host:/x", "FOO=1"] {
+            assert_eq!(sel(unresolvable), None, "{unresolvable}");
+        }
+    }
 
     #[test]
     fn parses_selectors_and_plain_paths() {

@@ -327,7 +327,7 @@ fn merge_records(
     nonce: &str,
 ) -> (Vec<Record>, &'static str) {
     let mut port = RecordReader::new(nonce);
-    port.feed(&std::fs::read(port_file).unwrap_or_default());
+    feed_file(&mut port, port_file);
     port.feed(b"\n");
     if !port.done() {
         return (console.records().to_vec(), "console");
@@ -340,6 +340,27 @@ fn merge_records(
         .collect();
     r.extend(port.records().iter().cloned());
     (r, "virtio-serial")
+}
+
+/// Most bytes of the agent's port file read: records past the reader's
+/// own limits are dropped anyway, so a guest that floods the port costs
+/// bounded memory and time.
+const MAX_PORT_FILE: u64 = 64 << 20;
+
+/// Feeds a file to a record reader in chunks, at most [`MAX_PORT_FILE`].
+fn feed_file(reader: &mut RecordReader, file: &Path) {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(file) else {
+        return;
+    };
+    let mut f = f.take(MAX_PORT_FILE);
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        reader.feed(&buf[..n]);
+    }
 }
 
 /// The run directory (and its log) goes away: keeps the console log where

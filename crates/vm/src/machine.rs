@@ -102,9 +102,17 @@ pub struct VmSpec {
     pub fw_cfg: Vec<(String, PathBuf)>,
 }
 
+/// A path inside a QEMU option string (`-drive file=…`, `-chardev
+/// path=…`): option values separate on commas, so a literal comma is
+/// doubled.
 fn path(p: &std::path::Path) -> String {
-    // QEMU option values separate on commas; a literal comma is doubled.
     p.to_string_lossy().replace(',', ",,")
+}
+
+/// A path that is a whole argument (`-kernel`, `-initrd`, `-bios`): QEMU
+/// takes it as it is (doubling its commas would name another file).
+fn plain(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 impl VmSpec {
@@ -183,7 +191,7 @@ impl VmSpec {
                 // first boot option).
                 a.extend(["-boot".into(), "menu=on,splash-time=0".into()]);
             }
-            FirmwareSetup::Bios { path: p } => a.extend(["-bios".into(), path(p)]),
+            FirmwareSetup::Bios { path: p } => a.extend(["-bios".into(), plain(p)]),
             FirmwareSetup::QemuDefault => {}
         }
         // Console: the first serial port (PL011 on virt, COM1 on q35).
@@ -278,9 +286,9 @@ impl VmSpec {
             a.extend(["-nic".into(), "none".into()]);
         }
         if let Some(k) = &self.kernel {
-            a.extend(["-kernel".into(), path(&k.kernel)]);
+            a.extend(["-kernel".into(), plain(&k.kernel)]);
             if let Some(i) = &k.initrd {
-                a.extend(["-initrd".into(), path(i)]);
+                a.extend(["-initrd".into(), plain(i)]);
             }
             a.extend(["-append".into(), k.cmdline.clone()]);
         }
@@ -379,6 +387,28 @@ mod tests {
         assert_eq!(after(&a, "-kernel"), ["/k"]);
         assert_eq!(after(&a, "-initrd"), ["/i"]);
         assert_eq!(after(&a, "-append"), ["console=ttyAMA0 root=/dev/vda2"]);
+    }
+
+    /// Commas: doubled inside option strings, literal in whole-argument
+    /// paths (QEMU opens `-kernel /tmp/a,b/k` as given and `/tmp/a,,b/k`
+    /// as a file that does not exist; checked against qemu-system-x86_64).
+    #[test]
+    fn commas_in_paths_reach_qemu_as_the_same_file() {
+        let mut s = spec(Arch::Aarch64);
+        s.kernel = Some(DirectKernel {
+            kernel: "/tmp/a,b/kernel".into(),
+            initrd: Some("/tmp/a,b/initrd".into()),
+            cmdline: String::new(),
+        });
+        s.agent_channel = Some("/tmp/a,b/agent.out".into());
+        let a = s.qemu_args();
+        assert_eq!(after(&a, "-kernel"), ["/tmp/a,b/kernel"]);
+        assert_eq!(after(&a, "-initrd"), ["/tmp/a,b/initrd"]);
+        assert!(after(&a, "-chardev").contains(&"file,id=agentch,path=/tmp/a,,b/agent.out"));
+        s.firmware = FirmwareSetup::Bios {
+            path: "/fw/a,b.bin".into(),
+        };
+        assert_eq!(after(&s.qemu_args(), "-bios"), ["/fw/a,b.bin"]);
     }
 
     #[test]

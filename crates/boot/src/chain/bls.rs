@@ -6,17 +6,44 @@
 use super::*;
 use crate::grub;
 
-fn glob(pattern: &str, s: &str) -> bool {
-    fn rec(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => rec(&p[1..], s) || (!s.is_empty() && rec(p, &s[1..])),
-            (Some(b'?'), Some(_)) => rec(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => rec(&p[1..], &s[1..]),
-            _ => false,
+/// Longest `default` pattern matched; a longer one (no real loader.conf
+/// has one) matches nothing, so matching stays bounded.
+const MAX_GLOB: usize = 1024;
+
+/// systemd-boot's `default` glob (`*` any run, `?` one byte). Iterative,
+/// remembering only the last `*`: O(len(pattern) × len(s)) at worst, no
+/// recursion (a pattern like `*a*a*a…b` from a hostile loader.conf was
+/// exponential and overflowed the stack when matched recursively).
+pub(super) fn glob(pattern: &str, s: &str) -> bool {
+    if pattern.len() > MAX_GLOB {
+        return false;
+    }
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
+    let (mut pi, mut si) = (0, 0);
+    // Where the last `*` was, and the input position it matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                // Let the last `*` take one more byte and retry after it.
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
         }
     }
-    rec(pattern.as_bytes(), s.as_bytes())
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// A Boot Loader Specification type #1 entry file.
@@ -204,5 +231,41 @@ pub(super) fn systemd_boot(img: &OpenedImage, esp: u32, chain: &mut BootChain) {
     for (i, (_, mut e)) in all.into_iter().enumerate() {
         e.default = i == pick;
         chain.entries.push(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn glob_matches_like_systemd_boot() {
+        for (p, s, want) in [
+            ("*", "", true),
+            ("*", "debian.conf", true),
+            ("debian-*", "debian-6.1.conf", true),
+            ("debian-*", "fedora.conf", false),
+            ("?ebian*", "debian", true),
+            ("*.conf", "a.conf.bak", false),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("", "", true),
+            ("", "x", false),
+            ("**", "x", true),
+        ] {
+            assert_eq!(glob(p, s), want, "{p:?} vs {s:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_patterns_end_quickly_without_recursion() {
+        // 2^n paths for a recursive matcher; a 100 000-star pattern
+        // overflowed its stack.
+        let p = format!("{}b", "*a".repeat(500));
+        let s = "a".repeat(4096);
+        assert!(!glob(&p, &s));
+        assert!(glob(&"*".repeat(1000), "anything"));
+        // Longer than any real pattern: matches nothing, costs nothing.
+        assert!(!glob(&"*".repeat(100_000), "anything"));
     }
 }

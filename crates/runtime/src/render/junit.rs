@@ -4,12 +4,26 @@
 
 use std::fmt::Write;
 
-/// Escapes text for XML attributes and content.
+/// Escapes text for XML 1.0 attributes and content. Characters XML 1.0
+/// cannot hold at all (control characters other than tab, newline and
+/// carriage return; U+FFFE, U+FFFF), which image text and guest output can
+/// carry, are written visibly as `\u{…}` so the document stays well-formed.
 pub fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\t' | '\n' | '\r' => o.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                let _ = write!(o, "\\u{{{:x}}}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// How one case ended.
@@ -118,4 +132,41 @@ pub fn render(name: &str, suites: &[Suite]) -> String {
     }
     o.push_str("</testsuites>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_that_xml_cannot_hold_is_made_visible() {
+        assert_eq!(xml("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+        assert_eq!(
+            xml("esc \u{1b}[31m bell \u{7}"),
+            "esc \\u{1b}[31m bell \\u{7}"
+        );
+        assert_eq!(xml("tab\tnl\n"), "tab\tnl\n");
+        assert_eq!(xml("\u{0}\u{FFFF}"), "\\u{0}\\u{ffff}");
+        // A whole report with hostile text in every field is well-formed:
+        // no character outside XML 1.0's Char production remains.
+        let hostile = "\u{1b}]0;title\u{7}<x>&\u{0}\u{8}\u{FFFE}";
+        let doc = render(
+            hostile,
+            &[Suite {
+                name: hostile.into(),
+                cases: vec![Case {
+                    class: hostile.into(),
+                    name: hostile.into(),
+                    outcome: CaseOutcome::Fail {
+                        kind: hostile.into(),
+                        message: hostile.into(),
+                        body: hostile.into(),
+                    },
+                }],
+            }],
+        );
+        assert!(doc.chars().all(|c| matches!(c, '\t' | '\n' | '\r')
+            || ((c as u32) >= 0x20 && c != '\u{FFFE}' && c != '\u{FFFF}')));
+        assert!(!doc.contains("<x>"));
+    }
 }

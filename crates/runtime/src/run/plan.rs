@@ -14,7 +14,7 @@ use bootproof_boot::modules::{self, Closure, HostDir, InImage};
 use bootproof_boot::package::{self, ExternalKernel};
 use bootproof_fs::FsKind;
 use bootproof_image::ReadAt;
-use bootproof_inspect::{parse_target, OpenedImage};
+use bootproof_inspect::{OpenedImage, PartSelector};
 use bootproof_platform::{Arch, Axes, Platform};
 use std::path::{Path, PathBuf};
 
@@ -202,7 +202,7 @@ struct RootFs {
 fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String> {
     let from_cmdline = cmdline
         .and_then(|c| c.split_whitespace().find_map(|t| t.strip_prefix("root=")))
-        .and_then(|v| parse_target(&format!("{v}:/")).part)
+        .and_then(PartSelector::from_device_ref)
         .and_then(|sel| img.select(&sel).ok());
     let root = from_cmdline
         .or_else(|| img.slots.iter().find(|s| s.is_root))
