@@ -176,18 +176,23 @@ pub fn entry_from_boot_dir(img: &OpenedImage) -> Option<BootEntry> {
     None
 }
 
-/// Writes `data` to `dir/name` atomically (temp file, fsync, rename).
+/// Writes `data` to `dir/name` atomically: a temp file created with a
+/// random name and `O_EXCL` in `dir` (a file or symlink planted there
+/// cannot receive the data), fsync, then rename over `name` (which
+/// replaces a symlink there instead of writing through it).
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), ExtractError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let err = |source| ExtractError::Write {
         path: path.clone(),
         source,
     };
-    let mut f = File::create(&tmp).map_err(err)?;
+    let mut f = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempfile_in(dir)
+        .map_err(err)?;
     f.write_all(data).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, &path).map_err(err)?;
+    f.as_file().sync_all().map_err(err)?;
+    f.persist(&path).map_err(|e| err(e.error))?;
     Ok(())
 }
 
@@ -354,4 +359,32 @@ pub fn extract(
         let _ = d.sync_all();
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::write_atomic;
+
+    /// Planted symlinks in the output directory, at the old predictable
+    /// temp name and at the output's own name, send nothing outside it.
+    #[test]
+    fn planted_symlinks_are_not_followed() {
+        let base = std::env::temp_dir().join(format!("bp-extract-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (out, victim) = (base.join("out"), base.join("victim"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(&victim, b"precious").unwrap();
+        let old_tmp = out.join(format!(".kernel.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join("kernel")).unwrap();
+        write_atomic(&out, "kernel", b"new kernel").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let meta = std::fs::symlink_metadata(out.join("kernel")).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "the link was replaced, not followed"
+        );
+        assert_eq!(std::fs::read(out.join("kernel")).unwrap(), b"new kernel");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -17,8 +17,9 @@ pub enum Format {
     Junit,
     /// Markdown: images × variants.
     Markdown,
-    /// A self-contained HTML report (console logs read from the paths the
-    /// cells recorded, when this machine has them).
+    /// A self-contained HTML report (a cell's console log is embedded only
+    /// when it lies inside that cell's evidence directory on this machine:
+    /// shard files can name any path).
     Html,
 }
 
@@ -32,7 +33,7 @@ pub fn merge(files: &[PathBuf], format: Format) -> Result<u8, Error> {
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
             writeln!(out)?;
         }
-        Format::Html => out.write_all(html::render(&doc).as_bytes())?,
+        Format::Html => out.write_all(html::render(&doc, html::Logs::InsideEvidence).as_bytes())?,
         Format::Junit => out.write_all(run_junit(&merged.views()).as_bytes())?,
         Format::Markdown => {
             out.write_all(run_markdown(&merged.views(), &merged.command).as_bytes())?

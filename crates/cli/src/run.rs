@@ -180,7 +180,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Error> {
     let views: Vec<CellView> = report.cells.iter().map(CellView::from).collect();
     let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
     if let Some(path) = &args.html {
-        std::fs::write(path, html::render(&doc)).map_err(|e| {
+        std::fs::write(path, html::render(&doc, html::Logs::Own)).map_err(|e| {
             Error::with_hint(
                 format!("--html {}: {e}", path.display()),
                 "check the directory exists and is writable",

@@ -237,15 +237,27 @@ fn decode_entries(
     out
 }
 
-/// Reports every pair of partitions whose sector ranges intersect.
+/// Overlapping pairs reported one by one; the rest are counted in one
+/// diagnostic (4,096 entries over one range are 8 million pairs).
+const MAX_OVERLAP_DIAGNOSTICS: usize = 32;
+
+/// Reports pairs of partitions whose sector ranges intersect: the first
+/// [`MAX_OVERLAP_DIAGNOSTICS`] each, then how many more.
 pub(crate) fn report_overlaps(parts: &[Partition], table: &str, diags: &mut Vec<Diagnostic>) {
     let mut sorted: Vec<&Partition> = parts.iter().collect();
     sorted.sort_by_key(|p| p.first_lba);
+    let mut more = 0u64;
+    let mut reported = 0;
     for (i, a) in sorted.iter().enumerate() {
         for b in &sorted[i + 1..] {
             if b.first_lba > a.last_lba {
                 break;
             }
+            if reported == MAX_OVERLAP_DIAGNOSTICS {
+                more += 1;
+                continue;
+            }
+            reported += 1;
             diags.push(Diagnostic::error(
                 &format!("{table}.overlap"),
                 format!(
@@ -254,6 +266,12 @@ pub(crate) fn report_overlaps(parts: &[Partition], table: &str, diags: &mut Vec<
                 ),
             ));
         }
+    }
+    if more > 0 {
+        diags.push(Diagnostic::error(
+            &format!("{table}.overlap"),
+            format!("and {more} more overlapping pairs of partitions"),
+        ));
     }
 }
 
@@ -435,4 +453,49 @@ pub(crate) fn read(
         partitions,
         disk_guid,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, first_lba: u64, last_lba: u64) -> Partition {
+        Partition {
+            number,
+            start: first_lba * 512,
+            size: (last_lba + 1 - first_lba) * 512,
+            first_lba,
+            last_lba,
+            type_guid: None,
+            mbr_type: None,
+            type_name: String::new(),
+            name: None,
+            partuuid: None,
+            attributes: 0,
+            bootable: false,
+            logical: false,
+        }
+    }
+
+    #[test]
+    fn overlap_diagnostics_are_capped() {
+        let mut diags = Vec::new();
+        report_overlaps(&[part(1, 34, 100), part(2, 101, 200)], "gpt", &mut diags);
+        assert!(diags.is_empty());
+        report_overlaps(&[part(1, 34, 100), part(2, 100, 200)], "gpt", &mut diags);
+        assert_eq!(diags.len(), 1);
+        // 4,096 entries over one range: 8,386,560 pairs, 33 diagnostics.
+        let all: Vec<Partition> = (1..=4096).map(|n| part(n, 34, 2047)).collect();
+        let mut diags = Vec::new();
+        report_overlaps(&all, "gpt", &mut diags);
+        assert_eq!(diags.len(), MAX_OVERLAP_DIAGNOSTICS + 1);
+        let last = &diags.last().unwrap().message;
+        assert!(
+            last.contains(&format!(
+                "{} more",
+                4096 * 4095 / 2 - MAX_OVERLAP_DIAGNOSTICS
+            )),
+            "{last}"
+        );
+    }
 }

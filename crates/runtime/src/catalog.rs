@@ -215,10 +215,16 @@ pub struct Fetched {
     pub downloaded: bool,
 }
 
-fn agent() -> ureq::Agent {
+/// The HTTP client. An `https://` URL is fetched with HTTPS only, so a
+/// redirect to `http://` (which would let the network rewrite the image or
+/// its checksum file) is refused; plain `http://` entries (local mirrors)
+/// stay possible, as the catalog chose them.
+fn agent(https: bool) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(120))
+        .https_only(https)
+        .redirects(5)
         .user_agent(concat!("bootproof/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -233,11 +239,14 @@ fn open_url(url: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!("{url}: only https://, http:// and file:// URLs"));
     }
-    let resp = agent().get(url).call().map_err(|e| match e {
-        ureq::Error::Status(code, r) => format!("{url}: HTTP {code} {}", r.status_text()),
-        // (ureq names the URL itself.)
-        ureq::Error::Transport(t) => t.to_string(),
-    })?;
+    let resp = agent(url.starts_with("https://"))
+        .get(url)
+        .call()
+        .map_err(|e| match e {
+            ureq::Error::Status(code, r) => format!("{url}: HTTP {code} {}", r.status_text()),
+            // (ureq names the URL itself.)
+            ureq::Error::Transport(t) => t.to_string(),
+        })?;
     let len = resp
         .header("Content-Length")
         .and_then(|l| l.trim().parse().ok());

@@ -116,7 +116,12 @@ fn parse_data_block(
             pos += len;
             continue;
         }
-        let namelen = usize::from(blk[pos + 8]);
+        // An entry needs its name length byte inside the data area (a
+        // crafted block ending 8 bytes after a free tag indexed past it).
+        let namelen = match blk.get(pos + 8) {
+            Some(&n) if pos + 9 <= end => usize::from(n),
+            _ => 0,
+        };
         let len = (8 + 1 + namelen + ft_len + 2).div_ceil(8) * 8;
         if namelen == 0 || pos + len > end {
             return Err(corrupt(format!(

@@ -96,8 +96,35 @@ document.addEventListener('DOMContentLoaded',function(){
 });
 ";
 
+/// Which console logs a report may embed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// The cells' own logs: the report describes a run this process made.
+    Own,
+    /// Only logs inside the cell's own evidence directory: the report was
+    /// read from files (`report merge`), whose paths anyone could write,
+    /// and must not pull `/etc/shadow` into a page.
+    InsideEvidence,
+}
+
+/// The console log a cell names, when `logs` allows embedding it.
+fn console_of(c: &Value, logs: Logs) -> Result<String, &'static str> {
+    let path = c["run"]["boot"]["console_log"].as_str().ok_or("")?;
+    if logs == Logs::InsideEvidence {
+        let evidence = c["evidence"]
+            .as_str()
+            .and_then(|e| std::fs::canonicalize(e).ok())
+            .ok_or("(not embedded: the cell names no evidence directory on this machine)")?;
+        let log = std::fs::canonicalize(path).map_err(|_| "")?;
+        if !log.starts_with(&evidence) {
+            return Err("(not embedded: the log the cell names is outside its evidence directory)");
+        }
+    }
+    console_tail(path).ok_or("")
+}
+
 /// Renders a `bootproof.run/v1` document.
-pub fn render(doc: &Value) -> String {
+pub fn render(doc: &Value, logs: Logs) -> String {
     let cells: Vec<&Value> = doc["cells"]
         .as_array()
         .map(|a| a.iter().collect())
@@ -196,10 +223,8 @@ pub fn render(doc: &Value) -> String {
         };
         block("stdout", "stdout", &s(&c["stdout"]));
         block("stderr", "stderr", &s(&c["stderr"]));
-        let log = c["run"]["boot"]["console_log"]
-            .as_str()
-            .and_then(console_tail);
-        block("console log", "console", log.as_deref().unwrap_or(""));
+        let log = console_of(c, logs).unwrap_or_else(|why| why.to_string());
+        block("console log", "console", &log);
         let qemu: Vec<String> = c["run"]["qemu"]
             .as_array()
             .map(|a| a.iter().map(s).collect())
@@ -222,9 +247,40 @@ mod tests {
             "cells": [{ "id": "a / b", "name": "a", "variant": "b", "status": "fail",
                         "detail": "<b>x</b>", "stdout": "&", "stderr": "" }]
         });
-        let h = render(&doc);
+        let h = render(&doc, Logs::Own);
         assert!(!h.contains("<script>alert"));
         assert!(h.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(h.contains("data-status=\"fail\""));
+    }
+
+    /// A merged report embeds only logs inside each cell's evidence
+    /// directory: a shard naming a host file gets nothing of it.
+    #[test]
+    fn merged_reports_embed_no_host_file() {
+        let base = std::env::temp_dir().join(format!("bp-html-logs-{}", std::process::id()));
+        let evidence = base.join("evidence/img/variant");
+        std::fs::create_dir_all(&evidence).unwrap();
+        std::fs::write(evidence.join("console.log"), "EFI stub: booting\n").unwrap();
+        let secret = base.join("secret");
+        std::fs::write(&secret, "root:$6$hash\n").unwrap();
+        let cell = |log: &std::path::Path| {
+            serde_json::json!({ "id": "i / v", "name": "i", "variant": "v", "status": "pass",
+                "detail": "", "evidence": evidence, "run": { "boot": { "console_log": log } } })
+        };
+        let doc = serde_json::json!({ "command": ["true"], "cells": [cell(&secret)] });
+        let h = render(&doc, Logs::InsideEvidence);
+        assert!(!h.contains("root:$6$hash"));
+        assert!(h.contains("outside its evidence directory"));
+        // Through a symlink inside the evidence directory: still outside.
+        std::os::unix::fs::symlink(&secret, evidence.join("link.log")).unwrap();
+        let doc =
+            serde_json::json!({ "command": ["true"], "cells": [cell(&evidence.join("link.log"))] });
+        assert!(!render(&doc, Logs::InsideEvidence).contains("root:$6$hash"));
+        // The cell's own log is embedded; a live run embeds its logs.
+        let doc = serde_json::json!({ "command": ["true"], "cells": [cell(&evidence.join("console.log"))] });
+        assert!(render(&doc, Logs::InsideEvidence).contains("EFI stub: booting"));
+        let doc = serde_json::json!({ "command": ["true"], "cells": [cell(&secret)] });
+        assert!(render(&doc, Logs::Own).contains("root:$6$hash"));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
