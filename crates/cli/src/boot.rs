@@ -4,7 +4,7 @@
 use crate::args::{ArchArgs, ImageArgs, OutputArgs};
 use crate::progress::{stage_text, Progress};
 use crate::session::interrupt_flag;
-use crate::style::Style;
+use crate::style::{SafeStdout, Style};
 use bootproof_platform::{Platform, Transport};
 use bootproof_runtime::boot::{
     boot, firmware_choice, BootError, BootMode, BootReport, BootRequest,
@@ -177,7 +177,7 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
         BootOutcome::Interrupted { .. } => exit::INTERRUPTED,
         _ => exit::FAIL,
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = SafeStdout::default();
     if args.output.json {
         let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;

@@ -1,7 +1,7 @@
 //! `bootproof check`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::Style;
+use crate::style::{SafeStdout, Style};
 use bootproof_boot::chain::Arch;
 use bootproof_check::rules::Severity;
 use bootproof_check::{check, Outcome, Report};
@@ -106,7 +106,7 @@ pub fn run(
     let arch = bootproof_runtime::image::resolve_arch(&img, arch)?;
     let report = check(&img, arch);
     let name = args.image.display().to_string();
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = SafeStdout::default();
     if out.json {
         serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
         writeln!(stdout)?;

@@ -1,7 +1,7 @@
 //! `bootproof extract`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{human_size, Style};
+use crate::style::{human_size, SafeStdout, Style};
 use bootproof_boot::extract::extract;
 use bootproof_platform::Arch;
 use bootproof_runtime::image::{pick_entry, resolve_arch};
@@ -47,7 +47,7 @@ pub fn run(
             "`bootproof inspect IMAGE` lists the problems found while reading",
         )
     })?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = SafeStdout::default();
     if out.json {
         let doc = serde_json::json!({
             "schema": "bootproof.extract-run/v1",

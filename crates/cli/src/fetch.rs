@@ -3,7 +3,7 @@
 
 use crate::args::OutputArgs;
 use crate::progress::Progress;
-use crate::style::{human_size, Style};
+use crate::style::{cell, human_size, styled, table, SafeStdout, Style};
 use bootproof_runtime::catalog::{cached_copy, ensure, Catalog};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
@@ -55,7 +55,7 @@ pub struct FetchArgs {
 /// `bootproof fetch`.
 pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
     let catalog = Catalog::load(&args.catalogs)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = SafeStdout::default();
     let st = Style::stdout(args.output.color);
     if args.names.is_empty() {
         let rows: Vec<serde_json::Value> = catalog
@@ -73,29 +73,19 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
                 json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
             )?;
         } else {
-            let width = catalog
+            let rows: Vec<Vec<(String, usize)>> = catalog
                 .entries()
                 .iter()
-                .map(|e| e.name.len())
-                .max()
-                .unwrap_or(4);
-            let dwidth = catalog
-                .entries()
-                .iter()
-                .map(|e| e.description.chars().count())
-                .max()
-                .unwrap_or(0);
-            for (e, r) in catalog.entries().iter().zip(&rows) {
-                let state = match r["cached"].as_str() {
-                    Some(p) => st.green(&format!("cached {p}")),
-                    None => st.dim("not fetched"),
-                };
-                writeln!(
-                    out,
-                    "{:width$}  {:8}  {:dwidth$}  {}",
-                    e.name, e.arch, e.description, state
-                )?;
-            }
+                .map(|e| {
+                    let state = match cached_copy(e) {
+                        Some(p) => styled(&format!("cached {}", p.display()), |t| st.green(t)),
+                        None => styled("not fetched", |t| st.dim(t)),
+                    };
+                    vec![cell(&e.name), cell(&e.arch), cell(&e.description), state]
+                })
+                .collect();
+            let header = ["NAME", "ARCH", "DESCRIPTION", "STATE"];
+            out.write_all(table(&header, &rows, st).as_bytes())?;
         }
         return Ok(exit::OK);
     }

@@ -2,7 +2,7 @@
 //! ([`bootproof_runtime::history`]) as a table or JSON.
 
 use crate::args::OutputArgs;
-use crate::style::Style;
+use crate::style::{cell, table, SafeStdout, Style};
 use bootproof_runtime::history::{compare_runs, db_path, list_runs, ChangeKind, Recorded};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
@@ -11,38 +11,34 @@ use std::io::Write;
 /// `bootproof history`.
 pub fn history(limit: usize, output: OutputArgs) -> Result<u8, Error> {
     let runs = list_runs(limit)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = SafeStdout::default();
     if output.json {
         let doc = json!({ "schema": "bootproof.history/v1", "database": db_path(), "runs": runs });
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
         writeln!(out)?;
         return Ok(exit::OK);
     }
-    let so = Style::stdout(output.color);
-    writeln!(
-        out,
-        "{}",
-        so.bold(&format!(
-            "{:>5}  {:20}  {:>7}  {:28}  command",
-            "run", "started (UTC)", "secs", "cells"
-        ))
-    )?;
-    for r in &runs {
-        let counts: Vec<String> = r
-            .counts
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "{:>5}  {:20}  {:>7.1}  {:28}  {}",
-            r.id,
-            r.started,
-            r.secs,
-            counts.join(", "),
-            r.command.join(" ")
-        )?;
-    }
+    let rows: Vec<Vec<(String, usize)>> = runs
+        .iter()
+        .map(|r| {
+            let counts: Vec<String> = r
+                .counts
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
+                .unwrap_or_default();
+            [
+                r.id.to_string(),
+                r.started.clone(),
+                format!("{:.1}", r.secs),
+            ]
+            .into_iter()
+            .chain([counts.join(", "), r.command.join(" ")])
+            .map(cell)
+            .collect()
+        })
+        .collect();
+    let header = ["RUN", "STARTED (UTC)", "SECS", "CELLS", "COMMAND"];
+    out.write_all(table(&header, &rows, Style::stdout(output.color)).as_bytes())?;
     if runs.is_empty() {
         writeln!(out, "no runs recorded in {}", db_path().display())?;
     }
@@ -57,7 +53,7 @@ pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, Error> {
     } else {
         exit::OK
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = SafeStdout::default();
     if output.json {
         let doc = serde_json::to_value(&c).map_err(std::io::Error::other)?;
         serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;

@@ -1,7 +1,7 @@
 //! `bootproof inspect`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{cell, human_size, styled, table, Style};
+use crate::style::{cell, human_size, styled, table, SafeStdout, Style};
 use bootproof_disk::{Severity, TableKind};
 use bootproof_inspect::{inspect, FsReport, InspectReport};
 use bootproof_runtime::{exit, Error};
@@ -11,7 +11,7 @@ use std::io::Write;
 pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
     let img = args.open()?;
     let report = inspect(&img);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = SafeStdout::default();
     if out.json {
         serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
         writeln!(stdout)?;

@@ -1,7 +1,7 @@
 //! `bootproof ls`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{cell, human_size, styled, table, Style};
+use crate::style::{cell, human_size, styled, table, SafeStdout, Style};
 use bootproof_fs::FileType;
 use bootproof_inspect::{parse_target, ListEntry};
 use bootproof_runtime::{exit, Error};
@@ -47,7 +47,7 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
     let img = args.open()?;
     let target = parse_target(target);
     let (slot, entries) = img.list(&target)?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = SafeStdout::default();
     if out.json {
         let listing = Listing {
             schema: LS_SCHEMA,
@@ -79,20 +79,11 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
                 name.0.push_str(&format!(" -> {t}"));
                 name.1 += 4 + t.chars().count();
             }
+            let id = |n: Option<u32>| cell(n.map_or("-".into(), |n| n.to_string()));
             vec![
                 cell(mode_string(e.meta.file_type, e.meta.mode)),
-                cell(
-                    e.meta
-                        .uid
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                cell(
-                    e.meta
-                        .gid
-                        .map(|g| g.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ),
+                id(e.meta.uid),
+                id(e.meta.gid),
                 cell(e.meta.size.to_string()),
                 cell(if e.meta.file_type == FileType::File {
                     human_size(e.meta.size)

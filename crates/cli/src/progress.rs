@@ -6,6 +6,7 @@
 use crate::style::{human_size, Style};
 use bootproof_platform::Arch;
 use bootproof_runtime::catalog::Fetched;
+use bootproof_runtime::render::escape::{terminal, terminal_keep_colours};
 use bootproof_runtime::run::{Cell, CellStatus, RunPlan};
 use bootproof_runtime::verify::VerifyPlan;
 use bootproof_runtime::Events;
@@ -94,11 +95,13 @@ impl Progress {
         }
     }
 
-    /// A line above the bar (or plain, without one).
+    /// A line above the bar (or plain, without one), made safe for the
+    /// terminal (cell details carry guest text).
     fn line(&self, text: String) {
         if self.quiet {
             return;
         }
+        let text = terminal_keep_colours(&text).into_owned();
         let mut printed = false;
         self.with_bar(|pb| {
             pb.println(&text);
@@ -145,7 +148,7 @@ impl Events for Progress {
             self.st.bold("Verifying"),
             p.image.display(),
             p.arch,
-            p.booting,
+            terminal(&p.booting),
             p.variants,
             p.jobs,
             p.accel.accel
@@ -159,7 +162,7 @@ impl Events for Progress {
         match result {
             Ok(true) => eprintln!("  {name}: {}", self.st.green("pass")),
             Ok(false) => eprintln!("  {name}: {}", self.st.red_bold("fail")),
-            Err(e) => eprintln!("  {name}: {}", self.st.red_bold(e)),
+            Err(e) => eprintln!("  {name}: {}", self.st.red_bold(&terminal(e))),
         }
     }
 

@@ -2,6 +2,7 @@
 //! ([`bootproof_runtime::report::merge`]) in JSON, JUnit, Markdown or HTML,
 //! exiting as the whole run would have.
 
+use crate::style::SafeStdout;
 use bootproof_runtime::render::{html, run_junit, run_markdown};
 use bootproof_runtime::report::merge as merge_shards;
 use bootproof_runtime::Error;
@@ -27,7 +28,7 @@ pub enum Format {
 pub fn merge(files: &[PathBuf], format: Format) -> Result<u8, Error> {
     let merged = merge_shards(files)?;
     let doc = serde_json::to_value(&merged).map_err(std::io::Error::other)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = SafeStdout::default();
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;

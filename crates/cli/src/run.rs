@@ -5,7 +5,7 @@
 use crate::args::{AgentModeArgs, BootTuningArgs, OutputArgs};
 use crate::progress::{status_word, Progress};
 use crate::session::interrupt_flag;
-use crate::style::Style;
+use crate::style::{SafeStdout, Style};
 use bootproof_platform::{split_axes_and_images, Axes};
 use bootproof_runtime::render::{html, run_junit, run_markdown};
 use bootproof_runtime::run::{run as run_matrix, CellStatus, CellView, RunReport, RunRequest};
@@ -187,7 +187,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Error> {
             )
         })?;
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = SafeStdout::default();
     if args.junit {
         out.write_all(run_junit(&views).as_bytes())?;
     } else if args.markdown {

@@ -3,6 +3,7 @@
 
 use crate::args::ColorChoice;
 use crate::style::Style;
+use bootproof_runtime::render::escape::terminal;
 use bootproof_runtime::Error;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,8 +21,8 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 /// Prints an error and its hint on stderr.
 pub fn report_error(e: &Error) {
     let s = Style::stderr(ColorChoice::Auto);
-    eprintln!("{} {e}", s.red_bold("error:"));
+    eprintln!("{} {}", s.red_bold("error:"), terminal(e.message()));
     if let Some(hint) = e.hint() {
-        eprintln!("{} {hint}", s.bold("hint:"));
+        eprintln!("{} {}", s.bold("hint:"), terminal(hint));
     }
 }

@@ -2,7 +2,8 @@
 //! is a terminal; plus human-readable sizes.
 
 use crate::args::ColorChoice;
-use std::io::IsTerminal;
+use bootproof_runtime::render::escape::terminal_keep_colours;
+use std::io::{IsTerminal, Write};
 
 /// Whether to emit ANSI colour on one stream.
 #[derive(Clone, Copy)]
@@ -127,4 +128,31 @@ pub fn cell(s: impl Into<String>) -> (String, usize) {
 /// A styled cell whose visible text is `plain`.
 pub fn styled(plain: &str, f: impl Fn(&str) -> String) -> (String, usize) {
     (f(plain), plain.chars().count())
+}
+
+/// Standard output for every command but `cat`: collected, then written
+/// on drop with every control character that is not one of bootproof's own
+/// colours made visible, so text from an image or a guest (file names,
+/// GRUB titles, command output) cannot drive the terminal. JSON, JUnit and
+/// Markdown pass unchanged: their escaping leaves no control character.
+#[derive(Default)]
+pub struct SafeStdout(Vec<u8>);
+
+impl Write for SafeStdout {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SafeStdout {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(terminal_keep_colours(&text).as_bytes());
+    }
 }

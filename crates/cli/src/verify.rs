@@ -5,7 +5,7 @@
 use crate::args::{AgentModeArgs, ArchArgs, BootTuningArgs, OutputArgs};
 use crate::progress::Progress;
 use crate::session::interrupt_flag;
-use crate::style::Style;
+use crate::style::{SafeStdout, Style};
 use bootproof_agent::Status;
 use bootproof_platform::{split_axes_and_images, Axes};
 use bootproof_runtime::launch::outcome_words;
@@ -164,7 +164,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Error> {
     } else {
         exit::FAIL
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = SafeStdout::default();
     if args.junit {
         stdout
             .write_all(verify_junit(&report.image, &report.variants, &report.errors).as_bytes())?;

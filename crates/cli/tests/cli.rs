@@ -88,6 +88,34 @@ fn cat_equals_source_on_every_filesystem_and_format() {
     );
 }
 
+/// `cat --json` embeds the file as standard base64 (RFC 4648) with its
+/// sha256; decoded, it is the source file (binary and non-ASCII alike).
+#[test]
+fn cat_json_embeds_the_exact_bytes() {
+    use base64::Engine;
+    let tree = images().join("tree");
+    for f in ["big.bin", "ünïcödé-名前.txt", "empty"] {
+        let v = json_of(&[
+            "cat",
+            "--json",
+            image("gpt.raw").to_str().unwrap(),
+            &format!("2:/{f}"),
+        ]);
+        let want = std::fs::read(tree.join(f)).unwrap();
+        let b64 = v["content_base64"].as_str().unwrap();
+        let got = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert!(got == want, "{f}");
+        assert_eq!(v["size"], want.len());
+        let sha = sha2::Sha256::digest(&want);
+        assert_eq!(
+            v["sha256"],
+            sha.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+    }
+}
+
 #[test]
 fn partition_selectors() {
     let img = image("gpt.raw");
@@ -447,4 +475,38 @@ fn help_teaches() {
         out.contains("PARTUUID=") && out.contains("Examples"),
         "{out}"
     );
+}
+
+/// Text from an image cannot drive the terminal: a file name carrying an
+/// OSC title sequence, a screen clear and a bell is listed with those
+/// characters made visible, while bootproof's own colours still work.
+#[test]
+fn hostile_names_are_shown_not_executed() {
+    let dir = scratch("cli", "hostile-names");
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let evil = "evil\u{1b}]0;pwned\u{7}\u{1b}[2Jname";
+    std::fs::write(tree.join(evil), b"x").unwrap();
+    let img = dir.join("fs.ext4");
+    ok(std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("4M"));
+    for color in ["never", "always"] {
+        let out = bootproof(&["ls", "-l", "--color", color, img.to_str().unwrap(), "/"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2Jname"),
+            "{text}"
+        );
+        let foreign = text
+            .match_indices('\u{1b}')
+            .filter(|(i, _)| {
+                !text[*i..].starts_with("\u{1b}[0m") && !text[*i..].starts_with("\u{1b}[1")
+            })
+            .count();
+        assert_eq!(foreign, 0, "{text:?}");
+        assert!(!text.contains('\u{7}'));
+    }
 }

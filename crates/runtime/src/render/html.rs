@@ -9,21 +9,7 @@ use serde_json::Value;
 /// Console bytes embedded per cell (the tail).
 pub const MAX_LOG: usize = 256 * 1024;
 
-/// Escapes text for HTML content and attributes.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+use super::escape::html as esc;
 
 /// The tail of a console log file, lossy UTF-8, without terminal escapes.
 fn console_tail(path: &str) -> Option<String> {

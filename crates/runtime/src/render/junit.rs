@@ -4,27 +4,7 @@
 
 use std::fmt::Write;
 
-/// Escapes text for XML 1.0 attributes and content. Characters XML 1.0
-/// cannot hold at all (control characters other than tab, newline and
-/// carriage return; U+FFFE, U+FFFF), which image text and guest output can
-/// carry, are written visibly as `\u{…}` so the document stays well-formed.
-pub fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\t' | '\n' | '\r' => o.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
-                let _ = write!(o, "\\u{{{:x}}}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub use super::escape::xml;
 
 /// How one case ended.
 pub enum CaseOutcome {

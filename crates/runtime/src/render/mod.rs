@@ -2,6 +2,7 @@
 //! summary) and a self-contained HTML page. Human terminal output is the
 //! front end's; these are formats an embedding service wants too.
 
+pub mod escape;
 pub mod html;
 pub mod junit;
 
@@ -44,11 +45,11 @@ pub fn run_markdown(cells: &[CellView], command: &[String]) -> String {
         }
     }
     let mut s = format!(
-        "### `bootproof run` — `{}`\n\n| image | kernel |",
-        shell_words(command).replace('|', "\\|")
+        "### `bootproof run` — {}\n\n| image | kernel |",
+        escape::code_span(&shell_words(command))
     );
     for v in &variants {
-        s.push_str(&format!(" {v} |"));
+        s.push_str(&format!(" {} |", escape::markdown(v)));
     }
     s.push_str("\n|---|---|");
     s.push_str(&"---|".repeat(variants.len()));
@@ -57,10 +58,12 @@ pub fn run_markdown(cells: &[CellView], command: &[String]) -> String {
         let row: Vec<&CellView> = cells.iter().filter(|c| c.name == *img).collect();
         s.push_str(&format!(
             "| {} | {} |",
-            img,
-            row.first()
-                .and_then(|c| c.kernel_version.as_deref())
-                .unwrap_or("–")
+            escape::markdown(img),
+            escape::markdown(
+                row.first()
+                    .and_then(|c| c.kernel_version.as_deref())
+                    .unwrap_or("–")
+            )
         ));
         for v in &variants {
             let text = match row.iter().find(|c| c.variant == *v) {
@@ -73,7 +76,7 @@ pub fn run_markdown(cells: &[CellView], command: &[String]) -> String {
                         CellStatus::InfraError => "⚠️",
                         CellStatus::Skipped => "⏭️",
                     };
-                    format!("{what} {}", c.detail.replace('|', "\\|"))
+                    format!("{what} {}", escape::markdown(&c.detail))
                 }
             };
             s.push_str(&format!(" {text} |"));

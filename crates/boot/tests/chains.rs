@@ -1,19 +1,17 @@
 //! Boot chains built from real Debian binaries (shim, GRUB, systemd's stub,
 //! kernels): the default entry is found and extracts to the packaged bytes.
 
-mod common;
-
 use bootproof_boot::chain::{self, Arch};
 use bootproof_boot::extract::extract;
 use bootproof_image::OpenOptions;
 use bootproof_inspect::OpenedImage;
-use common::Scratch;
+use bootproof_testkit::Scratch;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn images() -> &'static Path {
-    common::boot_images()
+    bootproof_testkit::boot_images()
 }
 
 fn manifest() -> Value {
@@ -21,7 +19,7 @@ fn manifest() -> Value {
 }
 
 fn scratch(name: &str) -> Scratch {
-    common::scratch("chain", name)
+    bootproof_testkit::scratch("chain", name)
 }
 
 #[test]
@@ -234,7 +232,7 @@ fn boot_dir_pairs_kernel_and_initrd_by_version() {
     std::fs::create_dir_all(dir.join("tree/etc")).unwrap();
     std::fs::write(dir.join("tree/etc/os-release"), "ID=test\n").unwrap();
     let kernel = std::fs::read(
-        common::artifacts()
+        bootproof_testkit::artifacts()
             .join("arm64/root/boot")
             .read_dir()
             .unwrap()
@@ -283,27 +281,21 @@ fn boot_dir_pairs_kernel_and_initrd_by_version() {
     );
     assert_eq!(entry.kernel.path, "/boot/vmlinuz-6.1.0-10");
     assert_eq!(entry.initrds[0].path, "/boot/initrd.img-6.1.0-10");
-    // And through the CLI: no ESP, so extract falls back to /boot.
+    // Extracted: the chain has no entries (no ESP), so the /boot entry is
+    // the one written.
     let out = dir.join("out");
-    let run = common::bootproof(&[
-        "extract",
-        "--json",
-        "--arch",
-        "aarch64",
-        img.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(v["fallback_to_boot_dir"], true);
+    assert!(chain::follow(&opened, Arch::Aarch64).entries.is_empty());
+    let before = opened.image.stats().bytes_read();
+    extract(
+        &opened,
+        &chain::follow(&opened, Arch::Aarch64),
+        &entry,
+        &out,
+    )
+    .unwrap();
     // The kernel's zero-filled regions are holes in ext4 (mkfs.ext4 -d makes
     // them sparse), so a little less than its size is read, never much more.
-    let read = v["bytes_read"].as_u64().unwrap();
+    let read = opened.image.stats().bytes_read() - before;
     assert!(
         read > kernel.len() as u64 / 2 && read < 2 * kernel.len() as u64,
         "{read}"
