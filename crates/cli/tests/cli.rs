@@ -497,7 +497,7 @@ fn hostile_names_are_shown_not_executed() {
         let out = bootproof(&["ls", "-l", "--color", color, img.to_str().unwrap(), "/"]);
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(
-            text.contains("evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2Jname"),
+            text.contains("evil\\u001b]0;pwned\\u0007\\u001b[2Jname"),
             "{text}"
         );
         let foreign = text

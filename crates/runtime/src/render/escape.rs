@@ -13,7 +13,7 @@ fn xml_char(c: char) -> bool {
 
 /// XML 1.0 attributes and content. Characters XML 1.0 cannot hold
 /// (control characters other than tab, newline and carriage return;
-/// U+FFFE, U+FFFF) are written visibly as `\u{…}` so the document stays
+/// U+FFFE, U+FFFF) are written visibly as `\uXXXX` so the document stays
 /// well-formed.
 pub fn xml(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -24,7 +24,7 @@ pub fn xml(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             c if !xml_char(c) => {
-                let _ = write!(o, "\\u{{{:x}}}", c as u32);
+                let _ = write!(o, "\\u{:04x}", c as u32);
             }
             c => o.push(c),
         }
@@ -54,7 +54,7 @@ pub fn markdown(s: &str) -> String {
                 o.push(c);
             }
             c if c.is_control() => {
-                let _ = write!(o, "\\u{{{:x}}}", c as u32);
+                let _ = write!(o, "\\u{:04x}", c as u32);
             }
             c => o.push(c),
         }
@@ -80,7 +80,7 @@ pub fn code_span(s: &str) -> String {
 
 /// Text for a terminal: control characters (escape sequences that move
 /// the cursor, retitle the window or hide text; bells; carriage returns
-/// that overwrite a line) are shown as `\u{…}` instead of acting. Newlines
+/// that overwrite a line) are shown as `\uXXXX` instead of acting (the form JSON uses too, so a JSON document passing through stays valid and means the same). Newlines
 /// and tabs stay. Unchanged text is borrowed.
 pub fn terminal(s: &str) -> Cow<'_, str> {
     if !s
@@ -92,7 +92,7 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if c.is_control() && !matches!(c, '\n' | '\t') {
-            let _ = write!(o, "\\u{{{:x}}}", c as u32);
+            let _ = write!(o, "\\u{:04x}", c as u32);
         } else {
             o.push(c);
         }
@@ -134,7 +134,7 @@ pub fn terminal_keep_colours(s: &str) -> Cow<'_, str> {
             continue;
         }
         if c.is_control() && !matches!(c, '\n' | '\t') {
-            let _ = write!(o, "\\u{{{:x}}}", c as u32);
+            let _ = write!(o, "\\u{:04x}", c as u32);
         } else {
             o.push(c);
         }
@@ -180,8 +180,13 @@ mod tests {
     fn terminal_text_cannot_drive_the_terminal() {
         let out = terminal(HOSTILE);
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\r'));
-        assert!(out.contains("\\u{1b}]0;pwned\\u{7}"));
+        assert!(out.contains("\\u001b]0;pwned\\u0007"));
         assert!(matches!(terminal("plain\ttext\n"), Cow::Borrowed(_)));
+        // JSON passing through keeps its meaning: DEL and C1 controls,
+        // which serde_json leaves raw, become JSON's own escapes.
+        let json = serde_json::to_string("a\u{7f}b\u{9b}c\u{1b}").unwrap();
+        let back: String = serde_json::from_str(&terminal_keep_colours(&json)).unwrap();
+        assert_eq!(back, "a\u{7f}b\u{9b}c\u{1b}");
         let ours = "\u{1b}[1;31mFAIL\u{1b}[0m x";
         assert_eq!(terminal_keep_colours(ours), ours);
         let mixed = format!("{ours} {HOSTILE}");

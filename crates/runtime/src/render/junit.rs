@@ -123,10 +123,10 @@ mod tests {
         assert_eq!(xml("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
         assert_eq!(
             xml("esc \u{1b}[31m bell \u{7}"),
-            "esc \\u{1b}[31m bell \\u{7}"
+            "esc \\u001b[31m bell \\u0007"
         );
         assert_eq!(xml("tab\tnl\n"), "tab\tnl\n");
-        assert_eq!(xml("\u{0}\u{FFFF}"), "\\u{0}\\u{ffff}");
+        assert_eq!(xml("\u{0}\u{FFFF}"), "\\u0000\\uffff");
         // A whole report with hostile text in every field is well-formed:
         // no character outside XML 1.0's Char production remains.
         let hostile = "\u{1b}]0;title\u{7}<x>&\u{0}\u{8}\u{FFFE}";
