@@ -277,3 +277,47 @@ fn kernel_features_fall_back_to_the_module_tree() {
         "{unseen}"
     );
 }
+
+/// A GRUB title carrying control characters (an escape sequence, a bell,
+/// NUL-adjacent bytes XML 1.0 cannot hold) and markup still gives a JUnit
+/// report a strict XML parser accepts, with the characters made visible.
+#[test]
+fn junit_of_hostile_grub_titles_is_well_formed_xml() {
+    let img = variant("check", "debian-grub-arm64.raw", "junit-hostile");
+    edit_grub_cfg(&img, |c| {
+        c.replacen(
+            "menuentry 'Debian GNU/Linux'",
+            "menuentry 'Debian \u{1b}[31m\u{7}\u{1}</testcase><x>&'",
+            1,
+        )
+    });
+    let out = bootproof(&["check", "--junit", img.to_str().unwrap()]);
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        xml.contains("Debian \\u001b[31m\\u0007\\u0001&lt;/testcase&gt;"),
+        "{xml}"
+    );
+    let parse = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; r = E.fromstring(sys.stdin.buffer.read()); print(len(r.iter('testcase').__next__().attrib))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    parse
+        .stdin
+        .as_ref()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let done = parse.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "ElementTree rejected the report: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
