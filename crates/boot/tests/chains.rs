@@ -306,3 +306,51 @@ fn boot_dir_pairs_kernel_and_initrd_by_version() {
     );
     assert!(std::fs::read(out.join("kernel")).unwrap() == kernel);
 }
+
+/// A hostile grub.cfg: `if` blocks nested 20,000 deep around the real menu
+/// entry and a `test` of 100,000 `!` and `-o` words. The chain ends (no
+/// stack overflow, no quadratic copying), says where it stopped, and the
+/// same entry outside the nesting is still found.
+#[test]
+fn deeply_nested_grub_scripts_end_with_a_problem() {
+    let img = bootproof_testkit::variant("chain", "debian-grub-arm64.raw", "nested-if");
+    let dir = img.parent().unwrap().to_path_buf();
+    let real = {
+        let opened = OpenedImage::open(&*img, &OpenOptions::default()).unwrap();
+        let f = bootproof_inspect::FileRef::new(2, "/boot/grub/grub.cfg");
+        opened.read_text(&f, 4 << 20).unwrap()
+    };
+    let nots = "! ".repeat(50_000);
+    let ors = "x -o ".repeat(50_000);
+    let nested = format!(
+        "{}{}",
+        "if true; then\n".repeat(20_000),
+        "fi\n".repeat(20_000)
+    );
+    let cfg = format!(
+        "if [ {nots} x ]; then\nset a=1\nfi\nif [ {ors} x ]; then\nset b=1\nfi\n{nested}{real}"
+    );
+    let file = dir.join("grub.cfg");
+    std::fs::write(&file, cfg).unwrap();
+    bootproof_testkit::edit_root(
+        &img,
+        &format!(
+            "cd /boot/grub\nrm grub.cfg\nwrite {} grub.cfg\n",
+            file.display()
+        ),
+    );
+    let opened = OpenedImage::open(&*img, &OpenOptions::default()).unwrap();
+    let chain = chain::follow(&opened, Arch::Aarch64);
+    assert!(
+        chain
+            .problems
+            .iter()
+            .any(|p| p.code == "chain.grub-nesting"),
+        "{:?}",
+        chain.problems
+    );
+    let entry = chain
+        .default_entry()
+        .expect("the real menu after the nesting");
+    assert!(entry.kernel.path.starts_with("/boot/vmlinuz-"), "{entry:?}");
+}

@@ -25,6 +25,7 @@ pub(super) fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, arch: Arch, chai
         menu_sources: Vec::new(),
         bls: Vec::new(),
         memdisk: embedded.memdisk.clone(),
+        if_depth: 0,
     };
     let here = format!("(slot{}){dir}", grub_bin.slot);
     // The variables GRUB's EFI core sets before running anything.

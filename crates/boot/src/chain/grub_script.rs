@@ -48,7 +48,13 @@ pub(super) struct GrubState<'a> {
     pub(super) bls: Vec<BootEntry>,
     /// Files of GRUB's own memdisk, addressed as `(memdisk)/path`.
     pub(super) memdisk: HashMap<String, Vec<u8>>,
+    /// `if` blocks being run, innermost included.
+    pub(super) if_depth: usize,
 }
+
+/// Deepest `if` nesting evaluated (real configs nest two or three deep; a
+/// crafted one nested thousands deep recursed once per level).
+const MAX_IF_DEPTH: usize = 32;
 
 impl GrubState<'_> {
     /// The filesystem GRUB's `search` would find: by UUID, label, or a file it holds.
@@ -115,16 +121,22 @@ impl GrubState<'_> {
         result != negate
     }
 
-    /// The `test` builtin: `-o` binds loosest, then `-a`, then `!` and primaries.
+    /// The `test` builtin: `-o` binds loosest, then `-a`, then `!` and
+    /// primaries. Evaluated in one pass over the words, without recursion
+    /// (a line of thousands of `!` or `-o` recursed once per word and
+    /// rescanned the rest each time).
     fn test(&self, w: &[String]) -> bool {
-        if let Some(i) = w.iter().position(|x| x == "-o") {
-            return self.test(&w[..i]) || self.test(&w[i + 1..]);
-        }
-        if let Some(i) = w.iter().position(|x| x == "-a") {
-            return self.test(&w[..i]) && self.test(&w[i + 1..]);
-        }
+        w.split(|x| x == "-o").any(|any| {
+            any.split(|x| x == "-a").all(|term| {
+                let nots = term.iter().take_while(|x| *x == "!").count();
+                self.primary(&term[nots..]) != (nots % 2 == 1)
+            })
+        })
+    }
+
+    /// One `test` primary.
+    fn primary(&self, w: &[String]) -> bool {
         match w {
-            [n, rest @ ..] if n == "!" => !self.test(rest),
             [op, s] if op == "-z" => s.is_empty(),
             [op, s] if op == "-n" => !s.is_empty(),
             [op, p] if matches!(op.as_str(), "-e" | "-f" | "-s" | "-d") => self.path_exists(p),
@@ -150,8 +162,11 @@ impl GrubState<'_> {
             w.retain(|x| x != "then");
             w
         };
-        let mut branches: Vec<(Option<Vec<String>>, Vec<&str>)> =
-            vec![(Some(cond_of(lines[start])), Vec::new())];
+        // Each branch: its condition (none for `else`) and its body, a
+        // range of `lines` (sliced, never copied: nested blocks cost no
+        // memory per level).
+        let mut branches: Vec<(Option<Vec<String>>, std::ops::Range<usize>)> =
+            vec![(Some(cond_of(lines[start])), start + 1..start + 1)];
         let mut depth = 0;
         let mut i = start + 1;
         while i < lines.len() {
@@ -164,19 +179,26 @@ impl GrubState<'_> {
                 "fi" if depth == 0 => break,
                 "fi" => depth -= 1,
                 "elif" if depth == 0 => {
-                    branches.push((Some(cond_of(lines[i])), Vec::new()));
+                    branches.push((Some(cond_of(lines[i])), i + 1..i + 1));
                     i += 1;
                     continue;
                 }
                 "else" if depth == 0 => {
-                    branches.push((None, Vec::new()));
+                    branches.push((None, i + 1..i + 1));
                     i += 1;
                     continue;
                 }
                 _ => {}
             }
-            branches.last_mut().expect("one branch").1.push(lines[i]);
+            branches.last_mut().expect("one branch").1.end = i + 1;
             i += 1;
+        }
+        if self.if_depth >= MAX_IF_DEPTH {
+            chain.problem(
+                "chain.grub-nesting",
+                format!("{source}: `if` blocks nested deeper than {MAX_IF_DEPTH}; the inner ones were not evaluated"),
+            );
+            return i + 1;
         }
         for (cond, body) in branches {
             let holds = match cond {
@@ -188,7 +210,9 @@ impl GrubState<'_> {
                 }
             };
             if holds {
-                self.run(&body.join("\n"), source, chain);
+                self.if_depth += 1;
+                self.run_lines(&lines[body], source, chain);
+                self.if_depth -= 1;
                 break;
             }
         }
@@ -338,6 +362,11 @@ impl GrubState<'_> {
 
     pub(super) fn run(&mut self, text: &str, source: &str, chain: &mut BootChain) {
         let lines: Vec<&str> = text.lines().collect();
+        self.run_lines(&lines, source, chain);
+    }
+
+    /// Runs script lines (a whole file, or the body of an `if` branch).
+    fn run_lines(&mut self, lines: &[&str], source: &str, chain: &mut BootChain) {
         let mut i = 0;
         while i < lines.len() {
             let w = grub::words(lines[i]);
@@ -349,10 +378,10 @@ impl GrubState<'_> {
             let w: Vec<String> = w.iter().map(|x| grub::expand(x, &lookup)).collect();
             match cmd {
                 "if" => {
-                    i = self.if_block(&lines, i - 1, source, chain);
+                    i = self.if_block(lines, i - 1, source, chain);
                 }
                 "menuentry" => {
-                    let (entry, next) = self.menuentry(&w, &lines, i);
+                    let (entry, next) = self.menuentry(&w, lines, i);
                     self.menu.push(entry);
                     self.menu_sources.push(source.to_string());
                     i = next;
