@@ -275,10 +275,7 @@ pub fn extract(
         }
     }
     if !has("console=") {
-        added.push(match arch {
-            Arch::Aarch64 => "console=ttyAMA0".into(),
-            Arch::X86_64 => "console=ttyS0".into(),
-        });
+        added.push(format!("console={}", arch.console()));
     }
     let cmdline = std::iter::once(configured.as_str())
         .chain(added.iter().map(String::as_str))

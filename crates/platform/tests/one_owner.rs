@@ -10,8 +10,8 @@ const FORBIDDEN: &[&str] = &[
     "== \"x86_64\"",
     "!= \"aarch64\"",
     "!= \"x86_64\"",
-    "\"ttyAMA0\"",
-    "\"ttyS0\"",
+    "ttyAMA0\"",
+    "ttyS0\"",
     "== \"mmio\"",
     "!= \"mmio\"",
 ];

@@ -152,7 +152,8 @@ pub(crate) fn spcr_check(r: &mut Reporter, dir: &str) {
         let addr = u64::from_le_bytes(t.get(44..52)?.try_into().ok()?);
         Some((space, addr))
     });
-    let used = read("/sys/class/tty/ttyAMA0/iomem_base").and_then(|s| {
+    let uart = Arch::Aarch64.console();
+    let used = read(&format!("/sys/class/tty/{uart}/iomem_base")).and_then(|s| {
         u64::from_str_radix(
             s.trim().trim_start_matches("0x").trim_start_matches("0X"),
             16,
@@ -168,7 +169,7 @@ pub(crate) fn spcr_check(r: &mut Reporter, dir: &str) {
             "acpi.spcr-console",
             addr == base && console,
             format!(
-                "SPCR: MMIO {addr:#x}; ttyAMA0 at {base:#x}{}",
+                "SPCR: MMIO {addr:#x}; {uart} at {base:#x}{}",
                 if console {
                     ", the console"
                 } else {
@@ -180,7 +181,7 @@ pub(crate) fn spcr_check(r: &mut Reporter, dir: &str) {
             "acpi.spcr-console",
             Status::Fail,
             format!(
-                "SPCR: address space {space} at {addr:#x}; ttyAMA0 {}",
+                "SPCR: address space {space} at {addr:#x}; {uart} {}",
                 used.map_or("absent".to_string(), |b| format!("at {b:#x}"))
             ),
         ),
