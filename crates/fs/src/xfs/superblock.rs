@@ -187,13 +187,61 @@ impl Superblock {
                 "inode number {ino} is outside the filesystem"
             )));
         }
-        let byte =
-            (ag * self.ag_blocks + agbno) * self.block_size + index * u64::from(self.inode_size);
-        if byte + u64::from(self.inode_size) > self.device_size {
-            return Err(corrupt(format!(
-                "inode {ino} lies past the end of the device"
-            )));
+        // Checked: the factors are superblock fields, and their product
+        // wrapped silently (or panicked) for crafted ones.
+        let inode_size = u64::from(self.inode_size);
+        ag.checked_mul(self.ag_blocks)
+            .and_then(|b| b.checked_add(agbno))
+            .and_then(|b| b.checked_mul(self.block_size))
+            .and_then(|b| b.checked_add(index.checked_mul(inode_size)?))
+            .filter(|b| {
+                b.checked_add(inode_size)
+                    .is_some_and(|end| end <= self.device_size)
+            })
+            .ok_or_else(|| corrupt(format!("inode {ino} lies past the end of the device")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A superblock as a crafted image can make it: the largest AG count
+    /// and size the parser accepts, 64 KiB blocks.
+    fn huge() -> Superblock {
+        Superblock {
+            block_size: 65536,
+            uuid: [0; 16],
+            root_ino: 128,
+            ag_blocks: (1 << 31) - 1,
+            ag_count: u64::from(u32::MAX),
+            inode_size: 512,
+            label: String::new(),
+            ag_block_log: 31,
+            inodes_per_block_log: 7,
+            dir_block_size: 65536,
+            v5: true,
+            ftype: true,
+            bigtime: false,
+            nrext64: false,
+            device_size: 64 << 20,
         }
-        Ok(byte)
+    }
+
+    #[test]
+    fn inode_offsets_never_wrap() {
+        let sb = huge();
+        // AG 2^32 - 2, last block: the byte offset is beyond u64.
+        let ino = ((u64::from(u32::MAX) - 1) << (31 + 7)) | (((1 << 31) - 2) << 7) | 5;
+        let e = sb.inode_offset(ino).unwrap_err();
+        assert!(e.to_string().contains("past the end"), "{e}");
+        // In range: AG 0, block 1, inode 3.
+        assert_eq!(sb.inode_offset((1 << 7) | 3).unwrap(), 65536 + 3 * 512);
+        // Every inode number either maps inside the device or is an error.
+        for ino in [0, u64::MAX, 1 << 63, (1 << 38) - 1, 1 << 38] {
+            if let Ok(b) = sb.inode_offset(ino) {
+                assert!(b + 512 <= sb.device_size);
+            }
+        }
     }
 }
