@@ -46,7 +46,16 @@ pub(crate) struct FileMap {
     last: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
 }
 
+/// Largest compressed extent, before and after compression
+/// (BTRFS_MAX_COMPRESSED / BTRFS_MAX_UNCOMPRESSED: 128 KiB).
+const MAX_COMPRESSED_EXTENT: u64 = 128 << 10;
+
 fn decompress(method: u8, input: &[u8], ram: u64, sector: u32) -> Result<Vec<u8>, FsError> {
+    if ram > MAX_COMPRESSED_EXTENT {
+        return Err(corrupt(format!(
+            "compressed extent claims {ram} bytes (at most {MAX_COMPRESSED_EXTENT})"
+        )));
+    }
     let want = ram as usize;
     let mut out = Vec::with_capacity(want);
     let fail = |what: &str, e: String| corrupt(format!("{what} extent does not decompress: {e}"));
@@ -216,6 +225,11 @@ impl FileMap {
                 return Ok(Arc::clone(d));
             }
         }
+        if disk_len > MAX_COMPRESSED_EXTENT {
+            return Err(corrupt(format!(
+                "compressed extent at {addr:#x} occupies {disk_len} bytes (at most {MAX_COMPRESSED_EXTENT})"
+            )));
+        }
         let mut packed = vec![0u8; disk_len as usize];
         reader.read_logical(addr, &mut packed)?;
         let data = Arc::new(decompress(method, &packed, ram, reader.sector_size)?);
@@ -275,5 +289,28 @@ impl FileMap {
             done += n;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crafted extent claiming terabytes is refused before anything is
+    /// allocated for it.
+    #[test]
+    fn oversized_compressed_extents_are_refused() {
+        for method in [1, 2, 3] {
+            let e = decompress(method, &[0; 16], 1 << 40, 4096).unwrap_err();
+            assert!(e.to_string().contains("at most"), "{e}");
+        }
+        let data = b"hello hello hello hello";
+        let z = {
+            use std::io::Write;
+            let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        assert_eq!(decompress(1, &z, data.len() as u64, 4096).unwrap(), data);
     }
 }

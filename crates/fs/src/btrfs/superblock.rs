@@ -49,10 +49,12 @@ impl Superblock {
         }
         let sector = le32(&b, 0x90);
         let node_size = le32(&b, 0x94);
+        // Btrfs sectors are 4 KiB to 64 KiB (the page sizes Linux has); a
+        // larger one sized allocations for inline extents by the gigabyte.
         if !(4096..=65536).contains(&node_size)
             || !node_size.is_power_of_two()
             || !sector.is_power_of_two()
-            || sector < 512
+            || !(4096..=65536).contains(&sector)
         {
             return Err(corrupt(format!(
                 "node size {node_size} / sector size {sector} invalid"
