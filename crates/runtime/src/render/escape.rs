@@ -49,7 +49,8 @@ pub fn markdown(s: &str) -> String {
             '<' => o.push_str("&lt;"),
             '>' => o.push_str("&gt;"),
             '&' => o.push_str("&amp;"),
-            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '!' | '#' | '~' | '(' | ')' => {
+            // Links and images need `[`; emphasis `*`, `_`, `~`; code `` ` ``.
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '~' => {
                 o.push('\\');
                 o.push(c);
             }
@@ -164,14 +165,16 @@ mod tests {
     fn markdown_cells_stay_one_plain_cell() {
         let out = markdown(HOSTILE);
         assert!(!out.contains('\n') && !out.contains('\u{1b}'));
-        // Every `|`, `[` and `!` is escaped: no column, link or image.
+        // Every `|`, `[`, `]` and backtick is escaped: no column, link,
+        // image or code span.
         for (i, c) in out.char_indices() {
-            if matches!(c, '|' | '[' | ']' | '!' | '(' | ')' | '`') {
+            if matches!(c, '|' | '[' | ']' | '`') {
                 assert_eq!(&out[i - 1..i], "\\", "{out}");
             }
         }
         assert!(!out.contains('<'));
         assert_eq!(markdown("exit 0"), "exit 0");
+        assert_eq!(markdown("exit 4 (expected 0)"), "exit 4 (expected 0)");
         assert_eq!(code_span("sh -c 'a|b'"), "` sh -c 'a|b' `");
         assert_eq!(code_span("echo `x`\nls"), "`` echo `x` ls ``");
     }
