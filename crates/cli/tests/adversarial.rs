@@ -297,6 +297,44 @@ fn fat_cluster_chain_loop_ends_in_an_error() {
     assert!(v.read(b"/MISSING.TXT").is_err());
 }
 
+/// A FAT file whose entry declares 4 GiB on a 20 MiB volume (with a
+/// looping chain, fatfs would stream the loop up to that size) is refused
+/// when opened, before anything is read.
+#[test]
+fn fat_file_larger_than_its_volume_is_refused() {
+    let dir = scratch("fat-size");
+    let img = dir.join("big.fat");
+    assert!(Command::new("mkfs.vfat")
+        .args(["-C", "-F", "32", "-s", "1", "-S", "512"])
+        .arg(&img)
+        .arg("40960")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let file = dir.join("DATA.BIN");
+    std::fs::write(&file, vec![7u8; 2048]).unwrap();
+    assert!(Command::new("mcopy")
+        .arg("-i")
+        .arg(&img)
+        .arg(&file)
+        .arg("::/")
+        .status()
+        .unwrap()
+        .success());
+    // The 8.3 entry's size field (offset 28) in the root directory.
+    let bytes = std::fs::read(&img).unwrap();
+    let at = bytes
+        .windows(11)
+        .position(|w| w == b"DATA    BIN")
+        .expect("the directory entry");
+    patch(&img, at as u64 + 28, &u32::MAX.to_le_bytes());
+    let opened = OpenedImage::open(&img, &OpenOptions::default()).unwrap();
+    let (_, v) = opened.volume(&PartSelector::Number(0)).unwrap();
+    let err = v.read(b"/DATA.BIN").unwrap_err().to_string();
+    assert!(err.contains("declared"), "{err}");
+}
+
 #[test]
 fn directory_cycles_terminate() {
     let dir = scratch("dircycle");

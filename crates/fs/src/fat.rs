@@ -84,6 +84,8 @@ pub(crate) struct Fat {
     kind: FsKind,
     budget: Rc<Cell<u64>>,
     budget_per_op: u64,
+    /// The volume's size in bytes.
+    size: u64,
 }
 
 fn le16(b: &[u8], at: usize) -> u32 {
@@ -173,7 +175,8 @@ fn names_equal(a: &str, b: &[u8]) -> bool {
 
 impl Fat {
     pub(crate) fn open(dev: Arc<dyn ReadAt>, kind: FsKind) -> Result<Fat, FsError> {
-        let budget_per_op = dev.size().saturating_mul(2).saturating_add(16 << 20);
+        let size = dev.size();
+        let budget_per_op = size.saturating_mul(2).saturating_add(16 << 20);
         let budget = Rc::new(Cell::new(budget_per_op));
         let io = FatIo {
             dev,
@@ -190,6 +193,7 @@ impl Fat {
             kind,
             budget,
             budget_per_op,
+            size,
         })
     }
 
@@ -356,6 +360,19 @@ impl FileSystem for Fat {
         let e = self.lookup(path)?;
         if e.is_dir() {
             return Err(FsError::IsADirectory(path.to_string()));
+        }
+        // A file cannot hold more than its volume: a larger declared size
+        // is a crafted entry (with a looping cluster chain, fatfs would
+        // stream the loop up to it, gigabytes from a small image).
+        let volume = self.size;
+        if e.len() > volume {
+            return Err(FsError::corrupt(
+                self.kind,
+                format!(
+                    "{path}: {} bytes declared on a {volume}-byte volume",
+                    e.len()
+                ),
+            ));
         }
         Ok(Box::new(FatReader {
             file: e.to_file(),
