@@ -242,18 +242,23 @@ fn hostile_qcow2_headers_are_refused() {
     );
 }
 
-#[test]
-fn fat_cluster_chain_loop_ends_in_an_error() {
-    let dir = scratch("fat");
-    let img = dir.join("loop.fat");
+/// A 20 MiB FAT32 volume made by mkfs.vfat, one 512-byte sector a cluster.
+fn fat32(img: &std::path::Path) {
     assert!(Command::new("mkfs.vfat")
-        .args(["-C", "-F", "32", "-s", "1", "-S", "512", "-n", "LOOPY"])
-        .arg(&img)
+        .args(["-C", "-F", "32", "-s", "1", "-S", "512"])
+        .arg(img)
         .arg("40960")
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap()
         .success());
+}
+
+#[test]
+fn fat_cluster_chain_loop_ends_in_an_error() {
+    let dir = scratch("fat");
+    let img = dir.join("loop.fat");
+    fat32(&img);
     let src = dir.join("files");
     std::fs::create_dir_all(&src).unwrap();
     let mut names = vec![];
@@ -304,14 +309,7 @@ fn fat_cluster_chain_loop_ends_in_an_error() {
 fn fat_file_larger_than_its_volume_is_refused() {
     let dir = scratch("fat-size");
     let img = dir.join("big.fat");
-    assert!(Command::new("mkfs.vfat")
-        .args(["-C", "-F", "32", "-s", "1", "-S", "512"])
-        .arg(&img)
-        .arg("40960")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success());
+    fat32(&img);
     let file = dir.join("DATA.BIN");
     std::fs::write(&file, vec![7u8; 2048]).unwrap();
     assert!(Command::new("mcopy")
