@@ -486,6 +486,17 @@ fn ctrl_c_shuts_the_guest_down_and_removes_the_state() {
     let dir = scratch("boot", "sigint");
     let state = dir.join("state");
     let (child, needle) = boot_in_background(&dir);
+    // The running QEMU is confined by seccomp (mode 2, a filter), as its
+    // `-sandbox` asks.
+    let pids = qemu_with(&needle);
+    assert_eq!(pids.len(), 1, "{needle}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]),
+        "{status}"
+    );
     ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));

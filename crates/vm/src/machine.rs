@@ -129,6 +129,14 @@ impl VmSpec {
         let mut a: Vec<String> = ["-nodefaults", "-no-user-config", "-display", "none"]
             .map(String::from)
             .to_vec();
+        // QEMU parses the untrusted image; its seccomp sandbox denies what
+        // a compromised QEMU would want next (as libvirt does): obsolete
+        // syscalls, setuid and friends, fork/exec, and changing its own
+        // scheduling and resource limits.
+        a.extend([
+            "-sandbox".into(),
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into(),
+        ]);
         let mut machine = self.machine.clone();
         if self.arch.has_variants() {
             machine.push_str(&format!(
@@ -387,6 +395,18 @@ mod tests {
         assert_eq!(after(&a, "-kernel"), ["/k"]);
         assert_eq!(after(&a, "-initrd"), ["/i"]);
         assert_eq!(after(&a, "-append"), ["console=ttyAMA0 root=/dev/vda2"]);
+    }
+
+    #[test]
+    fn qemu_runs_sandboxed() {
+        for arch in Arch::ALL {
+            let a = spec(arch).qemu_args();
+            let sandbox = after(&a, "-sandbox");
+            assert_eq!(sandbox.len(), 1);
+            for deny in ["obsolete", "elevateprivileges", "spawn", "resourcecontrol"] {
+                assert!(sandbox[0].contains(&format!("{deny}=deny")), "{sandbox:?}");
+            }
+        }
     }
 
     /// Commas: doubled inside option strings, literal in whole-argument
