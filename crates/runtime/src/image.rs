@@ -5,6 +5,7 @@
 use crate::Error;
 use bootproof_boot::chain::{self, BootChain, BootEntry};
 use bootproof_boot::extract::entry_from_boot_dir;
+use bootproof_boot::modules::{self, Closure, InImage};
 use bootproof_inspect::OpenedImage;
 use bootproof_platform::Arch;
 use std::path::Path;
@@ -97,4 +98,30 @@ pub fn module_dir(img: &OpenedImage, version: &str) -> Option<(usize, String)> {
         }
     }
     None
+}
+
+/// The closure of `wanted` from the image's own module tree for kernel
+/// `version`; when the tree is not in the image, every wanted module is
+/// missing and `why_none` says why.
+pub fn image_closure(img: &OpenedImage, version: &str, wanted: &[&str], why_none: &str) -> Closure {
+    match module_dir(img, version) {
+        Some((slot, dir)) => {
+            let vol = img.slots[slot]
+                .volume
+                .as_ref()
+                .expect("module_dir found a volume");
+            modules::resolve(&InImage { volume: vol, dir }, wanted)
+        }
+        None => no_modules(wanted, why_none),
+    }
+}
+
+/// The closure when there is no module tree to resolve from: every wanted
+/// module missing, and why.
+pub fn no_modules(wanted: &[&str], why: &str) -> Closure {
+    Closure {
+        missing: wanted.iter().map(|s| s.to_string()).collect(),
+        dependency_source: format!("none: {why}"),
+        ..Closure::default()
+    }
 }

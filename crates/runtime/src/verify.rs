@@ -10,7 +10,7 @@
 use crate::deliver::{nonce, SeedKind};
 use crate::events::Events;
 use crate::host::{choose_accel, cores, deadline, default_cpus};
-use crate::image::{module_dir, open, pick_entry, resolve_arch};
+use crate::image::{image_closure, open, pick_entry, resolve_arch};
 use crate::launch::{
     all_passed, find_agent, launch, Guest, How, Task, VariantResult, AGENT_MODULES,
 };
@@ -19,7 +19,7 @@ use crate::pool::run_pool;
 use crate::Error;
 use bootproof_agent::{Record, Status};
 use bootproof_boot::extract::extract;
-use bootproof_boot::modules::{self, Closure, InImage};
+use bootproof_boot::modules::Closure;
 use bootproof_image::ReadAt;
 use bootproof_platform::{Arch, Axes, Platform};
 use bootproof_vm::accel::{Decision, Probe};
@@ -323,17 +323,8 @@ fn agent_kernel(
             "`bootproof extract --json IMAGE -o DIR` shows what was found",
         )
     })?;
-    let closure = match module_dir(img, &version) {
-        Some((slot, dir)) => {
-            let vol = img.slots[slot].volume.as_ref().expect("checked");
-            modules::resolve(&InImage { volume: vol, dir }, AGENT_MODULES)
-        }
-        None => Closure {
-            missing: AGENT_MODULES.iter().map(|s| s.to_string()).collect(),
-            dependency_source: format!("none: no /lib/modules/{version} in the image"),
-            ..Closure::default()
-        },
-    };
+    let why = format!("no /lib/modules/{version} in the image");
+    let closure = image_closure(img, &version, AGENT_MODULES, &why);
     Ok((work.join("kernel/kernel"), closure, version))
 }
 

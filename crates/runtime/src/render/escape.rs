@@ -84,6 +84,12 @@ pub fn code_span(s: &str) -> String {
 /// that overwrite a line) are shown as `\uXXXX` instead of acting (the form JSON uses too, so a JSON document passing through stays valid and means the same). Newlines
 /// and tabs stay. Unchanged text is borrowed.
 pub fn terminal(s: &str) -> Cow<'_, str> {
+    escape_controls(s, &[])
+}
+
+/// Control characters other than newline and tab as `\uXXXX`, except
+/// where one of the `keep` sequences starts.
+fn escape_controls<'a>(s: &'a str, keep: &[&str]) -> Cow<'a, str> {
     if !s
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
@@ -91,12 +97,19 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if let Some(own) = keep.iter().find(|own| rest.starts_with(**own)) {
+            o.push_str(own);
+            rest = &rest[own.len()..];
+            continue;
+        }
         if c.is_control() && !matches!(c, '\n' | '\t') {
             let _ = write!(o, "\\u{:04x}", c as u32);
         } else {
             o.push(c);
         }
+        rest = &rest[c.len_utf8()..];
     }
     Cow::Owned(o)
 }
@@ -119,29 +132,7 @@ const OWN_COLOURS: &[&str] = &[
 /// most recolour itself; it cannot move the cursor, clear or retitle the
 /// terminal, hide text or ring the bell.
 pub fn terminal_keep_colours(s: &str) -> Cow<'_, str> {
-    if !s
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\u{1b}'))
-        && !s.contains('\u{1b}')
-    {
-        return Cow::Borrowed(s);
-    }
-    let mut o = String::with_capacity(s.len() + 8);
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        if let Some(own) = OWN_COLOURS.iter().find(|own| rest.starts_with(**own)) {
-            o.push_str(own);
-            rest = &rest[own.len()..];
-            continue;
-        }
-        if c.is_control() && !matches!(c, '\n' | '\t') {
-            let _ = write!(o, "\\u{:04x}", c as u32);
-        } else {
-            o.push(c);
-        }
-        rest = &rest[c.len_utf8()..];
-    }
-    Cow::Owned(o)
+    escape_controls(s, OWN_COLOURS)
 }
 
 #[cfg(test)]

@@ -3,14 +3,14 @@
 //! prepared once — kernel extracted, OS root found, module closure
 //! resolved — before any cell boots.
 
-use crate::image::{module_dir, open, pick_entry, resolve_arch};
+use crate::image::{image_closure, no_modules, open, pick_entry, resolve_arch};
 use crate::launch::{How, AGENT_MODULES};
 use crate::matrix::{MatrixFile, VariantEntry};
 use crate::mode::Mode;
 use crate::run::RunRequest;
 use crate::Error;
 use bootproof_boot::extract::extract;
-use bootproof_boot::modules::{self, Closure, HostDir, InImage};
+use bootproof_boot::modules::{self, Closure, HostDir};
 use bootproof_boot::package::{self, ExternalKernel};
 use bootproof_fs::FsKind;
 use bootproof_image::ReadAt;
@@ -227,16 +227,6 @@ fn wanted_modules(fstype: &str) -> Vec<&'static str> {
     wanted
 }
 
-/// The closure when there is no module tree to resolve from: every wanted
-/// module missing, and why.
-fn no_modules(wanted: &[&str], why: &str) -> Closure {
-    Closure {
-        missing: wanted.iter().map(|s| s.to_string()).collect(),
-        dependency_source: format!("none: {why}"),
-        ..Closure::default()
-    }
-}
-
 /// The image's architecture, checked against the one its source declares.
 fn row_arch(img: &OpenedImage, source: &RowSource) -> Result<Arch, Error> {
     let Some(declared) = source.arch else {
@@ -337,12 +327,10 @@ pub(crate) fn prepare_rows(
             (Ok(manifest), Ok(r)) => {
                 own.version.clone_from(&manifest.kernel_version);
                 let wanted = wanted_modules(r.fstype);
-                own.closure = match own.version.as_deref().and_then(|v| module_dir(&img, v)) {
-                    Some((slot, dir)) => {
-                        let vol = img.slots[slot].volume.as_ref().expect("checked");
-                        modules::resolve(&InImage { volume: vol, dir }, &wanted)
-                    }
-                    None => no_modules(&wanted, "the kernel's modules are not in the image"),
+                let why = "the kernel's modules are not in the image";
+                own.closure = match own.version.as_deref() {
+                    Some(v) => image_closure(&img, v, &wanted, why),
+                    None => no_modules(&wanted, why),
                 };
             }
         }
