@@ -333,6 +333,24 @@ fn fat_file_larger_than_its_volume_is_refused() {
     assert!(err.contains("declared"), "{err}");
 }
 
+/// Recomputes the CRC32C of the Btrfs tree block holding byte `at`, so a
+/// crafted change gets past the checksum to the code behind it (as a
+/// hostile image author would).
+fn reseal_btrfs_block(path: &std::path::Path, at: u64) {
+    let sb = read_at(path, 0x10000, 4096);
+    let node = u64::from(u32::from_le_bytes(sb[0x94..0x98].try_into().unwrap()));
+    let start = at - at % node;
+    let mut block = read_at(path, start, node as usize);
+    assert_eq!(
+        block[0x20..0x30],
+        sb[0x20..0x30],
+        "a tree block starts at {start:#x}"
+    );
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&block[32..]);
+    block[..4].copy_from_slice(&crc.to_le_bytes());
+    patch(path, start, &block[..4]);
+}
+
 #[test]
 fn directory_cycles_terminate() {
     let dir = scratch("dircycle");
@@ -364,6 +382,17 @@ fn directory_cycles_terminate() {
         if at >= 30 && data[at - 3..at - 1] == [9, 0] && data[at - 30 + 8] == 1 {
             patch(&btrfs, (at - 30) as u64, &256u64.to_le_bytes());
             patched += 1;
+            if patched == 1 {
+                // Unsealed, the damage is caught by the tree block's checksum.
+                let img = OpenedImage::open(&btrfs, &OpenOptions::default()).unwrap();
+                let (_, v) = img.volume(&PartSelector::Number(0)).unwrap();
+                let e = v.read_dir(b"/").unwrap_err().to_string();
+                assert!(
+                    e.contains("crc32c checksum mismatch") && e.contains("tree block"),
+                    "{e}"
+                );
+            }
+            reseal_btrfs_block(&btrfs, at as u64);
         }
     }
     assert!(patched >= 1);

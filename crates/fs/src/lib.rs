@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod btrfs;
+mod checksum;
 mod detect;
 mod error;
 mod ext4;

@@ -1,6 +1,7 @@
 //! The Btrfs superblock (`struct btrfs_super_block`, little-endian, at 64 KiB).
 
 use super::corrupt;
+use crate::checksum::BtrfsCsum;
 use crate::error::FsError;
 use crate::FsKind;
 use bootproof_image::ReadAt;
@@ -31,6 +32,8 @@ pub(crate) struct Superblock {
     pub chunk_root_level: u8,
     pub label: String,
     pub sys_chunk_array: Vec<u8>,
+    /// How the superblock and every tree block are checksummed.
+    pub csum: BtrfsCsum,
 }
 
 impl Superblock {
@@ -40,6 +43,11 @@ impl Superblock {
         if &b[0x40..0x48] != b"_BHRfS_M" {
             return Err(corrupt("no _BHRfS_M magic at 64 KiB"));
         }
+        let csum_type = le16(&b, 0xc4);
+        let csum = BtrfsCsum::from_type(csum_type).ok_or_else(|| {
+            FsError::unsupported(FsKind::Btrfs, format!("checksum type {csum_type}"))
+        })?;
+        csum.verify(&b, || "superblock".into())?;
         let num_devices = le64(&b, 0x88);
         if num_devices != 1 {
             return Err(FsError::unsupported(
@@ -92,6 +100,7 @@ impl Superblock {
             chunk_root_level,
             label: String::from_utf8_lossy(&label_raw[..label_len]).into_owned(),
             sys_chunk_array: b[0x32b..0x32b + sys_len].to_vec(),
+            csum,
         })
     }
 }

@@ -3,6 +3,7 @@
 use super::chunk::ChunkMap;
 use super::corrupt;
 use super::superblock::{le32, le64, Superblock};
+use crate::checksum::BtrfsCsum;
 use crate::error::FsError;
 use bootproof_image::ReadAt;
 use std::collections::HashMap;
@@ -61,6 +62,7 @@ pub(crate) struct Reader {
     pub node_size: u32,
     pub sector_size: u32,
     fsid: [u8; 16],
+    csum: BtrfsCsum,
     cache: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
 }
 
@@ -72,6 +74,7 @@ impl Reader {
             node_size: sb.node_size,
             sector_size: sb.sector_size,
             fsid: sb.tree_fsid,
+            csum: sb.csum,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -103,6 +106,7 @@ impl Reader {
         }
         let mut b = vec![0u8; self.node_size as usize];
         self.read_logical(bytenr, &mut b)?;
+        self.csum.verify(&b, || format!("tree block {bytenr:#x}"))?;
         if b[0x20..0x30] != self.fsid {
             return Err(corrupt(format!(
                 "tree block {bytenr:#x} belongs to another filesystem"

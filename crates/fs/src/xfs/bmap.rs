@@ -3,6 +3,7 @@
 use super::inode::{DataFork, Inode};
 use super::superblock::{be16, be64};
 use super::{corrupt, Xfs};
+use crate::checksum;
 use crate::error::FsError;
 use std::collections::HashSet;
 
@@ -80,6 +81,12 @@ fn walk_block(
             "inode {ino}: extent B+tree block {fsb:#x} lacks {} magic",
             String::from_utf8_lossy(magic)
         )));
+    }
+    if fs.sb.v5 {
+        // `bb_crc` of the long-form B+tree block header.
+        checksum::xfs_verify(&block, 64, || {
+            format!("inode {ino}: extent B+tree block {fsb:#x}")
+        })?;
     }
     let level = be16(&block, 4);
     let numrecs = usize::from(be16(&block, 6));

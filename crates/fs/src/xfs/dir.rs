@@ -7,6 +7,7 @@ use super::bmap::extents;
 use super::inode::{DataFork, Inode};
 use super::superblock::{be16, be32, be64};
 use super::{corrupt, Xfs};
+use crate::checksum;
 use crate::error::FsError;
 use crate::FileType;
 use std::collections::BTreeSet;
@@ -87,6 +88,12 @@ fn parse_data_block(
             )))
         }
     };
+    if hdr == 64 {
+        // `xfs_dir3_blk_hdr.crc` covers the whole directory block.
+        checksum::xfs_verify(blk, 4, || {
+            format!("directory inode {}: data block", dir.ino)
+        })?;
+    }
     let mut end = blk.len();
     if is_block {
         // `xfs_dir2_block_tail` closes the block; leaf entries precede it.

@@ -3,6 +3,7 @@
 use super::bmap::Extent;
 use super::superblock::{be16, be32, be64, Superblock};
 use super::{corrupt, Xfs};
+use crate::checksum;
 use crate::error::FsError;
 use crate::{FileType, Metadata};
 
@@ -54,6 +55,10 @@ impl Inode {
             1 | 2 => 100,
             v => return Err(corrupt(format!("inode {ino}: version {v}"))),
         };
+        if version == 3 {
+            // `di_crc` covers the whole inode (core and forks).
+            checksum::xfs_verify(&raw, 100, || format!("inode {ino}"))?;
+        }
         if version == 3 && be64(&raw, 152) != ino {
             return Err(corrupt(format!(
                 "inode {ino}: records inode number {}",
@@ -167,6 +172,9 @@ pub(crate) fn read_remote_symlink(
                         node.ino
                     )));
                 }
+                checksum::xfs_verify(&block, 12, || {
+                    format!("symlink inode {}: remote block {at:#x}", node.ino)
+                })?;
                 let bytes = be32(&block, 8) as usize;
                 &block[56..(56 + bytes).min(bs)]
             } else {

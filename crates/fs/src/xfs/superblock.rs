@@ -1,6 +1,7 @@
 //! The XFS superblock (`struct xfs_sb`, big-endian, at byte 0).
 
 use super::corrupt;
+use crate::checksum;
 use crate::error::FsError;
 use crate::FsKind;
 use bootproof_image::ReadAt;
@@ -22,6 +23,8 @@ const KNOWN_INCOMPAT: u32 = INCOMPAT_FTYPE
     | INCOMPAT_NREXT64
     | INCOMPAT_EXCHRANGE
     | INCOMPAT_PARENT;
+/// Offset of `sb_crc` in `struct xfs_sb`.
+const SB_CRC_OFFSET: usize = 224;
 /// v4 `sb_features2` bit for file types in directory entries.
 const FEATURES2_FTYPE: u32 = 0x200;
 
@@ -133,6 +136,12 @@ impl Superblock {
                 ));
             }
         };
+        if v5 {
+            // `sb_crc` covers the whole first sector.
+            let mut sector = vec![0u8; usize::from(sect_size)];
+            dev.read_at(0, &mut sector)?;
+            checksum::xfs_verify(&sector, SB_CRC_OFFSET, || "superblock".into())?;
+        }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[32..48]);
         let label_raw = &b[108..120];
