@@ -20,6 +20,7 @@ mod error;
 mod ext4;
 mod fat;
 mod iso9660;
+pub mod limits;
 mod path;
 mod volume;
 mod xfs;

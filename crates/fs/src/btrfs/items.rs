@@ -4,6 +4,7 @@ use super::corrupt;
 use super::superblock::{le16, le32, le64};
 use super::tree::{Key, Tree};
 use crate::error::FsError;
+use crate::limits::DirBudget;
 use crate::FileType;
 
 /// `struct btrfs_inode_item` fields the reader uses.
@@ -37,8 +38,12 @@ pub(crate) struct DirItem {
     pub file_type: FileType,
 }
 
-pub(crate) fn dir_items(b: &[u8]) -> Result<Vec<DirItem>, FsError> {
-    let mut out = Vec::new();
+/// Appends the directory items packed in `b` to `out`, charging each.
+pub(crate) fn dir_items(
+    b: &[u8],
+    budget: &mut DirBudget,
+    out: &mut Vec<DirItem>,
+) -> Result<(), FsError> {
     let mut pos = 0;
     while pos < b.len() {
         if pos + 30 > b.len() {
@@ -53,6 +58,7 @@ pub(crate) fn dir_items(b: &[u8]) -> Result<Vec<DirItem>, FsError> {
         if name_len == 0 || end > b.len() {
             return Err(corrupt("directory item name overruns its item"));
         }
+        budget.charge(name_len)?;
         out.push(DirItem {
             location,
             name: b[name_at..name_at + name_len].to_vec(),
@@ -60,7 +66,7 @@ pub(crate) fn dir_items(b: &[u8]) -> Result<Vec<DirItem>, FsError> {
         });
         pos = end;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The tree a `struct btrfs_root_item` points to.

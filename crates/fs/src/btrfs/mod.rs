@@ -25,6 +25,7 @@ mod tree;
 
 use crate::detect::FsKind;
 use crate::error::FsError;
+use crate::limits::DirBudget;
 use crate::path::NodePath;
 use crate::{DirEntry, FileSystem, FileType, Metadata};
 use bootproof_image::ReadAt;
@@ -98,15 +99,16 @@ impl Btrfs {
         };
         // The root tree's directory (objectid 6) names the default subvolume.
         let mut default = FS_TREE_OBJECTID;
+        let mut budget = DirBudget::new(FsKind::Btrfs, "the root tree directory");
         fs.reader.search(
             &fs.root_tree,
             Key::new(ROOT_TREE_DIR_OBJECTID, DIR_ITEM, 0),
             Key::new(ROOT_TREE_DIR_OBJECTID, DIR_ITEM, u64::MAX),
             &mut |_, data| {
-                for item in items::dir_items(data)? {
-                    if item.name == b"default" {
-                        default = item.location.objectid;
-                    }
+                let mut items = Vec::new();
+                items::dir_items(data, &mut budget, &mut items)?;
+                if let Some(item) = items.iter().find(|i| i.name == b"default") {
+                    default = item.location.objectid;
                 }
                 Ok(true)
             },
@@ -161,12 +163,16 @@ impl Btrfs {
         }
         let tree = self.subvolume(dir.tree)?;
         let mut out = Vec::new();
+        let mut budget = DirBudget::new(
+            FsKind::Btrfs,
+            format!("directory inode {} of subvolume {}", dir.ino, dir.tree),
+        );
         self.reader.search(
             &tree,
             Key::new(dir.ino, DIR_INDEX, 0),
             Key::new(dir.ino, DIR_INDEX, u64::MAX),
             &mut |_, data| {
-                out.extend(items::dir_items(data)?);
+                items::dir_items(data, &mut budget, &mut out)?;
                 Ok(true)
             },
         )?;

@@ -14,8 +14,10 @@ const KEY_PTR_LEN: usize = 33;
 const ITEM_LEN: usize = 25;
 /// BTRFS_MAX_LEVEL.
 const MAX_LEVEL: u8 = 8;
-/// Nodes one search may visit before the tree is declared hostile.
-const MAX_VISITS: usize = 1 << 18;
+/// Nodes one search may visit before the tree is declared hostile: 1 GiB
+/// of 16 KiB metadata, far above what one directory or file's extents use,
+/// and low enough that a tree whose pointers revisit nodes ends in seconds.
+const MAX_VISITS: usize = 1 << 16;
 /// Nodes kept in memory.
 const NODE_CACHE: usize = 512;
 

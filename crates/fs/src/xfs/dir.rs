@@ -9,13 +9,13 @@ use super::superblock::{be16, be32, be64};
 use super::{corrupt, Xfs};
 use crate::checksum;
 use crate::error::FsError;
+use crate::limits::{DirBudget, MAX_DIR_DATA_BYTES};
 use crate::FileType;
+use crate::FsKind;
 use std::collections::BTreeSet;
 
 /// `XFS_DIR2_LEAF_OFFSET`: directory data lives below 32 GiB of file offset.
 const LEAF_OFFSET: u64 = 32 << 30;
-/// Most entries accepted in one directory (bounds memory on hostile input).
-const MAX_ENTRIES: usize = 10_000_000;
 
 /// One directory entry.
 #[derive(Debug, Clone)]
@@ -73,6 +73,7 @@ fn parse_data_block(
     fs: &Xfs,
     dir: &Inode,
     blk: &[u8],
+    budget: &mut DirBudget,
     out: &mut Vec<Entry>,
 ) -> Result<(), FsError> {
     let magic = &blk[..4];
@@ -138,12 +139,7 @@ fn parse_data_block(
         }
         let name = &blk[pos + 9..pos + 9 + namelen];
         if name != b"." && name != b".." {
-            if out.len() >= MAX_ENTRIES {
-                return Err(corrupt(format!(
-                    "directory inode {} has over {MAX_ENTRIES} entries",
-                    dir.ino
-                )));
-            }
+            budget.charge(namelen)?;
             out.push(Entry {
                 name: name.to_vec(),
                 ino: be64(blk, pos),
@@ -175,19 +171,21 @@ pub(crate) fn read_entries(fs: &Xfs, dir: &Inode) -> Result<Vec<Entry>, FsError>
         while off < last.min(LEAF_OFFSET) {
             starts.insert(off);
             off += dbs;
-            if starts.len() > (1 << 20) {
+            if starts.len() as u64 * dbs > MAX_DIR_DATA_BYTES {
                 return Err(corrupt(format!(
-                    "directory inode {} maps over a million blocks",
-                    dir.ino
+                    "directory inode {} maps over {} MiB of directory blocks",
+                    dir.ino,
+                    MAX_DIR_DATA_BYTES >> 20
                 )));
             }
         }
     }
     let mut out = Vec::new();
+    let mut budget = DirBudget::new(FsKind::Xfs, format!("directory inode {}", dir.ino));
     let mut blk = vec![0u8; dbs as usize];
     for off in starts {
         fs.read_file_at(dir, &map, off, &mut blk)?;
-        parse_data_block(fs, dir, &blk, &mut out)?;
+        parse_data_block(fs, dir, &blk, &mut budget, &mut out)?;
     }
     Ok(out)
 }
