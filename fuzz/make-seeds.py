@@ -120,6 +120,8 @@ def main():
         save("image_qcow2", name, open(q, "rb").read())
     boot_seeds(w)
     package_seeds(w)
+    script_seeds()
+    open_image_seeds(w)
     shutil.rmtree(w)
 
 
@@ -180,6 +182,56 @@ def package_seeds(w):
     for z in ["xz", "zstd", "gzip", "none"]:
         run("dpkg-deb", "--root-owner-group", f"-Z{z}", "--build", t, f"{w}/seed.deb")
         save("boot_kernel_package", f"deb-{z}", open(f"{w}/seed.deb", "rb").read())
+
+
+def script_seeds():
+    """Seeds for the GRUB interpreter, BLS/glob and module-closure targets."""
+    save("boot_grub_script", "debian", open(os.path.join(CORPUS, "boot_grub_cfg", "seed-debian"), "rb").read())
+    save("boot_grub_script", "nested", (
+        "set a=1\nif [ \"$a\" = 1 -a ! -z \"$grub_cpu\" ]; then\n  if test -f /vmlinuz-6.1.0-fuzz; then\n"
+        "    source /EFI/BOOT/extra.cfg\n  elif [ -e /nope ]; then\n    set b=2\n  else\n    load_env -f /EFI/BOOT/grubenv\n  fi\nfi\n"
+        "submenu 'Advanced' {\n menuentry 'deep' { linux /vmlinuz-6.1.0-fuzz $b\n initrd /initrd.img-6.1.0-fuzz }\n}\n"
+        "insmod blscfg\nblscfg\n").encode())
+    save("boot_bls", "fedora", b"Fedora*\0Fedora-6.1.0.conf\0title Fedora Linux\nversion 6.1.0\nlinux /vmlinuz-6.1.0\n"
+         b"initrd /initramfs-6.1.0.img\noptions root=UUID=1234 ro $kernelopts\ngrub_users $grub_users\n")
+    save("boot_module_closure", "cycle", b"virtio_blk ext4 a\0"
+         b"kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\nkernel/a.ko: kernel/b.ko\nkernel/b.ko: kernel/a.ko\n"
+         b"kernel/drivers/virtio/virtio.ko:\n\0kernel/fs/ext4/ext4.ko\n\0"
+         b"kernel/a.ko\ndepends=b\0name=a\0")
+
+
+def open_image_seeds(w):
+    """A GPT disk with an ESP (grub.cfg, a BLS entry) and an ext4 root
+    (os-release, fstab, a kernel config), sparse-encoded for open_image."""
+    esp, root, disk = f"{w}/esp.img", f"{w}/root.img", f"{w}/open.img"
+    for p in (esp, root, disk):
+        if os.path.exists(p):
+            os.remove(p)
+    run("mkfs.vfat", "-C", esp, str(8 * 1024))
+    os.makedirs(f"{w}/espt/EFI/BOOT", exist_ok=True)
+    os.makedirs(f"{w}/espt/loader/entries", exist_ok=True)
+    with open(f"{w}/espt/EFI/BOOT/grub.cfg", "w") as f:
+        f.write("search --fs-uuid --set=root 1234-ABCD\nmenuentry 'Seed' {\n linux /boot/vmlinuz-6.1.0 root=/dev/vda2 ro console=ttyS0\n initrd /boot/initrd.img-6.1.0\n}\n")
+    with open(f"{w}/espt/loader/entries/seed.conf", "w") as f:
+        f.write("title Seed\nlinux /vmlinuz\noptions root=/dev/vda2\n")
+    run("mcopy", "-s", "-i", esp, f"{w}/espt/EFI", f"{w}/espt/loader", "::/")
+    rt = f"{w}/roott"
+    shutil.rmtree(rt, ignore_errors=True)
+    os.makedirs(f"{rt}/etc"); os.makedirs(f"{rt}/boot")
+    with open(f"{rt}/etc/os-release", "w") as f:
+        f.write('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Seed"\n')
+    with open(f"{rt}/etc/fstab", "w") as f:
+        f.write("UUID=1234 / ext4 errors=remount-ro 0 1\n/dev/vda1 /boot/efi vfat umask=0077 0 1\n")
+    with open(f"{rt}/boot/config-6.1.0", "w") as f:
+        f.write("CONFIG_VIRTIO_BLK=m\nCONFIG_EXT4_FS=y\n# CONFIG_XFS_FS is not set\n")
+    run("mkfs.ext4", "-q", "-d", rt, root, "16M")
+    with open(disk, "wb") as f:
+        f.truncate(40 << 20)
+    subprocess.run(["sfdisk", "-q", disk], input=b"label: gpt\nstart=2048, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=18432, size=32768, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n", check=True)
+    with open(disk, "r+b") as f:
+        f.seek(2048 * 512); f.write(open(esp, "rb").read())
+        f.seek(18432 * 512); f.write(open(root, "rb").read())
+    save("open_image", "gpt-esp-ext4", sparse(disk))
 
 
 if __name__ == "__main__":

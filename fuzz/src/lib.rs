@@ -72,8 +72,7 @@ pub fn fuzz_fs(kind: FsKind, data: &[u8]) {
         // libfuzzer's hook would abort before containment could act. A panic
         // that escapes containment still reaches libfuzzer's catch_unwind,
         // which aborts, so real escapes are still reported.
-        static QUIET: std::sync::Once = std::sync::Once::new();
-        QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+        quiet_contained_panics();
     }
     let dev: Arc<dyn ReadAt> = Arc::new(SparseDev::decode(data));
     if let Ok(Some(v)) = bootproof_fs::open_as(kind, dev) {
@@ -134,4 +133,131 @@ pub fn fuzz_kernel_package(data: &[u8]) -> Vec<String> {
         },
     );
     seen
+}
+
+/// Silences the panic hook: bootproof contains known fatfs panics (see
+/// crates/fs/src/fat.rs) and libFuzzer's hook would abort before
+/// containment could act. A panic that escapes containment still reaches
+/// libFuzzer's catch_unwind, which aborts, so real escapes are reported.
+pub fn quiet_contained_panics() {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
+/// Files of the FAT volume [`boot_volume`] holds.
+const BOOT_FILES: &[(&str, &[u8])] = &[
+    ("vmlinuz-6.1.0-fuzz", b"MZ kernel"),
+    ("initrd.img-6.1.0-fuzz", b"070701"),
+    ("EFI/BOOT/extra.cfg", b"set default=1\nmenuentry 'extra' {\n linux /vmlinuz-6.1.0-fuzz root=/dev/vda2\n initrd /initrd.img-6.1.0-fuzz\n}\n"),
+    ("EFI/BOOT/grubenv", b"# GRUB Environment Block\nsaved_entry=extra\n"),
+    ("loader/entries/fuzz.conf", b"title Fuzz\nversion 6.1.0\nlinux /vmlinuz-6.1.0-fuzz\ninitrd /initrd.img-6.1.0-fuzz\noptions root=/dev/vda2 $extra\n"),
+];
+
+/// A 4 MiB FAT volume (no partition table: slot 0) with a kernel, an
+/// initrd, a second GRUB config, a grubenv and a BLS entry, built once
+/// per thread with the fatfs crate: what `source`, `configfile`, `search`,
+/// `load_env` and `blscfg` in a fuzzed grub.cfg find.
+pub fn boot_volume() -> &'static bootproof_inspect::OpenedImage {
+    thread_local! {
+        static IMG: &'static bootproof_inspect::OpenedImage = Box::leak(Box::new(build_boot_volume()));
+    }
+    IMG.with(|i| *i)
+}
+
+fn build_boot_volume() -> bootproof_inspect::OpenedImage {
+    use std::io::Write;
+    let mut disk = io::Cursor::new(vec![0u8; 4 << 20]);
+    fatfs::format_volume(&mut disk, fatfs::FormatVolumeOptions::new()).expect("format");
+    {
+        let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).expect("mount");
+        let root = fs.root_dir();
+        for (path, body) in BOOT_FILES {
+            let mut dir = root.clone();
+            let mut parts: Vec<&str> = path.split('/').collect();
+            let name = parts.pop().expect("name");
+            for d in parts {
+                dir = dir.open_dir(d).or_else(|_| dir.create_dir(d)).expect("dir");
+            }
+            dir.create_file(name)
+                .expect("file")
+                .write_all(body)
+                .expect("write");
+        }
+    }
+    let dev: Arc<dyn ReadAt> = Arc::new(bootproof_image::MemImage(disk.into_inner()));
+    let image = bootproof_image::Image::from_reader(dev, "fuzz-boot-volume").expect("image");
+    bootproof_inspect::OpenedImage::from_image(image).expect("opened")
+}
+
+/// A module tree from fuzzer input: sections split by NUL are the wanted
+/// names (whitespace-separated), `modules.dep`, `modules.builtin`, then
+/// files as `relative/path` newline content (`.ko` bodies with `.modinfo`).
+pub struct FuzzModules {
+    sections: Vec<Vec<u8>>,
+}
+
+impl FuzzModules {
+    /// Splits the input into sections.
+    pub fn decode(data: &[u8]) -> FuzzModules {
+        FuzzModules {
+            sections: data
+                .split(|&b| b == 0)
+                .take(64)
+                .map(<[u8]>::to_vec)
+                .collect(),
+        }
+    }
+
+    /// The module names to resolve (at most 16).
+    pub fn wanted(&self) -> Vec<String> {
+        self.sections
+            .first()
+            .map(|s| {
+                String::from_utf8_lossy(s)
+                    .split_whitespace()
+                    .take(16)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn files(&self) -> impl Iterator<Item = (String, &[u8])> {
+        self.sections.iter().skip(3).filter_map(|s| {
+            let nl = s.iter().position(|&b| b == b'\n')?;
+            Some((String::from_utf8_lossy(&s[..nl]).into_owned(), &s[nl + 1..]))
+        })
+    }
+}
+
+impl bootproof_boot::modules::ModuleSource for FuzzModules {
+    fn read(&self, rel: &str, limit: u64) -> Option<Vec<u8>> {
+        let body = match rel {
+            "modules.dep" => self.sections.get(1)?.clone(),
+            "modules.builtin" => self.sections.get(2)?.clone(),
+            _ => self.files().find(|(p, _)| p == rel)?.1.to_vec(),
+        };
+        (body.len() as u64 <= limit).then_some(body)
+    }
+
+    fn list(&self, rel: &str) -> Option<Vec<(String, bool)>> {
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        let mut out: Vec<(String, bool)> = self
+            .files()
+            .filter_map(|(p, _)| {
+                let rest = p.strip_prefix(&prefix)?.to_string();
+                Some(match rest.split_once('/') {
+                    Some((d, _)) => (d.to_string(), true),
+                    None => (rest, false),
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
 }

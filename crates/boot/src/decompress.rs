@@ -4,7 +4,7 @@
 //! inflate past it is an error, so a compression bomb cannot exhaust memory.
 
 use serde::Serialize;
-use std::io::Read;
+use std::io::{self, Read};
 
 /// A compression format, recognised by magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,88 +114,154 @@ fn bounded(format: &'static str, mut r: impl Read, limit: u64) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// LZ4 legacy format: magic, then blocks of (u32 LE length, block) each
-/// inflating to at most 8 MiB.
-fn lz4_legacy(data: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
-    const BLOCK: usize = 8 << 20;
-    let corrupt = |d: &str| DecompressError::Corrupt {
-        format: "lz4",
-        detail: d.to_string(),
-    };
-    let mut out = Vec::new();
-    let mut pos = 4;
-    while pos + 4 <= data.len() {
-        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        if len == 0x184c_2102 {
-            pos += 4; // a concatenated legacy stream starts again
-            continue;
+/// The magic that starts an LZ4 legacy stream (and may restart it).
+const LZ4_LEGACY_MAGIC: u32 = 0x184c_2102;
+/// Uncompressed size of an LZ4 legacy block.
+const LZ4_BLOCK: usize = 8 << 20;
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        pos += 4;
-        let Some(block) = data.get(pos..pos.saturating_add(len)) else {
-            break; // trailing bytes after the last block (the kernel appends the size)
-        };
-        let chunk =
-            lz4_flex::block::decompress(block, BLOCK).map_err(|e| corrupt(&e.to_string()))?;
-        if (out.len() + chunk.len()) as u64 > limit {
-            return Err(DecompressError::TooLarge {
-                format: "lz4",
-                limit,
-            });
-        }
-        out.extend_from_slice(&chunk);
-        pos += len;
     }
-    if out.is_empty() {
-        return Err(corrupt("no blocks"));
-    }
-    Ok(out)
+    Ok(done)
 }
 
-/// Decompresses `data` (a whole stream; trailing garbage after the stream
-/// is ignored where the format allows), producing at most `limit` bytes.
-pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
-    match c {
-        Compression::Gzip => bounded("gzip", flate2::read::MultiGzDecoder::new(data), limit),
-        Compression::Zstd => {
-            let d = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| {
-                DecompressError::Corrupt {
-                    format: "zstd",
-                    detail: e.to_string(),
+/// LZ4 legacy format, streamed: magic, then blocks of (u32 LE length,
+/// block) each inflating to at most 8 MiB. Memory is one block in and one
+/// out, whatever the stream declares. The stream ends at the end of input
+/// or at a length no block can have followed by nothing (the kernel's build
+/// appends the uncompressed size).
+struct Lz4Legacy<R> {
+    inner: R,
+    out: Vec<u8>,
+    at: usize,
+    started: bool,
+    done: bool,
+    blocks: usize,
+}
+
+impl<R: Read> Lz4Legacy<R> {
+    fn corrupt(detail: impl Into<String>) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, detail.into())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.done = true;
+        if self.blocks == 0 {
+            return Err(Self::corrupt("no blocks"));
+        }
+        Ok(())
+    }
+
+    fn next_block(&mut self) -> io::Result<()> {
+        if !self.started {
+            let mut magic = [0u8; 4];
+            if read_full(&mut self.inner, &mut magic)? < 4
+                || u32::from_le_bytes(magic) != LZ4_LEGACY_MAGIC
+            {
+                return Err(Self::corrupt("no LZ4 legacy magic"));
+            }
+            self.started = true;
+        }
+        let bound = lz4_flex::block::get_maximum_output_size(LZ4_BLOCK);
+        loop {
+            let mut len = [0u8; 4];
+            if read_full(&mut self.inner, &mut len)? < 4 {
+                return self.finish();
+            }
+            let len = u32::from_le_bytes(len);
+            if len == LZ4_LEGACY_MAGIC {
+                continue; // a concatenated legacy stream starts again
+            }
+            let len = len as usize;
+            if len > bound {
+                if read_full(&mut self.inner, &mut [0u8; 1])? == 0 {
+                    return self.finish();
                 }
-            })?;
-            bounded("zstd", d, limit)
+                return Err(Self::corrupt(format!(
+                    "block of {len} bytes exceeds the {bound}-byte bound of an 8 MiB block"
+                )));
+            }
+            let mut block = vec![0u8; len];
+            if read_full(&mut self.inner, &mut block)? < len {
+                return self.finish(); // trailing bytes after the last block
+            }
+            self.out = lz4_flex::block::decompress(&block, LZ4_BLOCK)
+                .map_err(|e| Self::corrupt(e.to_string()))?;
+            self.at = 0;
+            self.blocks += 1;
+            return Ok(());
+        }
+    }
+}
+
+impl<R: Read> Read for Lz4Legacy<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at >= self.out.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.next_block()?;
+        }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// A streaming decoder for `c` over `input`: memory stays bounded by the
+/// format (LZMA dictionaries by [`LZMA_MEMLIMIT`], LZ4 by its block size),
+/// never by the input's declared sizes. The caller bounds the output.
+pub fn reader<'a>(
+    c: Compression,
+    input: impl Read + 'a,
+) -> Result<Box<dyn Read + 'a>, DecompressError> {
+    let corrupt = |format, e: &dyn std::fmt::Display| DecompressError::Corrupt {
+        format,
+        detail: e.to_string(),
+    };
+    Ok(match c {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(input).map_err(|e| corrupt("zstd", &e))?)
         }
         Compression::Xz => {
             let stream = liblzma::stream::Stream::new_stream_decoder(
                 LZMA_MEMLIMIT,
                 liblzma::stream::CONCATENATED,
             )
-            .map_err(|e| DecompressError::Corrupt {
-                format: "xz",
-                detail: e.to_string(),
-            })?;
-            bounded(
-                "xz",
-                liblzma::read::XzDecoder::new_stream(data, stream),
-                limit,
-            )
+            .map_err(|e| corrupt("xz", &e))?;
+            Box::new(liblzma::read::XzDecoder::new_stream(input, stream))
         }
         Compression::Lzma => {
-            let stream = liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT).map_err(|e| {
-                DecompressError::Corrupt {
-                    format: "lzma",
-                    detail: e.to_string(),
-                }
-            })?;
-            bounded(
-                "lzma",
-                liblzma::read::XzDecoder::new_stream(data, stream),
-                limit,
-            )
+            let stream = liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT)
+                .map_err(|e| corrupt("lzma", &e))?;
+            Box::new(liblzma::read::XzDecoder::new_stream(input, stream))
         }
-        Compression::Lz4 => lz4_legacy(data, limit),
-        Compression::Bzip2 => bounded("bzip2", bzip2::read::MultiBzDecoder::new(data), limit),
-    }
+        Compression::Lz4 => Box::new(Lz4Legacy {
+            inner: input,
+            out: Vec::new(),
+            at: 0,
+            started: false,
+            done: false,
+            blocks: 0,
+        }),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(input)),
+    })
+}
+
+/// Decompresses `data` (a whole stream; trailing garbage after the stream
+/// is ignored where the format allows), producing at most `limit` bytes.
+pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
+    bounded(c.name(), reader(c, data)?, limit)
 }
 
 #[cfg(test)]

@@ -8,13 +8,17 @@ use bootproof_inspect::OpenedImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Schema of `manifest.json`.
 pub const EXTRACT_SCHEMA: &str = "bootproof.extract/v1";
-const MAX_INITRD_FILE: u64 = 2 << 30;
-const MAX_KERNEL_FILE: u64 = 512 << 20;
+/// Most initrd bytes one entry may list, all files together (they are
+/// streamed to disk, never held; real ones total a few hundred MiB).
+const MAX_INITRD_TOTAL: u64 = crate::initrd::MAX_INITRD;
+/// Largest kernel or UKI file read (the biggest distro UKIs, generic
+/// initrd included, are around 100 MiB).
+pub const MAX_KERNEL_FILE: u64 = 192 << 20;
 
 /// One output file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -182,18 +186,143 @@ pub fn entry_from_boot_dir(img: &OpenedImage) -> Option<BootEntry> {
 /// replaces a symlink there instead of writing through it).
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), ExtractError> {
     let path = dir.join(name);
-    let err = |source| ExtractError::Write {
+    let mut f = temp_in(dir, name)?;
+    f.write_all(data).map_err(|source| ExtractError::Write {
         path: path.clone(),
         source,
-    };
-    let mut f = tempfile::Builder::new()
+    })?;
+    persist(f, &path)
+}
+
+/// Creates a temp file in `dir` for output `name`: random name, `O_EXCL`
+/// (a file or symlink planted there cannot receive the data).
+fn temp_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, ExtractError> {
+    tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .tempfile_in(dir)
-        .map_err(err)?;
-    f.write_all(data).map_err(err)?;
+        .map_err(|source| ExtractError::Write {
+            path: dir.join(name),
+            source,
+        })
+}
+
+/// Syncs a finished temp file and renames it over `path` (replacing a
+/// symlink there instead of writing through it).
+fn persist(f: tempfile::NamedTempFile, path: &Path) -> Result<(), ExtractError> {
+    let err = |source| ExtractError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     f.as_file().sync_all().map_err(err)?;
-    f.persist(&path).map_err(|e| err(e.error))?;
+    f.persist(path).map_err(|e| err(e.error))?;
     Ok(())
+}
+
+/// The entry's initrd, written to a temp file as it streams.
+struct StagedInitrd {
+    file: tempfile::NamedTempFile,
+    size: u64,
+    sha256: String,
+}
+
+/// Concatenates `embedded` (a UKI's `.initrd`) and `files` into a temp
+/// file in `dir`, hashing on the way: memory stays at one buffer however
+/// large or repeated the files are; their declared total is checked
+/// against [`MAX_INITRD_TOTAL`] before a byte is copied.
+fn stage_initrd(
+    img: &OpenedImage,
+    dir: &Path,
+    embedded: &[u8],
+    files: &[FileRef],
+) -> Result<Option<StagedInitrd>, ExtractError> {
+    let mut opened = Vec::with_capacity(files.len());
+    let mut total = embedded.len() as u64;
+    for f in files {
+        let (r, size) = img.open_file(f).map_err(|e| ExtractError::Source {
+            file: f.to_string(),
+            detail: e.to_string(),
+        })?;
+        total = total.saturating_add(size);
+        if total > MAX_INITRD_TOTAL {
+            return Err(ExtractError::Source {
+                file: f.to_string(),
+                detail: format!(
+                    "the entry's initrds total over {MAX_INITRD_TOTAL} bytes (listed repeatedly, or not an initrd)"
+                ),
+            });
+        }
+        opened.push((f, r, size));
+    }
+    if total == 0 {
+        return Ok(None);
+    }
+    let file = temp_in(dir, "initrd")?;
+    let path = file.path().to_path_buf();
+    let sha256 = copy_hashed(&file, embedded, opened).map_err(|e| match e {
+        CopyError::Write(source) => ExtractError::Write {
+            path: path.clone(),
+            source,
+        },
+        CopyError::Source(e) => e,
+    })?;
+    Ok(Some(StagedInitrd {
+        file,
+        size: total,
+        sha256,
+    }))
+}
+
+enum CopyError {
+    Write(std::io::Error),
+    Source(ExtractError),
+}
+
+/// Writes `embedded` and then each opened file to `file`; returns the
+/// sha256 of everything written.
+fn copy_hashed(
+    file: &tempfile::NamedTempFile,
+    embedded: &[u8],
+    opened: Vec<(&FileRef, Box<dyn Read + '_>, u64)>,
+) -> Result<String, CopyError> {
+    let mut out = HashingWriter {
+        inner: std::io::BufWriter::new(file.as_file()),
+        hash: Sha256::new(),
+    };
+    out.write_all(embedded).map_err(CopyError::Write)?;
+    for (f, r, size) in opened {
+        let source = |detail: String| {
+            CopyError::Source(ExtractError::Source {
+                file: f.to_string(),
+                detail,
+            })
+        };
+        let copied =
+            std::io::copy(&mut r.take(size), &mut out).map_err(|e| source(e.to_string()))?;
+        if copied != size {
+            return Err(source(format!(
+                "file data ends after {copied} of {size} bytes"
+            )));
+        }
+    }
+    out.inner.flush().map_err(CopyError::Write)?;
+    Ok(hex(out.hash.finalize()))
+}
+
+/// Hashes what passes through to the file.
+struct HashingWriter<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn output(file: &str, data: &[u8], sources: Vec<String>, transform: String) -> Output {
@@ -215,7 +344,7 @@ pub fn extract(
 ) -> Result<Manifest, ExtractError> {
     let arch = chain.arch;
     let raw = read(img, &entry.kernel, MAX_KERNEL_FILE)?;
-    let (kernel_bytes, kernel_src_desc, mut initrd_bytes, mut initrd_sources, mut configured) =
+    let (kernel_bytes, kernel_src_desc, initrd_bytes, mut initrd_sources, mut configured) =
         if entry.uki {
             let section = |s: &str| PeInfo::section_data(&raw, s).map(<[u8]>::to_vec);
             let linux = section(".linux").ok_or_else(|| ExtractError::Source {
@@ -245,7 +374,7 @@ pub fn extract(
             )
         } else {
             (
-                raw.clone(),
+                raw,
                 entry.kernel.to_string(),
                 Vec::new(),
                 Vec::new(),
@@ -262,10 +391,13 @@ pub fn extract(
         _ if entry.uki => "UKI .linux section".to_string(),
         _ => "copied".to_string(),
     };
-    for f in &entry.initrds {
-        initrd_bytes.extend(read(img, f, MAX_INITRD_FILE)?);
-        initrd_sources.push(f.to_string());
-    }
+    fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    initrd_sources.extend(entry.initrds.iter().map(|f| f.to_string()));
+    let staged = stage_initrd(img, dir, &initrd_bytes, &entry.initrds)?;
+    drop(initrd_bytes);
     configured = configured.trim().to_string();
     let mut added = Vec::new();
     let has = |k: &str| configured.split_whitespace().any(|w| w.starts_with(k));
@@ -284,13 +416,16 @@ pub fn extract(
         .join(" ");
 
     let kernel_out = output("kernel", &loadable, vec![kernel_src_desc], transform);
-    let initrd_out = (!initrd_bytes.is_empty()).then(|| {
-        let t = if initrd_sources.len() > 1 {
+    let initrd_out = staged.as_ref().map(|s| Output {
+        file: "initrd".into(),
+        size: s.size,
+        sha256: s.sha256.clone(),
+        transform: if initrd_sources.len() > 1 {
             format!("concatenated {} files", initrd_sources.len())
         } else {
             "copied".to_string()
-        };
-        output("initrd", &initrd_bytes, initrd_sources.clone(), t)
+        },
+        sources: initrd_sources.clone(),
     });
     // The cache key covers every output's content: the digests already
     // computed, the command line and the arch (no second pass over the bytes).
@@ -322,10 +457,6 @@ pub fn extract(
         cmdline_added: added,
         cache_hit: false,
     };
-    fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     // Cache: the same content already extracted here (checked by hash, not mtime).
     if let Ok(old) = fs::read(dir.join("manifest.json")) {
         if let Ok(old) = serde_json::from_slice::<Manifest>(&old) {
@@ -343,11 +474,11 @@ pub fn extract(
         }
     }
     write_atomic(dir, "kernel", &loadable)?;
-    match &initrd_bytes[..] {
-        [] => {
+    match staged {
+        None => {
             let _ = fs::remove_file(dir.join("initrd"));
         }
-        bytes => write_atomic(dir, "initrd", bytes)?,
+        Some(s) => persist(s.file, &dir.join("initrd"))?,
     }
     write_atomic(dir, "cmdline", format!("{cmdline}\n").as_bytes())?;
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");

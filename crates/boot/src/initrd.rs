@@ -1,14 +1,18 @@
 //! Initramfs images: one or more cpio (newc) archives, each optionally
 //! compressed, concatenated (early microcode first, then the main archive).
 
-use crate::decompress::{decompress, Compression, DecompressError};
+use crate::decompress::{reader, Compression, DecompressError};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::io::{self, Read};
 
-/// Largest decompressed initramfs accepted.
-pub const MAX_INITRD: u64 = 2 << 30;
+/// Largest decompressed segment accepted (real initramfs images inflate
+/// to a few hundred MiB at most).
+pub const MAX_INITRD: u64 = 1 << 30;
 /// Most entries listed (bounds memory on hostile archives).
-const MAX_ENTRIES: usize = 500_000;
+pub const MAX_ENTRIES: usize = 500_000;
+/// Longest member name (Linux's PATH_MAX, which its unpacker enforces).
+const MAX_NAME: usize = 4096;
 /// Nesting of compressed-inside-compressed segments followed.
 const MAX_DEPTH: usize = 2;
 
@@ -54,6 +58,14 @@ pub enum InitrdError {
         /// What.
         detail: String,
     },
+    /// The initrd file itself could not be read.
+    #[error("reading the initramfs at byte {offset}: {detail}")]
+    Read {
+        /// Where.
+        offset: u64,
+        /// The I/O error.
+        detail: String,
+    },
     /// Something other than cpio or a known compression.
     #[error("unrecognised data at byte {0} (not cpio newc and no known compression)")]
     Unknown(u64),
@@ -63,122 +75,354 @@ fn hex(b: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok()
 }
 
-/// Parses one newc archive at `pos`; returns the offset after its trailer.
-fn cpio(
-    data: &[u8],
-    mut pos: usize,
-    base: u64,
-    info: &mut InitrdInfo,
-) -> Result<(usize, usize), InitrdError> {
+/// A reader that can look ahead: magic bytes decide between cpio and a
+/// compressed segment before anything is consumed. Holds one 64 KiB buffer.
+struct Peek<'a> {
+    inner: Box<dyn Read + 'a>,
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes consumed so far (offsets in errors are relative to this stream).
+    pos: u64,
+    /// The compression this stream decodes, for decoder errors.
+    format: Option<Compression>,
+}
+
+const PEEK_BUF: usize = 64 << 10;
+
+impl<'a> Peek<'a> {
+    fn new(inner: Box<dyn Read + 'a>, format: Option<Compression>) -> Peek<'a> {
+        Peek {
+            inner,
+            buf: Vec::with_capacity(PEEK_BUF),
+            start: 0,
+            pos: 0,
+            format,
+        }
+    }
+
+    fn io_error(&self, base: u64, e: io::Error) -> InitrdError {
+        if let Some(d) = e.get_ref().and_then(|d| d.downcast_ref::<Exceeded>()) {
+            return InitrdError::Decompress(DecompressError::TooLarge {
+                format: d.0,
+                limit: MAX_INITRD,
+            });
+        }
+        match self.format {
+            Some(c) => InitrdError::Decompress(DecompressError::Corrupt {
+                format: c.name(),
+                detail: e.to_string(),
+            }),
+            None => InitrdError::Read {
+                offset: base + self.pos,
+                detail: e.to_string(),
+            },
+        }
+    }
+
+    /// Buffers up to `n` (≤ 64 KiB) bytes ahead, fewer only at the end.
+    fn fill(&mut self, n: usize) -> io::Result<()> {
+        if self.buf.len() - self.start < n {
+            self.buf.drain(..self.start);
+            self.start = 0;
+            let mut chunk = [0u8; 8192];
+            while self.buf.len() < n {
+                let want = (PEEK_BUF - self.buf.len()).min(chunk.len());
+                match self.inner.read(&mut chunk[..want]) {
+                    Ok(0) => break,
+                    Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `n` (≤ 64 KiB) bytes ahead, fewer only at the end of input.
+    fn peek(&mut self, n: usize, base: u64) -> Result<&[u8], InitrdError> {
+        if let Err(e) = self.fill(n) {
+            return Err(self.io_error(base, e));
+        }
+        let end = (self.start + n).min(self.buf.len());
+        Ok(&self.buf[self.start..end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.pos += n as u64;
+    }
+
+    /// Skips `n` bytes; returns how many there were.
+    fn skip(&mut self, mut n: u64, base: u64) -> Result<u64, InitrdError> {
+        let want = n;
+        while n > 0 {
+            let got = self.peek(n.min(PEEK_BUF as u64) as usize, base)?.len();
+            if got == 0 {
+                break;
+            }
+            self.consume(got);
+            n -= got as u64;
+        }
+        Ok(want - n)
+    }
+}
+
+impl Read for Peek<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.buf.len() {
+            let n = self.inner.read(out)?;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let n = out.len().min(self.buf.len() - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The decompressed-size limit, carried through `io::Error`.
+#[derive(Debug)]
+struct Exceeded(&'static str);
+
+impl std::fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} data inflates past {MAX_INITRD} bytes", self.0)
+    }
+}
+
+impl std::error::Error for Exceeded {}
+
+/// Fails the read that would take a decoder's output past [`MAX_INITRD`].
+struct Capped<'a> {
+    inner: Box<dyn Read + 'a>,
+    left: u64,
+    format: &'static str,
+}
+
+impl Read for Capped<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self
+            .left
+            .checked_sub(n as u64)
+            .ok_or_else(|| io::Error::other(Exceeded(self.format)))?;
+        Ok(n)
+    }
+}
+
+/// Parses one newc archive; returns its entry count after its trailer.
+fn cpio(s: &mut Peek<'_>, base: u64, info: &mut InitrdInfo) -> Result<usize, InitrdError> {
     let mut count = 0;
     loop {
+        let at = s.pos;
         let corrupt = |detail: &str| InitrdError::Corrupt {
-            offset: base + pos as u64,
+            offset: base + at,
             detail: detail.into(),
         };
-        let h = data
-            .get(pos..pos + 110)
-            .ok_or_else(|| corrupt("header truncated"))?;
+        let h = s.peek(110, base)?;
+        if h.len() < 110 {
+            return Err(corrupt("header truncated"));
+        }
         if &h[..6] != b"070701" && &h[..6] != b"070702" {
             return Err(corrupt("bad magic"));
         }
         let mode = hex(&h[14..22]).ok_or_else(|| corrupt("bad mode"))?;
-        let size = hex(&h[54..62]).ok_or_else(|| corrupt("bad file size"))? as usize;
+        let size = hex(&h[54..62]).ok_or_else(|| corrupt("bad file size"))?;
         let name_size = hex(&h[94..102]).ok_or_else(|| corrupt("bad name size"))? as usize;
-        let name_end = (pos + 110)
-            .checked_add(name_size)
-            .ok_or_else(|| corrupt("name size overflows"))?;
-        let name_raw = data
-            .get(pos + 110..name_end)
-            .ok_or_else(|| corrupt("name truncated"))?;
+        if name_size > MAX_NAME {
+            return Err(corrupt(&format!(
+                "name of {name_size} bytes exceeds PATH_MAX ({MAX_NAME})"
+            )));
+        }
+        s.consume(110);
+        let name_raw = s.peek(name_size, base)?;
+        if name_raw.len() < name_size {
+            return Err(corrupt("name truncated"));
+        }
         let name =
             String::from_utf8_lossy(name_raw.strip_suffix(&[0]).unwrap_or(name_raw)).into_owned();
-        let data_start = name_end.div_ceil(4) * 4;
-        let data_end = data_start
+        s.consume(name_size);
+        // Names and data are 4-byte aligned relative to the stream's start.
+        let pad = |pos: u64| pos.div_ceil(4) * 4 - pos;
+        let data_and_pad = pad(s.pos)
             .checked_add(size)
             .ok_or_else(|| corrupt("file size overflows"))?;
-        if data_end > data.len() {
+        if s.skip(data_and_pad, base)? < data_and_pad {
             return Err(corrupt("file data truncated"));
         }
-        pos = data_end.div_ceil(4) * 4;
+        s.skip(pad(s.pos), base)?;
         if name == "TRAILER!!!" {
-            return Ok((pos.min(data.len()), count));
+            return Ok(count);
         }
         count += 1;
-        let path = name
-            .trim_start_matches("./")
-            .trim_start_matches('/')
-            .to_string();
-        if path == "init" {
-            info.has_init = true;
-        }
-        if mode & 0o170000 == 0o100000 {
-            let file = path.rsplit('/').next().unwrap_or(&path);
-            for ext in [".ko", ".ko.xz", ".ko.zst", ".ko.gz"] {
-                if let Some(stem) = file.strip_suffix(ext) {
+        record(info, &name, mode);
+    }
+}
+
+/// Adds one archive member to what the listing knows.
+fn record(info: &mut InitrdInfo, name: &str, mode: u64) {
+    let path = name
+        .trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string();
+    if path == "init" {
+        info.has_init = true;
+    }
+    if mode & 0o170000 == 0o100000 {
+        let file = path.rsplit('/').next().unwrap_or(&path);
+        for ext in [".ko", ".ko.xz", ".ko.zst", ".ko.gz"] {
+            if let Some(stem) = file.strip_suffix(ext) {
+                if info.modules.len() < MAX_ENTRIES {
                     info.modules.insert(stem.replace('-', "_"));
                 }
             }
         }
-        if let Some(rest) = path
-            .strip_prefix("lib/modules/")
-            .or_else(|| path.strip_prefix("usr/lib/modules/"))
-        {
-            if let Some(v) = rest.split('/').next().filter(|v| !v.is_empty()) {
+    }
+    if let Some(rest) = path
+        .strip_prefix("lib/modules/")
+        .or_else(|| path.strip_prefix("usr/lib/modules/"))
+    {
+        if let Some(v) = rest.split('/').next().filter(|v| !v.is_empty()) {
+            if info.module_versions.len() < 64 {
                 info.module_versions.insert(v.to_string());
             }
         }
-        if info.paths.len() < MAX_ENTRIES {
-            info.paths.push(path);
-        }
+    }
+    if info.paths.len() < MAX_ENTRIES {
+        info.paths.push(path);
     }
 }
 
-fn parse(data: &[u8], base: u64, depth: usize, info: &mut InitrdInfo) -> Result<(), InitrdError> {
-    let mut pos = 0;
-    while pos < data.len() {
+/// Parses the archives of one stream; a compressed segment runs to its end
+/// and is parsed, streamed, one level deeper.
+fn parse(
+    s: &mut Peek<'_>,
+    base: u64,
+    depth: usize,
+    info: &mut InitrdInfo,
+) -> Result<(), InitrdError> {
+    loop {
         // Archives are padded with zeros between them (often to 512 bytes).
-        while pos < data.len() && data[pos] == 0 {
-            pos += 1;
+        loop {
+            let ahead = s.peek(PEEK_BUF, base)?;
+            let zeros = ahead.iter().take_while(|&&b| b == 0).count();
+            let more = zeros == ahead.len() && zeros > 0;
+            s.consume(zeros);
+            if !more {
+                break;
+            }
         }
-        if pos >= data.len() {
-            break;
+        let at = s.pos;
+        let head = s.peek(16, base)?;
+        if head.is_empty() {
+            return Ok(());
         }
-        let rest = &data[pos..];
-        if rest.starts_with(b"0707") {
-            let (end, entries) = cpio(data, pos, base, info)?;
+        if head.starts_with(b"0707") {
+            let entries = cpio(s, base, info)?;
             info.segments.push(Segment {
-                offset: base + pos as u64,
+                offset: base + at,
                 compression: None,
                 entries,
             });
-            pos = end;
-        } else if let Some(c) = Compression::detect(rest) {
+        } else if let Some(c) = Compression::detect(head) {
             if depth >= MAX_DEPTH {
-                return Err(InitrdError::Unknown(base + pos as u64));
+                return Err(InitrdError::Unknown(base + at));
             }
-            // A compressed segment runs to the end of the file.
-            let inner = decompress(c, rest, MAX_INITRD)?;
+            let decoder = Capped {
+                inner: reader(c, &mut *s)?,
+                left: MAX_INITRD,
+                format: c.name(),
+            };
+            let mut inner = Peek::new(Box::new(decoder), Some(c));
             let before = info.segments.len();
-            parse(&inner, base + pos as u64, depth + 1, info)?;
+            parse(&mut inner, base + at, depth + 1, info)?;
             let entries = info.segments[before..].iter().map(|s| s.entries).sum();
             info.segments.truncate(before);
             info.segments.push(Segment {
-                offset: base + pos as u64,
+                offset: base + at,
                 compression: Some(c),
                 entries,
             });
-            break;
+            return Ok(());
         } else {
-            return Err(InitrdError::Unknown(base + pos as u64));
+            return Err(InitrdError::Unknown(base + at));
         }
     }
-    Ok(())
 }
 
-/// Lists an initramfs.
+/// Lists an initramfs held in memory.
 pub fn inspect(data: &[u8]) -> Result<InitrdInfo, InitrdError> {
+    inspect_reader(data)
+}
+
+/// Lists an initramfs as it streams past: memory stays at a few buffers
+/// plus the listing (at most [`MAX_ENTRIES`] paths of at most 4 KiB),
+/// whatever the archive or its compression declares.
+pub fn inspect_reader<'a>(r: impl Read + 'a) -> Result<InitrdInfo, InitrdError> {
     let mut info = InitrdInfo::default();
-    parse(data, 0, 0, &mut info)?;
+    let mut s = Peek::new(Box::new(r), None);
+    parse(&mut s, 0, 0, &mut info)?;
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn newc(name: &str, size: usize) -> Vec<u8> {
+        let mut h = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            1,
+            0o100644,
+            0,
+            0,
+            1,
+            0,
+            size,
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        )
+        .into_bytes();
+        h.extend(name.as_bytes());
+        h.push(0);
+        h
+    }
+
+    #[test]
+    fn a_name_longer_than_path_max_is_refused_before_reading_it() {
+        let long = "a".repeat(5000);
+        let e = inspect(&newc(&long, 0)).unwrap_err().to_string();
+        assert!(e.contains("exceeds PATH_MAX"), "{e}");
+    }
+
+    #[test]
+    fn a_declared_size_past_the_data_is_truncation_not_an_allocation() {
+        let mut a = newc("init", 0xffff_ffff);
+        a.extend([1u8; 100]);
+        let e = inspect(&a).unwrap_err().to_string();
+        assert!(e.contains("file data truncated"), "{e}");
+    }
+
+    /// A 1 MiB gzip stream inflating past the limit fails as a bomb,
+    /// streamed (never held whole), and quickly enough for a unit test.
+    #[test]
+    fn a_gzip_bomb_is_refused_while_streaming() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![0u8; 64 << 20]).unwrap();
+        let member = gz.finish().unwrap();
+        let count = (MAX_INITRD / (64 << 20)) as usize + 1;
+        let bomb: Vec<u8> = member.repeat(count);
+        assert!(bomb.len() < 8 << 20);
+        let e = inspect(&bomb).unwrap_err();
+        assert!(
+            matches!(e, InitrdError::Decompress(DecompressError::TooLarge { .. })),
+            "{e}"
+        );
+    }
 }

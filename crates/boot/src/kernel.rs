@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 
 /// Largest decompressed kernel accepted (real ones are 30–80 MiB).
-pub const MAX_KERNEL: u64 = 512 << 20;
+pub const MAX_KERNEL: u64 = 256 << 20;
 
 /// How the kernel file is packaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

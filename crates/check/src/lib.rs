@@ -11,18 +11,19 @@ mod os;
 pub mod rules;
 
 use bootproof_boot::chain::{self, Arch, BootChain, BootEntry, FileRef};
-use bootproof_boot::{initrd, kernel, pe::PeInfo};
+use bootproof_boot::initrd::{self, InitrdInfo};
+use bootproof_boot::{kernel, pe::PeInfo};
 use bootproof_disk::{Severity as DiagSeverity, TableKind};
 use bootproof_fs::{FileType, FsKind, Volume};
 use bootproof_inspect::{OpenedImage, PartSelector, Slot};
 use kconfig::{KernelFeatures, State};
 use rules::{Rule, Severity};
 use serde::Serialize;
+use std::io::Read;
 
 /// Schema of the check report.
 pub const CHECK_SCHEMA: &str = "bootproof.check/v1";
-const MAX_KERNEL: u64 = 512 << 20;
-const MAX_INITRD: u64 = 2 << 30;
+const MAX_KERNEL: u64 = bootproof_boot::extract::MAX_KERNEL_FILE;
 
 /// What happened to a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +110,33 @@ fn vol(img: &OpenedImage, slot: u32) -> Option<&Volume> {
     img.slot_volume(slot).ok()
 }
 
+/// Lists the entry's initramfs (a UKI's `.initrd` section, then each
+/// initrd file), streamed as the boot loader concatenates them: no file is
+/// held whole. `None` when the entry has none or a file cannot be opened.
+fn initrd_listing<'a>(
+    img: &'a OpenedImage,
+    e: &BootEntry,
+    embedded: &'a [u8],
+) -> Option<Result<InitrdInfo, String>> {
+    let mut total = embedded.len() as u64;
+    let mut stream: Box<dyn Read + 'a> = Box::new(embedded);
+    for f in &e.initrds {
+        let (r, size) = img.open_file(f).ok()?;
+        total = total.saturating_add(size);
+        stream = Box::new(stream.chain(r.take(size)));
+    }
+    if total == 0 {
+        return None;
+    }
+    if total > initrd::MAX_INITRD {
+        return Some(Err(format!(
+            "the initrds total {total} bytes, over the {}-byte limit",
+            initrd::MAX_INITRD
+        )));
+    }
+    Some(initrd::inspect_reader(stream).map_err(|err| err.to_string()))
+}
+
 fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, String> {
     img.read(f, limit).map_err(|e| format!("{f}: {e}"))
 }
@@ -178,38 +206,22 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
         findings: Vec::new(),
     };
     if let Some(e) = ctx.entry.clone() {
-        if let Ok(raw) = read(img, &e.kernel, MAX_KERNEL) {
-            let bytes = if e.uki {
-                PeInfo::section_data(&raw, ".linux")
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default()
-            } else {
-                raw
-            };
+        let raw = read(img, &e.kernel, MAX_KERNEL).ok();
+        let section = |name| {
+            raw.as_deref()
+                .and_then(|r| PeInfo::section_data(r, name))
+                .unwrap_or_default()
+        };
+        if let Some(raw) = &raw {
+            let bytes = if e.uki { section(".linux") } else { raw };
             ctx.kernel = Some(
-                kernel::load(&bytes)
+                kernel::load(bytes)
                     .map(|(i, _)| i)
                     .map_err(|err| format!("{}: {err}", e.kernel)),
             );
         }
-        let mut bytes = Vec::new();
-        let mut readable = true;
-        if e.uki {
-            if let Ok(raw) = read(img, &e.kernel, MAX_KERNEL) {
-                bytes = PeInfo::section_data(&raw, ".initrd")
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default();
-            }
-        }
-        for f in &e.initrds {
-            match read(img, f, MAX_INITRD) {
-                Ok(b) => bytes.extend(b),
-                Err(_) => readable = false,
-            }
-        }
-        if readable && !bytes.is_empty() {
-            ctx.initrd = Some(initrd::inspect(&bytes).map_err(|err| err.to_string()));
-        }
+        let embedded = if e.uki { section(".initrd") } else { &[] };
+        ctx.initrd = initrd_listing(img, &e, embedded);
     }
     ctx.image_rules();
     ctx.chain_rules();

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -487,16 +488,28 @@ fn ctrl_c_shuts_the_guest_down_and_removes_the_state() {
     let state = dir.join("state");
     let (child, needle) = boot_in_background(&dir);
     // The running QEMU is confined by seccomp (mode 2, a filter), as its
-    // `-sandbox` asks.
+    // `-sandbox` asks, and (bootproof running as root) runs as nobody:
+    // real, effective, saved and filesystem ids, and no other group.
     let pids = qemu_with(&needle);
     assert_eq!(pids.len(), 1, "{needle}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
-    assert!(
+    let field = |name: &str| {
         status
             .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]),
-        "{status}"
-    );
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Seccomp:"), ["2"], "{status}");
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if root {
+        assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+        assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+        assert_eq!(field("Groups:"), ["65534"], "{status}");
+        assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
+    } else {
+        eprintln!("not root: QEMU keeps this user's identity (no switch to check)");
+    }
     ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));

@@ -12,9 +12,9 @@ use std::sync::Arc;
 pub const MAX_SYMLINK_FOLLOWS: usize = 40;
 /// Longest path, in components, accepted after expansion.
 const MAX_COMPONENTS: usize = 4096;
-/// Default cap for [`Volume::read`] (a kernel or initrd fits; a hostile
-/// size does not allocate).
-pub const DEFAULT_READ_LIMIT: u64 = 2 * 1024 * 1024 * 1024;
+/// Default cap for [`Volume::read`]: a kernel fits; larger files (initrds)
+/// are streamed through [`Volume::open`] instead of held.
+pub const DEFAULT_READ_LIMIT: u64 = 256 << 20;
 
 /// An opened filesystem with symlink-aware, image-confined path handling.
 pub struct Volume {
@@ -183,7 +183,8 @@ impl Volume {
                 limit,
             });
         }
-        let mut out = Vec::with_capacity(size as usize);
+        // Grown as bytes arrive: the declared size only caps the read.
+        let mut out = Vec::with_capacity(size.min(1 << 20) as usize);
         r.by_ref()
             .take(size)
             .read_to_end(&mut out)

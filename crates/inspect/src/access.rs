@@ -85,6 +85,15 @@ impl OpenedImage {
             .read_limited(f.path.as_bytes(), limit)?)
     }
 
+    /// A file as a stream, with its size: for files too large to hold
+    /// (initrds), read as they are used.
+    pub fn open_file(
+        &self,
+        f: &FileRef,
+    ) -> Result<(Box<dyn std::io::Read + '_>, u64), LookupError> {
+        Ok(self.slot_volume(f.slot)?.open(f.path.as_bytes())?)
+    }
+
     /// A file as text (lossy UTF-8), when it can be read within `limit`.
     pub fn read_text(&self, f: &FileRef, limit: u64) -> Option<String> {
         self.read(f, limit)

@@ -100,7 +100,12 @@ impl OpenedImage {
     /// Opens `path` read-only and every filesystem on it. Filesystems that
     /// fail to open are recorded in their slot, not fatal.
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<OpenedImage, OpenError> {
-        let image = Image::open(path, options)?;
+        OpenedImage::from_image(Image::open(path, options)?)
+    }
+
+    /// Opens every filesystem of an image already opened (from a file or
+    /// any [`ReadAt`], e.g. bytes in memory).
+    pub fn from_image(image: Image) -> Result<OpenedImage, OpenError> {
         let disk = image.reader();
         let table = read_partition_table(&*disk)?;
         let devices: Vec<(Arc<dyn ReadAt>, u32, Option<Partition>)> =

@@ -322,6 +322,8 @@ pub fn boot(
         agent_channel: None,
         seed_disk: None,
         fw_cfg: Vec::new(),
+        hotplug_disk_bytes: None,
+        run_as: crate::host::qemu_run_as()?,
     };
     let prepared = prepare(&vm, &run_dir).map_err(|e| {
         let hint = prepare_hint(&e);

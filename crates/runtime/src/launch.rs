@@ -149,19 +149,11 @@ pub fn all_passed(records: &[Record]) -> bool {
         })
 }
 
-/// Hotplugs a fresh 16 MiB virtio disk into root port `rp1` over QMP.
-pub(crate) fn hotplug_disk(qmp: &Path, file: &Path) -> Result<(), String> {
-    std::fs::File::create(file)
-        .and_then(|f| f.set_len(16 << 20))
-        .map_err(|e| e.to_string())?;
+/// Hotplugs the blank 16 MiB disk QEMU opened at start (block node
+/// `hotplug0`) as a virtio disk in root port `rp1`, over QMP.
+pub(crate) fn hotplug_disk(qmp: &Path) -> Result<(), String> {
     let mut q =
         bootproof_vm::qmp::Qmp::connect(qmp, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    q.execute(
-        "blockdev-add",
-        json!({ "node-name": "hotplug0", "driver": "raw",
-                "file": { "driver": "file", "filename": file } }),
-    )
-    .map_err(|e| e.to_string())?;
     q.execute(
         "device_add",
         json!({ "driver": "virtio-blk-pci", "bus": "rp1", "drive": "hotplug0", "id": "hotplug-disk0" }),
@@ -389,7 +381,7 @@ struct Watch<'a> {
     done_secs: Option<f64>,
     /// The hotplug request, once made.
     plugged: Option<Result<(), String>>,
-    hotplug: Option<(&'a Path, PathBuf)>,
+    hotplug: Option<&'a Path>,
 }
 
 impl Watch<'_> {
@@ -404,7 +396,7 @@ impl Watch<'_> {
         if self.done_secs.is_none() && self.reader.done() {
             self.done_secs = now();
         }
-        if let Some((qmp, disk)) = &self.hotplug {
+        if let Some(qmp) = self.hotplug {
             if self.plugged.is_none()
                 && self
                     .reader
@@ -412,7 +404,7 @@ impl Watch<'_> {
                     .iter()
                     .any(|r| matches!(r, Record::Waiting { .. }))
             {
-                self.plugged = Some(hotplug_disk(qmp, disk));
+                self.plugged = Some(hotplug_disk(qmp));
             }
         }
     }
@@ -459,6 +451,8 @@ pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         agent_channel: Some(run.path().join("agent.out")),
         seed_disk: seed.disk,
         fw_cfg: seed.fw_cfg,
+        hotplug_disk_bytes: task.hotplug.then_some(16 << 20),
+        run_as: crate::host::qemu_run_as().map_err(|e| e.to_string())?,
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
     let opts = WatchOptions {
@@ -473,12 +467,7 @@ pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         first_record_secs: None,
         done_secs: None,
         plugged: None,
-        hotplug: task.hotplug.then(|| {
-            (
-                prepared.spec.qmp_socket.as_path(),
-                run.path().join("hotplug.raw"),
-            )
-        }),
+        hotplug: task.hotplug.then(|| prepared.spec.qmp_socket.as_path()),
     };
     let mut boot = supervise::boot(
         &prepared.qemu.binary,

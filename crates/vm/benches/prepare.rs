@@ -118,6 +118,8 @@ fn main() {
             agent_channel: None,
             seed_disk: None,
             fw_cfg: Vec::new(),
+            hotplug_disk_bytes: None,
+            run_as: None,
         };
         let mut args = Vec::new();
         add(

@@ -18,6 +18,7 @@ pub mod machine;
 pub mod nvram;
 pub mod overlay;
 pub mod prepare;
+pub mod privilege;
 pub mod qemu;
 pub mod qmp;
 pub mod seed;

@@ -3,6 +3,7 @@
 //! line. Pure: nothing here touches the host, so every choice is unit-tested.
 
 use crate::accel::{accel_arg, cpu_model, Accel};
+use crate::privilege::RunAs;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -100,6 +101,13 @@ pub struct VmSpec {
     /// fw_cfg blobs, `(name, file)` (an Ignition config at
     /// `opt/com.coreos/config`).
     pub fw_cfg: Vec<(String, PathBuf)>,
+    /// A raw file opened at start as block node `hotplug0` with no device:
+    /// a later QMP `device_add` plugs it in (opened now, while QEMU may
+    /// still open any path, not after it dropped privileges).
+    pub hotplug_disk: Option<PathBuf>,
+    /// The unprivileged identity QEMU switches to (set when bootproof runs
+    /// as root).
+    pub run_as: Option<RunAs>,
 }
 
 /// A path inside a QEMU option string (`-drive file=…`, `-chardev
@@ -124,19 +132,40 @@ impl VmSpec {
         }
     }
 
+    /// `-sandbox` and `-run-with`: QEMU parses the untrusted image, so its
+    /// seccomp sandbox denies what a compromised QEMU would want next (as
+    /// libvirt does): obsolete syscalls, setuid and friends, fork/exec, and
+    /// changing its own scheduling and resource limits. With [`run_as`],
+    /// QEMU switches user after setting up its devices; it installs its
+    /// filter before that switch, so set*uid stays allowed then (after it,
+    /// with no root uid, gid, group or capability left, there is nothing
+    /// to elevate to).
+    ///
+    /// [`run_as`]: VmSpec::run_as
+    fn confinement(&self) -> Vec<String> {
+        let privileges = if self.run_as.is_some() {
+            "allow"
+        } else {
+            "deny"
+        };
+        let mut a = vec![
+            "-sandbox".into(),
+            format!(
+                "on,obsolete=deny,elevateprivileges={privileges},spawn=deny,resourcecontrol=deny"
+            ),
+        ];
+        if let Some(r) = self.run_as {
+            a.extend(["-run-with".into(), r.qemu_arg()]);
+        }
+        a
+    }
+
     /// The QEMU arguments (without the binary).
     pub fn qemu_args(&self) -> Vec<String> {
         let mut a: Vec<String> = ["-nodefaults", "-no-user-config", "-display", "none"]
             .map(String::from)
             .to_vec();
-        // QEMU parses the untrusted image; its seccomp sandbox denies what
-        // a compromised QEMU would want next (as libvirt does): obsolete
-        // syscalls, setuid and friends, fork/exec, and changing its own
-        // scheduling and resource limits.
-        a.extend([
-            "-sandbox".into(),
-            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into(),
-        ]);
+        a.extend(self.confinement());
         let mut machine = self.machine.clone();
         if self.arch.has_variants() {
             machine.push_str(&format!(
@@ -254,6 +283,15 @@ impl VmSpec {
                 format!("name={},file={}", name.replace(',', ",,"), path(file)),
             ]);
         }
+        if let Some(file) = &self.hotplug_disk {
+            a.extend([
+                "-blockdev".into(),
+                format!(
+                    "driver=raw,node-name=hotplug0,file.driver=file,file.filename={}",
+                    path(file)
+                ),
+            ]);
+        }
         if self.platform.has_pci(self.arch) {
             for i in 1..=self.hotplug_ports {
                 a.extend([
@@ -339,6 +377,8 @@ mod tests {
             agent_channel: None,
             seed_disk: None,
             fw_cfg: Vec::new(),
+            hotplug_disk: None,
+            run_as: None,
         }
     }
 
@@ -404,6 +444,23 @@ mod tests {
             let sandbox = after(&a, "-sandbox");
             assert_eq!(sandbox.len(), 1);
             for deny in ["obsolete", "elevateprivileges", "spawn", "resourcecontrol"] {
+                assert!(sandbox[0].contains(&format!("{deny}=deny")), "{sandbox:?}");
+            }
+            assert!(after(&a, "-run-with").is_empty());
+            // Switching user: set*uid must stay allowed for QEMU's own switch.
+            let mut s = spec(arch);
+            s.run_as = Some(RunAs {
+                uid: 65534,
+                gid: 65534,
+            });
+            let a = s.qemu_args();
+            assert_eq!(after(&a, "-run-with"), ["user=65534:65534"]);
+            let sandbox = after(&a, "-sandbox");
+            assert!(
+                sandbox[0].contains("elevateprivileges=allow"),
+                "{sandbox:?}"
+            );
+            for deny in ["obsolete", "spawn", "resourcecontrol"] {
                 assert!(sandbox[0].contains(&format!("{deny}=deny")), "{sandbox:?}");
             }
         }

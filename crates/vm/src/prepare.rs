@@ -8,6 +8,7 @@ use crate::accel::Decision;
 use crate::firmware::{self, Descriptor, FirmwareError, Mapping, Want};
 use crate::machine::{DirectKernel, Disk, FirmwareSetup, FlashImage, Platform, VmSpec};
 use crate::overlay::{copy_nvram, create_overlay};
+use crate::privilege::RunAs;
 use crate::qemu::{Qemu, QemuError};
 use crate::state::RunDir;
 use bootproof_platform::Arch;
@@ -73,6 +74,12 @@ pub struct VmRequest {
     /// exists, created from the template when not. `None`: a fresh copy in
     /// the run directory, gone with it.
     pub nvram: Option<PathBuf>,
+    /// Size of a blank raw disk to create in the run directory and open
+    /// as block node `hotplug0` for a later QMP `device_add`.
+    pub hotplug_disk_bytes: Option<u64>,
+    /// The identity QEMU switches to once set up
+    /// ([`RunAs::for_this_process`] when running as root).
+    pub run_as: Option<RunAs>,
 }
 
 /// The firmware that was picked, for reports.
@@ -294,6 +301,14 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
             )
         }
     };
+    let hotplug_disk = match req.hotplug_disk_bytes {
+        Some(bytes) => {
+            let file = run.path().join("hotplug.raw");
+            std::fs::File::create(&file)?.set_len(bytes)?;
+            Some(file)
+        }
+        None => None,
+    };
     let backing = std::fs::canonicalize(&req.image)?;
     let overlay = run.path().join("disk.qcow2");
     create_overlay(&overlay, &backing, &req.image_format, req.image_size)?;
@@ -317,7 +332,12 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         agent_channel: req.agent_channel.clone(),
         seed_disk: req.seed_disk.clone(),
         fw_cfg: req.fw_cfg.clone(),
+        hotplug_disk,
+        run_as: req.run_as,
     };
+    if let Some(r) = req.run_as {
+        r.own(run.path())?;
+    }
     Ok(Prepared {
         qemu,
         spec,

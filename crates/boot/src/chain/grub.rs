@@ -17,32 +17,14 @@ pub(super) fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, arch: Arch, chai
             pe::analyze(&data).and_then(|i| crate::grub_image::parse(&data, i.pe32_plus))
         })
         .unwrap_or_default();
-    let mut state = GrubState {
-        img,
-        vars: HashMap::new(),
-        hops: 0,
-        menu: Vec::new(),
-        menu_sources: Vec::new(),
-        bls: Vec::new(),
-        memdisk: embedded.memdisk.clone(),
-        if_depth: 0,
-    };
     let here = format!("(slot{}){dir}", grub_bin.slot);
-    // The variables GRUB's EFI core sets before running anything.
     let prefix = match embedded.prefix.as_deref() {
         Some(p) if p.starts_with('(') => p.to_string(),
         Some(p) if !p.is_empty() => format!("(slot{}){p}", grub_bin.slot),
         _ => here.clone(),
     };
-    state
-        .vars
-        .insert("root".into(), format!("slot{}", grub_bin.slot));
-    state.vars.insert("prefix".into(), prefix.clone());
-    state.vars.insert("cmdpath".into(), here.clone());
-    state
-        .vars
-        .insert("grub_cpu".into(), arch.info().grub_cpu.into());
-    state.vars.insert("grub_platform".into(), "efi".into());
+    let mut state = start(img, grub_bin.slot, &here, &prefix, arch);
+    state.memdisk = embedded.memdisk.clone();
     if prefix.starts_with("(memdisk)") {
         state.vars.insert("root".into(), "memdisk".into());
     }
@@ -73,6 +55,52 @@ pub(super) fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, arch: Arch, chai
             }
         }
     }
+    finish_grub(state, chain);
+}
+
+/// A fresh interpreter with the variables GRUB's EFI core sets before
+/// running anything.
+fn start<'a>(
+    img: &'a OpenedImage,
+    slot: u32,
+    here: &str,
+    prefix: &str,
+    arch: Arch,
+) -> GrubState<'a> {
+    let mut state = GrubState {
+        img,
+        vars: HashMap::new(),
+        hops: 0,
+        menu: Vec::new(),
+        menu_sources: Vec::new(),
+        bls: Vec::new(),
+        memdisk: Default::default(),
+        if_depth: 0,
+    };
+    for (k, v) in [
+        ("root", format!("slot{slot}")),
+        ("prefix", prefix.to_string()),
+        ("cmdpath", here.to_string()),
+        ("grub_cpu", arch.info().grub_cpu.into()),
+        ("grub_platform", "efi".into()),
+    ] {
+        state.vars.insert(k.into(), v);
+    }
+    state
+}
+
+/// Runs `config` as the grub.cfg beside a GRUB binary in `/EFI/BOOT` of
+/// `slot` with no embedded config (the fuzz targets' way in).
+pub(super) fn grub_config(
+    img: &OpenedImage,
+    slot: u32,
+    arch: Arch,
+    config: &str,
+    chain: &mut BootChain,
+) {
+    let here = format!("(slot{slot})/EFI/BOOT");
+    let mut state = start(img, slot, &here, &here, arch);
+    state.run(config, "fuzz input", chain);
     finish_grub(state, chain);
 }
 

@@ -147,17 +147,51 @@ mod grub_script;
 use bls::{systemd_boot, uki_entry};
 use grub::grub_chain;
 
+impl BootChain {
+    fn empty(arch: Arch) -> BootChain {
+        BootChain {
+            arch,
+            esp: None,
+            removable: None,
+            removable_info: None,
+            steps: Vec::new(),
+            entries: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): the chain's text parsers
+/// reached without building a boot image around each input. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Runs `config` as the grub.cfg of a GRUB binary in `/EFI/BOOT` of
+    /// `slot`, through the same interpreter and menu-to-entry step.
+    pub fn grub_config(img: &OpenedImage, slot: u32, arch: Arch, config: &str) -> BootChain {
+        let mut chain = BootChain::empty(arch);
+        grub::grub_config(img, slot, arch, config, &mut chain);
+        chain
+    }
+
+    /// Parses `text` as a Boot Loader Specification entry on `slot`.
+    pub fn bls_entry(text: &str, slot: u32) -> (Option<BootEntry>, BootChain) {
+        let mut chain = BootChain::empty(Arch::X86_64);
+        let vars = |n: &str| (n.len() < 8).then(|| n.repeat(2));
+        let e = bls::bls_entry(text, slot, "fuzz".into(), &vars, &mut chain);
+        (e, chain)
+    }
+
+    /// systemd-boot's `default` pattern matcher.
+    pub fn glob(pattern: &str, name: &str) -> bool {
+        bls::glob(pattern, name)
+    }
+}
+
 /// Follows the chain for `arch` from the ESP's removable-media path.
 pub fn follow(img: &OpenedImage, arch: Arch) -> BootChain {
-    let mut chain = BootChain {
-        arch,
-        esp: None,
-        removable: None,
-        removable_info: None,
-        steps: Vec::new(),
-        entries: Vec::new(),
-        problems: Vec::new(),
-    };
+    let mut chain = BootChain::empty(arch);
     let esps = img.esps();
     let Some(esp) = esps.first() else {
         chain.problem(
