@@ -194,10 +194,11 @@ def script_seeds():
         "insmod blscfg\nblscfg\n").encode())
     save("boot_bls", "fedora", b"Fedora*\0Fedora-6.1.0.conf\0title Fedora Linux\nversion 6.1.0\nlinux /vmlinuz-6.1.0\n"
          b"initrd /initramfs-6.1.0.img\noptions root=UUID=1234 ro $kernelopts\ngrub_users $grub_users\n")
-    save("boot_module_closure", "cycle", b"virtio_blk ext4 a\0"
+    save("boot_module_closure", "cycle", b"virtio_blk a\0"
          b"kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\nkernel/a.ko: kernel/b.ko\nkernel/b.ko: kernel/a.ko\n"
-         b"kernel/drivers/virtio/virtio.ko:\n\0kernel/fs/ext4/ext4.ko\n\0"
-         b"kernel/a.ko\ndepends=b\0name=a\0")
+         b"kernel/drivers/virtio/virtio.ko:\n\0kernel/fs/ext4/ext4.ko\n"
+         b"\0kernel/a.ko\n\x7fELF a" b"\0kernel/b.ko\n\x7fELF b"
+         b"\0kernel/drivers/block/virtio_blk.ko\n\x7fELF v" b"\0kernel/drivers/virtio/virtio.ko\n\x7fELF w")
 
 
 def open_image_seeds(w):
@@ -214,6 +215,11 @@ def open_image_seeds(w):
         f.write("search --fs-uuid --set=root 1234-ABCD\nmenuentry 'Seed' {\n linux /boot/vmlinuz-6.1.0 root=/dev/vda2 ro console=ttyS0\n initrd /boot/initrd.img-6.1.0\n}\n")
     with open(f"{w}/espt/loader/entries/seed.conf", "w") as f:
         f.write("title Seed\nlinux /vmlinuz\noptions root=/dev/vda2\n")
+    # systemd-boot (the boot_pe seed, from Debian's arm64 package) at the
+    # removable path, so the chain reaches the BLS entries.
+    shutil.copy(os.path.join(CORPUS, "boot_pe", "seed-systemd-bootaa64"), f"{w}/espt/EFI/BOOT/BOOTAA64.EFI")
+    with open(f"{w}/espt/loader/loader.conf", "w") as f:
+        f.write("default seed*\ntimeout 0\n")
     run("mcopy", "-s", "-i", esp, f"{w}/espt/EFI", f"{w}/espt/loader", "::/")
     rt = f"{w}/roott"
     shutil.rmtree(rt, ignore_errors=True)

@@ -5,13 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = bootproof_agent::RecordReader::new("fuzznonce");
-    let mut rest = data;
-    while let Some((&n, tail)) = rest.split_first() {
-        let take = (usize::from(n) * 7 + 1).min(tail.len());
-        r.feed(&tail[..take]);
-        rest = &tail[take..];
-    }
-    let _ = r.records().len();
-    let _ = r.done();
+    let _ = bootproof_fuzz::fuzz_agent_records(data);
 });

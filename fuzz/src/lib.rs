@@ -261,3 +261,99 @@ impl bootproof_boot::modules::ModuleSource for FuzzModules {
         Some(out)
     }
 }
+
+/// `boot_grub_script`: the input as a whole grub.cfg.
+pub fn fuzz_grub_script(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let chain = bootproof_boot::chain::fuzzing::grub_config(
+        boot_volume(),
+        0,
+        bootproof_platform::Arch::X86_64,
+        &text,
+    );
+    let _ = chain.default_entry();
+}
+
+/// `boot_bls`: pattern, NUL, name, NUL, BLS entry text.
+pub fn fuzz_bls(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '\0');
+    let pattern = parts.next().unwrap_or_default();
+    let name = parts.next().unwrap_or_default();
+    let entry = parts.next().unwrap_or_default();
+    let _ = bootproof_boot::chain::fuzzing::glob(pattern, name);
+    let _ = bootproof_boot::chain::fuzzing::bls_entry(entry, 0);
+}
+
+/// `boot_module_closure`: a module tree from [`FuzzModules`].
+pub fn fuzz_module_closure(data: &[u8]) -> bootproof_boot::modules::Closure {
+    let src = FuzzModules::decode(data);
+    let wanted = src.wanted();
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let _ = bootproof_boot::modules::modinfo_depends(data);
+    bootproof_boot::modules::resolve(&src, &names)
+}
+
+/// `open_image`: the whole open path, both chains and every check rule on
+/// a sparse device; returns the boot entries found (for replay tests).
+pub fn fuzz_open_image(data: &[u8]) -> usize {
+    quiet_contained_panics();
+    let dev: Arc<dyn ReadAt> = Arc::new(SparseDev::decode(data));
+    let Ok(image) = bootproof_image::Image::from_reader(dev, "fuzz") else {
+        return 0;
+    };
+    let Ok(img) = bootproof_inspect::OpenedImage::from_image(image) else {
+        return 0;
+    };
+    for (_, v) in img.volumes_root_first() {
+        let _ = v.read_dir(b"/");
+    }
+    let mut entries = 0;
+    for arch in bootproof_platform::Arch::ALL {
+        entries += bootproof_boot::chain::follow(&img, arch).entries.len();
+    }
+    let _ = bootproof_check::check(&img, bootproof_platform::Arch::X86_64);
+    entries
+}
+
+/// `render_escape`: every format's escaping keeps any string inert.
+pub fn fuzz_render(data: &[u8]) {
+    use bootproof_runtime::render::escape;
+    let s = String::from_utf8_lossy(data);
+    let x = escape::xml(&s);
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><testsuite name=\"{x}\"><testcase name=\"{x}\"><failure message=\"{x}\">{x}</failure></testcase></testsuite>"
+    );
+    if let Err(e) = roxmltree::Document::parse(&doc) {
+        panic!("escape::xml({s:?}) gave invalid XML: {e}");
+    }
+    let h = escape::html(&s);
+    assert!(!h.contains(['<', '>', '"', '\'']), "html: {h:?}");
+    assert!(h.split('&').skip(1).all(|t| t.contains(';')), "html: {h:?}");
+    let m = escape::markdown(&s);
+    assert!(!m.contains(['\n', '\r']), "markdown: {m:?}");
+    let b = m.as_bytes();
+    assert!(
+        (0..b.len()).all(|i| b[i] != b'|' || (i > 0 && b[i - 1] == b'\\')),
+        "markdown: {m:?}"
+    );
+    let shown = |c: char| !c.is_control() || matches!(c, '\n' | '\t' | '\x1b');
+    for t in [escape::terminal(&s), escape::terminal_keep_colours(&s)] {
+        assert!(t.chars().all(shown), "terminal: {t:?}");
+    }
+    assert!(!escape::terminal(&s).contains('\x1b'));
+}
+
+/// `agent_records`: guest bytes in input-chosen chunks; returns how many
+/// records were kept.
+pub fn fuzz_agent_records(data: &[u8]) -> usize {
+    let mut r = bootproof_agent::RecordReader::new("fuzznonce");
+    let mut rest = data;
+    while let Some((&n, tail)) = rest.split_first() {
+        let take = (usize::from(n) * 7 + 1).min(tail.len());
+        r.feed(&tail[..take]);
+        rest = &tail[take..];
+    }
+    let _ = r.done();
+    r.records().len()
+}

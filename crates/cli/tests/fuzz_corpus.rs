@@ -163,3 +163,53 @@ fn nvram_seeds() {
     assert_eq!(boot_order.guid, "8be4df61-93ca-11d2-aa0d-00e098032b8c");
     assert_eq!(boot_order.data.len() % 2, 0);
 }
+
+/// The seed named `seed-{name}` of `target`.
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target)
+        .join(format!("seed-{name}"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn chain_and_closure_seeds() {
+    for data in inputs("boot_grub_script") {
+        fuzz_support::fuzz_grub_script(&data);
+    }
+    for data in inputs("boot_bls") {
+        fuzz_support::fuzz_bls(&data);
+    }
+    for data in inputs("boot_module_closure") {
+        fuzz_support::fuzz_module_closure(&data);
+    }
+    // The cycle seed (a needs b, b needs a) is reported, not looped on.
+    let c = fuzz_support::fuzz_module_closure(&seed("boot_module_closure", "cycle"));
+    assert!(!c.cycles.is_empty(), "{c:?}");
+}
+
+#[test]
+fn open_image_seeds() {
+    for data in inputs("open_image") {
+        fuzz_support::fuzz_open_image(&data);
+    }
+    // The GPT seed (sfdisk, mkfs.vfat, mkfs.ext4) is a real disk: its ESP's
+    // grub.cfg menu entry is found through the whole open path.
+    let entries = fuzz_support::fuzz_open_image(&seed("open_image", "gpt-esp-ext4"));
+    assert!(entries >= 1, "{entries}");
+}
+
+#[test]
+fn renderer_and_record_seeds() {
+    for data in inputs("render_escape") {
+        fuzz_support::fuzz_render(&data);
+    }
+    for data in inputs("agent_records") {
+        fuzz_support::fuzz_agent_records(&data);
+    }
+    // hello and done survive the chunking; the torn last line does not.
+    let mut seedless = seed("agent_records", "hello-done");
+    seedless.insert(0, 255);
+    assert_eq!(fuzz_support::fuzz_agent_records(&seedless), 2);
+}

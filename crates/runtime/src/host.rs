@@ -112,6 +112,20 @@ pub fn log_path(label: &str) -> PathBuf {
     }
 }
 
+/// Who QEMU switches to after setup: an unprivileged identity when this
+/// process is root (see [`bootproof_vm::privilege`]), `None` otherwise.
+pub fn qemu_run_as() -> Result<Option<bootproof_vm::privilege::RunAs>, crate::Error> {
+    bootproof_vm::privilege::RunAs::for_this_process().map_err(|e| {
+        crate::Error::with_hint(
+            e,
+            format!(
+                "set {} to uid:gid (e.g. 65534:65534), a user name, or root to keep QEMU privileged",
+                bootproof_vm::privilege::QEMU_USER_ENV
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,18 +142,4 @@ mod tests {
         assert_eq!(deadline(None, Accel::Tcg), Duration::from_secs(300));
         assert_eq!(deadline(Some(7), Accel::Tcg), Duration::from_secs(7));
     }
-}
-
-/// Who QEMU switches to after setup: an unprivileged identity when this
-/// process is root (see [`bootproof_vm::privilege`]), `None` otherwise.
-pub fn qemu_run_as() -> Result<Option<bootproof_vm::privilege::RunAs>, crate::Error> {
-    bootproof_vm::privilege::RunAs::for_this_process().map_err(|e| {
-        crate::Error::with_hint(
-            e,
-            format!(
-                "set {} to uid:gid (e.g. 65534:65534), a user name, or root to keep QEMU privileged",
-                bootproof_vm::privilege::QEMU_USER_ENV
-            ),
-        )
-    })
 }

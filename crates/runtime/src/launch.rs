@@ -467,7 +467,7 @@ pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         first_record_secs: None,
         done_secs: None,
         plugged: None,
-        hotplug: task.hotplug.then(|| prepared.spec.qmp_socket.as_path()),
+        hotplug: task.hotplug.then_some(prepared.spec.qmp_socket.as_path()),
     };
     let mut boot = supervise::boot(
         &prepared.qemu.binary,
