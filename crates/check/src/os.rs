@@ -108,9 +108,10 @@ impl Ctx<'_> {
         };
         let mut needed = vec![("VIRTIO_PCI", "virtio_pci"), ("VIRTIO_BLK", "virtio_blk")];
         needed.extend(fs);
-        let modules = match &self.initrd {
-            Some(Ok(i)) => Some(i.modules.clone()),
-            _ => None,
+        let (modules, unreadable) = match &self.initrd {
+            Some(Ok(i)) => (Some(i.modules.clone()), String::new()),
+            Some(Err(e)) => (None, format!(" ({e})")),
+            None => (None, String::new()),
         };
         let mut missing = Vec::new();
         let mut ok = Vec::new();
@@ -123,7 +124,7 @@ impl Ctx<'_> {
                         "{module} is a module (CONFIG_{sym}=m) and is not in the initrd"
                     )),
                     None => missing.push(format!(
-                        "{module} is a module and the entry has no readable initrd"
+                        "{module} is a module and the entry has no readable initrd{unreadable}"
                     )),
                 },
                 State::Absent => missing.push(format!("CONFIG_{sym} is not set")),
