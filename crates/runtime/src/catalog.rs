@@ -474,6 +474,63 @@ fn stream(
 mod tests {
     use super::*;
 
+    /// A plain-HTTP server on loopback answering each connection in turn:
+    /// a redirect to `/final`, then the body. Returns its address and how
+    /// many connections it accepted.
+    fn redirecting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let (count, to) = (std::sync::Arc::clone(&seen), base.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut r = std::io::BufReader::new(&s);
+                let mut first = String::new();
+                r.read_line(&mut first).unwrap();
+                while r.read_line(&mut String::new()).unwrap() > 2 {}
+                let reply = if first.contains("/final") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal"
+                        .to_string()
+                } else {
+                    format!("HTTP/1.1 302 Found\r\nLocation: {to}/final\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                };
+                (&s).write_all(reply.as_bytes()).unwrap();
+            }
+        });
+        (base, seen)
+    }
+
+    /// The HTTPS-only agent (what `https://` catalog URLs get) sends
+    /// nothing over plain HTTP: ureq checks the scheme of every hop,
+    /// redirects included, against the same setting shown refusing here.
+    /// Plain `http://` entries (local mirrors) follow redirects as before.
+    #[test]
+    fn https_urls_never_fall_back_to_plain_http() {
+        let (base, seen) = redirecting_server();
+        let body = agent(false)
+            .get(&format!("{base}/start"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        assert_eq!(body, "final");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let e = agent(true)
+            .get(&format!("{base}/final"))
+            .call()
+            .unwrap_err()
+            .to_string();
+        assert!(e.to_lowercase().contains("https"), "{e}");
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "no plain-HTTP request was sent"
+        );
+    }
+
     #[test]
     fn the_built_in_catalog_parses_and_every_entry_verifies() {
         let c = Catalog::load(&[]).unwrap();
