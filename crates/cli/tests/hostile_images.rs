@@ -317,3 +317,53 @@ fn module_dependency_cycle() {
     );
     assert!(!closure.cycles.is_empty(), "{closure:?}");
 }
+
+/// A FAT file of 64 KiB whose cluster chain loops back after two clusters:
+/// its declared size fits the volume, so only a loop check can tell; the
+/// read is an error, not 64 KiB of the loop's bytes repeated.
+#[test]
+fn fat_file_whose_cluster_chain_loops() {
+    let body: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut vol = fat_volume(
+        8 << 20,
+        &[
+            ("LOOP.BIN".to_string(), body.clone()),
+            ("OK.BIN".to_string(), body.clone()),
+        ],
+    );
+    let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let (bps, reserved, fats, fat_sectors) = (
+        le16(&vol, 11),
+        le16(&vol, 14),
+        usize::from(vol[16]),
+        le16(&vol, 22),
+    );
+    assert!(fat_sectors > 0, "fatfs made FAT12/16 here");
+    let root = (reserved + fats * fat_sectors) * bps;
+    let entry = (0..16)
+        .map(|i| root + i * 32)
+        .find(|&e| &vol[e..e + 11] == b"LOOP    BIN")
+        .expect("LOOP.BIN in the root directory");
+    let first = le16(&vol, entry + 26);
+    let fat12 = vol[54..62].starts_with(b"FAT12");
+    assert!(!fat12, "a FAT16 volume");
+    for copy in 0..fats {
+        let at = (reserved + copy * fat_sectors) * bps + (first + 1) * 2;
+        vol[at..at + 2].copy_from_slice(&(first as u16).to_le_bytes());
+    }
+    let img = write("fat-chain-loop.img", &vol);
+    let i = img.to_str().unwrap();
+    let bad = bootproof(&["cat", i, "/LOOP.BIN"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(e.contains("cluster chain loops"), "{e}");
+    assert!(
+        bad.stdout.len() < body.len(),
+        "{} bytes came out",
+        bad.stdout.len()
+    );
+    // The other file, whose chain is intact, reads back byte for byte.
+    let good = bootproof(&["cat", i, "/OK.BIN"]);
+    assert_eq!(good.status.code(), Some(0));
+    assert_eq!(good.stdout, body);
+}

@@ -29,6 +29,9 @@ struct FatIo {
     dev: Arc<dyn ReadAt>,
     pos: u64,
     budget: Rc<Cell<u64>>,
+    geometry: Geometry,
+    /// Set while a file's data is read (see [`ChainWatch`]).
+    watch: Rc<std::cell::RefCell<Option<ChainWatch>>>,
 }
 
 impl Read for FatIo {
@@ -43,6 +46,9 @@ impl Read for FatIo {
             ));
         }
         self.budget.set(left - n as u64);
+        if let Some(w) = self.watch.borrow_mut().as_mut() {
+            w.record(self.geometry, self.pos, n as u64)?;
+        }
         self.dev.read_at(self.pos, &mut buf[..n])?;
         self.pos += n as u64;
         Ok(n)
@@ -82,6 +88,7 @@ type FatEntry<'a> = fatfs::DirEntry<'a, FatIo>;
 pub(crate) struct Fat {
     fs: FatFs,
     kind: FsKind,
+    watch: Rc<std::cell::RefCell<Option<ChainWatch>>>,
     budget: Rc<Cell<u64>>,
     budget_per_op: u64,
     /// The volume's size in bytes.
@@ -98,6 +105,20 @@ fn le32(b: &[u8], at: usize) -> u32 {
 /// Recognises a FAT boot sector by a plausible BPB and classifies it by
 /// cluster count (the only rule the FAT specification accepts).
 pub(crate) fn probe_bpb(dev: &dyn ReadAt) -> Result<Option<FsKind>, FsError> {
+    Ok(geometry(dev)?.map(|g| g.kind))
+}
+
+/// Where a FAT volume's clusters are: what the chain-loop guard needs.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    kind: FsKind,
+    /// Byte offset of cluster 2.
+    data_start: u64,
+    /// Bytes per cluster.
+    cluster_bytes: u64,
+}
+
+fn geometry(dev: &dyn ReadAt) -> Result<Option<Geometry>, FsError> {
     if dev.size() < 512 {
         return Ok(None);
     }
@@ -137,13 +158,53 @@ pub(crate) fn probe_bpb(dev: &dyn ReadAt) -> Result<Option<FsKind>, FsError> {
         return Ok(None);
     };
     let clusters = data / u64::from(spc);
-    Ok(Some(if clusters < 4085 {
+    let kind = if clusters < 4085 {
         FsKind::Fat12
     } else if clusters < 65525 {
         FsKind::Fat16
     } else {
         FsKind::Fat32
+    };
+    Ok(Some(Geometry {
+        kind,
+        data_start: meta * u64::from(bps),
+        cluster_bytes: u64::from(spc) * u64::from(bps),
     }))
+}
+
+/// Bytes read per data cluster while one file is read. A file's chain
+/// visits each cluster once, so reading more than a cluster's worth from
+/// one cluster means the chain loops: an error, instead of the loop's
+/// bytes repeated up to the file's declared size.
+#[derive(Debug, Default)]
+struct ChainWatch {
+    bytes: std::collections::HashMap<u64, u64>,
+}
+
+impl ChainWatch {
+    fn record(&mut self, g: Geometry, pos: u64, n: u64) -> io::Result<()> {
+        let Some(mut rel) = pos.checked_sub(g.data_start) else {
+            return Ok(()); // the FAT itself, read as often as fatfs needs
+        };
+        let end = rel + n;
+        while rel < end {
+            let cluster = rel / g.cluster_bytes;
+            let take = ((cluster + 1) * g.cluster_bytes).min(end) - rel;
+            let seen = self.bytes.entry(cluster).or_default();
+            *seen += take;
+            if *seen > g.cluster_bytes {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the file's cluster chain loops (cluster {} read twice)",
+                        cluster + 2
+                    ),
+                ));
+            }
+            rel += take;
+        }
+        Ok(())
+    }
 }
 
 fn io_err(e: io::Error) -> FsError {
@@ -178,10 +239,15 @@ impl Fat {
         let size = dev.size();
         let budget_per_op = size.saturating_mul(2).saturating_add(16 << 20);
         let budget = Rc::new(Cell::new(budget_per_op));
+        let geometry =
+            geometry(&*dev)?.ok_or_else(|| FsError::corrupt(kind, "no FAT boot sector"))?;
+        let watch = Rc::new(std::cell::RefCell::new(None));
         let io = FatIo {
             dev,
             pos: 0,
             budget: Rc::clone(&budget),
+            geometry,
+            watch: Rc::clone(&watch),
         };
         let options = fatfs::FsOptions::new().update_accessed_date(false);
         let fs = contain(|| {
@@ -191,6 +257,7 @@ impl Fat {
         Ok(Fat {
             fs,
             kind,
+            watch,
             budget,
             budget_per_op,
             size,
@@ -261,16 +328,22 @@ impl Fat {
     }
 }
 
-/// Reads a FAT file under the volume's read budget.
+/// Reads a FAT file under the volume's read budget, watching its chain.
 struct FatReader<'a> {
     file: fatfs::File<'a, FatIo>,
     fat: &'a Fat,
+    /// This file's clusters so far (installed in the I/O layer while it
+    /// reads, so files read in turn keep separate accounts).
+    chain: Option<ChainWatch>,
 }
 
 impl Read for FatReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.fat.reset_budget();
-        contain(|| self.file.read(buf).map_err(FsError::Io)).map_err(FsError::into_io)
+        *self.fat.watch.borrow_mut() = self.chain.take();
+        let r = contain(|| self.file.read(buf).map_err(io_err));
+        self.chain = self.fat.watch.borrow_mut().take();
+        r.map_err(FsError::into_io)
     }
 }
 
@@ -377,6 +450,7 @@ impl FileSystem for Fat {
         Ok(Box::new(FatReader {
             file: e.to_file(),
             fat: self,
+            chain: Some(ChainWatch::default()),
         }))
     }
 }
