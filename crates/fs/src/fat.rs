@@ -3,7 +3,9 @@
 //! Two guards wrap fatfs for hostile images: name lookups iterate
 //! directories here (capped at FAT's own 65,536-entry limit) instead of
 //! using fatfs's path walk, and every operation runs under a read budget so
-//! a cyclic cluster chain ends in an error instead of a hang.
+//! a cyclic cluster chain ends in an error instead of a hang; a file's reads
+//! are also counted per cluster ([`ChainWatch`]), so a chain that loops back
+//! is an error even when the file's declared size fits the volume.
 //!
 //! fatfs 0.3 also does unchecked arithmetic on some on-disk values (a
 //! directory entry whose first cluster is 0 or 1 underflows `cluster - 2`;
