@@ -165,13 +165,19 @@ pub fn boot_volume() -> &'static bootproof_inspect::OpenedImage {
 }
 
 fn build_boot_volume() -> bootproof_inspect::OpenedImage {
+    fat_image(4 << 20, BOOT_FILES)
+}
+
+/// A FAT volume of `size` bytes holding `files`, made with the fatfs
+/// crate and opened as an image with no partition table (slot 0).
+pub fn fat_image(size: usize, files: &[(&str, &[u8])]) -> bootproof_inspect::OpenedImage {
     use std::io::Write;
-    let mut disk = io::Cursor::new(vec![0u8; 4 << 20]);
+    let mut disk = io::Cursor::new(vec![0u8; size]);
     fatfs::format_volume(&mut disk, fatfs::FormatVolumeOptions::new()).expect("format");
     {
         let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).expect("mount");
         let root = fs.root_dir();
-        for (path, body) in BOOT_FILES {
+        for (path, body) in files {
             let mut dir = root.clone();
             let mut parts: Vec<&str> = path.split('/').collect();
             let name = parts.pop().expect("name");
@@ -185,8 +191,46 @@ fn build_boot_volume() -> bootproof_inspect::OpenedImage {
         }
     }
     let dev: Arc<dyn ReadAt> = Arc::new(bootproof_image::MemImage(disk.into_inner()));
-    let image = bootproof_image::Image::from_reader(dev, "fuzz-boot-volume").expect("image");
+    let image = bootproof_image::Image::from_reader(dev, "fuzz-volume").expect("image");
     bootproof_inspect::OpenedImage::from_image(image).expect("opened")
+}
+
+/// Debian's systemd-boot for arm64 (the `boot_pe` seed): the loader that
+/// makes the chain read BLS entries.
+const SYSTEMD_BOOT: &[u8] = include_bytes!("../corpus/boot_pe/seed-systemd-bootaa64");
+
+/// `check_texts`: the check crate's text parsers through `check()` on a
+/// small arm64 image whose texts come from the input, NUL-separated:
+/// /etc/fstab, /boot/config-6.1.0-fuzz, the entry's command line,
+/// /etc/os-release, modules.builtin. Returns the findings' count.
+pub fn fuzz_check_texts(data: &[u8]) -> usize {
+    let mut parts = data.splitn(5, |&b| b == 0);
+    let mut next = || parts.next().unwrap_or_default();
+    let (fstab, config, cmdline, os_release, builtin) = (next(), next(), next(), next(), next());
+    let mut entry = b"title fuzz\nversion 6.1.0-fuzz\nlinux /Image\noptions ".to_vec();
+    entry.extend(cmdline.iter().map(|&c| if c == b'\n' { b' ' } else { c }));
+    entry.push(b'\n');
+    let mut kernel = vec![0u8; 64];
+    kernel[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    kernel.extend_from_slice(b"Linux version 6.1.0-fuzz (fuzz@bootproof) #1\0");
+    let files: [(&str, &[u8]); 9] = [
+        ("EFI/BOOT/BOOTAA64.EFI", SYSTEMD_BOOT),
+        ("loader/loader.conf", b"default fuzz*\n"),
+        ("loader/entries/fuzz.conf", &entry),
+        ("Image", &kernel),
+        ("etc/fstab", fstab),
+        ("etc/os-release", os_release),
+        ("boot/config-6.1.0-fuzz", config),
+        ("lib/modules/6.1.0-fuzz/modules.builtin", builtin),
+        (
+            "lib/modules/6.1.0-fuzz/modules.dep",
+            b"kernel/virtio_blk.ko:\n",
+        ),
+    ];
+    let img = fat_image(2 << 20, &files);
+    bootproof_check::check(&img, bootproof_platform::Arch::Aarch64)
+        .findings
+        .len()
 }
 
 /// A module tree from fuzzer input: sections split by NUL are the wanted

@@ -213,3 +213,13 @@ fn renderer_and_record_seeds() {
     seedless.insert(0, 255);
     assert_eq!(fuzz_support::fuzz_agent_records(&seedless), 2);
 }
+
+#[test]
+fn check_text_seeds() {
+    for data in inputs("check_texts") {
+        fuzz_support::fuzz_check_texts(&data);
+    }
+    // The seed's texts are a plausible Debian image: every rule is judged.
+    let n = fuzz_support::fuzz_check_texts(&seed("check_texts", "debian"));
+    assert!(n >= 20, "{n} findings");
+}
