@@ -20,15 +20,15 @@ for t in "${targets[@]}"; do
   cargo +nightly fuzz run -O "$t" "$scratch/$t" "corpus/$t" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=512 -malloc_limit_mb=512 \
     -max_len=1100000 -print_final_stats=1 >"$log" 2>&1 || true
-  execs=$(grep -oP 'stat::number_of_executed_units:\s*\K\d+' "$log" | tail -1)
-  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  execs=$(grep -oP 'stat::number_of_executed_units:\s*\K\d+' "$log" | tail -1 || true)
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   edges=$(grep -oP 'cov: \K\d+' <<<"$last" || echo 0)
   feats=$(grep -oP 'ft: \K\d+' <<<"$last" || echo 0)
-  files=$(ls "$scratch/$t" | wc -l)
-  findings=$(grep -cE '^==[0-9]+== ERROR|^SUMMARY|panicked at|out-of-memory|timeout' "$log" || true)
+  files=$(find "$scratch/$t" -type f | wc -l)
+  findings=$(grep -c 'Test unit written to' "$log" || true)
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%F)" "$t" "$secs" "${execs:-0}" "${edges:-0}" "${feats:-0}" "$files" "$findings" | tee -a campaigns.tsv
   if [ "$findings" != 0 ]; then
-    grep -E 'panicked at|SUMMARY|ERROR|Test unit written' "$log" | head -5
+    grep -E 'panicked at|SUMMARY|ERROR|Test unit written|out-of-memory|timeout after' "$log" | head -5
   fi
   rm -f "$log"
 done

@@ -35,6 +35,9 @@ Exit status:
   130  `boot` interrupted (Ctrl-C)
 
 Images are always opened read-only; no root, loop devices or mounts are used.
+QEMU runs under its seccomp sandbox; when bootproof runs as root, QEMU switches
+to 65534:65534 before the guest starts (BOOTPROOF_QEMU_USER=uid:gid, a user
+name, or root to keep it privileged).
 Run `bootproof COMMAND --help` for examples.";
 
 /// Prove VM images boot. Reads raw and qcow2 disk images in-process
