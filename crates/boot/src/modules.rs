@@ -15,6 +15,10 @@ const MAX_MODULE: u64 = 64 << 20;
 const MAX_INDEX: u64 = 4 << 20;
 /// Most modules in one closure.
 const MAX_CLOSURE: usize = 512;
+/// Most module bytes one closure holds (a real agent closure is under
+/// 2 MiB; a crafted `modules.dep` could otherwise chain 512 files of up to
+/// 64 MiB each into memory).
+pub const MAX_CLOSURE_BYTES: u64 = 256 << 20;
 /// Most directory entries looked at when walking for module files.
 const MAX_ENTRIES: usize = 20_000;
 
@@ -68,6 +72,10 @@ pub struct Closure {
     /// crafted `modules.dep` or `.modinfo` can.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cycles: Vec<String>,
+    /// Modules left out (and also listed in `missing`) because holding
+    /// them would take the closure past [`MAX_CLOSURE_BYTES`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub too_large: Vec<String>,
 }
 
 /// The modules built into the kernel (`modules.builtin`), or `None` when
@@ -171,6 +179,7 @@ pub fn resolve(src: &dyn ModuleSource, wanted: &[&str]) -> Closure {
         None => index(src),
     };
     let mut done = BTreeSet::new();
+    let mut held: u64 = 0;
     // Iterative post-order DFS: (name, dependencies pushed yet?).
     for w in wanted {
         let w = canonical(w);
@@ -214,6 +223,13 @@ pub fn resolve(src: &dyn ModuleSource, wanted: &[&str]) -> Closure {
                 closure.missing.push(name);
                 continue;
             };
+            held = held.saturating_add(data.len() as u64);
+            if held > MAX_CLOSURE_BYTES {
+                held -= data.len() as u64;
+                closure.too_large.push(name.clone());
+                closure.missing.push(name);
+                continue;
+            }
             let deps = match &dep {
                 Some(d) => d.get(&name).map(|(_, v)| v.clone()).unwrap_or_default(),
                 None => modinfo_depends(&data),
@@ -325,6 +341,25 @@ mod tests {
         assert_eq!(names, ["c", "b", "a"], "each once, dependencies first");
         assert_eq!(c.cycles, ["a"]);
         assert!(c.missing.is_empty());
+    }
+
+    /// A chain of large modules stops at the byte budget: the ones past it
+    /// are named, never held.
+    #[test]
+    fn a_closure_holds_at_most_its_byte_budget() {
+        let mut files = BTreeMap::new();
+        let n = (MAX_CLOSURE_BYTES / (32 << 20)) as usize + 3;
+        let mut dep = String::new();
+        for i in 0..n {
+            dep.push_str(&format!("kernel/m{i}.ko: kernel/m{}.ko\n", i + 1));
+            files.insert(format!("kernel/m{i}.ko"), vec![0u8; 32 << 20]);
+        }
+        files.insert("modules.dep".to_string(), dep.into_bytes());
+        let c = resolve(&Mem(files), &["m0"]);
+        let held: usize = c.load.iter().map(|m| m.data.len()).sum();
+        assert!(held as u64 <= MAX_CLOSURE_BYTES, "{held}");
+        assert!(!c.too_large.is_empty());
+        assert!(c.too_large.iter().all(|m| c.missing.contains(m)));
     }
 
     #[test]
