@@ -21,6 +21,7 @@ impl Ctx<'_> {
                 },
             );
             for r in [
+                &rules::MENU_TIMEOUT,
                 &rules::KERNEL_FILES,
                 &rules::KERNEL_ARCH,
                 &rules::KERNEL_EFI_STUB,
@@ -33,6 +34,17 @@ impl Ctx<'_> {
         let mut ev = self.chain.steps.clone();
         ev.push(format!("default entry: {} ({})", entry.title, entry.source));
         self.pass(&rules::CHAIN, ev.join("; "));
+        match self.chain.menu_timeout.clone() {
+            None => self.skip(&rules::MENU_TIMEOUT, "the loader has no menu"),
+            Some(t) if t.waits_for_key => self.fail(
+                &rules::MENU_TIMEOUT,
+                vec![format!("timeout is {} ({})", t.value, t.source)],
+            ),
+            Some(t) => self.pass(
+                &rules::MENU_TIMEOUT,
+                format!("timeout {} ({})", t.value, t.source),
+            ),
+        }
         let exists = |f: &FileRef| {
             vol(self.img, f.slot).is_some_and(|v| {
                 v.metadata(f.path.as_bytes())

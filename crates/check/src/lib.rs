@@ -8,7 +8,10 @@ mod cmdline;
 mod image;
 mod kconfig;
 mod os;
+mod predict;
 pub mod rules;
+
+pub use predict::{ConsoleView, Prediction};
 
 use bootproof_boot::chain::{self, Arch, BootChain, BootEntry, FileRef};
 use bootproof_boot::initrd::{self, InitrdInfo};
@@ -77,6 +80,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Counts.
     pub summary: Summary,
+    /// What a firmware boot of the image will do (not the compliance
+    /// verdict: the exit status stays that).
+    pub prediction: Prediction,
     /// The boot chain as followed.
     pub chain: BootChain,
     /// Bytes read from the image's host files to produce this report.
@@ -250,11 +256,13 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
     // Catalog order, whatever order the rules were evaluated in.
     ctx.findings
         .sort_by_key(|f| rules::ALL.iter().position(|r| r.id == f.rule.id));
+    let prediction = ctx.predict();
     Report {
         schema: CHECK_SCHEMA,
         arch,
         findings: ctx.findings,
         summary,
+        prediction,
         chain: ctx.chain,
         bytes_read: img.image.stats().bytes_read(),
     }

@@ -14,13 +14,18 @@ pub const AFTER_HELP: &str = "\
 Rules (stable ids; `--json` lists each with its clause, evidence and fix):
   image.*    GPT, ESP type and FAT, removable path, PE32+ EFI application of
              the right machine, no NVRAM dependence, no firmware shipped
-  boot.*     the chain resolves, kernel/initrd exist, kernel arch and EFI stub,
-             no unresolved $variables, root= and resume= resolve
+  boot.*     the chain resolves, the menu times out, kernel/initrd exist, kernel
+             arch and EFI stub, no unresolved $variables, root= and resume= resolve
   os.*       /etc/fstab references; kernel config: PL011/SBSA console, GICv2+v3,
              EFI RTC, EFI stub, ACPI+DT, virtio/Xen drivers, root drivers in
              the initrd; cloud-init/Ignition (info)
   cmdline.*  the arch's serial console, no x86-only tokens on arm64, no bare
              words that would reach init
+
+The output ends with a prediction: the stage where a firmware boot will stop
+(firmware, loader, kernel, initramfs, userspace) and why, or that it reaches a
+login prompt, and whether the serial console shows it (per variant: ACPI or
+device tree). It is not the compliance verdict: the exit status stays that.
 
 Exit status: 0 no error-severity rule failed, 1 one did, 2 the image cannot be read.
 
@@ -92,6 +97,15 @@ fn human(r: &Report, image: &str, st: Style) -> String {
                 }
             }
         }
+    }
+    let p = &r.prediction;
+    let _ = writeln!(o, "\n{} {}", st.bold("Prediction:"), p.summary());
+    for c in p.console.iter().filter(|c| !c.observable) {
+        let _ = writeln!(
+            o,
+            "  {}",
+            st.dim(&format!("console ({}): {}", c.variant, c.why))
+        );
     }
     o
 }

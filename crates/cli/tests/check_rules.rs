@@ -56,7 +56,10 @@ fn clean_image_passes_every_rule() {
 fn each_broken_image_fails_its_rule() {
     let art = artifacts();
     type Break = Box<dyn Fn(&Path)>;
-    let cases: Vec<(&str, &str, Break, &[&str], i32)> = vec![
+    // (name, base image, how it is broken, the rules that fail, exit
+    // status, the stage `check` predicts a firmware boot stops in).
+    type Case<'a> = (&'a str, &'a str, Break, &'a [&'a str], i32, &'a str);
+    let cases: Vec<Case> = vec![
         // No ESP at all: nothing to boot, so the chain fails with it.
         (
             "no-esp",
@@ -64,6 +67,7 @@ fn each_broken_image_fails_its_rule() {
             Box::new(|p| ok(Command::new("sgdisk").args(["-d", "1"]).arg(p))),
             &["boot.chain", "image.esp", "image.removable-path"],
             1,
+            "firmware",
         ),
         (
             "wrong-esp-type",
@@ -71,6 +75,7 @@ fn each_broken_image_fails_its_rule() {
             Box::new(|p| ok(Command::new("sgdisk").args(["-t", "1:8300"]).arg(p))),
             &["image.esp"],
             1,
+            "login",
         ),
         (
             "mbr-only",
@@ -78,6 +83,7 @@ fn each_broken_image_fails_its_rule() {
             Box::new(|p| ok(Command::new("sgdisk").args(["-m", "1:2"]).arg(p))),
             &["image.gpt"],
             1,
+            "login",
         ),
         (
             "vendor-dir-only",
@@ -87,6 +93,7 @@ fn each_broken_image_fails_its_rule() {
             }),
             &["boot.chain", "image.no-preconfig", "image.removable-path"],
             1,
+            "firmware",
         ),
         (
             "x86-loader-on-arm64",
@@ -100,6 +107,7 @@ fn each_broken_image_fails_its_rule() {
             }),
             &["image.efi-app"],
             1,
+            "firmware",
         ),
         (
             "root-uuid-nowhere",
@@ -114,6 +122,7 @@ fn each_broken_image_fails_its_rule() {
             }),
             &["boot.root"],
             1,
+            "initramfs",
         ),
         (
             "x86-cmdline-tokens",
@@ -128,6 +137,7 @@ fn each_broken_image_fails_its_rule() {
             }),
             &["cmdline.arch-tokens"],
             0,
+            "login",
         ),
         (
             "kernel-without-efi-stub",
@@ -153,6 +163,7 @@ fn each_broken_image_fails_its_rule() {
             }),
             &["boot.kernel-efi-stub"],
             1,
+            "loader",
         ),
         (
             "unresolved-kernelopts",
@@ -160,9 +171,26 @@ fn each_broken_image_fails_its_rule() {
             Box::new(|p| edit_root(p, "rm /boot/grub2/grubenv\n")),
             &["boot.cmdline-vars"],
             1,
+            "initramfs",
+        ),
+        (
+            "menu-waits-for-a-key",
+            "debian-grub-arm64.raw",
+            Box::new(|p| edit_grub_cfg(p, |c| c.replace("set timeout=1", "set timeout=-1"))),
+            &["boot.menu-timeout"],
+            1,
+            "loader",
+        ),
+        (
+            "console-only-on-ttyS0",
+            "debian-grub-arm64.raw",
+            Box::new(|p| edit_grub_cfg(p, |c| c.replace("console=ttyAMA0", "console=ttyS0"))),
+            &["cmdline.arch-tokens", "cmdline.console"],
+            0,
+            "login",
         ),
     ];
-    for (name, base, breakit, want, want_code) in cases {
+    for (name, base, breakit, want, want_code, stage) in cases {
         let img = variant("check", base, name);
         breakit(&img);
         let (code, v) = check(&img);
@@ -175,6 +203,33 @@ fn each_broken_image_fails_its_rule() {
             serde_json::to_string_pretty(&v["findings"]).unwrap()
         );
         assert_eq!(code, want_code, "{name}: exit status");
+        assert_eq!(
+            v["prediction"]["stage"], stage,
+            "{name}: {}",
+            v["prediction"]
+        );
+        if stage != "login" {
+            let ids: Vec<&str> = v["prediction"]["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            assert!(
+                !ids.is_empty() && ids.iter().all(|r| want.contains(r)),
+                "{name}: {ids:?}"
+            );
+        }
+        if name == "console-only-on-ttyS0" {
+            // ACPI's SPCR still gives the kernel the PL011; under a device
+            // tree, console= overrides stdout-path and nothing reaches it.
+            let views = v["prediction"]["console"].as_array().unwrap();
+            let seen = |variant: &str| {
+                views.iter().find(|c| c["variant"] == variant).unwrap()["observable"].clone()
+            };
+            assert_eq!(seen("acpi"), true);
+            assert_eq!(seen("device-tree"), false);
+        }
     }
 }
 

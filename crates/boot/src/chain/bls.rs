@@ -189,6 +189,19 @@ pub(super) fn systemd_boot(img: &OpenedImage, esp: u32, chain: &mut BootChain) {
                 .map(|v| v.trim().to_string())
         })
         .filter(|v| !v.is_empty());
+    // systemd-boot boots the default at once unless `timeout` says
+    // otherwise; only `menu-force` shows the menu with no timeout.
+    let timeout = conf.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("timeout")
+            .filter(|v| v.starts_with(char::is_whitespace))
+            .map(|v| v.trim().to_string())
+    });
+    chain.menu_timeout = Some(MenuTimeout {
+        waits_for_key: timeout.as_deref() == Some("menu-force"),
+        value: timeout.unwrap_or_else(|| "unset".into()),
+        source: format!("{esp}:/loader/loader.conf"),
+    });
     let mut all = Vec::new();
     let mut places = vec![esp];
     places.extend(

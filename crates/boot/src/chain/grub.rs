@@ -106,6 +106,24 @@ pub(super) fn grub_config(
 
 /// Turns the interpreted menu (and blscfg entries) into boot entries.
 fn finish_grub(state: GrubState<'_>, chain: &mut BootChain) {
+    // GRUB waits for a key when `timeout` is unset or negative.
+    let source = state
+        .menu_sources
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "the GRUB configuration".into());
+    chain.menu_timeout = Some(match state.vars.get("timeout") {
+        Some(v) => MenuTimeout {
+            value: v.clone(),
+            source,
+            waits_for_key: v.trim().parse::<i64>().is_ok_and(|t| t < 0),
+        },
+        None => MenuTimeout {
+            value: "unset".into(),
+            source,
+            waits_for_key: true,
+        },
+    });
     let default = state
         .vars
         .get("default")

@@ -72,6 +72,21 @@ pub struct BootChain {
     pub entries: Vec<BootEntry>,
     /// Problems met.
     pub problems: Vec<ChainProblem>,
+    /// The loader's menu timeout as configured (`5`, `-1`, `menu-force`;
+    /// `None` when the loader has no menu or the chain did not reach it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub menu_timeout: Option<MenuTimeout>,
+}
+
+/// How long a loader's menu waits before booting the default entry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MenuTimeout {
+    /// The value as configured (`unset` when the loader never sets one).
+    pub value: String,
+    /// Where it was set (or which config left it unset).
+    pub source: String,
+    /// Whether the menu waits for a key press with no timeout.
+    pub waits_for_key: bool,
 }
 
 impl BootChain {
@@ -157,6 +172,7 @@ impl BootChain {
             steps: Vec::new(),
             entries: Vec::new(),
             problems: Vec::new(),
+            menu_timeout: None,
         }
     }
 }
