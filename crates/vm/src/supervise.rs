@@ -8,6 +8,11 @@
 //! a `kill -9` of bootproof takes QEMU with it. The death signal follows the
 //! *thread* that spawned QEMU: call [`boot`] from a thread that outlives the
 //! VM (the CLI's main thread does).
+//!
+//! A QEMU that switches user (`-run-with user=`, when bootproof is root)
+//! loses its death signal with its credentials (prctl(2)), so a [`Keeper`]
+//! takes over: a `/bin/sh` child holding a pipe from bootproof, which kills
+//! that QEMU when the pipe closes without bootproof having dismissed it.
 
 use crate::classify::{Classifier, Event, Outcome, Stage};
 use crate::machine::VmSpec;
@@ -243,6 +248,39 @@ fn supervised(cmd: &mut Command) {
     }
 }
 
+/// Kills QEMU if bootproof dies without dismissing it: a shell reading a
+/// pipe only bootproof writes to. Bootproof's death closes the pipe; the
+/// shell then kills the QEMU whose command line names this run directory
+/// (so a reused pid is never hit). Dropping the keeper dismisses it first.
+struct Keeper {
+    shell: Child,
+}
+
+impl Keeper {
+    fn start(qemu_pid: u32, run: &Path) -> io::Result<Keeper> {
+        use std::os::unix::process::CommandExt;
+        let script = r#"read -r _ || true
+if grep -qaF -- "$2" "/proc/$1/cmdline" 2>/dev/null; then kill -KILL "$1"; fi"#;
+        let shell = Command::new("/bin/sh")
+            .args(["-c", script, "bootproof-keeper", &qemu_pid.to_string()])
+            .arg(run)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        Ok(Keeper { shell })
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        // Killed before its pipe closes, it never acts.
+        let _ = self.shell.kill();
+        let _ = self.shell.wait();
+    }
+}
+
 /// QEMU's stderr without its own informational lines (the console
 /// socket's "waiting for connection").
 fn stderr_tail(buf: &std::sync::Mutex<Vec<u8>>) -> String {
@@ -297,6 +335,15 @@ pub fn boot(
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", qemu.display())))?;
     std::fs::write(run.path().join(QEMU_PID), child.id().to_string())?;
+    let _keeper = match spec.run_as.map(|_| Keeper::start(child.id(), run.path())) {
+        Some(Err(e)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Some(Ok(k)) => Some(k),
+        None => None,
+    };
     let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     if let Some(mut err) = child.stderr.take() {
         let buf = stderr_buf.clone();
