@@ -2,7 +2,8 @@
 //! image, output form, architecture, agent mode and seed, boot deadline
 //! and command-line additions.
 
-use bootproof_platform::Arch;
+use bootproof_platform::{Arch, Platform, Transport};
+use bootproof_runtime::boot::{firmware_choice, BootMode, BootRequest};
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -140,4 +141,79 @@ pub struct BootTuningArgs {
     /// Boots at once [default: the host's cores; `run`: within 75% of available memory].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+}
+
+/// The VM a firmware or direct boot runs in (`boot`, `prove`).
+#[derive(clap::Args, Clone)]
+pub struct VmArgs {
+    /// auto (UEFI from QEMU's firmware descriptors), none (direct mode only:
+    /// no UEFI), or CODE[,VARS] pflash files.
+    #[arg(long, default_value = "auto", value_name = "auto|none|CODE[,VARS]")]
+    pub firmware: String,
+    /// Use firmware with Secure Boot enabled (keys enrolled where the descriptor says so).
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// Seconds before the boot is declared timed out [default: 60 with KVM, 300 with TCG].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Keep the run directory (overlay, NVRAM, sockets) and print its path.
+    #[arg(long)]
+    pub keep: bool,
+    /// Write the console log here [default: ~/.cache/bootproof/logs/IMAGE-TIME.log].
+    #[arg(long, value_name = "FILE")]
+    pub console_log: Option<PathBuf>,
+    /// vCPUs [default: 2, or fewer on a smaller host].
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub memory: u64,
+    /// aarch64: GIC version (2 or 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub gic: u8,
+    /// aarch64: offer ACPI tables (off leaves only the device tree).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub acpi: String,
+    /// aarch64: virtio transport.
+    #[arg(long, default_value = "pci", value_parser = transport_parser())]
+    pub transport: Transport,
+    /// Attach a user-mode network card (off by default: firmware would try
+    /// network boot first).
+    #[arg(long)]
+    pub network: bool,
+}
+
+impl VmArgs {
+    /// A firmware boot request of `image` with these options.
+    pub fn request(&self, image: &ImageArgs, arch: &ArchArgs) -> BootRequest {
+        BootRequest {
+            image: image.image.clone(),
+            allow_backing: image.allow_backing,
+            arch: arch.arch.0,
+            mode: BootMode::Firmware,
+            firmware: firmware_choice(&self.firmware),
+            secure_boot: self.secure_boot,
+            entry: None,
+            cmdline_append: None,
+            timeout: self.timeout,
+            until: None,
+            keep: self.keep,
+            console_log: self.console_log.clone(),
+            cpus: self.cpus,
+            memory_mib: self.memory,
+            platform: Platform {
+                gic: self.gic,
+                acpi: self.acpi == "on",
+                transport: self.transport,
+            },
+            network: self.network,
+        }
+    }
+}
+
+/// `pci` or `mmio`, listed in `--help`.
+fn transport_parser() -> impl clap::builder::TypedValueParser<Value = Transport> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["pci", "mmio"])
+        .map(|s| s.parse::<Transport>().expect("one of the listed values"))
 }

@@ -1,18 +1,14 @@
 //! `bootproof boot`: boots an image under QEMU (firmware or direct kernel
 //! boot), watches the console and reports how far it got.
 
-use crate::args::{ArchArgs, ImageArgs, OutputArgs};
+use crate::args::{ArchArgs, ImageArgs, OutputArgs, VmArgs};
 use crate::progress::{stage_text, Progress};
 use crate::session::interrupt_flag;
 use crate::style::{SafeStdout, Style};
-use bootproof_platform::{Platform, Transport};
-use bootproof_runtime::boot::{
-    boot, firmware_choice, BootError, BootMode, BootReport, BootRequest,
-};
+use bootproof_runtime::boot::{boot, BootError, BootMode, BootReport};
 use bootproof_runtime::{exit, Error};
-use bootproof_vm::supervise::{BootOutcome, Tone, Until};
+use bootproof_vm::supervise::{Tone, Until};
 use std::io::Write;
-use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
 Modes:
@@ -73,50 +69,17 @@ pub struct BootArgs {
     /// firmware: the image's own boot chain; direct: its kernel via -kernel.
     #[arg(long, value_enum, default_value_t = Mode::Firmware)]
     pub mode: Mode,
-    /// auto (UEFI from QEMU's firmware descriptors), none (direct mode only:
-    /// no UEFI), or CODE[,VARS] pflash files.
-    #[arg(long, default_value = "auto", value_name = "auto|none|CODE[,VARS]")]
-    pub firmware: String,
-    /// Use firmware with Secure Boot enabled (keys enrolled where the descriptor says so).
-    #[arg(long)]
-    pub secure_boot: bool,
     /// Direct mode: boot entry N (0 = first) instead of the loader's default.
     #[arg(long, value_name = "N")]
     pub entry: Option<usize>,
     /// Direct mode: text appended to the kernel command line.
     #[arg(long, value_name = "TEXT")]
     pub cmdline_append: Option<String>,
-    /// Seconds before the boot is declared timed out [default: 60 with KVM, 300 with TCG].
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
     /// Stop successfully once this stage is reached.
     #[arg(long, value_name = "STAGE", value_parser = parse_until)]
     pub until: Option<Until>,
-    /// Keep the run directory (overlay, NVRAM, sockets) and print its path.
-    #[arg(long)]
-    pub keep: bool,
-    /// Write the console log here [default: ~/.cache/bootproof/logs/IMAGE-TIME.log].
-    #[arg(long, value_name = "FILE")]
-    pub console_log: Option<PathBuf>,
-    /// vCPUs [default: 2, or fewer on a smaller host].
-    #[arg(long)]
-    pub cpus: Option<u32>,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
-    pub memory: u64,
-    /// aarch64: GIC version (2 or 3).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
-    pub gic: u8,
-    /// aarch64: offer ACPI tables (off leaves only the device tree).
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub acpi: String,
-    /// aarch64: virtio transport.
-    #[arg(long, default_value = "pci", value_parser = transport_parser())]
-    pub transport: Transport,
-    /// Attach a user-mode network card (off by default: firmware would try
-    /// network boot first).
-    #[arg(long)]
-    pub network: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -128,36 +91,12 @@ fn parse_until(s: &str) -> Result<Until, String> {
     })
 }
 
-/// `pci` or `mmio`, listed in `--help`.
-fn transport_parser() -> impl clap::builder::TypedValueParser<Value = Transport> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(["pci", "mmio"])
-        .map(|s| s.parse::<Transport>().expect("one of the listed values"))
-}
-
 pub fn run(args: &BootArgs) -> Result<u8, Error> {
-    let req = BootRequest {
-        image: args.image.image.clone(),
-        allow_backing: args.image.allow_backing,
-        arch: args.arch.arch.0,
-        mode: args.mode.into(),
-        firmware: firmware_choice(&args.firmware),
-        secure_boot: args.secure_boot,
-        entry: args.entry,
-        cmdline_append: args.cmdline_append.clone(),
-        timeout: args.timeout,
-        until: args.until,
-        keep: args.keep,
-        console_log: args.console_log.clone(),
-        cpus: args.cpus,
-        memory_mib: args.memory,
-        platform: Platform {
-            gic: args.gic,
-            acpi: args.acpi == "on",
-            transport: args.transport,
-        },
-        network: args.network,
-    };
+    let mut req = args.vm.request(&args.image, &args.arch);
+    req.mode = args.mode.into();
+    req.entry = args.entry;
+    req.cmdline_append = args.cmdline_append.clone();
+    req.until = args.until;
     let interrupted = interrupt_flag();
     let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
     let report = match boot(&req, &progress, &interrupted) {
@@ -171,12 +110,7 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
         }
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
-    let code = match &report.result.outcome {
-        BootOutcome::Booted | BootOutcome::Reached { .. } => exit::OK,
-        BootOutcome::InfraError { .. } => exit::ERROR,
-        BootOutcome::Interrupted { .. } => exit::INTERRUPTED,
-        _ => exit::FAIL,
-    };
+    let code = report.exit_status();
     let mut stdout = SafeStdout::default();
     if args.output.json {
         let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;

@@ -14,6 +14,7 @@ mod history;
 mod inspect;
 mod ls;
 mod progress;
+mod prove;
 mod report;
 mod run;
 mod session;
@@ -113,6 +114,10 @@ enum Command {
     /// console and report the stage reached, its timeline and the console log.
     #[command(after_help = boot::AFTER_HELP)]
     Boot(Box<boot::BootArgs>),
+    /// Predict the boot with `check`, boot the image through its firmware,
+    /// and report whether the boot stopped where the prediction said.
+    #[command(after_help = prove::AFTER_HELP)]
+    Prove(Box<prove::ProveArgs>),
     /// Check runtime compliance: boot the image's kernel with bootproof's
     /// agent (or the whole image, --mode full) on each platform variant
     /// (GIC, ACPI, virtio transport) and report a check × variant matrix.
@@ -220,6 +225,7 @@ fn main() -> ExitCode {
             output,
         } => cat::run(&image, &targets, output),
         Command::Boot(args) => boot::run(&args),
+        Command::Prove(args) => prove::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Fetch(args) => fetch::fetch(&args),

@@ -141,6 +141,18 @@ pub struct BootReport {
     pub stale_cleanup: Cleanup,
 }
 
+impl BootReport {
+    /// The exit status `bootproof boot` documents for this outcome.
+    pub fn exit_status(&self) -> u8 {
+        match &self.result.outcome {
+            BootOutcome::Booted | BootOutcome::Reached { .. } => crate::exit::OK,
+            BootOutcome::InfraError { .. } => crate::exit::ERROR,
+            BootOutcome::Interrupted { .. } => crate::exit::INTERRUPTED,
+            _ => crate::exit::FAIL,
+        }
+    }
+}
+
 /// The VM could not be prepared: what is known for the report, and why.
 #[derive(Debug, Serialize)]
 pub struct NotStarted {

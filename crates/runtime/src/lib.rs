@@ -42,6 +42,7 @@ pub mod launch;
 pub mod matrix;
 mod mode;
 pub mod pool;
+pub mod prove;
 pub mod render;
 pub mod report;
 pub mod run;
@@ -62,6 +63,8 @@ pub mod exit {
     pub const ERROR: u8 = 2;
     /// `run`: infra errors left required cells without a verdict.
     pub const INFRA: u8 = 3;
+    /// `prove`: the boot did not stop where `check` predicted.
+    pub const MISSED: u8 = 4;
     /// Interrupted (Ctrl-C, SIGTERM, SIGHUP).
     pub const INTERRUPTED: u8 = 130;
 }

@@ -1,0 +1,90 @@
+//! `bootproof prove`: `check`'s prediction, then a real firmware boot, and
+//! whether the boot stopped where the prediction said.
+
+use crate::args::{ArchArgs, ImageArgs, OutputArgs, VmArgs};
+use crate::progress::Progress;
+use crate::session::interrupt_flag;
+use crate::style::{SafeStdout, Style};
+use bootproof_runtime::boot::BootError;
+use bootproof_runtime::prove::{prove, ProveReport};
+use bootproof_runtime::{exit, Error};
+use std::io::Write;
+
+pub const AFTER_HELP: &str = "\
+`check` predicts where a firmware boot stops (firmware, loader, kernel,
+initramfs, userspace) or that it reaches a login prompt; the image is then
+booted through its own removable path, as `bootproof boot` does, and the
+stage the console shows is compared with the prediction.
+
+Exit status:
+  0    the prediction held and the image booted
+  1    the prediction held and the boot failed where it said
+  2    usage error, unreadable image, or the VM could not run
+  4    the prediction missed (the report shows the console's evidence)
+  130  interrupted (Ctrl-C)
+
+Examples:
+  bootproof prove disk.qcow2
+  bootproof prove --json --timeout 600 disk.raw";
+
+/// Everything `bootproof prove` takes.
+#[derive(clap::Args)]
+pub struct ProveArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub vm: VmArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn run(args: &ProveArgs) -> Result<u8, Error> {
+    let req = args.vm.request(&args.image, &args.arch);
+    let interrupted = interrupt_flag();
+    let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
+    let report = match prove(&req, &progress, &interrupted) {
+        Ok(r) => r,
+        Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
+    };
+    let code = match report.held {
+        Some(false) => exit::MISSED,
+        _ => report.boot.exit_status(),
+    };
+    let mut stdout = SafeStdout::default();
+    if args.output.json {
+        serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
+        writeln!(stdout)?;
+    } else {
+        human(&mut stdout, &report, Style::stdout(args.output.color))?;
+    }
+    Ok(code)
+}
+
+fn human(out: &mut impl Write, r: &ProveReport, st: Style) -> std::io::Result<()> {
+    let p = &r.prediction;
+    writeln!(out, "{} {}", st.bold("Predicted"), p.summary())?;
+    let stage = r.observed.stage.map_or("no verdict", |s| s.name());
+    writeln!(
+        out,
+        "{} {stage}: {}",
+        st.bold("Observed "),
+        r.observed.evidence
+    )?;
+    let verdict = match r.held {
+        Some(true) => st.green("the prediction held"),
+        Some(false) => st.red_bold("the prediction MISSED"),
+        None => st.yellow("no verdict: the boot did not finish"),
+    };
+    writeln!(out, "{} {verdict}", st.bold("Verdict  "))?;
+    writeln!(
+        out,
+        "{} check {:.0} ms, boot {:.1} s ({}); console log {}",
+        st.bold("Time     "),
+        r.check_ms,
+        r.boot.result.elapsed,
+        r.boot.accel.accel,
+        r.boot.result.console_log.display()
+    )
+}

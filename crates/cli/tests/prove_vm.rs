@@ -1,0 +1,62 @@
+//! `bootproof prove`: `check`'s prediction against a real firmware boot
+//! (QEMU, AAVMF, Debian's kernel) — a clean image reaches login, a menu
+//! that waits for a key stalls in the loader, a deleted kernel stops there
+//! with GRUB's `file not found`; each prediction holds.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+fn prove(img: &Path) -> (i32, Value) {
+    let out = bootproof(&["prove", "--json", "--timeout", "240", img.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+#[test]
+fn predictions_hold_on_real_firmware_boots() {
+    let kernel_gone = variant("prove", "debian-grub-arm64.raw", "kernel-gone");
+    let kname =
+        String::from_utf8(bootproof(&["ls", kernel_gone.to_str().unwrap(), "2:/boot"]).stdout)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("vmlinuz-"))
+            .unwrap()
+            .to_string();
+    edit_root(&kernel_gone, &format!("rm /boot/{kname}\n"));
+    let waits = variant("prove", "debian-grub-arm64.raw", "menu-waits");
+    edit_grub_cfg(&waits, |c| c.replace("set timeout=1", "set timeout=-1"));
+    let clean = boot_images().join("debian-grub-arm64.raw");
+    for (img, stage, rule, code) in [
+        (clean.as_path(), "login", None, 0),
+        (&*waits, "loader", Some("boot.menu-timeout"), 1),
+        (&*kernel_gone, "loader", Some("boot.kernel-files"), 1),
+    ] {
+        let (got, v) = prove(img);
+        let name = img.display();
+        assert_eq!(v["schema"], "bootproof.prove/v1");
+        assert_eq!(
+            v["prediction"]["stage"], stage,
+            "{name}: {}",
+            v["prediction"]
+        );
+        if let Some(rule) = rule {
+            assert!(
+                v["prediction"]["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == rule),
+                "{name}: {}",
+                v["prediction"]
+            );
+        }
+        assert_eq!(v["observed"]["stage"], stage, "{name}: {}", v["observed"]);
+        assert_eq!(v["held"], true, "{name}");
+        assert_eq!(got, code, "{name}: exit status");
+        assert!(v["check_ms"].is_number() && v["boot"]["result"]["elapsed"].is_number());
+    }
+}

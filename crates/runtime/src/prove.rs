@@ -1,0 +1,161 @@
+//! `prove`: predict a firmware boot with `check`, boot the image, and say
+//! whether the prediction held — or, when it missed, what the console
+//! showed instead.
+
+use crate::boot::{boot, BootError, BootMode, BootReport, BootRequest};
+use crate::image::{open, resolve_arch};
+use crate::Events;
+use bootproof_check::rules::Stage;
+use bootproof_check::{check, Prediction, Summary};
+use bootproof_platform::Arch;
+use bootproof_vm::classify::Stage as Seen;
+use bootproof_vm::supervise::BootOutcome;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// Schema of `bootproof prove --json`.
+pub const PROVE_SCHEMA: &str = "bootproof.prove/v1";
+
+/// What the boot showed, in the prediction's terms.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    /// The stage the boot stopped in (`login` when it booted); `None` when
+    /// the boot gave no verdict (the VM could not run, or was interrupted).
+    pub stage: Option<Stage>,
+    /// The console's evidence: the failing or last stage, and its cause.
+    pub evidence: String,
+}
+
+/// Prediction and observation side by side.
+#[derive(Debug, Serialize)]
+pub struct ProveReport {
+    /// [`PROVE_SCHEMA`].
+    pub schema: &'static str,
+    /// The image.
+    pub image: PathBuf,
+    /// Its architecture.
+    pub arch: Arch,
+    /// What `check` predicted.
+    pub prediction: Prediction,
+    /// `check`'s rule counts (the compliance verdict, apart from the boot).
+    pub compliance: Summary,
+    /// Milliseconds `check` took.
+    pub check_ms: f64,
+    /// What the boot showed.
+    pub observed: Observation,
+    /// Whether the boot stopped where the prediction said (`None` when
+    /// the boot gave no verdict).
+    pub held: Option<bool>,
+    /// The boot, as `bootproof boot --json` reports it.
+    pub boot: BootReport,
+}
+
+/// The prediction's stage for a console stage.
+fn stage_of(seen: &Seen) -> Stage {
+    match seen {
+        Seen::FirmwareStarted
+        | Seen::BootOptionFailed(_)
+        | Seen::BootOptionStarted(_)
+        | Seen::FirmwareException(_)
+        | Seen::UefiShell
+        | Seen::SecureBootRejected(_) => Stage::Firmware,
+        Seen::GrubStarted | Seen::GrubRescue | Seen::GrubPrompt | Seen::GrubFileNotFound(_) => {
+            Stage::Loader
+        }
+        Seen::KernelStarted | Seen::KernelPanic(_) => Stage::Kernel,
+        Seen::RootNotFound(_) => Stage::Initramfs,
+        Seen::EmergencyMode | Seen::InitReached => Stage::Userspace,
+        Seen::LoginPrompt | Seen::PoweredOff => Stage::Login,
+    }
+}
+
+/// The boot's outcome in the prediction's terms.
+pub fn observe(outcome: &BootOutcome) -> Observation {
+    let seen = |stage: Option<Stage>, evidence: String| Observation { stage, evidence };
+    let last = |s: &Option<Seen>| {
+        s.as_ref()
+            .map_or("nothing on the console".into(), |s| s.name().to_string())
+    };
+    match outcome {
+        BootOutcome::Booted => seen(Some(Stage::Login), "booted".into()),
+        BootOutcome::Reached { stage } => seen(Some(stage_of(stage)), stage.name().into()),
+        BootOutcome::Failed { stage, cause } => seen(
+            Some(stage_of(stage)),
+            match cause {
+                Some(c) => format!("{}: {c}", stage.name()),
+                None => stage.name().into(),
+            },
+        ),
+        BootOutcome::Stalled { last: l, reason } | BootOutcome::Timeout { last: l, reason } => {
+            seen(
+                Some(l.as_ref().map_or(Stage::Firmware, stage_of)),
+                match reason {
+                    Some(r) => format!("stopped after {}: {r}", last(l)),
+                    None => format!("stopped after {}", last(l)),
+                },
+            )
+        }
+        other => seen(None, format!("no verdict: {other:?}")),
+    }
+}
+
+/// Checks the image, boots it through its firmware (whatever `req.mode`
+/// says) and compares.
+pub fn prove(
+    req: &BootRequest,
+    events: &dyn Events,
+    interrupted: &AtomicBool,
+) -> Result<ProveReport, BootError> {
+    let started = Instant::now();
+    let img = open(&req.image, req.allow_backing)?;
+    let arch = resolve_arch(&img, req.arch)?;
+    let report = check(&img, arch);
+    let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+    drop(img);
+    let mut firmware = req.clone();
+    firmware.mode = BootMode::Firmware;
+    firmware.arch = Some(arch);
+    let boot = boot(&firmware, events, interrupted)?;
+    let observed = observe(&boot.result.outcome);
+    let held = observed.stage.map(|s| s == report.prediction.stage);
+    Ok(ProveReport {
+        schema: PROVE_SCHEMA,
+        image: req.image.clone(),
+        arch,
+        prediction: report.prediction,
+        compliance: report.summary,
+        check_ms,
+        observed,
+        held,
+        boot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_stages_map_to_boot_stages_in_order() {
+        let cases = [
+            (Seen::UefiShell, Stage::Firmware),
+            (Seen::GrubFileNotFound("x".into()), Stage::Loader),
+            (Seen::KernelPanic("x".into()), Stage::Kernel),
+            (Seen::RootNotFound("x".into()), Stage::Initramfs),
+            (Seen::EmergencyMode, Stage::Userspace),
+            (Seen::LoginPrompt, Stage::Login),
+        ];
+        for (seen, want) in cases {
+            assert_eq!(stage_of(&seen), want, "{seen:?}");
+        }
+        let o = observe(&BootOutcome::Stalled {
+            last: Some(Seen::GrubStarted),
+            reason: Some("the menu waits for a key".into()),
+        });
+        assert_eq!(o.stage, Some(Stage::Loader));
+        assert!(o.evidence.contains("menu waits"), "{}", o.evidence);
+        assert_eq!(observe(&BootOutcome::Booted).stage, Some(Stage::Login));
+    }
+}
