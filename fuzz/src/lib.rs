@@ -83,11 +83,18 @@ pub fn fuzz_fs(kind: FsKind, data: &[u8]) {
     }
 }
 
-/// Breadth-first over at most 2,000 entries and 12 levels, reading files
-/// (up to 1 MiB) and symlinks, resolving each path.
+/// Breadth-first over at most 2,000 entries, 12 levels and 400 path
+/// operations, reading files (up to 1 MiB each, 32 MiB in all) and
+/// symlinks, resolving each path. The totals matter: every operation
+/// resolves its path from the root, so a directory cross-linked to itself
+/// made one input cost 750 operations of a few milliseconds each — under
+/// the sanitizers, past the 10 s timeout (a `fs_fat` finding whose fix in
+/// bootproof was a 4 MiB cap per FAT directory listing).
 pub fn walk(v: &Volume) {
+    let mut ops = 0;
     let mut queue = std::collections::VecDeque::from([b"/".to_vec()]);
     let mut seen = 0;
+    let mut budget: u64 = 32 << 20;
     while let Some(dir) = queue.pop_front() {
         if dir.iter().filter(|&&c| c == b'/').count() > 12 {
             continue;
@@ -97,7 +104,8 @@ pub fn walk(v: &Volume) {
         };
         for e in entries {
             seen += 1;
-            if seen > 2000 {
+            ops += 2;
+            if seen > 2000 || ops > 400 {
                 return;
             }
             let mut p = dir.clone();
@@ -112,7 +120,12 @@ pub fn walk(v: &Volume) {
                     let _ = v.read_link(&p);
                 }
                 _ => {
-                    let _ = v.read_limited(&p, 1 << 20);
+                    if let Ok(data) = v.read_limited(&p, budget.min(1 << 20)) {
+                        budget = budget.saturating_sub(data.len() as u64);
+                    }
+                    if budget == 0 {
+                        return;
+                    }
                 }
             }
         }

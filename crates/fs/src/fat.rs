@@ -24,6 +24,12 @@ use std::sync::Arc;
 
 /// The FAT specification's limit on entries in one directory.
 const MAX_DIR_ENTRIES: usize = 65_536;
+/// Bytes one directory listing may read: its 65,536 entries of 32 bytes,
+/// twice over for the FAT sectors fatfs reads to follow the chain. A
+/// chain looping through deleted entries (which count toward no limit)
+/// ends here, not after twice the volume (a `fs_fat` fuzz timeout: 2 GB
+/// read for one listing of a 1 GiB volume).
+const DIR_READ_BUDGET: u64 = 4 << 20;
 
 /// fatfs wants Read + Write + Seek; this serves reads from a [`ReadAt`],
 /// refuses every write, and charges reads against a shared budget.
@@ -271,6 +277,7 @@ impl Fat {
     }
 
     fn entries<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
+        self.budget.set(DIR_READ_BUDGET.min(self.budget_per_op));
         contain(|| self.entries_unguarded(dir))
     }
 
@@ -355,7 +362,7 @@ impl FileSystem for Fat {
     }
 
     fn label(&self) -> Option<String> {
-        self.reset_budget();
+        self.budget.set(DIR_READ_BUDGET.min(self.budget_per_op));
         let from_root = contain(|| Ok(self.fs.read_volume_label_from_root_dir().ok().flatten()))
             .ok()
             .flatten();
