@@ -5,15 +5,18 @@
 //! (Debian's monolithic GRUB keeps its bootstrap `grub.cfg` in one).
 
 use crate::pe::PeInfo;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 const MODULE_MAGIC: &[u8; 4] = b"mimg";
+const OBJ_TYPE_ELF: u32 = 0;
 const OBJ_TYPE_MEMDISK: u32 = 1;
 const OBJ_TYPE_CONFIG: u32 = 2;
 const OBJ_TYPE_PREFIX: u32 = 3;
 /// Largest memdisk file kept (configs are small; modules are not needed).
 const MAX_MEMDISK_FILE: usize = 1 << 20;
 const MAX_MEMDISK_FILES: usize = 4096;
+/// Most embedded module names kept (GRUB has about 300 modules).
+const MAX_MODULES: usize = 1024;
 
 /// The embedded parts of a GRUB image.
 #[derive(Debug, Default, Clone)]
@@ -24,6 +27,18 @@ pub struct GrubImage {
     pub config: Option<String>,
     /// Small files of the memdisk, by lower-case path without a leading `/`.
     pub memdisk: HashMap<String, Vec<u8>>,
+    /// Names of the modules built into the image (each ELF object's
+    /// `.modname`): the commands it has without loading anything.
+    pub modules: BTreeSet<String>,
+}
+
+/// A GRUB module's name, from its `.modname` section.
+fn module_name(elf: &[u8]) -> Option<String> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(elf).ok()?;
+    let name = file.section_by_name(".modname")?.data().ok()?;
+    let name = c_string(name);
+    (!name.is_empty() && name.len() < 64).then_some(name)
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
@@ -139,6 +154,11 @@ pub fn parse(data: &[u8], pe32_plus: bool) -> Option<GrubImage> {
         }
         let body = &info[pos + 8..pos + len];
         match kind {
+            OBJ_TYPE_ELF if img.modules.len() < MAX_MODULES => {
+                if let Some(name) = module_name(body) {
+                    img.modules.insert(name);
+                }
+            }
             OBJ_TYPE_MEMDISK => {
                 img.memdisk = if body.get(257..262) == Some(b"ustar") {
                     tar(body)

@@ -21,6 +21,7 @@ impl Ctx<'_> {
                 },
             );
             for r in [
+                &rules::LOADER_COMMANDS,
                 &rules::MENU_TIMEOUT,
                 &rules::KERNEL_FILES,
                 &rules::KERNEL_ARCH,
@@ -34,6 +35,16 @@ impl Ctx<'_> {
         let mut ev = self.chain.steps.clone();
         ev.push(format!("default entry: {} ({})", entry.title, entry.source));
         self.pass(&rules::CHAIN, ev.join("; "));
+        if !self.chain.missing_commands.is_empty() {
+            self.fail(&rules::LOADER_COMMANDS, self.chain.missing_commands.clone());
+        } else if self.chain.steps.iter().any(|s| s.contains("GRUB")) {
+            self.pass(
+                &rules::LOADER_COMMANDS,
+                "GRUB has the commands its configuration runs",
+            );
+        } else {
+            self.skip(&rules::LOADER_COMMANDS, "no GRUB in the chain");
+        }
         match self.chain.menu_timeout.clone() {
             None => self.skip(&rules::MENU_TIMEOUT, "the loader has no menu"),
             Some(t) if t.waits_for_key => self.fail(

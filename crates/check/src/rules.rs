@@ -124,6 +124,10 @@ rules! {
         "a boot needs loader → config → entry → kernel",
         "fix the loader configuration named in the evidence",
         stops Loader: "the loader finds no configuration or entry to boot and stops at its prompt";
+    LOADER_COMMANDS = "boot.loader-commands", Error, "GRUB has every command its configuration runs",
+        "GRUB answers an unknown command with `can't find command` and, left without menu entries, stops at its prompt",
+        "boot this configuration with the GRUB it was written for (`blscfg` is a Fedora/RHEL GRUB command), or install the module under $prefix/<cpu>-efi/",
+        stops Loader: "GRUB cannot run a command its configuration needs (`can't find command`) and stops at its prompt";
     MENU_TIMEOUT = "boot.menu-timeout", Error, "The boot menu boots the default entry without a key press",
         "a VM boots unattended: GRUB with `timeout` unset or negative, or systemd-boot with `timeout menu-force`, waits at the menu forever",
         "set a timeout (GRUB: `GRUB_TIMEOUT=5` in /etc/default/grub, then update-grub; systemd-boot: `timeout 3` in loader.conf)",

@@ -14,8 +14,9 @@ pub const AFTER_HELP: &str = "\
 Rules (stable ids; `--json` lists each with its clause, evidence and fix):
   image.*    GPT, ESP type and FAT, removable path, PE32+ EFI application of
              the right machine, no NVRAM dependence, no firmware shipped
-  boot.*     the chain resolves, the menu times out, kernel/initrd exist, kernel
-             arch and EFI stub, no unresolved $variables, root= and resume= resolve
+  boot.*     the chain resolves, GRUB has the commands it runs, the menu times
+             out, kernel/initrd exist, kernel arch and EFI stub, no unresolved
+             $variables, root= and resume= resolve
   os.*       /etc/fstab references; kernel config: PL011/SBSA console, GICv2+v3,
              EFI RTC, EFI stub, ACPI+DT, virtio/Xen drivers, root drivers in
              the initrd; cloud-init/Ignition (info)

@@ -1,7 +1,8 @@
 //! `bootproof prove`: `check`'s prediction against a real firmware boot
 //! (QEMU, AAVMF, Debian's kernel) — a clean image reaches login, a menu
 //! that waits for a key stalls in the loader, a deleted kernel stops there
-//! with GRUB's `file not found`; each prediction holds.
+//! with GRUB's `file not found`, a RHEL-style config under Debian's GRUB
+//! (no `blscfg`) stops at `grub>`; each prediction holds.
 
 mod common;
 
@@ -30,10 +31,13 @@ fn predictions_hold_on_real_firmware_boots() {
     let waits = variant("prove", "debian-grub-arm64.raw", "menu-waits");
     edit_grub_cfg(&waits, |c| c.replace("set timeout=1", "set timeout=-1"));
     let clean = boot_images().join("debian-grub-arm64.raw");
+    // A RHEL-style config under Debian's GRUB, which has no blscfg.
+    let rhel = boot_images().join("rhel-blscfg-amd64.raw");
     for (img, stage, rule, code) in [
         (clean.as_path(), "login", None, 0),
         (&*waits, "loader", Some("boot.menu-timeout"), 1),
         (&*kernel_gone, "loader", Some("boot.kernel-files"), 1),
+        (rhel.as_path(), "loader", Some("boot.loader-commands"), 1),
     ] {
         let (got, v) = prove(img);
         let name = img.display();

@@ -25,6 +25,7 @@ pub(super) fn grub_chain(img: &OpenedImage, grub_bin: &FileRef, arch: Arch, chai
     };
     let mut state = start(img, grub_bin.slot, &here, &prefix, arch);
     state.memdisk = embedded.memdisk.clone();
+    state.modules = embedded.modules.clone();
     if prefix.starts_with("(memdisk)") {
         state.vars.insert("root".into(), "memdisk".into());
     }
@@ -76,6 +77,7 @@ fn start<'a>(
         bls: Vec::new(),
         memdisk: Default::default(),
         if_depth: 0,
+        modules: Default::default(),
     };
     for (k, v) in [
         ("root", format!("slot{slot}")),

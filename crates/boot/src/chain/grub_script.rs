@@ -50,6 +50,8 @@ pub(super) struct GrubState<'a> {
     pub(super) memdisk: HashMap<String, Vec<u8>>,
     /// `if` blocks being run, innermost included.
     pub(super) if_depth: usize,
+    /// Modules built into the GRUB image (empty: not known).
+    pub(super) modules: std::collections::BTreeSet<String>,
 }
 
 /// Deepest `if` nesting evaluated (real configs nest two or three deep; a
@@ -87,6 +89,29 @@ impl GrubState<'_> {
     }
 
     /// GRUB's `[ -e PATH ]` (files and directories).
+    /// Whether GRUB can run a command its module `name` provides: built
+    /// into its image, or a `.mod` in its memdisk or under
+    /// `$prefix/<cpu>-efi/`. Assumed when the image lists no modules.
+    fn has_module(&self, name: &str) -> bool {
+        if self.modules.is_empty() || self.modules.contains(name) {
+            return true;
+        }
+        let file = format!("{name}.mod");
+        if self
+            .memdisk
+            .keys()
+            .any(|k| k.ends_with(&format!("/{file}")))
+        {
+            return true;
+        }
+        let dir = format!(
+            "{}/{}-efi",
+            self.vars.get("prefix").map_or("", String::as_str),
+            self.vars.get("grub_cpu").map_or("", String::as_str)
+        );
+        self.path_exists(&format!("{dir}/{file}"))
+    }
+
     pub(super) fn path_exists(&self, path: &str) -> bool {
         if let Some(p) = path.strip_prefix("(memdisk)") {
             let p = p.trim_matches('/').to_lowercase();
@@ -265,6 +290,14 @@ impl GrubState<'_> {
                 false
             }
             Action::Blscfg => {
+                if !self.has_module("blscfg") {
+                    // Real GRUB says `can't find command` here; the entries
+                    // are still read so the other rules can judge them.
+                    chain.missing_commands.push(format!(
+                        "blscfg: not among the {} modules built into GRUB, and no blscfg.mod under $prefix",
+                        self.modules.len()
+                    ));
+                }
                 let Some(root) = self.root() else {
                     return false;
                 };

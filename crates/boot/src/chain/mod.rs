@@ -76,6 +76,10 @@ pub struct BootChain {
     /// `None` when the loader has no menu or the chain did not reach it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub menu_timeout: Option<MenuTimeout>,
+    /// Commands the loader's configuration runs that the loader lacks
+    /// (GRUB: `blscfg` under a GRUB built without it), each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_commands: Vec<String>,
 }
 
 /// How long a loader's menu waits before booting the default entry.
@@ -173,6 +177,7 @@ impl BootChain {
             entries: Vec::new(),
             problems: Vec::new(),
             menu_timeout: None,
+            missing_commands: Vec::new(),
         }
     }
 }
