@@ -360,6 +360,9 @@ pub fn boot(
         until: req.until,
         console_log: req.console_log.clone().unwrap_or_else(|| log_path(&stem)),
         max_log_bytes: 64 << 20,
+        // A login prompt is the end of a boot: a few seconds for what is
+        // printed after it, not the rest of the deadline.
+        end_after_login: Some(std::time::Duration::from_secs(3)),
     };
     events.boot_started(&req.image, arch, mode_name(req.mode), &decision);
     let result = supervise::boot(

@@ -460,6 +460,8 @@ pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         until: None,
         console_log: run.path().join("console.log"),
         max_log_bytes: 16 << 20,
+        // The agent (full mode: run by cloud-init after the prompt) ends it.
+        end_after_login: None,
     };
     let mut watch = Watch {
         reader: RecordReader::new(&n),

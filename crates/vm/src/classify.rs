@@ -243,13 +243,29 @@ pub fn classify_line(line: &str) -> Option<Stage> {
     if (has("Run /") && has("as init process")) || has("systemd[1]: ") {
         return Some(Stage::InitReached);
     }
-    if line.trim_end().ends_with("login:") {
+    if is_login_prompt(line) {
         return Some(Stage::LoginPrompt);
     }
     if has("reboot: Power down") || has("reboot: Restarting system") {
         return Some(Stage::PoweredOff);
     }
     None
+}
+
+/// `HOST login:` at the start of a line, alone or followed by other output
+/// on the same line (cloud-init prints right after the prompt on real
+/// images); not `Last login: …`.
+fn is_login_prompt(line: &str) -> bool {
+    let l = line.trim();
+    if l.ends_with("login:") && !l.starts_with("Last login") {
+        return true;
+    }
+    match l.split_once(" login: ") {
+        Some((host, _)) => {
+            !host.is_empty() && !host.contains(char::is_whitespace) && host != "Last"
+        }
+        None => false,
+    }
 }
 
 impl Classifier {
@@ -617,6 +633,9 @@ mod tests {
             ("[    2.0] Kernel panic - not syncing: No working init found.\n", Outcome::Failed { stage: Stage::KernelPanic("No working init found.".into()) }),
             ("You are in emergency mode. After logging in, type \"journalctl -xb\"\n", Outcome::Failed { stage: Stage::EmergencyMode }),
             ("\nDebian GNU/Linux 12 vm ttyAMA0\n\nvm login: ", Outcome::Booted),
+            // cloud-init writes on the prompt's line.
+            ("\nDebian GNU/Linux 12 debian ttyS0\n\ndebian login: [   25.3] cloud-init[612]: Cloud-init v. 22.4.2 finished\n", Outcome::Booted),
+            ("Last login: Mon Nov 30 09:00:00 UTC 2026 on ttyS0\n", Outcome::Stalled { last: None }),
             // `quiet`: no kernel lines, but only userspace powers a guest down.
             ("Welcome to GRUB!\r\nLoading Linux 6.1 ...\r\nbootproof-init\n[    9.1] reboot: Power down\n", Outcome::Booted),
             ("[    1.0] Linux version 6.1\n[    2.0] reboot: Restarting system\n", Outcome::Stalled { last: Some(Stage::PoweredOff) }),

@@ -96,6 +96,10 @@ pub struct WatchOptions {
     pub console_log: PathBuf,
     /// Most console bytes written to the log (the classifier still sees all).
     pub max_log_bytes: u64,
+    /// End the boot as booted this long after a login prompt (a guest at
+    /// its prompt never powers off by itself); `None` keeps it running
+    /// (agents that report after login).
+    pub end_after_login: Option<Duration>,
 }
 
 /// How a boot ended, as reported.
@@ -465,6 +469,16 @@ pub fn boot(
         }
         if failed_at.is_some_and(|t| t.elapsed() >= FAILURE_GRACE) {
             break from_console(&classifier, last);
+        }
+        if let Some(settle) = opts.end_after_login {
+            let login = classifier
+                .events()
+                .iter()
+                .find(|e| e.stage == Stage::LoginPrompt)
+                .and_then(|e| e.host_time);
+            if login.is_some_and(|t| started.elapsed().as_secs_f64() >= t + settle.as_secs_f64()) {
+                break BootOutcome::Booted;
+            }
         }
         if let Some(why) = classifier.waiting_for_key() {
             if last_output.elapsed() >= KEY_WAIT_SILENCE {

@@ -1,0 +1,65 @@
+//! A guest that stops at its login prompt — as a real image does, with
+//! cloud-init writing on the prompt's line — is booted once the prompt is
+//! seen, not after the whole deadline.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn a_login_prompt_ends_the_boot() {
+    let img = variant("login", "debian-grub-arm64.raw", "waits-at-login");
+    // A second cpio archive after the image's initramfs replaces /init
+    // (the kernel unpacks them in order): print a prompt with cloud-init
+    // output on its line, then wait forever like a getty.
+    let dir = img.parent().unwrap().join("init-override");
+    std::fs::create_dir_all(&dir).unwrap();
+    let init = dir.join("init");
+    std::fs::write(
+        &init,
+        "#!/bin/busybox sh\n/bin/busybox echo\n/bin/busybox echo 'Debian GNU/Linux 12 debian ttyAMA0'\n/bin/busybox echo\n/bin/busybox echo 'debian login: [   25.3] cloud-init[612]: Cloud-init v. 22.4.2 finished'\nexec /bin/busybox sleep 100000\n",
+    )
+    .unwrap();
+    ok(Command::new("chmod").arg("755").arg(&init));
+    let list = Command::new("sh")
+        .args(["-c", "echo init | cpio -o -H newc --quiet | gzip -n"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let i = img.to_str().unwrap();
+    let boot_dir = String::from_utf8(bootproof(&["ls", i, "2:/boot"]).stdout).unwrap();
+    let name = boot_dir
+        .lines()
+        .find(|l| l.starts_with("initrd.img-"))
+        .unwrap()
+        .to_string();
+    let mut initrd = bootproof(&["cat", i, &format!("2:/boot/{name}")]).stdout;
+    initrd.extend(list.stdout);
+    let new = dir.join("initrd");
+    std::fs::write(&new, initrd).unwrap();
+    edit_root(
+        &img,
+        &format!("cd /boot\nrm {name}\nwrite {} {name}\n", new.display()),
+    );
+
+    let out = bootproof(&["boot", "--json", "--timeout", "600", i]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"]["outcome"], "booted", "{}", v["result"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stages: Vec<&str> = v["result"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    assert_eq!(stages.last(), Some(&"login-prompt"), "{stages:?}");
+    // Ended at the prompt, not at the deadline (the guest never powers off).
+    assert!(
+        v["result"]["elapsed"].as_f64().unwrap() < v["timeout_secs"].as_f64().unwrap(),
+        "{}",
+        v["result"]
+    );
+}
