@@ -65,6 +65,14 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
 fn human(out: &mut impl Write, r: &ProveReport, st: Style) -> std::io::Result<()> {
     let p = &r.prediction;
     writeln!(out, "{} {}", st.bold("Predicted"), p.summary())?;
+    if r.expected != p.stage {
+        writeln!(
+            out,
+            "{} the serial console goes quiet after the {} on this variant",
+            st.bold("Expected "),
+            r.expected.name()
+        )?;
+    }
     let stage = r.observed.stage.map_or("no verdict", |s| s.name());
     writeln!(
         out,

@@ -64,3 +64,25 @@ fn predictions_hold_on_real_firmware_boots() {
         assert!(v["check_ms"].is_number() && v["boot"]["result"]["elapsed"].is_number());
     }
 }
+
+/// arm64 with `console=ttyS0` only: ACPI's SPCR table still gives the
+/// kernel its PL011, so the boot is seen to reach login; under a device
+/// tree the console goes quiet after GRUB, as the prediction says it will.
+#[test]
+fn the_console_prediction_holds_per_variant() {
+    let img = variant("prove", "debian-grub-arm64.raw", "console-ttyS0");
+    edit_grub_cfg(&img, |c| c.replace("console=ttyAMA0", "console=ttyS0"));
+    let i = img.to_str().unwrap();
+    for (acpi, expected, observed) in [("on", "login", "login"), ("off", "loader", "loader")] {
+        let out = bootproof(&["prove", "--json", "--timeout", "240", "--acpi", acpi, i]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["prediction"]["stage"], "login", "acpi={acpi}");
+        assert_eq!(v["expected"], expected, "acpi={acpi}: {}", v["prediction"]);
+        assert_eq!(
+            v["observed"]["stage"], observed,
+            "acpi={acpi}: {}",
+            v["observed"]
+        );
+        assert_eq!(v["held"], true, "acpi={acpi}");
+    }
+}

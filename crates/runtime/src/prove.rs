@@ -45,6 +45,11 @@ pub struct ProveReport {
     pub check_ms: f64,
     /// What the boot showed.
     pub observed: Observation,
+    /// The stage the console was expected to show: the predicted one, or
+    /// `loader` when the prediction says this variant's serial console
+    /// goes quiet after the loader (another arch's `console=` under a
+    /// device tree, no UART driver, x86 without `console=ttyS0`).
+    pub expected: Stage,
     /// Whether the boot stopped where the prediction said (`None` when
     /// the boot gave no verdict).
     pub held: Option<bool>,
@@ -119,7 +124,22 @@ pub fn prove(
     firmware.arch = Some(arch);
     let boot = boot(&firmware, events, interrupted)?;
     let observed = observe(&boot.result.outcome);
-    let held = observed.stage.map(|s| s == report.prediction.stage);
+    let variant = if boot.platform.acpi {
+        "acpi"
+    } else {
+        "device-tree"
+    };
+    let hidden = report
+        .prediction
+        .console
+        .iter()
+        .any(|c| !c.observable && (c.variant == "all" || c.variant == variant));
+    let expected = if hidden && report.prediction.stage > Stage::Loader {
+        Stage::Loader
+    } else {
+        report.prediction.stage
+    };
+    let held = observed.stage.map(|s| s == expected);
     Ok(ProveReport {
         schema: PROVE_SCHEMA,
         image: req.image.clone(),
@@ -128,6 +148,7 @@ pub fn prove(
         compliance: report.summary,
         check_ms,
         observed,
+        expected,
         held,
         boot,
     })
