@@ -3,7 +3,7 @@
 
 use crate::args::OutputArgs;
 use crate::style::{cell, table, SafeStdout, Style};
-use bootproof_runtime::history::{compare_runs, db_path, list_runs, ChangeKind, Recorded};
+use bootproof_runtime::history::{compare_runs, db_path, ledger, list_runs, ChangeKind, Recorded};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
 use std::io::Write;
@@ -98,4 +98,59 @@ pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, Error> {
         c.unchanged
     )?;
     Ok(code)
+}
+
+/// `bootproof history --predictions`: the confusion table and the misses.
+pub fn predictions(output: OutputArgs) -> Result<u8, Error> {
+    let l = ledger()?;
+    let mut out = SafeStdout::default();
+    if output.json {
+        serde_json::to_writer_pretty(&mut out, &l).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        return Ok(exit::OK);
+    }
+    let st = Style::stdout(output.color);
+    let stages = [
+        "firmware",
+        "loader",
+        "kernel",
+        "initramfs",
+        "userspace",
+        "login",
+        "none",
+    ];
+    let seen: Vec<&str> = stages
+        .into_iter()
+        .filter(|s| l.confusion.values().any(|row| row.contains_key(*s)))
+        .collect();
+    let rows: Vec<Vec<(String, usize)>> = l
+        .confusion
+        .iter()
+        .map(|(expected, row)| {
+            std::iter::once(cell(expected.as_str()))
+                .chain(
+                    seen.iter()
+                        .map(|o| cell(row.get(*o).map_or(String::new(), u64::to_string))),
+                )
+                .collect()
+        })
+        .collect();
+    let mut header = vec!["EXPECTED \\ OBSERVED"];
+    header.extend(&seen);
+    write!(out, "{}", table(&header, &rows, st))?;
+    writeln!(out, "\n{} of {} predictions held", l.held, l.total)?;
+    for m in &l.misses {
+        writeln!(
+            out,
+            "{} {} ({}, {}): expected {}, observed {}: {}",
+            st.red_bold("MISS"),
+            m.image,
+            m.variant,
+            m.recorded,
+            m.expected,
+            m.observed,
+            m.evidence
+        )?;
+    }
+    Ok(exit::OK)
 }

@@ -139,12 +139,17 @@ enum Command {
     Report(ReportCommand),
     /// List recorded `run`s (newest first) from the history database.
     #[command(
-        after_help = "The database is $BOOTPROOF_HISTORY, else $XDG_DATA_HOME/bootproof/history.sqlite\n(~/.local/share/bootproof/history.sqlite). `run --no-history` skips recording.\n\nExamples:\n  bootproof history\n  bootproof history --json --limit 5"
+        after_help = "The database is $BOOTPROOF_HISTORY, else $XDG_DATA_HOME/bootproof/history.sqlite\n(~/.local/share/bootproof/history.sqlite). `run --no-history` and `prove --no-history` skip recording.\n\nExamples:\n  bootproof history\n  bootproof history --json --limit 5\n  bootproof history --predictions"
     )]
     History {
         /// Runs to show.
         #[arg(long, default_value_t = 20, value_name = "N")]
         limit: usize,
+        /// The prediction ledger instead: every `prove` as a confusion table
+        /// (the stage the console was expected to show × the one it showed)
+        /// and the misses.
+        #[arg(long)]
+        predictions: bool,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -230,7 +235,12 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Fetch(args) => fetch::fetch(&args),
         Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
-        Command::History { limit, output } => history::history(limit, output),
+        Command::History {
+            predictions: true,
+            output,
+            ..
+        } => history::predictions(output),
+        Command::History { limit, output, .. } => history::history(limit, output),
         Command::Compare {
             before,
             after,

@@ -6,6 +6,7 @@ use crate::progress::Progress;
 use crate::session::interrupt_flag;
 use crate::style::{SafeStdout, Style};
 use bootproof_runtime::boot::BootError;
+use bootproof_runtime::history::{file_sha256, record_prediction};
 use bootproof_runtime::prove::{prove, ProveReport};
 use bootproof_runtime::{exit, Error};
 use std::io::Write;
@@ -36,6 +37,10 @@ pub struct ProveArgs {
     pub arch: ArchArgs,
     #[command(flatten)]
     pub vm: VmArgs,
+    /// Do not record the prediction and the outcome in the history
+    /// (`bootproof history --predictions` counts them).
+    #[arg(long)]
+    pub no_history: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -48,6 +53,12 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
         Ok(r) => r,
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
+    if !args.no_history {
+        let digest = file_sha256(&report.image, &interrupted);
+        if let Err(e) = record_prediction(&report, digest.as_deref()) {
+            eprintln!("warning: {}", e.message());
+        }
+    }
     let code = match report.held {
         Some(false) => exit::MISSED,
         _ => report.boot.exit_status(),

@@ -10,8 +10,20 @@ use common::*;
 use serde_json::Value;
 use std::path::Path;
 
-fn prove(img: &Path) -> (i32, Value) {
-    let out = bootproof(&["prove", "--json", "--timeout", "240", img.to_str().unwrap()]);
+/// `bootproof ARGS` with its history in `history`.
+fn run_with_history(history: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(args)
+        .env("BOOTPROOF_HISTORY", history)
+        .output()
+        .unwrap()
+}
+
+fn prove(img: &Path, history: &Path) -> (i32, Value) {
+    let out = run_with_history(
+        history,
+        &["prove", "--json", "--timeout", "240", img.to_str().unwrap()],
+    );
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap(), v)
@@ -33,13 +45,15 @@ fn predictions_hold_on_real_firmware_boots() {
     let clean = boot_images().join("debian-grub-arm64.raw");
     // A RHEL-style config under Debian's GRUB, which has no blscfg.
     let rhel = boot_images().join("rhel-blscfg-amd64.raw");
+    let scratch = scratch("prove", "ledger");
+    let history = scratch.join("history.sqlite");
     for (img, stage, rule, code) in [
         (clean.as_path(), "login", None, 0),
         (&*waits, "loader", Some("boot.menu-timeout"), 1),
         (&*kernel_gone, "loader", Some("boot.kernel-files"), 1),
         (rhel.as_path(), "loader", Some("boot.loader-commands"), 1),
     ] {
-        let (got, v) = prove(img);
+        let (got, v) = prove(img, &history);
         let name = img.display();
         assert_eq!(v["schema"], "bootproof.prove/v1");
         assert_eq!(
@@ -63,6 +77,21 @@ fn predictions_hold_on_real_firmware_boots() {
         assert_eq!(got, code, "{name}: exit status");
         assert!(v["check_ms"].is_number() && v["boot"]["result"]["elapsed"].is_number());
     }
+    // The ledger counts them: expected × observed, every one held.
+    let out = run_with_history(&history, &["history", "--predictions", "--json"]);
+    let l: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(l["schema"], "bootproof.predictions/v1");
+    assert_eq!(
+        (l["total"].as_u64(), l["held"].as_u64()),
+        (Some(4), Some(4)),
+        "{l}"
+    );
+    assert_eq!(l["confusion"]["login"]["login"], 1, "{l}");
+    assert_eq!(l["confusion"]["loader"]["loader"], 3, "{l}");
+    assert_eq!(l["misses"], serde_json::json!([]));
+    let table = String::from_utf8(run_with_history(&history, &["history", "--predictions"]).stdout)
+        .unwrap();
+    assert!(table.contains("4 of 4 predictions held"), "{table}");
 }
 
 /// arm64 with `console=ttyS0` only: ACPI's SPCR table still gives the
@@ -74,7 +103,16 @@ fn the_console_prediction_holds_per_variant() {
     edit_grub_cfg(&img, |c| c.replace("console=ttyAMA0", "console=ttyS0"));
     let i = img.to_str().unwrap();
     for (acpi, expected, observed) in [("on", "login", "login"), ("off", "loader", "loader")] {
-        let out = bootproof(&["prove", "--json", "--timeout", "240", "--acpi", acpi, i]);
+        let out = bootproof(&[
+            "prove",
+            "--no-history",
+            "--json",
+            "--timeout",
+            "240",
+            "--acpi",
+            acpi,
+            i,
+        ]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["prediction"]["stage"], "login", "acpi={acpi}");
         assert_eq!(v["expected"], expected, "acpi={acpi}: {}", v["prediction"]);

@@ -8,9 +8,11 @@
 //! It also caches image digests by path, size and modification time, so a
 //! run records each image's SHA-256 without re-reading an unchanged image.
 
+mod ledger;
 mod query;
 mod record;
 
+pub use ledger::{ledger, record_prediction, Ledger, Miss, LEDGER_SCHEMA};
 pub use query::{
     compare_runs, list_runs, Change, ChangeKind, Comparison, Recorded, RunSummary, COMPARE_SCHEMA,
 };
@@ -21,7 +23,7 @@ use rusqlite::Connection;
 use std::path::PathBuf;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Where the history lives.
 pub fn db_path() -> PathBuf {
@@ -106,7 +108,34 @@ fn open_db_at(path: &std::path::Path) -> Result<Connection, Error> {
              COMMIT;",
         )
         .map_err(err)?;
-    } else if version > SCHEMA_VERSION {
+    }
+    if version < 3 {
+        // v3: the prediction ledger (`prove`).
+        db.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS predictions (
+               id INTEGER PRIMARY KEY,
+               recorded TEXT NOT NULL,       -- RFC 3339, UTC
+               image_path TEXT NOT NULL,
+               image_sha256 TEXT,
+               arch TEXT NOT NULL,
+               variant TEXT NOT NULL,
+               predicted TEXT NOT NULL,      -- firmware | loader | kernel | initramfs | userspace | login
+               expected TEXT NOT NULL,       -- what the console could show (loader when it goes quiet)
+               observed TEXT,                -- NULL: the boot gave no verdict
+               held INTEGER,
+               rules TEXT NOT NULL,          -- JSON list of rule ids
+               evidence TEXT NOT NULL,
+               check_ms REAL NOT NULL,
+               boot_secs REAL NOT NULL,
+               bootproof TEXT NOT NULL
+             );
+             PRAGMA user_version = 3;
+             COMMIT;",
+        )
+        .map_err(err)?;
+    }
+    if version > SCHEMA_VERSION {
         return Err(Error::with_hint(
             format!(
                 "history {} has schema {version}, newer than this bootproof's ({SCHEMA_VERSION})",
@@ -159,6 +188,10 @@ mod tests {
         assert_eq!((status.as_str(), digest), ("pass", None));
         db.execute("INSERT INTO file_digests VALUES ('/a', 1, '0', 'ff')", [])
             .unwrap();
+        let ledger: i64 = db
+            .query_row("SELECT COUNT(*) FROM predictions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ledger, 0);
         drop(db);
         // Opening again changes nothing.
         assert!(open_db_at(&path).is_ok());

@@ -127,7 +127,7 @@ pub fn record(
 }
 
 /// UTC time as RFC 3339 (no time-zone database needed).
-fn rfc3339(t: std::time::SystemTime) -> String {
+pub(super) fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
