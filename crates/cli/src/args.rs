@@ -181,6 +181,10 @@ pub struct VmArgs {
     /// network boot first).
     #[arg(long)]
     pub network: bool,
+    /// Fail (exit 1) a boot whose console showed problems: failed units,
+    /// kernel warnings or oopses, device timeouts, OOM kills, fsck errors.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl VmArgs {

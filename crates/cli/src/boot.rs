@@ -29,7 +29,8 @@ Stages (--until): firmware, bootloader, kernel, userspace, login
 
 Exit status:
   0    booted (userspace reached and powered off or showed a login prompt),
-       or the --until stage was reached
+       or the --until stage was reached (with --strict: and no problems —
+       failed units, kernel warnings, device timeouts, OOM kills — on the way)
   1    the boot failed, stalled or timed out (the report names the stage)
   2    usage error, unreadable image, or the VM could not run (QEMU or
        firmware missing, QEMU failed to start)
@@ -110,7 +111,7 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
         }
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
-    let code = report.exit_status();
+    let code = report.exit_status(args.vm.strict);
     let mut stdout = SafeStdout::default();
     if args.output.json {
         let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
@@ -163,6 +164,9 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
         Tone::Warn => so.yellow(&words),
     };
     writeln!(out, "{} {verdict}", so.bold("Outcome "))?;
+    for p in &r.result.problems {
+        writeln!(out, "{} {}: {}", so.yellow("Problem "), p.kind, p.line)?;
+    }
     writeln!(
         out,
         "{} {}",

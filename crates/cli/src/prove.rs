@@ -61,7 +61,7 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
     }
     let code = match report.held {
         Some(false) => exit::MISSED,
-        _ => report.boot.exit_status(),
+        _ => report.boot.exit_status(args.vm.strict),
     };
     let mut stdout = SafeStdout::default();
     if args.output.json {

@@ -1,6 +1,7 @@
 //! A guest that stops at its login prompt — as a real image does, with
 //! cloud-init writing on the prompt's line — is booted once the prompt is
-//! seen, not after the whole deadline.
+//! seen, not after the whole deadline; a failed unit on the way is a
+//! problem of that boot, and `--strict` fails it.
 
 mod common;
 
@@ -19,7 +20,7 @@ fn a_login_prompt_ends_the_boot() {
     let init = dir.join("init");
     std::fs::write(
         &init,
-        "#!/bin/busybox sh\n/bin/busybox echo\n/bin/busybox echo 'Debian GNU/Linux 12 debian ttyAMA0'\n/bin/busybox echo\n/bin/busybox echo 'debian login: [   25.3] cloud-init[612]: Cloud-init v. 22.4.2 finished'\nexec /bin/busybox sleep 100000\n",
+        "#!/bin/busybox sh\n/bin/busybox echo '[FAILED] Failed to start demo.service - Demo.'\n/bin/busybox echo\n/bin/busybox echo 'Debian GNU/Linux 12 debian ttyAMA0'\n/bin/busybox echo\n/bin/busybox echo 'debian login: [   25.3] cloud-init[612]: Cloud-init v. 22.4.2 finished'\nexec /bin/busybox sleep 100000\n",
     )
     .unwrap();
     ok(Command::new("chmod").arg("755").arg(&init));
@@ -62,4 +63,18 @@ fn a_login_prompt_ends_the_boot() {
         "{}",
         v["result"]
     );
+    // The failed unit is the boot's problem: reported, and fatal with --strict.
+    assert_eq!(
+        v["result"]["problems"][0]["kind"], "failed-unit",
+        "{}",
+        v["result"]
+    );
+    assert!(v["result"]["problems"][0]["line"]
+        .as_str()
+        .unwrap()
+        .contains("demo.service"));
+    let strict = bootproof(&["boot", "--json", "--strict", "--timeout", "600", i]);
+    let v: Value = serde_json::from_slice(&strict.stdout).unwrap();
+    assert_eq!(v["result"]["outcome"], "booted");
+    assert_eq!(strict.status.code(), Some(1));
 }

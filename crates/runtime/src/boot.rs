@@ -142,9 +142,11 @@ pub struct BootReport {
 }
 
 impl BootReport {
-    /// The exit status `bootproof boot` documents for this outcome.
-    pub fn exit_status(&self) -> u8 {
+    /// The exit status `bootproof boot` documents for this outcome;
+    /// `strict`: a boot whose console showed problems fails too.
+    pub fn exit_status(&self, strict: bool) -> u8 {
         match &self.result.outcome {
+            _ if strict && !self.result.problems.is_empty() => crate::exit::FAIL,
             BootOutcome::Booted | BootOutcome::Reached { .. } => crate::exit::OK,
             BootOutcome::InfraError { .. } => crate::exit::ERROR,
             BootOutcome::Interrupted { .. } => crate::exit::INTERRUPTED,

@@ -158,6 +158,8 @@ pub struct Classifier {
     last_line: String,
     /// The EFI stub made an empty device tree: the firmware passed none.
     empty_dtb: bool,
+    /// Problems on the way (failed units, kernel warnings, …).
+    health: crate::health::Health,
 }
 
 fn guest_time(line: &str) -> Option<f64> {
@@ -269,6 +271,11 @@ fn is_login_prompt(line: &str) -> bool {
 }
 
 impl Classifier {
+    /// Problems the console showed on the way (whatever the outcome).
+    pub fn problems(&self) -> &[crate::health::Problem] {
+        self.health.problems()
+    }
+
     /// A fresh classifier.
     pub fn new() -> Classifier {
         Classifier::default()
@@ -335,6 +342,7 @@ impl Classifier {
         let line: String = strip_ansi(raw);
         if !line.trim().is_empty() {
             self.last_line = line.trim().chars().take(MAX_PROMPT).collect();
+            self.health.line(&line, guest_time(line.trim_start()));
         }
         if line.contains("EFI stub: Generating empty DTB") {
             self.empty_dtb = true;

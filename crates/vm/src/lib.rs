@@ -14,6 +14,7 @@
 pub mod accel;
 pub mod classify;
 pub mod firmware;
+pub mod health;
 pub mod machine;
 pub mod nvram;
 pub mod overlay;

@@ -216,6 +216,10 @@ pub struct BootResult {
     /// The outcome.
     #[serde(flatten)]
     pub outcome: BootOutcome,
+    /// What the console showed going wrong on the way (failed units,
+    /// kernel warnings, device timeouts, …), even when the boot succeeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<crate::health::Problem>,
     /// The stage timeline.
     pub stages: Vec<Event>,
     /// Wall time from QEMU's start to the end, in seconds.
@@ -373,6 +377,7 @@ pub fn boot(
             last: None,
             reason: None,
         },
+        problems: Vec::new(),
         stages: Vec::new(),
         elapsed: 0.0,
         qemu_exit: None,
@@ -532,6 +537,7 @@ pub fn boot(
     log.flush()?;
     result.outcome = outcome;
     result.stages = classifier.events().to_vec();
+    result.problems = classifier.problems().to_vec();
     result.elapsed = started.elapsed().as_secs_f64();
     result.qemu_stderr = stderr_tail(&stderr_buf);
     Ok(result)
