@@ -163,7 +163,22 @@ impl Ctx<'_> {
         self.no_firmware();
     }
 
+    /// Looks for EDK2 firmware volumes on FAT volumes: at most
+    /// [`SCAN_ENTRIES`] entries in [`SCAN_DIRS`] directories, and only
+    /// files named like firmware are opened (each open resolves its path
+    /// again; a crafted volume of cross-linked 65,536-entry directories
+    /// made this scan run for minutes: an `open_image` fuzz finding).
     pub(super) fn no_firmware(&mut self) {
+        const SCAN_ENTRIES: usize = 5000;
+        const SCAN_DIRS: usize = 256;
+        const SCAN_OPENS: usize = 64;
+        let firmware_like = |name: &[u8]| {
+            let n = String::from_utf8_lossy(name).to_ascii_lowercase();
+            [".fd", ".bin", ".rom", ".img"]
+                .iter()
+                .any(|x| n.ends_with(x))
+        };
+        let (mut dirs, mut opens) = (0usize, 0usize);
         let mut found = Vec::new();
         let mut scanned = 0usize;
         for s in self
@@ -175,12 +190,16 @@ impl Ctx<'_> {
             let Some(v) = &s.volume else { continue };
             let mut stack = vec![b"/".to_vec()];
             while let Some(dir) = stack.pop() {
+                dirs += 1;
+                if dirs > SCAN_DIRS || scanned >= SCAN_ENTRIES {
+                    break;
+                }
                 let Ok(entries) = v.read_dir(&dir) else {
                     continue;
                 };
                 for e in entries {
                     scanned += 1;
-                    if scanned > 5000 {
+                    if scanned > SCAN_ENTRIES {
                         break;
                     }
                     let mut p = dir.clone();
@@ -190,7 +209,8 @@ impl Ctx<'_> {
                     p.extend_from_slice(&e.name);
                     match e.file_type {
                         FileType::Dir => stack.push(p),
-                        FileType::File => {
+                        FileType::File if firmware_like(&e.name) && opens < SCAN_OPENS => {
+                            opens += 1;
                             // EDK2 firmware volumes carry "_FVH" at byte 0x28.
                             let Ok((mut r, size)) = v.open(&p) else {
                                 continue;

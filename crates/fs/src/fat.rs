@@ -30,6 +30,12 @@ const MAX_DIR_ENTRIES: usize = 65_536;
 /// ends here, not after twice the volume (a `fs_fat` fuzz timeout: 2 GB
 /// read for one listing of a 1 GiB volume).
 const DIR_READ_BUDGET: u64 = 4 << 20;
+/// Bytes all directory listings of one volume may read together. Paths
+/// are resolved from the root on every call (fatfs hands out no directory
+/// handles to cache), so a crafted volume of cross-linked 65,536-entry
+/// directories made a scan re-read them for minutes (an `open_image` fuzz
+/// finding); real ESPs list a few KiB.
+const VOLUME_DIR_BUDGET: u64 = 64 << 20;
 
 /// fatfs wants Read + Write + Seek; this serves reads from a [`ReadAt`],
 /// refuses every write, and charges reads against a shared budget.
@@ -96,6 +102,8 @@ type FatEntry<'a> = fatfs::DirEntry<'a, FatIo>;
 pub(crate) struct Fat {
     fs: FatFs,
     kind: FsKind,
+    /// What is left of [`VOLUME_DIR_BUDGET`].
+    dir_bytes_left: Cell<u64>,
     watch: Rc<std::cell::RefCell<Option<ChainWatch>>>,
     budget: Rc<Cell<u64>>,
     budget_per_op: u64,
@@ -235,9 +243,15 @@ fn contain<T>(f: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
     })
 }
 
+/// FAT's case-insensitive name comparison, without allocating (a lookup
+/// compares against every entry of a directory).
 fn names_equal(a: &str, b: &[u8]) -> bool {
     match std::str::from_utf8(b) {
-        Ok(b) => a.to_uppercase() == b.to_uppercase(),
+        Ok(b) if a.is_ascii() && b.is_ascii() => a.eq_ignore_ascii_case(b),
+        Ok(b) => a
+            .chars()
+            .flat_map(char::to_uppercase)
+            .eq(b.chars().flat_map(char::to_uppercase)),
         Err(_) => false,
     }
 }
@@ -265,6 +279,7 @@ impl Fat {
         Ok(Fat {
             fs,
             kind,
+            dir_bytes_left: Cell::new(VOLUME_DIR_BUDGET),
             watch,
             budget,
             budget_per_op,
@@ -277,8 +292,22 @@ impl Fat {
     }
 
     fn entries<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
-        self.budget.set(DIR_READ_BUDGET.min(self.budget_per_op));
-        contain(|| self.entries_unguarded(dir))
+        let left = self.dir_bytes_left.get();
+        if left == 0 {
+            return Err(FsError::corrupt(
+                self.kind,
+                format!(
+                    "directory listings read over {} MiB of this volume (cross-linked directories?)",
+                    VOLUME_DIR_BUDGET >> 20
+                ),
+            ));
+        }
+        let budget = DIR_READ_BUDGET.min(self.budget_per_op).min(left);
+        self.budget.set(budget);
+        let r = contain(|| self.entries_unguarded(dir));
+        let used = budget.saturating_sub(self.budget.get());
+        self.dir_bytes_left.set(left.saturating_sub(used));
+        r
     }
 
     fn entries_unguarded<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
