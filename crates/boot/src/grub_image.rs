@@ -146,13 +146,16 @@ pub fn parse(data: &[u8], pe32_plus: bool) -> Option<GrubImage> {
     let end = size.min(info.len());
     let mut pos = offset;
     let mut img = GrubImage::default();
-    while pos + 8 <= end {
+    // Checked: `offset` is the image's own 64-bit field (a crafted one
+    // wrapped `pos + 8`; found replaying the boot_pe corpus with overflow
+    // checks on).
+    while pos.checked_add(8).is_some_and(|e| e <= end) {
         let kind = le32(info, pos)?;
         let len = le32(info, pos + 4)? as usize;
-        if len < 8 || pos + len > end {
+        let Some(next) = pos.checked_add(len).filter(|&n| len >= 8 && n <= end) else {
             break;
-        }
-        let body = &info[pos + 8..pos + len];
+        };
+        let body = &info[pos + 8..next];
         match kind {
             OBJ_TYPE_ELF if img.modules.len() < MAX_MODULES => {
                 if let Some(name) = module_name(body) {
@@ -170,7 +173,7 @@ pub fn parse(data: &[u8], pe32_plus: bool) -> Option<GrubImage> {
             OBJ_TYPE_PREFIX => img.prefix = Some(c_string(body)),
             _ => {}
         }
-        pos += len;
+        pos = next;
     }
     Some(img)
 }
