@@ -35,7 +35,7 @@ const DIR_READ_BUDGET: u64 = 4 << 20;
 /// handles to cache), so a crafted volume of cross-linked 65,536-entry
 /// directories made a scan re-read them for minutes (an `open_image` fuzz
 /// finding); real ESPs list a few KiB.
-const VOLUME_DIR_BUDGET: u64 = 64 << 20;
+const VOLUME_DIR_BUDGET: u64 = 16 << 20;
 
 /// fatfs wants Read + Write + Seek; this serves reads from a [`ReadAt`],
 /// refuses every write, and charges reads against a shared budget.
