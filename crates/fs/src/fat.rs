@@ -30,12 +30,18 @@ const MAX_DIR_ENTRIES: usize = 65_536;
 /// ends here, not after twice the volume (a `fs_fat` fuzz timeout: 2 GB
 /// read for one listing of a 1 GiB volume).
 const DIR_READ_BUDGET: u64 = 4 << 20;
-/// Bytes all directory listings of one volume may read together. Paths
-/// are resolved from the root on every call (fatfs hands out no directory
-/// handles to cache), so a crafted volume of cross-linked 65,536-entry
-/// directories made a scan re-read them for minutes (an `open_image` fuzz
-/// finding); real ESPs list a few KiB.
-const VOLUME_DIR_BUDGET: u64 = 16 << 20;
+/// Bytes all directory listings of one volume may read together: twice
+/// the volume, and at least 8 MiB. Paths are resolved from the root
+/// on every call (fatfs hands out no directory handles to cache), so a
+/// crafted volume of cross-linked 65,536-entry directories made a scan
+/// re-read them for minutes (an `open_image` fuzz finding). Scaling with
+/// the volume keeps that linear in the input while a real volume's full
+/// walk (every file opened, each open re-listing its parents up to the
+/// entry) fits: the read-back fixtures' walk of a 32 MiB volume with a
+/// 300-entry directory reads 28 MB (a flat 16 MiB stopped it).
+fn volume_dir_budget(volume: u64) -> u64 {
+    volume.saturating_mul(2).max(8 << 20)
+}
 
 /// fatfs wants Read + Write + Seek; this serves reads from a [`ReadAt`],
 /// refuses every write, and charges reads against a shared budget.
@@ -102,7 +108,7 @@ type FatEntry<'a> = fatfs::DirEntry<'a, FatIo>;
 pub(crate) struct Fat {
     fs: FatFs,
     kind: FsKind,
-    /// What is left of [`VOLUME_DIR_BUDGET`].
+    /// What is left of [`volume_dir_budget`].
     dir_bytes_left: Cell<u64>,
     watch: Rc<std::cell::RefCell<Option<ChainWatch>>>,
     budget: Rc<Cell<u64>>,
@@ -256,6 +262,11 @@ fn names_equal(a: &str, b: &[u8]) -> bool {
     }
 }
 
+/// Whether `e` is named `name`, by its long or its short name.
+fn matches(e: &FatEntry<'_>, name: &[u8]) -> bool {
+    names_equal(&e.file_name(), name) || names_equal(&e.short_file_name(), name)
+}
+
 impl Fat {
     pub(crate) fn open(dev: Arc<dyn ReadAt>, kind: FsKind) -> Result<Fat, FsError> {
         let size = dev.size();
@@ -279,7 +290,7 @@ impl Fat {
         Ok(Fat {
             fs,
             kind,
-            dir_bytes_left: Cell::new(VOLUME_DIR_BUDGET),
+            dir_bytes_left: Cell::new(volume_dir_budget(size)),
             watch,
             budget,
             budget_per_op,
@@ -291,26 +302,58 @@ impl Fat {
         self.budget.set(self.budget_per_op);
     }
 
+    /// A directory's entries, all of them, under the listing budgets.
     fn entries<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
-        let left = self.dir_bytes_left.get();
-        if left == 0 {
-            return Err(FsError::corrupt(
-                self.kind,
-                format!(
-                    "directory listings read over {} MiB of this volume (cross-linked directories?)",
-                    VOLUME_DIR_BUDGET >> 20
-                ),
-            ));
-        }
-        let budget = DIR_READ_BUDGET.min(self.budget_per_op).min(left);
-        self.budget.set(budget);
-        let r = contain(|| self.entries_unguarded(dir));
-        let used = budget.saturating_sub(self.budget.get());
-        self.dir_bytes_left.set(left.saturating_sub(used));
-        r
+        self.scan(dir, None)
     }
 
-    fn entries_unguarded<'a>(&self, dir: &FatDir<'a>) -> Result<Vec<FatEntry<'a>>, FsError> {
+    /// The entry named `name` (long or short, case-insensitive), reading
+    /// the directory only up to it: a walk opening each file of a large
+    /// directory reads half as much as with whole listings.
+    fn find<'a>(&self, dir: &FatDir<'a>, name: &[u8]) -> Result<Option<FatEntry<'a>>, FsError> {
+        let mut seen = self.scan(dir, Some(name))?;
+        Ok(seen.pop().filter(|e| matches(e, name)))
+    }
+
+    /// Reads `dir` under the per-listing and per-volume budgets, stopping
+    /// after the entry named `until` when one is given.
+    fn scan<'a>(
+        &self,
+        dir: &FatDir<'a>,
+        until: Option<&[u8]>,
+    ) -> Result<Vec<FatEntry<'a>>, FsError> {
+        let volume_spent = || {
+            FsError::corrupt(
+                self.kind,
+                format!(
+                    "directory listings read over {} MiB of this {}-byte volume \
+                     (cross-linked directories?)",
+                    volume_dir_budget(self.size) >> 20,
+                    self.size
+                ),
+            )
+        };
+        let left = self.dir_bytes_left.get();
+        if left == 0 {
+            return Err(volume_spent());
+        }
+        let per_listing = DIR_READ_BUDGET.min(self.budget_per_op);
+        let budget = per_listing.min(left);
+        self.budget.set(budget);
+        let r = contain(|| self.scan_unguarded(dir, until));
+        let used = budget.saturating_sub(self.budget.get());
+        self.dir_bytes_left.set(left.saturating_sub(used));
+        match r {
+            Err(_) if budget < per_listing && used >= budget => Err(volume_spent()),
+            r => r,
+        }
+    }
+
+    fn scan_unguarded<'a>(
+        &self,
+        dir: &FatDir<'a>,
+        until: Option<&[u8]>,
+    ) -> Result<Vec<FatEntry<'a>>, FsError> {
         let mut out = Vec::new();
         for e in dir.iter() {
             let e = e.map_err(io_err)?;
@@ -324,7 +367,11 @@ impl Fat {
                     "directory exceeds FAT's 65,536-entry limit (cyclic cluster chain?)",
                 ));
             }
+            let found = until.is_some_and(|name| matches(&e, name));
             out.push(e);
+            if found {
+                break;
+            }
         }
         Ok(out)
     }
@@ -336,11 +383,7 @@ impl Fat {
         let comps = path.components();
         for (i, name) in comps.iter().enumerate() {
             let entry = self
-                .entries(&dir)?
-                .into_iter()
-                .find(|e| {
-                    names_equal(&e.file_name(), name) || names_equal(&e.short_file_name(), name)
-                })
+                .find(&dir, name)?
                 .ok_or_else(|| FsError::NotFound(path.to_string()))?;
             if i + 1 == comps.len() {
                 return Ok(entry);
