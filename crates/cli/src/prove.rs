@@ -8,6 +8,7 @@ use crate::style::{SafeStdout, Style};
 use bootproof_runtime::boot::BootError;
 use bootproof_runtime::history::{file_sha256, record_prediction};
 use bootproof_runtime::prove::{prove, ProveReport};
+use bootproof_runtime::render::prove_junit;
 use bootproof_runtime::{exit, Error};
 use std::io::Write;
 
@@ -26,7 +27,8 @@ Exit status:
 
 Examples:
   bootproof prove disk.qcow2
-  bootproof prove --json --timeout 600 disk.raw";
+  bootproof prove --json --timeout 600 disk.raw
+  bootproof prove --junit --strict disk.qcow2 > prove.xml";
 
 /// Everything `bootproof prove` takes.
 #[derive(clap::Args)]
@@ -37,6 +39,10 @@ pub struct ProveArgs {
     pub arch: ArchArgs,
     #[command(flatten)]
     pub vm: VmArgs,
+    /// Print a JUnit XML report (cases: the prediction, the boot, the
+    /// console's health) instead of the human summary.
+    #[arg(long, conflicts_with = "json")]
+    pub junit: bool,
     /// Do not record the prediction and the outcome in the history
     /// (`bootproof history --predictions` counts them).
     #[arg(long)]
@@ -48,7 +54,10 @@ pub struct ProveArgs {
 pub fn run(args: &ProveArgs) -> Result<u8, Error> {
     let req = args.vm.request(&args.image, &args.arch);
     let interrupted = interrupt_flag();
-    let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
+    let progress = Progress::new(
+        Style::stderr(args.output.color),
+        args.output.json || args.junit,
+    );
     let report = match prove(&req, &progress, &interrupted) {
         Ok(r) => r,
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
@@ -64,7 +73,9 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
         _ => report.boot.exit_status(args.vm.strict),
     };
     let mut stdout = SafeStdout::default();
-    if args.output.json {
+    if args.junit {
+        stdout.write_all(prove_junit(&report, args.vm.strict).as_bytes())?;
+    } else if args.output.json {
         serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
         writeln!(stdout)?;
     } else {

@@ -63,6 +63,7 @@ fn full_then_agent(arch: &str, variants: &[&str]) {
             "grub-started",
             "kernel-started",
             "init-reached",
+            "userspace-started",
             "login-prompt",
             "powered-off",
         ] {

@@ -45,8 +45,13 @@ pub enum Stage {
     RootNotFound(String),
     /// systemd dropped to emergency mode.
     EmergencyMode,
-    /// Userspace: init started.
+    /// The kernel started its first process (`Run /init as init
+    /// process`): the initramfs's init when there is one, else the root's.
     InitReached,
+    /// The root filesystem's init system announced itself (systemd's
+    /// version line or its `Welcome to …!` banner, sysvinit's `INIT:
+    /// version`): after an initramfs, the switch to the real root is done.
+    UserspaceStarted,
     /// A login prompt appeared.
     LoginPrompt,
     /// The guest powered off or rebooted itself.
@@ -72,6 +77,7 @@ impl Stage {
             Stage::RootNotFound(_) => "root filesystem not found",
             Stage::EmergencyMode => "emergency mode",
             Stage::InitReached => "userspace (init) started",
+            Stage::UserspaceStarted => "init system started",
             Stage::LoginPrompt => "login prompt",
             Stage::PoweredOff => "guest powered off",
         }
@@ -241,6 +247,12 @@ pub fn classify_line(line: &str) -> Option<Stage> {
         || has("Linux version ")
     {
         return Some(Stage::KernelStarted);
+    }
+    if (has("systemd[1]: systemd ") && has(" running in system mode"))
+        || (line.trim_start().starts_with("Welcome to ") && line.trim_end().ends_with('!'))
+        || has("INIT: version ")
+    {
+        return Some(Stage::UserspaceStarted);
     }
     if (has("Run /") && has("as init process")) || has("systemd[1]: ") {
         return Some(Stage::InitReached);
@@ -496,7 +508,8 @@ impl Classifier {
             .iter()
             .any(|e| e.stage == Stage::PoweredOff && e.line.contains("Power down"));
         if reached(&Stage::LoginPrompt)
-            || (reached(&Stage::InitReached) && reached(&Stage::PoweredOff))
+            || ((reached(&Stage::InitReached) || reached(&Stage::UserspaceStarted))
+                && reached(&Stage::PoweredOff))
             || powered_down
         {
             return Outcome::Booted;

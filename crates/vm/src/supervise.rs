@@ -79,7 +79,10 @@ impl Until {
                 matches!(stage, Stage::BootOptionStarted(_) | Stage::GrubStarted)
             }
             Until::Kernel => matches!(stage, Stage::KernelStarted),
-            Until::Userspace => matches!(stage, Stage::InitReached | Stage::LoginPrompt),
+            Until::Userspace => matches!(
+                stage,
+                Stage::InitReached | Stage::UserspaceStarted | Stage::LoginPrompt
+            ),
             Until::Login => matches!(stage, Stage::LoginPrompt),
         }
     }

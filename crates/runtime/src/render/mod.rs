@@ -231,6 +231,80 @@ pub fn check_junit(r: &Report, image: &str) -> String {
     )
 }
 
+/// `prove`'s JUnit report: one suite with the prediction (held, missed,
+/// or skipped when the boot gave no verdict), the boot's outcome, and the
+/// console's health scan (failing only under `strict`, as the exit
+/// status does).
+pub fn prove_junit(r: &crate::prove::ProveReport, strict: bool) -> String {
+    let said = format!(
+        "predicted: {}\nexpected on the console: {}\nobserved: {}",
+        r.prediction.summary(),
+        r.expected.name(),
+        r.observed.evidence
+    );
+    let prediction = match r.held {
+        Some(true) => CaseOutcome::Pass(said),
+        Some(false) => CaseOutcome::Fail {
+            kind: "missed".into(),
+            message: format!(
+                "predicted the {}, the console showed {}",
+                r.expected.name(),
+                r.observed.evidence
+            ),
+            body: format!(
+                "{said}\nconsole log: {}",
+                r.boot.result.console_log.display()
+            ),
+        },
+        None => CaseOutcome::Skip(format!("no verdict: {}", r.observed.evidence)),
+    };
+    let outcome = serde_json::to_value(&r.boot.result.outcome)
+        .ok()
+        .and_then(|v| v["outcome"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    let boot = if r.boot.exit_status(false) == crate::exit::OK {
+        CaseOutcome::Pass(format!("{outcome}: {}", r.observed.evidence))
+    } else {
+        CaseOutcome::Fail {
+            kind: outcome.clone(),
+            message: r.observed.evidence.clone(),
+            body: format!("console log: {}", r.boot.result.console_log.display()),
+        }
+    };
+    let problems: Vec<String> = r
+        .boot
+        .result
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.kind, p.line))
+        .collect();
+    let health = match (problems.is_empty(), strict) {
+        (true, _) => CaseOutcome::Pass("no problems on the console".into()),
+        (false, false) => CaseOutcome::Pass(problems.join("\n")),
+        (false, true) => CaseOutcome::Fail {
+            kind: "problems".into(),
+            message: format!("{} problems on the console", problems.len()),
+            body: problems.join("\n"),
+        },
+    };
+    let case = |name: &str, outcome| Case {
+        class: "bootproof.prove".into(),
+        name: name.into(),
+        outcome,
+    };
+    render(
+        "bootproof prove",
+        &[Suite {
+            name: r.image.display().to_string(),
+            cases: vec![
+                case("prediction", prediction),
+                case("boot", boot),
+                case("boot.health", health),
+            ],
+        }],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
