@@ -142,9 +142,10 @@ pub fn predictions(output: OutputArgs) -> Result<u8, Error> {
     for m in &l.misses {
         writeln!(
             out,
-            "{} {} ({}, {}): expected {}, observed {}: {}",
+            "{} {} ({} {}, {}): expected {}, observed {}: {}",
             st.red_bold("MISS"),
             m.image,
+            m.source,
             m.variant,
             m.recorded,
             m.expected,

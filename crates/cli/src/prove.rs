@@ -8,7 +8,7 @@ use crate::style::{SafeStdout, Style};
 use bootproof_runtime::boot::BootError;
 use bootproof_runtime::history::{file_sha256, record_prediction};
 use bootproof_runtime::prove::{prove, ProveReport};
-use bootproof_runtime::render::prove_junit;
+use bootproof_runtime::render::{prove_junit, prove_page};
 use bootproof_runtime::{exit, Error};
 use std::io::Write;
 
@@ -28,7 +28,8 @@ Exit status:
 Examples:
   bootproof prove disk.qcow2
   bootproof prove --json --timeout 600 disk.raw
-  bootproof prove --junit --strict disk.qcow2 > prove.xml";
+  bootproof prove --junit --strict disk.qcow2 > prove.xml
+  bootproof prove --html prove.html disk.raw     # the boot's timeline as a chart";
 
 /// Everything `bootproof prove` takes.
 #[derive(clap::Args)]
@@ -43,6 +44,10 @@ pub struct ProveArgs {
     /// console's health) instead of the human summary.
     #[arg(long, conflicts_with = "json")]
     pub junit: bool,
+    /// Also write a self-contained HTML page: the prediction, the verdict
+    /// and the boot's stage timeline as a chart, with the console log.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
     /// Do not record the prediction and the outcome in the history
     /// (`bootproof history --predictions` counts them).
     #[arg(long)]
@@ -72,6 +77,11 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
         Some(false) => exit::MISSED,
         _ => report.boot.exit_status(args.vm.strict),
     };
+    if let Some(path) = &args.html {
+        let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+        std::fs::write(path, prove_page::render(&doc))
+            .map_err(|e| Error::new(format!("writing {}: {e}", path.display())))?;
+    }
     let mut stdout = SafeStdout::default();
     if args.junit {
         stdout.write_all(prove_junit(&report, args.vm.strict).as_bytes())?;

@@ -20,10 +20,14 @@ fn run_with_history(history: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn prove(img: &Path, history: &Path) -> (i32, Value) {
-    let out = run_with_history(
-        history,
-        &["prove", "--json", "--timeout", "240", img.to_str().unwrap()],
-    );
+    prove_with(img, history, &[])
+}
+
+fn prove_with(img: &Path, history: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["prove", "--json", "--timeout", "600"];
+    args.extend(extra);
+    args.push(img.to_str().unwrap());
+    let out = run_with_history(history, &args);
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap(), v)
@@ -160,7 +164,9 @@ fn the_console_prediction_holds_per_variant() {
 /// naming no disk, the initramfs gives up waiting for it, as predicted
 /// (no peer image in the arm64 set has a real initramfs); with
 /// `virtio_blk.ko` taken out of its initramfs (cpio and gzip or zstd, not
-/// bootproof, unpack and repack it), the same.
+/// bootproof, unpack and repack it), the same; with an fstab line for a
+/// disk the VM does not have, systemd waits for it and drops to emergency
+/// mode (userspace).
 #[test]
 fn predictions_hold_on_the_real_cloud_image() {
     let clean = cloud_image("amd64");
@@ -182,12 +188,34 @@ fn predictions_hold_on_the_real_cloud_image() {
     let no_driver_dir = common::scratch("prove", "cloud-no-virtio-blk");
     let no_driver = initrd_without_virtio_blk(&clean, &no_driver_dir);
     let history = scratch.join("history.sqlite");
+    // An fstab line for a disk the VM does not have, without `nofail`.
+    let fstab_dir = common::scratch("prove", "cloud-fstab-missing-device");
+    let missing_disk = fstab_dir.join("disk.raw");
+    ok(std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&clean)
+        .arg(&missing_disk));
+    let fstab = bootproof(&["cat", missing_disk.to_str().unwrap(), "2:/etc/fstab"]).stdout;
+    let mut fstab = String::from_utf8(fstab).unwrap();
+    fstab.push_str("UUID=0badc0de-0000-4000-8000-00000000da7a /data ext4 defaults 0 2\n");
+    std::fs::write(fstab_dir.join("fstab"), fstab).unwrap();
+    edit_root(
+        &missing_disk,
+        &format!(
+            "cd /etc\nrm fstab\nwrite {} fstab\n",
+            fstab_dir.join("fstab").display()
+        ),
+    );
+    let page = scratch.join("prove.html");
     for (img, stage, rule, code) in [
         (clean.as_path(), "login", None, 0),
         (nowhere.as_path(), "initramfs", Some("boot.root"), 1),
         (no_driver.as_path(), "initramfs", Some("os.root-drivers"), 1),
+        (missing_disk.as_path(), "userspace", Some("os.fstab"), 1),
     ] {
-        let (got, v) = prove(img, &history);
+        let html = ["--html", page.to_str().unwrap()];
+        let extra: &[&str] = if img == nowhere { &html } else { &[] };
+        let (got, v) = prove_with(img, &history, extra);
         let name = img.display();
         assert_eq!(
             v["prediction"]["stage"], stage,
@@ -208,6 +236,29 @@ fn predictions_hold_on_the_real_cloud_image() {
         assert_eq!(v["observed"]["stage"], stage, "{name}: {}", v["observed"]);
         assert_eq!((v["held"].as_bool(), got), (Some(true), code), "{name}");
     }
+    // The page of the root-nowhere boot, as headless Chromium reads it: the
+    // verdict, and the timeline's phases up to the initramfs, marked as
+    // the predicted one, ending in the failure.
+    let dom = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (scripts/setup-test-deps.sh installs it)")
+        .stdout;
+    let dom = String::from_utf8(dom).unwrap();
+    assert!(dom.contains("the prediction held"), "{dom}");
+    for phase in ["firmware", "loader", "kernel", "initramfs"] {
+        assert!(
+            dom.contains(&format!("data-phase=\"{phase}\"")),
+            "{phase}: {dom}"
+        );
+    }
+    assert!(!dom.contains("data-phase=\"userspace\""), "{dom}");
+    assert!(dom.contains("class=\"predicted\"") && dom.contains("data-ending=\"Bad\""));
+    assert!(
+        dom.contains("Gave up waiting for root file system device"),
+        "{dom}"
+    );
 }
 
 /// A copy of `clean` in `dir` whose initramfs lacks `virtio_blk.ko`.

@@ -250,6 +250,9 @@ fn a_matrix_of_real_images_kernels_and_variants_gets_per_cell_verdicts() {
     assert_eq!(dom.matches("<td class=\"cell pass\"").count(), 2);
     assert_eq!(dom.matches("<td class=\"cell fail\"").count(), 4);
     assert!(dom.contains("no ACPI tables"), "stderr is in the report");
+    // Each cell's boot is drawn as a stage timeline (inline SVG).
+    assert_eq!(dom.matches("<svg class=\"timeline\"").count(), 6, "{dom}");
+    assert!(dom.contains("data-phase=\"kernel\""), "{dom}");
     assert!(
         dom.contains("Linux version 6."),
         "console logs are in the report"
@@ -674,6 +677,8 @@ fn full_mode_runs_the_command_in_the_booted_image() {
         "echo \"probe on $BOOTPROOF_ARCH $BOOTPROOF_KERNEL\"\n",
     )
     .unwrap();
+    let history = dir.join("history.sqlite");
+    let history_env = [("BOOTPROOF_HISTORY", history.to_str().unwrap())];
     let (code, v, err) = run(
         "full",
         &[
@@ -688,7 +693,7 @@ fn full_mode_runs_the_command_in_the_booted_image() {
             "-c",
             "sh \"$BOOTPROOF_BIN_PROBE_SH\"; echo pid1=$(cat /proc/1/comm); test -d /run/systemd/system",
         ],
-        &[],
+        &history_env,
     );
     assert_eq!(code, 0, "{err}\n{v:#}");
     let c = &v["cells"][0];
@@ -707,4 +712,18 @@ fn full_mode_runs_the_command_in_the_booted_image() {
         stages.contains(&"grub-started") && stages.contains(&"login-prompt"),
         "{stages:?}"
     );
+    // The cell booted the image's own chain, so its image's prediction
+    // went to the ledger beside `prove`'s: login, held.
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["history", "--predictions", "--json"])
+        .envs(history_env)
+        .output()
+        .unwrap();
+    let l: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (l["total"].as_u64(), l["held"].as_u64()),
+        (Some(1), Some(1)),
+        "{l}"
+    );
+    assert_eq!(l["confusion"]["login"]["login"], 1, "{l}");
 }

@@ -106,6 +106,22 @@ pub fn observe(outcome: &BootOutcome) -> Observation {
     }
 }
 
+/// The stage a boot's serial console can show, given the prediction:
+/// the predicted stage, or `loader` when the prediction says this variant
+/// (`acpi` or a device tree) goes quiet after the loader.
+pub fn expected_stage(prediction: &Prediction, acpi: bool) -> Stage {
+    let variant = if acpi { "acpi" } else { "device-tree" };
+    let hidden = prediction
+        .console
+        .iter()
+        .any(|c| !c.observable && (c.variant == "all" || c.variant == variant));
+    if hidden && prediction.stage > Stage::Loader {
+        Stage::Loader
+    } else {
+        prediction.stage
+    }
+}
+
 /// Checks the image, boots it through its firmware (whatever `req.mode`
 /// says) and compares.
 pub fn prove(
@@ -124,21 +140,7 @@ pub fn prove(
     firmware.arch = Some(arch);
     let boot = boot(&firmware, events, interrupted)?;
     let observed = observe(&boot.result.outcome);
-    let variant = if boot.platform.acpi {
-        "acpi"
-    } else {
-        "device-tree"
-    };
-    let hidden = report
-        .prediction
-        .console
-        .iter()
-        .any(|c| !c.observable && (c.variant == "all" || c.variant == variant));
-    let expected = if hidden && report.prediction.stage > Stage::Loader {
-        Stage::Loader
-    } else {
-        report.prediction.stage
-    };
+    let expected = expected_stage(&report.prediction, boot.platform.acpi);
     let held = observed.stage.map(|s| s == expected);
     Ok(ProveReport {
         schema: PROVE_SCHEMA,

@@ -536,23 +536,33 @@ fn cursor_move_start(buf: &[u8]) -> Option<usize> {
     .then_some(esc)
 }
 
+/// The line without CSI sequences (`ESC [` parameters, intermediates, a
+/// final byte in `@`..`~`). A sequence cut short by another character ends
+/// there and that character is kept: systemd ellipsizes unit names through
+/// their colour codes (`\e[0;1;…dc0de-…`), and the text after the cut is
+/// the message.
 fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // ESC [ ... final byte in @..~
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for n in chars.by_ref() {
-                    if ('@'..='~').contains(&n) {
-                        break;
-                    }
-                }
-            }
+        if c != '\x1b' {
+            out.push(c);
             continue;
         }
-        out.push(c);
+        if chars.peek() != Some(&'[') {
+            continue;
+        }
+        chars.next();
+        while let Some(&n) = chars.peek() {
+            if (' '..='?').contains(&n) {
+                chars.next();
+                continue;
+            }
+            if ('@'..='~').contains(&n) {
+                chars.next();
+            }
+            break;
+        }
     }
     out
 }

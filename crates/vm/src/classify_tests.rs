@@ -241,3 +241,49 @@ fn recorded_cloud_image_with_root_nowhere_fails_in_the_initramfs() {
         assert!(why.contains("Gave up waiting for root"), "{why}");
     }
 }
+
+/// systemd cuts long unit names through their colour codes; the text
+/// after the cut survives (the device name is the evidence).
+#[test]
+fn escape_sequences_cut_short_keep_the_text_after_them() {
+    let line =
+        "\x1b[0;1;31m TIME \x1b[0m] Timed out waiting for device \x1b[0;1;\u{2026}dc0de-0000.";
+    assert_eq!(
+        strip_ansi(line),
+        " TIME ] Timed out waiting for device \u{2026}dc0de-0000."
+    );
+    assert_eq!(strip_ansi("a\x1b[1;39mb\x1b[0m"), "ab");
+    assert_eq!(strip_ansi("\x1b[?25l\x1b[2J\x1b[01;01Hx"), "x");
+}
+
+/// The cloud image with an `/etc/fstab` line for a disk the VM does not
+/// have (no `nofail`): systemd waits 90 s for it, then emergency mode
+/// (recorded by `bootproof prove`, which predicted it from `os.fstab`).
+#[test]
+fn recorded_cloud_image_with_a_missing_fstab_device_ends_in_emergency_mode() {
+    let log = include_str!("../../../tests/boot-logs/x86_64-debian-cloud-fstab-missing-device.log");
+    for chunk in [1, 256, log.len()] {
+        let c = run(log, chunk);
+        let stages: Vec<&Stage> = c.events().iter().map(|e| &e.stage).collect();
+        assert!(
+            stages.contains(&&Stage::UserspaceStarted) && !stages.contains(&&Stage::LoginPrompt),
+            "chunk {chunk}: {stages:?}"
+        );
+        assert_eq!(
+            c.outcome(),
+            Outcome::Failed {
+                stage: Stage::EmergencyMode
+            }
+        );
+        let kinds: Vec<&str> = c.problems().iter().map(|p| p.kind).collect();
+        assert!(
+            kinds.contains(&"device-timeout") && kinds.contains(&"emergency-shell"),
+            "{kinds:?}"
+        );
+        let timeout = &c.problems()[0].line;
+        assert!(
+            timeout.contains("Timed out waiting for device") && timeout.contains("dc0de-0000"),
+            "{timeout}"
+        );
+    }
+}

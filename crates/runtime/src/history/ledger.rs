@@ -4,43 +4,100 @@
 //! the misses, the material for new rules.
 
 use super::open_db;
-use crate::prove::ProveReport;
+use crate::prove::{Observation, ProveReport};
 use crate::Error;
 use bootproof_check::rules::Stage;
+use bootproof_check::Prediction;
+use bootproof_platform::Arch;
 use rusqlite::params;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Schema of `bootproof history --predictions --json`.
 pub const LEDGER_SCHEMA: &str = "bootproof.predictions/v1";
 
+/// One prediction put to one boot, as the ledger keeps it.
+pub(super) struct Entry<'a> {
+    /// `prove`, or `run` (a full-mode cell booting the image's own chain).
+    pub source: &'static str,
+    /// The run, for `run`.
+    pub run_id: Option<i64>,
+    /// The image booted.
+    pub image: &'a Path,
+    /// Its digest, when known.
+    pub image_sha256: Option<&'a str>,
+    /// Its architecture.
+    pub arch: Arch,
+    /// The platform variant booted.
+    pub variant: String,
+    /// What `check` predicted.
+    pub prediction: &'a Prediction,
+    /// What the console could show ([`crate::prove::expected_stage`]).
+    pub expected: Stage,
+    /// What it showed.
+    pub observed: Observation,
+    /// Milliseconds `check` took.
+    pub check_ms: f64,
+    /// Seconds the boot took.
+    pub boot_secs: f64,
+}
+
+impl Entry<'_> {
+    /// Whether the console showed what was expected (`None`: no verdict).
+    fn held(&self) -> Option<bool> {
+        self.observed.stage.map(|s| s == self.expected)
+    }
+
+    /// Inserts it (inside the caller's transaction, if any).
+    pub(super) fn insert(&self, db: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let name = |s: Stage| s.name();
+        db.execute(
+            "INSERT INTO predictions (recorded, image_path, image_sha256, arch, variant, predicted,
+               expected, observed, held, rules, evidence, check_ms, boot_secs, bootproof, source,
+               run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                super::record::rfc3339(std::time::SystemTime::now()),
+                self.image.display().to_string(),
+                self.image_sha256,
+                self.arch.name(),
+                self.variant,
+                name(self.prediction.stage),
+                name(self.expected),
+                self.observed.stage.map(name),
+                self.held(),
+                serde_json::to_string(&self.prediction.rules).unwrap_or_default(),
+                self.observed.evidence,
+                self.check_ms,
+                self.boot_secs,
+                env!("CARGO_PKG_VERSION"),
+                self.source,
+                self.run_id,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 /// Records one `prove`.
 pub fn record_prediction(r: &ProveReport, image_sha256: Option<&str>) -> Result<(), Error> {
     let db = open_db()?;
-    let name = |s: Stage| s.name();
-    db.execute(
-        "INSERT INTO predictions (recorded, image_path, image_sha256, arch, variant, predicted,
-           expected, observed, held, rules, evidence, check_ms, boot_secs, bootproof)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            super::record::rfc3339(std::time::SystemTime::now()),
-            r.image.display().to_string(),
-            image_sha256,
-            r.arch.name(),
-            r.boot.platform.name(r.arch),
-            name(r.prediction.stage),
-            name(r.expected),
-            r.observed.stage.map(name),
-            r.held,
-            serde_json::to_string(&r.prediction.rules).unwrap_or_default(),
-            r.observed.evidence,
-            r.check_ms,
-            r.boot.result.elapsed,
-            env!("CARGO_PKG_VERSION"),
-        ],
-    )
-    .map_err(|e| Error::new(format!("recording the prediction: {e}")))?;
-    Ok(())
+    Entry {
+        source: "prove",
+        run_id: None,
+        image: &r.image,
+        image_sha256,
+        arch: r.arch,
+        variant: r.boot.platform.name(r.arch),
+        prediction: &r.prediction,
+        expected: r.expected,
+        observed: r.observed.clone(),
+        check_ms: r.check_ms,
+        boot_secs: r.boot.result.elapsed,
+    }
+    .insert(&db)
+    .map_err(|e| Error::new(format!("recording the prediction: {e}")))
 }
 
 /// One prediction that missed.
@@ -52,6 +109,8 @@ pub struct Miss {
     pub image: String,
     /// The variant booted.
     pub variant: String,
+    /// `prove`, or `run` (a full-mode cell).
+    pub source: String,
     /// What the console was expected to show.
     pub expected: String,
     /// What it showed.
@@ -81,7 +140,7 @@ pub fn ledger() -> Result<Ledger, Error> {
     let err = |e: rusqlite::Error| Error::new(format!("reading the prediction ledger: {e}"));
     let mut stmt = db
         .prepare(
-            "SELECT recorded, image_path, variant, expected, observed, held, evidence
+            "SELECT recorded, image_path, variant, expected, observed, held, evidence, source
              FROM predictions WHERE held IS NOT NULL ORDER BY id DESC",
         )
         .map_err(err)?;
@@ -95,6 +154,7 @@ pub fn ledger() -> Result<Ledger, Error> {
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, bool>(5)?,
                 r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
             ))
         })
         .map_err(err)?;
@@ -106,7 +166,8 @@ pub fn ledger() -> Result<Ledger, Error> {
         misses: Vec::new(),
     };
     for row in rows {
-        let (recorded, image, variant, expected, observed, held, evidence) = row.map_err(err)?;
+        let (recorded, image, variant, expected, observed, held, evidence, source) =
+            row.map_err(err)?;
         let observed = observed.unwrap_or_else(|| "none".into());
         l.total += 1;
         l.held += u64::from(held);
@@ -120,6 +181,7 @@ pub fn ledger() -> Result<Ledger, Error> {
                 recorded,
                 image,
                 variant,
+                source,
                 expected,
                 observed,
                 evidence,

@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use std::path::PathBuf;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Where the history lives.
 pub fn db_path() -> PathBuf {
@@ -135,6 +135,17 @@ fn open_db_at(path: &std::path::Path) -> Result<Connection, Error> {
         )
         .map_err(err)?;
     }
+    if version < 4 {
+        // v4: predictions from `run`'s full-mode cells too.
+        db.execute_batch(
+            "BEGIN;
+             ALTER TABLE predictions ADD COLUMN source TEXT NOT NULL DEFAULT 'prove';  -- prove | run
+             ALTER TABLE predictions ADD COLUMN run_id INTEGER;   -- the run, for source = 'run'
+             PRAGMA user_version = 4;
+             COMMIT;",
+        )
+        .map_err(err)?;
+    }
     if version > SCHEMA_VERSION {
         return Err(Error::with_hint(
             format!(
@@ -189,7 +200,11 @@ mod tests {
         db.execute("INSERT INTO file_digests VALUES ('/a', 1, '0', 'ff')", [])
             .unwrap();
         let ledger: i64 = db
-            .query_row("SELECT COUNT(*) FROM predictions", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM predictions WHERE source = 'run' AND run_id IS NULL",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(ledger, 0);
         drop(db);

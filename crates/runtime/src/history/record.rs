@@ -1,9 +1,12 @@
 //! Writing the history: a finished run and its cells in one transaction,
 //! and the image digests cached by path, size and modification time.
 
+use super::ledger::Entry;
 use super::open_db;
-use crate::run::Cell;
+use crate::prove::{expected_stage, observe};
+use crate::run::{Cell, CellStatus};
 use crate::Error;
+use bootproof_check::Prediction;
 use rusqlite::params;
 
 /// What `run` knows about one image beyond its cells.
@@ -16,6 +19,9 @@ pub struct ImageFacts {
     pub image_sha256: Option<String>,
     /// sha256 of the kernel booted.
     pub kernel_sha256: Option<String>,
+    /// `check`'s prediction for a full-mode row (the image's own boot
+    /// chain) and the milliseconds it took; its cells go to the ledger.
+    pub prediction: Option<(Prediction, f64)>,
 }
 
 /// SHA-256 of a file: from the history's digest cache while its size and
@@ -121,9 +127,36 @@ pub fn record(
             ],
         )
         .map_err(err)?;
+        if let Some(entry) = facts.and_then(|f| ledger_entry(id, c, f)) {
+            entry.insert(&tx).map_err(err)?;
+        }
     }
     tx.commit().map_err(err)?;
     Ok(id)
+}
+
+/// A full-mode cell's boot against its image's prediction (`None` for
+/// agent-mode cells, whose boot is not the image's own chain, and for
+/// cells that never booted).
+fn ledger_entry<'a>(run_id: i64, c: &'a Cell, f: &'a ImageFacts) -> Option<Entry<'a>> {
+    let (prediction, check_ms) = f.prediction.as_ref()?;
+    let boot = &c.run.as_ref()?.boot;
+    if c.status == CellStatus::Skipped {
+        return None;
+    }
+    Some(Entry {
+        source: "run",
+        run_id: Some(run_id),
+        image: &c.image,
+        image_sha256: f.image_sha256.as_deref(),
+        arch: c.arch,
+        variant: c.variant.clone(),
+        prediction,
+        expected: expected_stage(prediction, c.platform.acpi),
+        observed: observe(&boot.outcome),
+        check_ms: *check_ms,
+        boot_secs: boot.elapsed,
+    })
 }
 
 /// UTC time as RFC 3339 (no time-zone database needed).

@@ -1,8 +1,9 @@
 //! The self-contained HTML report of a `bootproof run` (`run --html FILE`,
 //! `report merge --format html`): one file, no external resources, with
 //! the images × variants matrix, status filters and a text filter, and per
-//! cell its detail, the command's output, the console log (the last
-//! [`MAX_LOG`] bytes) and the QEMU command line.
+//! cell its boot's stage timeline (an inline SVG chart), its detail, the
+//! command's output, the console log (the last [`MAX_LOG`] bytes) and the
+//! QEMU command line.
 
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ pub const MAX_LOG: usize = 256 * 1024;
 use super::escape::html as esc;
 
 /// The tail of a console log file, lossy UTF-8, without terminal escapes.
-fn console_tail(path: &str) -> Option<String> {
+pub(super) fn console_tail(path: &str) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
@@ -48,7 +49,7 @@ fn console_tail(path: &str) -> Option<String> {
     })
 }
 
-const STYLE: &str = "
+pub(super) const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d1d1f;background:#fff}
 h1{font-size:1.4em;margin:0 0 .2em} code,pre{font:12px/1.35 ui-monospace,monospace}
 .meta{color:#555;margin-bottom:1em}
@@ -64,6 +65,7 @@ section.cell{border:1px solid #ddd;border-radius:6px;margin:.8em 0;padding:.5em 
 section.cell h2{font-size:1.05em;margin:.2em 0}
 pre{background:#f7f7f7;padding:.6em;overflow:auto;max-height:28em;white-space:pre-wrap}
 .hidden{display:none}
+svg.timeline{display:block;max-width:100%;height:auto;margin:.4em 0}
 ";
 
 const SCRIPT: &str = "
@@ -198,6 +200,9 @@ pub fn render(doc: &Value, logs: Logs) -> String {
             id = esc(&s(&c["id"])),
             detail = esc(&s(&c["detail"]))
         ));
+        if c["run"]["boot"].is_object() {
+            h.push_str(&super::timeline::of_boot(&c["run"]["boot"], None));
+        }
         let mut block = |title: &str, class: &str, text: &str| {
             if !text.is_empty() {
                 h.push_str(&format!(

@@ -5,6 +5,8 @@
 pub mod escape;
 pub mod html;
 pub mod junit;
+pub mod prove_page;
+pub mod timeline;
 
 use crate::launch::VariantResult;
 use crate::run::{CellStatus, CellView};

@@ -214,6 +214,7 @@ fn image_facts(p: &Prepared, digests: &[(PathBuf, Option<String>)]) -> Vec<Image
                 .find(|(path, _)| *path == r.image)
                 .and_then(|(_, d)| d.clone()),
             kernel_sha256: r.kernel_sha256.clone(),
+            prediction: r.prediction.clone(),
         })
         .collect()
 }

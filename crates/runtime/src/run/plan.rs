@@ -12,6 +12,7 @@ use crate::Error;
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::{self, Closure, HostDir};
 use bootproof_boot::package::{self, ExternalKernel};
+use bootproof_check::Prediction;
 use bootproof_fs::FsKind;
 use bootproof_image::ReadAt;
 use bootproof_inspect::{OpenedImage, PartSelector};
@@ -69,6 +70,9 @@ pub(crate) struct Row {
     /// Why it cannot run, when it cannot (its cells become boot failures).
     pub(crate) problem: Option<String>,
     pub(crate) plans: Vec<Plan>,
+    /// Full mode, the image's own chain: `check`'s prediction of its
+    /// firmware boot and the milliseconds it took (for the ledger).
+    pub(crate) prediction: Option<(Prediction, f64)>,
 }
 
 /// A kernel from outside the images (`--kernel`, `[[kernel]]`), opened once.
@@ -280,6 +284,7 @@ pub(crate) fn prepare_rows(
         },
         problem: None,
         plans: plans(arch, &req.axes, entries),
+        prediction: None,
     };
     // The extra kernels of this image's architecture (and naming it, when
     // they name images), each a row: its name, release and `required`.
@@ -375,7 +380,12 @@ fn full_mode_rows(
     extra: Vec<Row>,
 ) -> Vec<Row> {
     match req.seed.resolve(img) {
-        Ok(seed) => own.how = How::Full { seed },
+        Ok(seed) => {
+            own.how = How::Full { seed };
+            let started = std::time::Instant::now();
+            let prediction = bootproof_check::check(img, own.arch).prediction;
+            own.prediction = Some((prediction, started.elapsed().as_secs_f64() * 1000.0));
+        }
         Err(_) => {
             own.problem = Some(
                 "full mode needs cloud-init or Ignition in the image, and it has neither".into(),
