@@ -2,9 +2,9 @@
 //! boot), watches the console and reports how far it got.
 
 use crate::args::{ArchArgs, ImageArgs, OutputArgs, VmArgs};
-use crate::progress::{stage_text, Progress};
+use crate::progress::Progress;
 use crate::session::interrupt_flag;
-use crate::style::{SafeStdout, Style};
+use crate::style::{write_json, SafeStdout, Style};
 use bootproof_runtime::boot::{boot, BootError, BootMode, BootReport};
 use bootproof_runtime::{exit, Error};
 use bootproof_vm::supervise::{Tone, Until};
@@ -115,8 +115,7 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
     let mut stdout = SafeStdout::default();
     if args.output.json {
         let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
-        serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &doc)?;
         return Ok(code);
     }
     human(&mut stdout, &report, Style::stdout(args.output.color))?;
@@ -155,7 +154,7 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
         let guest = e
             .guest_time
             .map_or(String::new(), |t| so.dim(&format!(" (guest {t:.2}s)")));
-        writeln!(out, "  {host}  {}{guest}", stage_text(e))?;
+        writeln!(out, "  {host}  {}{guest}", e.stage.text())?;
     }
     let (tone, words) = r.result.summary(r.timeout_secs);
     let verdict = match tone {

@@ -1,11 +1,12 @@
 //! `bootproof cat`.
 
 use crate::args::{ImageArgs, OutputArgs};
+use crate::style::write_json;
 use base64::Engine;
 use bootproof_inspect::parse_target;
 use bootproof_runtime::{exit, Error};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -45,8 +46,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
             "sha256": format!("{:x}", Sha256::digest(&data)),
             "content_base64": base64::engine::general_purpose::STANDARD.encode(&data),
         });
-        serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &doc)?;
         return Ok(exit::OK);
     }
     for target in targets {

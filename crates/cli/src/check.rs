@@ -1,7 +1,7 @@
 //! `bootproof check`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{SafeStdout, Style};
+use crate::style::{write_json, SafeStdout, Style};
 use bootproof_boot::chain::Arch;
 use bootproof_check::rules::Severity;
 use bootproof_check::{check, Outcome, Report};
@@ -123,8 +123,7 @@ pub fn run(
     let name = args.image.display().to_string();
     let mut stdout = SafeStdout::default();
     if out.json {
-        serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &report)?;
     } else if junit_out {
         stdout.write_all(check_junit(&report, &name).as_bytes())?;
     } else {

@@ -1,7 +1,7 @@
 //! `bootproof extract`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{human_size, SafeStdout, Style};
+use crate::style::{human_size, write_json, SafeStdout, Style};
 use bootproof_boot::extract::extract;
 use bootproof_platform::Arch;
 use bootproof_runtime::image::{pick_entry, resolve_arch};
@@ -57,8 +57,7 @@ pub fn run(
             "manifest": manifest,
             "bytes_read": img.image.stats().bytes_read(),
         });
-        serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &doc)?;
         return Ok(exit::OK);
     }
     let st = Style::stdout(out.color);

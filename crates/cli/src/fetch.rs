@@ -3,7 +3,7 @@
 
 use crate::args::OutputArgs;
 use crate::progress::Progress;
-use crate::style::{cell, human_size, styled, table, SafeStdout, Style};
+use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
 use bootproof_runtime::catalog::{cached_copy, ensure, Catalog};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
@@ -70,7 +70,7 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
         if args.output.json {
             write_json(
                 &mut out,
-                json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
+                &json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
             )?;
         } else {
             let rows: Vec<Vec<(String, usize)>> = catalog
@@ -115,13 +115,8 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
     if args.output.json {
         write_json(
             &mut out,
-            json!({ "schema": "bootproof.fetch/v1", "images": done }),
+            &json!({ "schema": "bootproof.fetch/v1", "images": done }),
         )?;
     }
     Ok(exit::OK)
-}
-
-fn write_json(out: &mut impl Write, doc: serde_json::Value) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
-    writeln!(out)
 }

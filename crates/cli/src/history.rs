@@ -2,7 +2,7 @@
 //! ([`bootproof_runtime::history`]) as a table or JSON.
 
 use crate::args::OutputArgs;
-use crate::style::{cell, table, SafeStdout, Style};
+use crate::style::{cell, table, write_json, SafeStdout, Style};
 use bootproof_runtime::history::{compare_runs, db_path, ledger, list_runs, ChangeKind, Recorded};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
@@ -14,8 +14,7 @@ pub fn history(limit: usize, output: OutputArgs) -> Result<u8, Error> {
     let mut out = SafeStdout::default();
     if output.json {
         let doc = json!({ "schema": "bootproof.history/v1", "database": db_path(), "runs": runs });
-        serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
-        writeln!(out)?;
+        write_json(&mut out, &doc)?;
         return Ok(exit::OK);
     }
     let rows: Vec<Vec<(String, usize)>> = runs
@@ -56,8 +55,7 @@ pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, Error> {
     let mut out = SafeStdout::default();
     if output.json {
         let doc = serde_json::to_value(&c).map_err(std::io::Error::other)?;
-        serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
-        writeln!(out)?;
+        write_json(&mut out, &doc)?;
         return Ok(code);
     }
     let so = Style::stdout(output.color);
@@ -105,8 +103,7 @@ pub fn predictions(output: OutputArgs) -> Result<u8, Error> {
     let l = ledger()?;
     let mut out = SafeStdout::default();
     if output.json {
-        serde_json::to_writer_pretty(&mut out, &l).map_err(std::io::Error::other)?;
-        writeln!(out)?;
+        write_json(&mut out, &l)?;
         return Ok(exit::OK);
     }
     let st = Style::stdout(output.color);

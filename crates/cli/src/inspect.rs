@@ -1,7 +1,7 @@
 //! `bootproof inspect`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{cell, human_size, styled, table, SafeStdout, Style};
+use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
 use bootproof_disk::{Severity, TableKind};
 use bootproof_inspect::{inspect, FsReport, InspectReport};
 use bootproof_runtime::{exit, Error};
@@ -13,8 +13,7 @@ pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
     let report = inspect(&img);
     let mut stdout = SafeStdout::default();
     if out.json {
-        serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &report)?;
     } else {
         stdout.write_all(render(&report, Style::stdout(out.color)).as_bytes())?;
     }

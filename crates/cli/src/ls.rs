@@ -1,7 +1,7 @@
 //! `bootproof ls`.
 
 use crate::args::{ImageArgs, OutputArgs};
-use crate::style::{cell, human_size, styled, table, SafeStdout, Style};
+use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
 use bootproof_fs::FileType;
 use bootproof_inspect::{parse_target, ListEntry};
 use bootproof_runtime::{exit, Error};
@@ -55,8 +55,7 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
             path: &target.path,
             entries: &entries,
         };
-        serde_json::to_writer_pretty(&mut stdout, &listing).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &listing)?;
         return Ok(exit::OK);
     }
     let st = Style::stdout(out.color);

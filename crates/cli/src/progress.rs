@@ -19,14 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// A boot stage in words.
-pub fn stage_text(e: &Event) -> String {
-    match e.stage.detail() {
-        Some(d) => format!("{}: {d}", e.stage.name()),
-        None => e.stage.name().to_string(),
-    }
-}
-
 /// A cell's status, styled.
 pub fn status_word(st: &Style, s: &CellStatus) -> String {
     match s {
@@ -132,7 +124,7 @@ impl Events for Progress {
     }
 
     fn boot_stage(&self, event: &Event) {
-        self.with_bar(|pb| pb.set_message(stage_text(event)));
+        self.with_bar(|pb| pb.set_message(event.stage.text()));
     }
 
     fn boot_ended(&self) {

@@ -4,9 +4,9 @@
 use crate::args::{ArchArgs, ImageArgs, OutputArgs, VmArgs};
 use crate::progress::Progress;
 use crate::session::interrupt_flag;
-use crate::style::{SafeStdout, Style};
+use crate::style::{write_json, SafeStdout, Style};
 use bootproof_runtime::boot::BootError;
-use bootproof_runtime::history::{file_sha256, record_prediction};
+use bootproof_runtime::history::record_prediction;
 use bootproof_runtime::prove::{prove, ProveReport};
 use bootproof_runtime::render::{prove_junit, prove_page};
 use bootproof_runtime::{exit, Error};
@@ -59,35 +59,30 @@ pub struct ProveArgs {
 pub fn run(args: &ProveArgs) -> Result<u8, Error> {
     let req = args.vm.request(&args.image, &args.arch);
     let interrupted = interrupt_flag();
-    let progress = Progress::new(
-        Style::stderr(args.output.color),
-        args.output.json || args.junit,
-    );
+    let quiet = args.output.json || args.junit;
+    let progress = Progress::new(Style::stderr(args.output.color), quiet);
     let report = match prove(&req, &progress, &interrupted) {
         Ok(r) => r,
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
-    if !args.no_history {
-        let digest = file_sha256(&report.image, &interrupted);
-        if let Err(e) = record_prediction(&report, digest.as_deref()) {
-            eprintln!("warning: {}", e.message());
-        }
+    if let Err(e) = (!args.no_history)
+        .then(|| record_prediction(&report, &interrupted))
+        .transpose()
+    {
+        eprintln!("warning: {}", e.message());
     }
     let code = match report.held {
         Some(false) => exit::MISSED,
         _ => report.boot.exit_status(args.vm.strict),
     };
     if let Some(path) = &args.html {
-        let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
-        std::fs::write(path, prove_page::render(&doc))
-            .map_err(|e| Error::new(format!("writing {}: {e}", path.display())))?;
+        prove_page::write(path, &report)?;
     }
     let mut stdout = SafeStdout::default();
     if args.junit {
         stdout.write_all(prove_junit(&report, args.vm.strict).as_bytes())?;
     } else if args.output.json {
-        serde_json::to_writer_pretty(&mut stdout, &report).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &report)?;
     } else {
         human(&mut stdout, &report, Style::stdout(args.output.color))?;
     }

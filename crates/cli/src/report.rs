@@ -2,7 +2,7 @@
 //! ([`bootproof_runtime::report::merge`]) in JSON, JUnit, Markdown or HTML,
 //! exiting as the whole run would have.
 
-use crate::style::SafeStdout;
+use crate::style::{write_json, SafeStdout};
 use bootproof_runtime::render::{html, run_junit, run_markdown};
 use bootproof_runtime::report::merge as merge_shards;
 use bootproof_runtime::Error;
@@ -31,8 +31,7 @@ pub fn merge(files: &[PathBuf], format: Format) -> Result<u8, Error> {
     let mut out = SafeStdout::default();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
-            writeln!(out)?;
+            write_json(&mut out, &doc)?;
         }
         Format::Html => out.write_all(html::render(&doc, html::Logs::InsideEvidence).as_bytes())?,
         Format::Junit => out.write_all(run_junit(&merged.views()).as_bytes())?,

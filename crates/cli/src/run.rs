@@ -5,7 +5,7 @@
 use crate::args::{AgentModeArgs, BootTuningArgs, OutputArgs};
 use crate::progress::{status_word, Progress};
 use crate::session::interrupt_flag;
-use crate::style::{SafeStdout, Style};
+use crate::style::{write_json, SafeStdout, Style};
 use bootproof_platform::{split_axes_and_images, Axes};
 use bootproof_runtime::render::{html, run_junit, run_markdown};
 use bootproof_runtime::run::{run as run_matrix, CellStatus, CellView, RunReport, RunRequest};
@@ -193,8 +193,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Error> {
     } else if args.markdown {
         out.write_all(run_markdown(&views, &args.command).as_bytes())?;
     } else if args.output.json {
-        serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::other)?;
-        writeln!(out)?;
+        write_json(&mut out, &doc)?;
     } else {
         human(&mut out, &report, Style::stdout(args.output.color))?;
         if let Some(path) = &args.html {

@@ -69,6 +69,12 @@ impl Style {
     }
 }
 
+/// Pretty JSON and a newline: every command's `--json`.
+pub fn write_json(out: &mut impl Write, doc: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc).map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
 /// `1.5 GiB`-style size.
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -5,7 +5,7 @@
 use crate::args::{AgentModeArgs, ArchArgs, BootTuningArgs, OutputArgs};
 use crate::progress::Progress;
 use crate::session::interrupt_flag;
-use crate::style::{SafeStdout, Style};
+use crate::style::{write_json, SafeStdout, Style};
 use bootproof_agent::Status;
 use bootproof_platform::{split_axes_and_images, Axes};
 use bootproof_runtime::launch::outcome_words;
@@ -170,8 +170,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Error> {
             .write_all(verify_junit(&report.image, &report.variants, &report.errors).as_bytes())?;
     } else if args.output.json {
         let doc = serde_json::to_value(&report).map_err(std::io::Error::other)?;
-        serde_json::to_writer_pretty(&mut stdout, &doc).map_err(std::io::Error::other)?;
-        writeln!(stdout)?;
+        write_json(&mut stdout, &doc)?;
     } else {
         human(&mut stdout, &report, Style::stdout(args.output.color))?;
     }

@@ -83,6 +83,14 @@ impl Stage {
         }
     }
 
+    /// The stage in words, with its detail (`GRUB: file not found: /x`).
+    pub fn text(&self) -> String {
+        match self.detail() {
+            Some(d) => format!("{}: {d}", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
     /// The stage's detail (which boot option, which file, the panic reason).
     pub fn detail(&self) -> Option<&str> {
         match self {

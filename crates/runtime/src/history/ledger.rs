@@ -13,6 +13,7 @@ use rusqlite::params;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 /// Schema of `bootproof history --predictions --json`.
 pub const LEDGER_SCHEMA: &str = "bootproof.predictions/v1";
@@ -80,8 +81,11 @@ impl Entry<'_> {
     }
 }
 
-/// Records one `prove`.
-pub fn record_prediction(r: &ProveReport, image_sha256: Option<&str>) -> Result<(), Error> {
+/// Records one `prove`, with the image's digest (read unless `stop` is
+/// set first, from the digest cache while the file is unchanged).
+pub fn record_prediction(r: &ProveReport, stop: &AtomicBool) -> Result<(), Error> {
+    let digest = super::file_sha256(&r.image, stop);
+    let image_sha256 = digest.as_deref();
     let db = open_db()?;
     Entry {
         source: "prove",

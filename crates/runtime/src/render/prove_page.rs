@@ -97,6 +97,16 @@ pub fn render(doc: &Value) -> String {
     h
 }
 
+/// Writes the page of `report` to `path`.
+pub fn write(
+    path: &std::path::Path,
+    report: &crate::prove::ProveReport,
+) -> Result<(), crate::Error> {
+    let doc = serde_json::to_value(report).map_err(|e| crate::Error::new(e.to_string()))?;
+    std::fs::write(path, render(&doc))
+        .map_err(|e| crate::Error::new(format!("writing {}: {e}", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
