@@ -3,7 +3,9 @@
 
 use crate::args::OutputArgs;
 use crate::style::{cell, table, write_json, SafeStdout, Style};
-use bootproof_runtime::history::{compare_runs, db_path, ledger, list_runs, ChangeKind, Recorded};
+use bootproof_runtime::history::{
+    compare_runs, db_path, history_html, ledger, list_runs, ChangeKind, Recorded,
+};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
 use std::io::Write;
@@ -96,6 +98,13 @@ pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, Error> {
         c.unchanged
     )?;
     Ok(code)
+}
+
+/// `bootproof history --html FILE`.
+pub fn page(path: &std::path::Path, limit: usize) -> Result<u8, Error> {
+    std::fs::write(path, history_html(limit)?)
+        .map_err(|e| Error::new(format!("writing {}: {e}", path.display())))?;
+    Ok(exit::OK)
 }
 
 /// `bootproof history --predictions`: the confusion table and the misses.

@@ -139,17 +139,22 @@ enum Command {
     Report(ReportCommand),
     /// List recorded `run`s (newest first) from the history database.
     #[command(
-        after_help = "The database is $BOOTPROOF_HISTORY, else $XDG_DATA_HOME/bootproof/history.sqlite\n(~/.local/share/bootproof/history.sqlite). `run --no-history` and `prove --no-history` skip recording.\n\nExamples:\n  bootproof history\n  bootproof history --json --limit 5\n  bootproof history --predictions"
+        after_help = "The database is $BOOTPROOF_HISTORY, else $XDG_DATA_HOME/bootproof/history.sqlite\n(~/.local/share/bootproof/history.sqlite). `run --no-history` and `prove --no-history` skip recording.\n\nExamples:\n  bootproof history\n  bootproof history --json --limit 5\n  bootproof history --predictions\n  bootproof history --html history.html"
     )]
     History {
         /// Runs to show.
         #[arg(long, default_value_t = 20, value_name = "N")]
         limit: usize,
-        /// The prediction ledger instead: every `prove` as a confusion table
+        /// The prediction ledger instead: every `prove` (and `run --mode full`
+        /// cell) as a confusion table
         /// (the stage the console was expected to show × the one it showed)
         /// and the misses.
         #[arg(long)]
         predictions: bool,
+        /// Write a self-contained HTML page instead: the prediction ledger as
+        /// a chart, and each image's cells over the last N runs.
+        #[arg(long, value_name = "FILE")]
+        html: Option<std::path::PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -235,6 +240,11 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Fetch(args) => fetch::fetch(&args),
         Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
+        Command::History {
+            html: Some(path),
+            limit,
+            ..
+        } => history::page(&path, limit),
         Command::History {
             predictions: true,
             output,

@@ -1,7 +1,7 @@
 //! The front end stays thin and layered: its modules import each other
 //! without cycles (commands use the shared modules — args, style,
 //! progress, session — never each other or the crate root), and the whole
-//! crate stays under 2,700 lines; the engine lives in bootproof-runtime.
+//! crate stays under 2,800 lines; the engine lives in bootproof-runtime.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,10 +107,12 @@ fn cli_modules_form_no_cycle_and_the_crate_stays_thin() {
             );
         }
     }
-    // About 240 lines a command (eleven of them, with their --help texts
-    // and renderers) plus the shared modules.
+    // About 215 lines a command (thirteen of them since `prove` and
+    // `history --predictions/--html`, with their --help texts and human
+    // renderers) plus the shared modules; pages, JUnit and JSON are
+    // rendered by the runtime.
     assert!(
-        lines < 2700,
+        lines < 2800,
         "the CLI has {lines} lines: engine code belongs in bootproof-runtime"
     );
 }

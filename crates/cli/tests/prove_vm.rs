@@ -96,6 +96,31 @@ fn predictions_hold_on_real_firmware_boots() {
     let table = String::from_utf8(run_with_history(&history, &["history", "--predictions"]).stdout)
         .unwrap();
     assert!(table.contains("4 of 4 predictions held"), "{table}");
+    // The same ledger as a page, read back by headless Chromium.
+    let page = scratch.join("history.html");
+    let out = run_with_history(&history, &["history", "--html", page.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = chromium_dom(&page);
+    assert!(dom.contains("4 of 4 predictions held"), "{dom}");
+    assert!(
+        dom.contains("data-expected=\"loader\" data-observed=\"loader\" data-n=\"3\"")
+            && dom.contains("data-expected=\"login\" data-observed=\"login\" data-n=\"1\""),
+        "{dom}"
+    );
+}
+
+/// The DOM headless Chromium ends with for a page.
+fn chromium_dom(page: &Path) -> String {
+    let out = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (scripts/setup-test-deps.sh installs it)");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// arm64 with `console=ttyS0` only: ACPI's SPCR table still gives the
@@ -239,13 +264,7 @@ fn predictions_hold_on_the_real_cloud_image() {
     // The page of the root-nowhere boot, as headless Chromium reads it: the
     // verdict, and the timeline's phases up to the initramfs, marked as
     // the predicted one, ending in the failure.
-    let dom = std::process::Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs (scripts/setup-test-deps.sh installs it)")
-        .stdout;
-    let dom = String::from_utf8(dom).unwrap();
+    let dom = chromium_dom(&page);
     assert!(dom.contains("the prediction held"), "{dom}");
     for phase in ["firmware", "loader", "kernel", "initramfs"] {
         assert!(

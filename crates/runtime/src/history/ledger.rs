@@ -140,7 +140,11 @@ pub struct Ledger {
 
 /// Counts the ledger.
 pub fn ledger() -> Result<Ledger, Error> {
-    let db = open_db()?;
+    ledger_in(&open_db()?)
+}
+
+/// Counts the ledger of an open database.
+pub(super) fn ledger_in(db: &rusqlite::Connection) -> Result<Ledger, Error> {
     let err = |e: rusqlite::Error| Error::new(format!("reading the prediction ledger: {e}"));
     let mut stmt = db
         .prepare(

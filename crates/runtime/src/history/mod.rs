@@ -9,10 +9,12 @@
 //! run records each image's SHA-256 without re-reading an unchanged image.
 
 mod ledger;
+mod page;
 mod query;
 mod record;
 
 pub use ledger::{ledger, record_prediction, Ledger, Miss, LEDGER_SCHEMA};
+pub use page::history_html;
 pub use query::{
     compare_runs, list_runs, Change, ChangeKind, Comparison, Recorded, RunSummary, COMPARE_SCHEMA,
 };

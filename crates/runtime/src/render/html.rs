@@ -49,7 +49,7 @@ pub(super) fn console_tail(path: &str) -> Option<String> {
     })
 }
 
-pub(super) const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d1d1f;background:#fff}
 h1{font-size:1.4em;margin:0 0 .2em} code,pre{font:12px/1.35 ui-monospace,monospace}
 .meta{color:#555;margin-bottom:1em}

@@ -15,7 +15,8 @@ pub struct Phase {
     /// `firmware`, `loader`, `kernel`, `init`, `initramfs`, `userspace`
     /// or `login`.
     pub name: &'static str,
-    /// Host seconds from QEMU's start to the phase's first console line.
+    /// Host seconds from QEMU's start to the phase's first console line
+    /// (0 for the firmware, which runs from the start).
     pub start: f64,
     /// Host seconds to the next phase (or the end of the boot).
     pub end: f64,
@@ -67,6 +68,11 @@ pub fn phases(stages: &Value, elapsed: f64) -> Vec<Phase> {
         });
     }
     out.sort_by(|a, b| a.start.total_cmp(&b.start));
+    // The firmware runs from QEMU's start; OVMF prints its first line only
+    // when its boot manager starts a boot option.
+    if let Some(first) = out.first_mut().filter(|p| p.name == "firmware") {
+        first.start = 0.0;
+    }
     for i in 1..out.len() {
         out[i - 1].end = out[i].start;
     }
@@ -197,7 +203,7 @@ pub fn svg(
     let _ = write!(
         s,
         "<g class=\"ending\" data-ending=\"{e:?}\"><text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"end\" \
-         fill=\"{fill}\">{mark} {words} at {elapsed:.1} s</text></g></svg>",
+         fill=\"{fill}\">{mark} {words} ({elapsed:.1} s)</text></g></svg>",
         e = ending,
         x = WIDTH - LEFT,
         y = BAR_Y + BAR_H + 34.0,
@@ -264,7 +270,7 @@ mod tests {
                 "login"
             ]
         );
-        assert_eq!((p[0].start, p[0].end), (7.79, 7.81));
+        assert_eq!((p[0].start, p[0].end), (0.0, 7.81));
         assert_eq!(
             (p[3].start, p[3].end, p[3].guest_time),
             (31.3, 41.0, Some(11.73))
