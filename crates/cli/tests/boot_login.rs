@@ -1,7 +1,8 @@
 //! A guest that stops at its login prompt — as a real image does, with
 //! cloud-init writing on the prompt's line — is booted once the prompt is
 //! seen, not after the whole deadline; a failed unit on the way is a
-//! problem of that boot, and `--strict` fails it.
+//! problem of that boot, and `--strict` fails it. An image that says it
+//! is ready on bootproof's readiness port ends the boot there.
 
 mod common;
 
@@ -77,4 +78,59 @@ fn a_login_prompt_ends_the_boot() {
     let v: Value = serde_json::from_slice(&strict.stdout).unwrap();
     assert_eq!(v["result"]["outcome"], "booted");
     assert_eq!(strict.status.code(), Some(1));
+}
+
+/// Debian's real cloud image with its serial getty masked (no login
+/// prompt ever) and a systemd unit that writes `READY=1` to bootproof's
+/// readiness port: the boot ends as booted when the image says it is
+/// ready, not at the deadline.
+#[test]
+fn the_images_readiness_signal_ends_the_boot() {
+    let dir = scratch("login", "ready-signal");
+    let img = dir.join("disk.raw");
+    ok(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(cloud_image("amd64"))
+        .arg(&img));
+    let unit = dir.join("bootproof-ready.service");
+    std::fs::write(
+        &unit,
+        "[Unit]\nDescription=Tell bootproof the image is ready\nAfter=multi-user.target\n\n\
+         [Service]\nType=oneshot\n\
+         ExecStart=/bin/sh -c 'echo READY=1 > /dev/virtio-ports/org.bootproof.ready'\n\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    edit_root(
+        &img,
+        &format!(
+            "cd /etc/systemd/system\nwrite {} bootproof-ready.service\n\
+             symlink /etc/systemd/system/multi-user.target.wants/bootproof-ready.service /etc/systemd/system/bootproof-ready.service\n\
+             symlink /etc/systemd/system/serial-getty@ttyS0.service /dev/null\n",
+            unit.display()
+        ),
+    );
+    let out = bootproof(&["boot", "--json", "--timeout", "900", img.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r = &v["result"];
+    assert_eq!(r["outcome"], "booted", "{r:#}");
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages.last(), Some(&"ready"), "{stages:?}");
+    assert!(
+        stages.contains(&"userspace-started") && !stages.contains(&"login-prompt"),
+        "{stages:?}"
+    );
+    let ready = r["stages"].as_array().unwrap().last().unwrap();
+    assert_eq!(ready["line"], "READY=1");
+    // Ended at the signal (plus the settling seconds), far before the deadline.
+    assert!(
+        r["elapsed"].as_f64().unwrap() < ready["host_time"].as_f64().unwrap() + 30.0,
+        "{r:#}"
+    );
 }

@@ -334,6 +334,7 @@ pub fn boot(
         nvram: None,
         hotplug_ports: 0,
         agent_channel: None,
+        ready_port: true,
         seed_disk: None,
         fw_cfg: Vec::new(),
         hotplug_disk_bytes: None,

@@ -449,6 +449,7 @@ pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         // hotplug-capable; the hotplug task fills it.
         hotplug_ports: 1,
         agent_channel: Some(run.path().join("agent.out")),
+        ready_port: false,
         seed_disk: seed.disk,
         fw_cfg: seed.fw_cfg,
         hotplug_disk_bytes: task.hotplug.then_some(16 << 20),

@@ -72,7 +72,7 @@ fn stage_of(seen: &Seen) -> Stage {
         Seen::KernelStarted | Seen::KernelPanic(_) => Stage::Kernel,
         Seen::RootNotFound(_) => Stage::Initramfs,
         Seen::EmergencyMode | Seen::InitReached | Seen::UserspaceStarted => Stage::Userspace,
-        Seen::LoginPrompt | Seen::PoweredOff => Stage::Login,
+        Seen::LoginPrompt | Seen::Ready | Seen::PoweredOff => Stage::Login,
     }
 }
 

@@ -54,6 +54,10 @@ pub enum Stage {
     UserspaceStarted,
     /// A login prompt appeared.
     LoginPrompt,
+    /// The image said it is ready: `READY=1` on bootproof's readiness
+    /// port (the virtio-serial port `org.bootproof.ready`), not a console
+    /// line ([`Classifier::ready`]).
+    Ready,
     /// The guest powered off or rebooted itself.
     PoweredOff,
 }
@@ -79,6 +83,7 @@ impl Stage {
             Stage::InitReached => "userspace (init) started",
             Stage::UserspaceStarted => "init system started",
             Stage::LoginPrompt => "login prompt",
+            Stage::Ready => "the image signalled readiness",
             Stage::PoweredOff => "guest powered off",
         }
     }
@@ -428,6 +433,21 @@ impl Classifier {
         Some(stage)
     }
 
+    /// Records the image's readiness signal, which arrived `host_time`
+    /// seconds after QEMU started on the readiness port (`line`: what it
+    /// wrote, bounded).
+    pub fn ready(&mut self, line: &str, host_time: f64) {
+        if self.events.iter().any(|e| e.stage == Stage::Ready) || self.events.len() >= MAX_EVENTS {
+            return;
+        }
+        self.events.push(Event {
+            stage: Stage::Ready,
+            guest_time: None,
+            host_time: Some(host_time),
+            line: line.chars().take(MAX_LINE).collect(),
+        });
+    }
+
     /// Why the boot failed, in words, when the failure stage alone does not
     /// say: a UEFI shell is explained by the boot options the firmware
     /// tried before falling back to it (EDK2 prints each status).
@@ -516,6 +536,7 @@ impl Classifier {
             .iter()
             .any(|e| e.stage == Stage::PoweredOff && e.line.contains("Power down"));
         if reached(&Stage::LoginPrompt)
+            || reached(&Stage::Ready)
             || ((reached(&Stage::InitReached) || reached(&Stage::UserspaceStarted))
                 && reached(&Stage::PoweredOff))
             || powered_down

@@ -22,6 +22,7 @@ pub mod prepare;
 pub mod privilege;
 pub mod qemu;
 pub mod qmp;
+pub mod ready;
 pub mod seed;
 pub mod state;
 pub mod supervise;

@@ -96,6 +96,9 @@ pub struct VmSpec {
     /// this file (a file backend is always "connected", so the guest never
     /// blocks on it).
     pub agent_channel: Option<PathBuf>,
+    /// The image's readiness port ([`crate::ready::READY_PORT`]),
+    /// recorded to this file.
+    pub ready_channel: Option<PathBuf>,
     /// A read-only raw disk after the boot disk (a cloud-init NoCloud seed).
     pub seed_disk: Option<PathBuf>,
     /// fw_cfg blobs, `(name, file)` (an Ignition config at
@@ -300,18 +303,28 @@ impl VmSpec {
                 ]);
             }
         }
-        if let Some(file) = &self.agent_channel {
+        if self.agent_channel.is_some() || self.ready_channel.is_some() {
             a.extend([
                 "-device".into(),
                 format!(
                     "{},id=vser0",
                     self.device("virtio-serial-pci", "virtio-serial-device")
                 ),
-                "-chardev".into(),
-                format!("file,id=agentch,path={}", path(file)),
-                "-device".into(),
-                "virtserialport,bus=vser0.0,chardev=agentch,name=org.bootproof.agent.0".into(),
             ]);
+        }
+        let ports = [
+            (&self.agent_channel, "agentch", "org.bootproof.agent.0"),
+            (&self.ready_channel, "readych", crate::ready::READY_PORT),
+        ];
+        for (file, id, name) in ports {
+            if let Some(file) = file {
+                a.extend([
+                    "-chardev".into(),
+                    format!("file,id={id},path={}", path(file)),
+                    "-device".into(),
+                    format!("virtserialport,bus=vser0.0,chardev={id},name={name}"),
+                ]);
+            }
         }
         // Entropy, so a guest never waits for its RNG to initialise.
         a.extend([
@@ -375,6 +388,7 @@ mod tests {
             network: false,
             hotplug_ports: 0,
             agent_channel: None,
+            ready_channel: None,
             seed_disk: None,
             fw_cfg: Vec::new(),
             hotplug_disk: None,
@@ -408,6 +422,41 @@ mod tests {
         assert_eq!(after(&a, "-serial"), ["chardev:console"]);
         assert!(a.iter().any(|s| s == "-nodefaults"));
         assert!(after(&a, "-kernel").is_empty());
+    }
+
+    #[test]
+    fn agent_and_readiness_ports_share_one_virtio_serial_controller() {
+        let mut s = spec(Arch::X86_64);
+        s.ready_channel = Some("/run/x/ready.out".into());
+        let a = s.qemu_args();
+        let devices = after(&a, "-device");
+        assert_eq!(
+            devices
+                .iter()
+                .filter(|d| d.starts_with("virtio-serial-pci"))
+                .count(),
+            1
+        );
+        assert!(devices
+            .contains(&"virtserialport,bus=vser0.0,chardev=readych,name=org.bootproof.ready"));
+        assert!(after(&a, "-chardev").contains(&"file,id=readych,path=/run/x/ready.out"));
+        s.agent_channel = Some("/run/x/agent.out".into());
+        let a = s.qemu_args();
+        let devices = after(&a, "-device");
+        assert_eq!(
+            devices
+                .iter()
+                .filter(|d| d.starts_with("virtio-serial-pci"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            devices
+                .iter()
+                .filter(|d| d.starts_with("virtserialport"))
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct VmRequest {
     pub hotplug_ports: u32,
     /// A virtio-serial port for the agent, recorded to this file.
     pub agent_channel: Option<PathBuf>,
+    /// Offer the image's readiness port ([`crate::ready`]).
+    pub ready_port: bool,
     /// A read-only raw disk attached after the boot disk (a NoCloud seed).
     pub seed_disk: Option<PathBuf>,
     /// fw_cfg blobs `(name, file)` (an Ignition config).
@@ -330,6 +332,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         network: req.network,
         hotplug_ports: req.hotplug_ports,
         agent_channel: req.agent_channel.clone(),
+        ready_channel: req.ready_port.then(|| run.path().join("ready.out")),
         seed_disk: req.seed_disk.clone(),
         fw_cfg: req.fw_cfg.clone(),
         hotplug_disk,

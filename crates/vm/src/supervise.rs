@@ -17,6 +17,7 @@
 use crate::classify::{Classifier, Event, Outcome, Stage};
 use crate::machine::VmSpec;
 use crate::qmp::Qmp;
+use crate::ready::ReadyPort;
 use crate::state::{RunDir, QEMU_PID};
 use serde::Serialize;
 use std::fs::File;
@@ -81,9 +82,9 @@ impl Until {
             Until::Kernel => matches!(stage, Stage::KernelStarted),
             Until::Userspace => matches!(
                 stage,
-                Stage::InitReached | Stage::UserspaceStarted | Stage::LoginPrompt
+                Stage::InitReached | Stage::UserspaceStarted | Stage::LoginPrompt | Stage::Ready
             ),
-            Until::Login => matches!(stage, Stage::LoginPrompt),
+            Until::Login => matches!(stage, Stage::LoginPrompt | Stage::Ready),
         }
     }
 }
@@ -418,6 +419,7 @@ pub fn boot(
     }
 
     let mut classifier = Classifier::new();
+    let mut ready = spec.ready_channel.clone().map(ReadyPort::new);
     let mut logged = 0u64;
     let mut failed_at: Option<Instant> = None;
     let mut console_closed = false;
@@ -456,6 +458,17 @@ pub fn boot(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => console_closed = true,
         }
+        if let Some(line) = ready.as_mut().and_then(ReadyPort::poll) {
+            classifier.ready(&line, started.elapsed().as_secs_f64());
+            if let Some(e) = classifier.events().last() {
+                (hooks.on_stage)(e);
+            }
+            if opts.until.is_some_and(|u| u.reached_by(&Stage::Ready)) {
+                break BootOutcome::Reached {
+                    stage: Stage::Ready,
+                };
+            }
+        }
         if !qemu_gone.load(Ordering::Relaxed) {
             if let Some(status) = child.try_wait()? {
                 result.qemu_exit = status.code();
@@ -482,7 +495,7 @@ pub fn boot(
             let login = classifier
                 .events()
                 .iter()
-                .find(|e| e.stage == Stage::LoginPrompt)
+                .find(|e| matches!(e.stage, Stage::LoginPrompt | Stage::Ready))
                 .and_then(|e| e.host_time);
             if login.is_some_and(|t| started.elapsed().as_secs_f64() >= t + settle.as_secs_f64()) {
                 break BootOutcome::Booted;

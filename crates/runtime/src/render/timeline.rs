@@ -12,8 +12,8 @@ use std::fmt::Write;
 /// One phase of a boot as drawn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
-    /// `firmware`, `loader`, `kernel`, `init`, `initramfs`, `userspace`
-    /// or `login`.
+    /// `firmware`, `loader`, `kernel`, `init`, `initramfs`, `userspace`,
+    /// `login` or `ready` (the image's readiness signal).
     pub name: &'static str,
     /// Host seconds from QEMU's start to the phase's first console line
     /// (0 for the firmware, which runs from the start).
@@ -40,6 +40,7 @@ fn phase_of(stage: &str) -> Option<&'static str> {
         "init-reached" | "root-not-found" => "init",
         "userspace-started" | "emergency-mode" => "userspace",
         "login-prompt" => "login",
+        "ready" => "ready",
         _ => return None,
     })
 }
