@@ -116,6 +116,7 @@ fn main() {
             nvram: None,
             hotplug_ports: 0,
             agent_channel: None,
+            ready_port: false,
             seed_disk: None,
             fw_cfg: Vec::new(),
             hotplug_disk_bytes: None,
