@@ -4,7 +4,7 @@
 use crate::args::OutputArgs;
 use crate::style::{cell, table, write_json, SafeStdout, Style};
 use bootproof_runtime::history::{
-    compare_runs, db_path, history_html, ledger, list_runs, ChangeKind, Recorded,
+    compare_runs, db_path, history_html, ledger, list_runs, ChangeKind, Recorded, STAGES,
 };
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
@@ -116,16 +116,7 @@ pub fn predictions(output: OutputArgs) -> Result<u8, Error> {
         return Ok(exit::OK);
     }
     let st = Style::stdout(output.color);
-    let stages = [
-        "firmware",
-        "loader",
-        "kernel",
-        "initramfs",
-        "userspace",
-        "login",
-        "none",
-    ];
-    let seen: Vec<&str> = stages
+    let seen: Vec<&str> = STAGES
         .into_iter()
         .filter(|s| l.confusion.values().any(|row| row.contains_key(*s)))
         .collect();

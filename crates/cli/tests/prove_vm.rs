@@ -10,6 +10,17 @@ use common::*;
 use serde_json::Value;
 use std::path::Path;
 
+/// The prove report `v` predicted and observed `stage`, for `rule`.
+fn assert_prediction(v: &Value, stage: &str, rule: Option<&str>) {
+    let (p, image) = (&v["prediction"], &v["image"]);
+    assert_eq!(p["stage"], stage, "{image}: {p}");
+    if let Some(rule) = rule {
+        let rules = p["rules"].as_array().unwrap();
+        assert!(rules.iter().any(|r| r == rule), "{image}: {p}");
+    }
+    assert_eq!(v["observed"]["stage"], stage, "{image}: {}", v["observed"]);
+}
+
 /// `bootproof ARGS` with its history in `history`.
 fn run_with_history(history: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_bootproof"))
@@ -60,23 +71,7 @@ fn predictions_hold_on_real_firmware_boots() {
         let (got, v) = prove(img, &history);
         let name = img.display();
         assert_eq!(v["schema"], "bootproof.prove/v1");
-        assert_eq!(
-            v["prediction"]["stage"], stage,
-            "{name}: {}",
-            v["prediction"]
-        );
-        if let Some(rule) = rule {
-            assert!(
-                v["prediction"]["rules"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == rule),
-                "{name}: {}",
-                v["prediction"]
-            );
-        }
-        assert_eq!(v["observed"]["stage"], stage, "{name}: {}", v["observed"]);
+        assert_prediction(&v, stage, rule);
         assert_eq!(v["held"], true, "{name}");
         assert_eq!(got, code, "{name}: exit status");
         assert!(v["check_ms"].is_number() && v["boot"]["result"]["elapsed"].is_number());
@@ -242,23 +237,7 @@ fn predictions_hold_on_the_real_cloud_image() {
         let extra: &[&str] = if img == nowhere { &html } else { &[] };
         let (got, v) = prove_with(img, &history, extra);
         let name = img.display();
-        assert_eq!(
-            v["prediction"]["stage"], stage,
-            "{name}: {}",
-            v["prediction"]
-        );
-        if let Some(rule) = rule {
-            assert!(
-                v["prediction"]["rules"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == rule),
-                "{name}: {}",
-                v["prediction"]
-            );
-        }
-        assert_eq!(v["observed"]["stage"], stage, "{name}: {}", v["observed"]);
+        assert_prediction(&v, stage, rule);
         assert_eq!((v["held"].as_bool(), got), (Some(true), code), "{name}");
     }
     // The page of the root-nowhere boot, as headless Chromium reads it: the

@@ -426,37 +426,23 @@ mod tests {
 
     #[test]
     fn agent_and_readiness_ports_share_one_virtio_serial_controller() {
+        let count = |a: &[String], prefix: &str| {
+            after(a, "-device")
+                .iter()
+                .filter(|d| d.starts_with(prefix))
+                .count()
+        };
         let mut s = spec(Arch::X86_64);
         s.ready_channel = Some("/run/x/ready.out".into());
         let a = s.qemu_args();
-        let devices = after(&a, "-device");
-        assert_eq!(
-            devices
-                .iter()
-                .filter(|d| d.starts_with("virtio-serial-pci"))
-                .count(),
-            1
-        );
-        assert!(devices
+        assert_eq!(count(&a, "virtio-serial-pci"), 1);
+        assert!(after(&a, "-device")
             .contains(&"virtserialport,bus=vser0.0,chardev=readych,name=org.bootproof.ready"));
         assert!(after(&a, "-chardev").contains(&"file,id=readych,path=/run/x/ready.out"));
         s.agent_channel = Some("/run/x/agent.out".into());
         let a = s.qemu_args();
-        let devices = after(&a, "-device");
-        assert_eq!(
-            devices
-                .iter()
-                .filter(|d| d.starts_with("virtio-serial-pci"))
-                .count(),
-            1
-        );
-        assert_eq!(
-            devices
-                .iter()
-                .filter(|d| d.starts_with("virtserialport"))
-                .count(),
-            2
-        );
+        assert_eq!(count(&a, "virtio-serial-pci"), 1);
+        assert_eq!(count(&a, "virtserialport"), 2);
     }
 
     #[test]

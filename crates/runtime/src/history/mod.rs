@@ -14,7 +14,7 @@ mod query;
 mod record;
 
 pub use ledger::{ledger, record_prediction, Ledger, Miss, LEDGER_SCHEMA};
-pub use page::history_html;
+pub use page::{history_html, STAGES};
 pub use query::{
     compare_runs, list_runs, Change, ChangeKind, Comparison, Recorded, RunSummary, COMPARE_SCHEMA,
 };

@@ -12,8 +12,8 @@ use crate::Error;
 use rusqlite::{params, Connection};
 use std::fmt::Write;
 
-/// The boot stages in order, as the ledger names them.
-const STAGES: [&str; 7] = [
+/// The boot stages in order, as the ledger names them (`none`: no verdict).
+pub const STAGES: [&str; 7] = [
     "firmware",
     "loader",
     "kernel",
