@@ -9,7 +9,7 @@ use bootproof_runtime::boot::BootError;
 use bootproof_runtime::history::record_prediction;
 use bootproof_runtime::prove::{prove, ProveReport};
 use bootproof_runtime::render::{prove_junit, prove_page};
-use bootproof_runtime::{exit, Error};
+use bootproof_runtime::Error;
 use std::io::Write;
 
 pub const AFTER_HELP: &str = "\
@@ -19,8 +19,8 @@ booted through its own removable path, as `bootproof boot` does, and the
 stage the console shows is compared with the prediction.
 
 Exit status:
-  0    the prediction held and the image booted
-  1    the prediction held and the boot failed where it said
+  0    the prediction held and the image booted (and --verify's checks passed)
+  1    the prediction held and the boot failed where it said, or a check failed
   2    usage error, unreadable image, or the VM could not run
   4    the prediction missed (the report shows the console's evidence)
   130  interrupted (Ctrl-C)
@@ -28,6 +28,7 @@ Exit status:
 Examples:
   bootproof prove disk.qcow2
   bootproof prove --json --timeout 600 disk.raw
+  bootproof prove --verify disk.raw              # then the agent's checks
   bootproof prove --junit --strict disk.qcow2 > prove.xml
   bootproof prove --html prove.html disk.raw     # the boot's timeline as a chart";
 
@@ -40,6 +41,10 @@ pub struct ProveArgs {
     pub arch: ArchArgs,
     #[command(flatten)]
     pub vm: VmArgs,
+    /// Then run the agent's checks on the booted platform variant (as
+    /// `bootproof verify` in agent mode); failed checks fail the prove.
+    #[arg(long)]
+    pub verify: bool,
     /// Print a JUnit XML report (cases: the prediction, the boot, the
     /// console's health) instead of the human summary.
     #[arg(long, conflicts_with = "json")]
@@ -61,7 +66,7 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
     let interrupted = interrupt_flag();
     let quiet = args.output.json || args.junit;
     let progress = Progress::new(Style::stderr(args.output.color), quiet);
-    let report = match prove(&req, &progress, &interrupted) {
+    let report = match prove(&req, args.verify, &progress, &interrupted) {
         Ok(r) => r,
         Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
     };
@@ -71,10 +76,7 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
     {
         eprintln!("warning: {}", e.message());
     }
-    let code = match report.held {
-        Some(false) => exit::MISSED,
-        _ => report.boot.exit_status(args.vm.strict),
-    };
+    let code = report.exit_status(args.vm.strict);
     if let Some(path) = &args.html {
         prove_page::write(path, &report)?;
     }
@@ -113,6 +115,23 @@ fn human(out: &mut impl Write, r: &ProveReport, st: Style) -> std::io::Result<()
         None => st.yellow("no verdict: the boot did not finish"),
     };
     writeln!(out, "{} {verdict}", st.bold("Verdict  "))?;
+    if let Some(v) = &r.verify {
+        let failed: Vec<&str> = v
+            .variants
+            .iter()
+            .flat_map(|x| x.failures())
+            .map(|f| f.0)
+            .collect();
+        let said = match (v.passed, failed.is_empty()) {
+            (true, _) => st.green("the agent's checks passed"),
+            (false, true) => st.red_bold("the agent did not finish its checks"),
+            (false, false) => st.red_bold(&format!("checks FAILED: {}", failed.join(", "))),
+        };
+        writeln!(out, "{} {said}", st.bold("Verify   "))?;
+    }
+    if let Some(e) = &r.verify_error {
+        writeln!(out, "{} {}", st.bold("Verify   "), st.yellow(e))?;
+    }
     writeln!(
         out,
         "{} check {:.0} ms, boot {:.1} s ({}); console log {}",

@@ -2,7 +2,8 @@
 //! (QEMU, AAVMF, Debian's kernel) — a clean image reaches login, a menu
 //! that waits for a key stalls in the loader, a deleted kernel stops there
 //! with GRUB's `file not found`, a RHEL-style config under Debian's GRUB
-//! (no `blscfg`) stops at `grub>`; each prediction holds.
+//! (no `blscfg`) stops at `grub>`; each prediction holds (the clean one
+//! with `--verify`: the agent's checks on the variant booted).
 
 mod common;
 
@@ -68,13 +69,29 @@ fn predictions_hold_on_real_firmware_boots() {
         (&*kernel_gone, "loader", Some("boot.kernel-files"), 1),
         (rhel.as_path(), "loader", Some("boot.loader-commands"), 1),
     ] {
-        let (got, v) = prove(img, &history);
+        // The clean image's prove also runs the agent's checks.
+        let verify: &[&str] = if img == clean { &["--verify"] } else { &[] };
+        let (got, v) = prove_with(img, &history, verify);
         let name = img.display();
         assert_eq!(v["schema"], "bootproof.prove/v1");
         assert_prediction(&v, stage, rule);
         assert_eq!(v["held"], true, "{name}");
         assert_eq!(got, code, "{name}: exit status");
         assert!(v["check_ms"].is_number() && v["boot"]["result"]["elapsed"].is_number());
+        if img == clean {
+            let checks = &v["verify"]["variants"][0];
+            assert_eq!(v["verify"]["passed"], true, "{:#}", v["verify"]);
+            assert_eq!(
+                checks["platform"], v["boot"]["platform"],
+                "the variant booted"
+            );
+            assert!(
+                checks["records"].as_array().unwrap().len() > 5,
+                "{checks:#}"
+            );
+        } else {
+            assert!(v.get("verify").is_none());
+        }
     }
     // The ledger counts them: expected × observed, every one held.
     let out = run_with_history(&history, &["history", "--predictions", "--json"]);

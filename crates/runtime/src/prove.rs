@@ -4,15 +4,18 @@
 
 use crate::boot::{boot, BootError, BootMode, BootReport, BootRequest};
 use crate::image::{open, resolve_arch};
+use crate::mode::Mode;
+use crate::verify::{verify, Persistence, VerifyReport, VerifyRequest};
 use crate::Events;
 use bootproof_check::rules::Stage;
 use bootproof_check::{check, Prediction, Summary};
 use bootproof_platform::Arch;
+use bootproof_platform::{Axes, Platform};
 use bootproof_vm::classify::Stage as Seen;
 use bootproof_vm::supervise::BootOutcome;
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Schema of `bootproof prove --json`.
@@ -55,6 +58,49 @@ pub struct ProveReport {
     pub held: Option<bool>,
     /// The boot, as `bootproof boot --json` reports it.
     pub boot: BootReport,
+    /// With `--verify`: the agent's checks on the booted platform variant
+    /// (`bootproof verify` in agent mode, one variant, no persistence or
+    /// hotplug boots).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
+    /// With `--verify`: why the checks could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+}
+
+impl ProveReport {
+    /// The documented exit status: the boot's (`strict`: its console's
+    /// problems fail it), failed checks under `--verify`, or `MISSED` when
+    /// the prediction missed.
+    pub fn exit_status(&self, strict: bool) -> u8 {
+        match (self.held, &self.verify, &self.verify_error) {
+            (Some(false), _, _) => crate::exit::MISSED,
+            (_, Some(v), _) if !v.passed => crate::exit::FAIL,
+            (_, _, Some(_)) => crate::exit::ERROR,
+            _ => self.boot.exit_status(strict),
+        }
+    }
+}
+
+/// The agent checks `prove --verify` runs after the firmware boot: agent
+/// mode on the platform variant that was booted.
+fn verify_request(req: &BootRequest, arch: Arch, platform: &Platform) -> VerifyRequest {
+    VerifyRequest {
+        image: req.image.clone(),
+        allow_backing: req.allow_backing,
+        arch: Some(arch),
+        axes: Axes {
+            gic: vec![platform.gic],
+            acpi: vec![platform.acpi],
+            transport: vec![platform.transport],
+        },
+        mode: Mode::Agent,
+        timeout: req.timeout,
+        persistence: Persistence::Off,
+        hotplug: false,
+        jobs: Some(1),
+        ..VerifyRequest::default()
+    }
 }
 
 /// The prediction's stage for a console stage.
@@ -123,9 +169,10 @@ pub fn expected_stage(prediction: &Prediction, acpi: bool) -> Stage {
 }
 
 /// Checks the image, boots it through its firmware (whatever `req.mode`
-/// says) and compares.
+/// says) and compares; with `with_verify`, then runs the agent checks.
 pub fn prove(
     req: &BootRequest,
+    with_verify: bool,
     events: &dyn Events,
     interrupted: &AtomicBool,
 ) -> Result<ProveReport, BootError> {
@@ -142,6 +189,15 @@ pub fn prove(
     let observed = observe(&boot.result.outcome);
     let expected = expected_stage(&report.prediction, boot.platform.acpi);
     let held = observed.stage.map(|s| s == expected);
+    let (verify, verify_error) = if with_verify && !interrupted.load(Ordering::Relaxed) {
+        let vreq = verify_request(req, arch, &boot.platform);
+        match verify(&vreq, events, interrupted) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e.message().to_string())),
+        }
+    } else {
+        (None, None)
+    };
     Ok(ProveReport {
         schema: PROVE_SCHEMA,
         image: req.image.clone(),
@@ -153,6 +209,8 @@ pub fn prove(
         expected,
         held,
         boot,
+        verify,
+        verify_error,
     })
 }
 

@@ -294,15 +294,41 @@ pub fn prove_junit(r: &crate::prove::ProveReport, strict: bool) -> String {
         name: name.into(),
         outcome,
     };
+    let verify = match (&r.verify, &r.verify_error) {
+        (Some(v), _) if v.passed => Some(CaseOutcome::Pass("the agent's checks passed".into())),
+        (Some(v), _) => {
+            let failed: Vec<String> = v
+                .variants
+                .iter()
+                .flat_map(|x| x.failures())
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect();
+            Some(CaseOutcome::Fail {
+                kind: "check".into(),
+                message: format!("{} checks failed", failed.len()),
+                body: failed.join("\n"),
+            })
+        }
+        (None, Some(e)) => Some(CaseOutcome::Fail {
+            kind: "infra".into(),
+            message: e.clone(),
+            body: e.clone(),
+        }),
+        (None, None) => None,
+    };
     render(
         "bootproof prove",
         &[Suite {
             name: r.image.display().to_string(),
-            cases: vec![
-                case("prediction", prediction),
-                case("boot", boot),
-                case("boot.health", health),
-            ],
+            cases: [
+                Some(case("prediction", prediction)),
+                Some(case("boot", boot)),
+                Some(case("boot.health", health)),
+                verify.map(|v| case("verify", v)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }],
     )
 }
