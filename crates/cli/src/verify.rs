@@ -8,6 +8,7 @@ use crate::session::interrupt_flag;
 use crate::style::{write_json, SafeStdout, Style};
 use bootproof_agent::Status;
 use bootproof_platform::{split_axes_and_images, Axes};
+use bootproof_runtime::history::record_verify;
 use bootproof_runtime::launch::outcome_words;
 use bootproof_runtime::render::verify_junit;
 use bootproof_runtime::verify::{verify, Persistence, VerifyReport, VerifyRequest};
@@ -102,6 +103,10 @@ pub struct VerifyArgs {
     /// to an empty PCIe root port over QMP and the agent must see it).
     #[arg(long)]
     pub no_hotplug: bool,
+    /// Full mode: do not record each boot against the image's prediction
+    /// (`bootproof history --predictions` counts them).
+    #[arg(long)]
+    pub no_history: bool,
     /// Print a JUnit XML report (a suite per variant, a case per check) for CI viewers.
     #[arg(long, conflicts_with = "json")]
     pub junit: bool,
@@ -155,6 +160,12 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Error> {
         args.output.json || args.junit,
     );
     let report = verify(&req, &progress, &interrupted)?;
+    if let Err(e) = (!args.no_history)
+        .then(|| record_verify(&report, &interrupted))
+        .transpose()
+    {
+        eprintln!("warning: {}", e.message());
+    }
     let code = if report.interrupted {
         exit::INTERRUPTED
     } else if !report.errors.is_empty() {

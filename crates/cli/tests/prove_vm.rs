@@ -31,10 +31,7 @@ fn run_with_history(history: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn prove(img: &Path, history: &Path) -> (i32, Value) {
-    prove_with(img, history, &[])
-}
-
+/// `prove --json` with its history in `history`, and `extra` arguments.
 fn prove_with(img: &Path, history: &Path, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["prove", "--json", "--timeout", "600"];
     args.extend(extra);

@@ -13,16 +13,28 @@ use serde_json::Value;
 use std::process::Command;
 
 fn verify(name: &str, args: &[&str]) -> (i32, Value, String) {
+    let (code, v, err, _) = verify_with_ledger(name, args);
+    (code, v, err)
+}
+
+/// `verify ARGS`, and the prediction ledger it left (its own history).
+fn verify_with_ledger(name: &str, args: &[&str]) -> (i32, Value, String, Value) {
     let dir = scratch("verify-full", name);
-    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
-        .arg("verify")
-        .args(args)
-        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
-        .output()
-        .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(args)
+            .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+            // Never the user's own history (full mode records its boots).
+            .env("BOOTPROOF_HISTORY", dir.join("history.sqlite"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[&["verify"], args].concat());
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap(), v, stderr)
+    let ledger = run(&["history", "--predictions", "--json"]).stdout;
+    let ledger = serde_json::from_slice(&ledger).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), v, stderr, ledger)
 }
 
 fn stages(variant: &Value) -> Vec<&str> {
@@ -45,9 +57,18 @@ fn full_then_agent(arch: &str, variants: &[&str]) {
         args.extend(variants);
     }
     args.push(img);
-    let (code, v, err) = verify(&format!("full-{arch}"), &args);
+    let (code, v, err, ledger) = verify_with_ledger(&format!("full-{arch}"), &args);
     assert_eq!(code, 0, "{err}\n{v:#}");
     assert_eq!(v["mode"], "full");
+    // Full mode boots the image's own chain: `check` predicted login, and
+    // every boot (matrix and persistence pair) went to the ledger, held.
+    assert_eq!(v["prediction"]["stage"], "login", "{:#}", v["prediction"]);
+    let boots = v["variants"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        (ledger["total"].as_u64(), ledger["held"].as_u64()),
+        (Some(boots), Some(boots)),
+        "{ledger:#}"
+    );
     assert_eq!(v["seed"], "nocloud");
     assert!(v["kernel_version"].as_str().unwrap().starts_with("6."));
     let all = v["variants"].as_array().unwrap();

@@ -20,6 +20,7 @@ use crate::Error;
 use bootproof_agent::{Record, Status};
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::Closure;
+use bootproof_check::Prediction;
 use bootproof_image::ReadAt;
 use bootproof_platform::{Arch, Axes, Platform};
 use bootproof_vm::accel::{Decision, Probe};
@@ -121,6 +122,13 @@ pub struct VerifyReport {
     /// Ctrl-C or a signal stopped it.
     #[serde(skip)]
     pub interrupted: bool,
+    /// Full mode (the image's own boot chain): what `check` predicts of
+    /// its firmware boot; each boot's outcome goes to the ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Prediction>,
+    /// Milliseconds that `check` took.
+    #[serde(skip)]
+    pub check_ms: f64,
 }
 
 impl VerifyReport {
@@ -169,6 +177,9 @@ pub fn verify(
     if full && req.cmdline_append.is_some() {
         return Err(cmdline_needs_agent_mode());
     }
+    let started = std::time::Instant::now();
+    let prediction = full.then(|| bootproof_check::check(&img, arch).prediction);
+    let check_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (how, closure, version) = if full {
         let seed = req.seed.resolve(&img)?;
         (How::Full { seed }, None, None)
@@ -263,6 +274,8 @@ pub fn verify(
         errors,
         passed,
         interrupted: interrupted.load(Ordering::Relaxed),
+        prediction,
+        check_ms,
     })
 }
 

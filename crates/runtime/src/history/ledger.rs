@@ -4,7 +4,8 @@
 //! the misses, the material for new rules.
 
 use super::open_db;
-use crate::prove::{Observation, ProveReport};
+use crate::prove::{expected_stage, observe, Observation, ProveReport};
+use crate::verify::VerifyReport;
 use crate::Error;
 use bootproof_check::rules::Stage;
 use bootproof_check::Prediction;
@@ -20,7 +21,8 @@ pub const LEDGER_SCHEMA: &str = "bootproof.predictions/v1";
 
 /// One prediction put to one boot, as the ledger keeps it.
 pub(super) struct Entry<'a> {
-    /// `prove`, or `run` (a full-mode cell booting the image's own chain).
+    /// `prove`, `run` or `verify` (a full-mode cell or boot: the image's
+    /// own chain).
     pub source: &'static str,
     /// The run, for `run`.
     pub run_id: Option<i64>,
@@ -102,6 +104,37 @@ pub fn record_prediction(r: &ProveReport, stop: &AtomicBool) -> Result<(), Error
     }
     .insert(&db)
     .map_err(|e| Error::new(format!("recording the prediction: {e}")))
+}
+
+/// Records a full-mode `verify`: each boot of the image's own chain
+/// against its prediction (nothing for agent mode, which boots
+/// bootproof's initramfs).
+pub fn record_verify(r: &VerifyReport, stop: &AtomicBool) -> Result<(), Error> {
+    let Some(prediction) = &r.prediction else {
+        return Ok(());
+    };
+    let digest = super::file_sha256(&r.image, stop);
+    let mut db = open_db()?;
+    let err = |e: rusqlite::Error| Error::new(format!("recording the predictions: {e}"));
+    let tx = db.transaction().map_err(err)?;
+    for v in &r.variants {
+        Entry {
+            source: "verify",
+            run_id: None,
+            image: &r.image,
+            image_sha256: digest.as_deref(),
+            arch: r.arch,
+            variant: v.name.clone(),
+            prediction,
+            expected: expected_stage(prediction, v.platform.acpi),
+            observed: observe(&v.boot.outcome),
+            check_ms: r.check_ms,
+            boot_secs: v.boot.elapsed,
+        }
+        .insert(&tx)
+        .map_err(err)?;
+    }
+    tx.commit().map_err(err)
 }
 
 /// One prediction that missed.

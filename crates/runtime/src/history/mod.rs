@@ -13,7 +13,7 @@ mod page;
 mod query;
 mod record;
 
-pub use ledger::{ledger, record_prediction, Ledger, Miss, LEDGER_SCHEMA};
+pub use ledger::{ledger, record_prediction, record_verify, Ledger, Miss, LEDGER_SCHEMA};
 pub use page::{history_html, STAGES};
 pub use query::{
     compare_runs, list_runs, Change, ChangeKind, Comparison, Recorded, RunSummary, COMPARE_SCHEMA,
@@ -141,7 +141,7 @@ fn open_db_at(path: &std::path::Path) -> Result<Connection, Error> {
         // v4: predictions from `run`'s full-mode cells too.
         db.execute_batch(
             "BEGIN;
-             ALTER TABLE predictions ADD COLUMN source TEXT NOT NULL DEFAULT 'prove';  -- prove | run
+             ALTER TABLE predictions ADD COLUMN source TEXT NOT NULL DEFAULT 'prove';  -- prove | run | verify
              ALTER TABLE predictions ADD COLUMN run_id INTEGER;   -- the run, for source = 'run'
              PRAGMA user_version = 4;
              COMMIT;",
