@@ -2,8 +2,10 @@
 //! (QEMU, AAVMF, Debian's kernel) — a clean image reaches login, a menu
 //! that waits for a key stalls in the loader, a deleted kernel stops there
 //! with GRUB's `file not found`, a RHEL-style config under Debian's GRUB
-//! (no `blscfg`) stops at `grub>`; each prediction holds (the clean one
-//! with `--verify`: the agent's checks on the variant booted).
+//! (no `blscfg`) stops at `grub>`, an MBR disk still boots, a loader only
+//! under `/EFI/debian` or an x86 shim at the arm64 path stops in the
+//! firmware; each prediction holds (the clean one with `--verify`: the
+//! agent's checks on the variant booted).
 
 mod common;
 
@@ -58,6 +60,26 @@ fn predictions_hold_on_real_firmware_boots() {
     let clean = boot_images().join("debian-grub-arm64.raw");
     // A RHEL-style config under Debian's GRUB, which has no blscfg.
     let rhel = boot_images().join("rhel-blscfg-amd64.raw");
+    // The firmware's side: an MBR instead of GPT still boots on QEMU's
+    // firmware (a VM-spec failure, not a boot failure); the loader only
+    // under /EFI/debian, and an x86 shim at the arm64 removable path, stop
+    // in the firmware.
+    let mbr = variant("prove", "debian-grub-arm64.raw", "mbr-only");
+    ok(std::process::Command::new("sgdisk")
+        .args(["-m", "1:2"])
+        .arg(&*mbr));
+    let vendor_dir = variant("prove", "debian-grub-arm64.raw", "vendor-dir-only");
+    ok(std::process::Command::new("mmove").args([
+        "-i",
+        &esp(&vendor_dir),
+        "::/EFI/BOOT",
+        "::/EFI/debian",
+    ]));
+    let x86_loader = variant("prove", "debian-grub-arm64.raw", "x86-loader");
+    ok(std::process::Command::new("mcopy")
+        .args(["-o", "-i", &esp(&x86_loader)])
+        .arg(artifacts().join("amd64/root/usr/lib/shim/shimx64.efi.signed"))
+        .arg("::/EFI/BOOT/BOOTAA64.EFI"));
     let scratch = scratch("prove", "ledger");
     let history = scratch.join("history.sqlite");
     for (img, stage, rule, code) in [
@@ -65,6 +87,9 @@ fn predictions_hold_on_real_firmware_boots() {
         (&*waits, "loader", Some("boot.menu-timeout"), 1),
         (&*kernel_gone, "loader", Some("boot.kernel-files"), 1),
         (rhel.as_path(), "loader", Some("boot.loader-commands"), 1),
+        (&*mbr, "login", None, 0),
+        (&*vendor_dir, "firmware", Some("image.removable-path"), 1),
+        (&*x86_loader, "firmware", Some("image.efi-app"), 1),
     ] {
         // The clean image's prove also runs the agent's checks.
         let verify: &[&str] = if img == clean { &["--verify"] } else { &[] };
@@ -96,15 +121,16 @@ fn predictions_hold_on_real_firmware_boots() {
     assert_eq!(l["schema"], "bootproof.predictions/v1");
     assert_eq!(
         (l["total"].as_u64(), l["held"].as_u64()),
-        (Some(4), Some(4)),
+        (Some(7), Some(7)),
         "{l}"
     );
-    assert_eq!(l["confusion"]["login"]["login"], 1, "{l}");
+    assert_eq!(l["confusion"]["login"]["login"], 2, "{l}");
     assert_eq!(l["confusion"]["loader"]["loader"], 3, "{l}");
+    assert_eq!(l["confusion"]["firmware"]["firmware"], 2, "{l}");
     assert_eq!(l["misses"], serde_json::json!([]));
     let table = String::from_utf8(run_with_history(&history, &["history", "--predictions"]).stdout)
         .unwrap();
-    assert!(table.contains("4 of 4 predictions held"), "{table}");
+    assert!(table.contains("7 of 7 predictions held"), "{table}");
     // The same ledger as a page, read back by headless Chromium.
     let page = scratch.join("history.html");
     let out = run_with_history(&history, &["history", "--html", page.to_str().unwrap()]);
@@ -114,10 +140,10 @@ fn predictions_hold_on_real_firmware_boots() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dom = chromium_dom(&page);
-    assert!(dom.contains("4 of 4 predictions held"), "{dom}");
+    assert!(dom.contains("7 of 7 predictions held"), "{dom}");
     assert!(
         dom.contains("data-expected=\"loader\" data-observed=\"loader\" data-n=\"3\"")
-            && dom.contains("data-expected=\"login\" data-observed=\"login\" data-n=\"1\""),
+            && dom.contains("data-expected=\"login\" data-observed=\"login\" data-n=\"2\""),
         "{dom}"
     );
 }
