@@ -420,8 +420,17 @@ impl Classifier {
         if stage != Stage::GrubStarted {
             self.key_wait = None;
         }
-        // Repeated banners and prompts are one stage.
-        if self.events.iter().any(|e| e.stage == stage) || self.events.len() >= MAX_EVENTS {
+        // Repeated banners and prompts are one stage; so is the initramfs's
+        // second word on a missing root (`ALERT! … does not exist` after
+        // `Gave up waiting for root file system device`).
+        let again = |e: &Event| {
+            e.stage == stage
+                || matches!(
+                    (&e.stage, &stage),
+                    (Stage::RootNotFound(_), Stage::RootNotFound(_))
+                )
+        };
+        if self.events.iter().any(again) || self.events.len() >= MAX_EVENTS {
             return None;
         }
         self.events.push(Event {

@@ -239,6 +239,11 @@ fn recorded_cloud_image_with_root_nowhere_fails_in_the_initramfs() {
             panic!("chunk {chunk}: {:?}", c.outcome());
         };
         assert!(why.contains("Gave up waiting for root"), "{why}");
+        let root = stages
+            .iter()
+            .filter(|s| matches!(s, Stage::RootNotFound(_)))
+            .count();
+        assert_eq!(root, 1, "one stage for the initramfs's two messages");
     }
 }
 
