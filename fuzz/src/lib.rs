@@ -399,6 +399,34 @@ pub fn fuzz_render(data: &[u8]) {
         assert!(t.chars().all(shown), "terminal: {t:?}");
     }
     assert!(!escape::terminal(&s).contains('\x1b'));
+    // The stage timeline: any console line, stage and time gives a
+    // well-formed chart.
+    let names = [
+        "firmware-started",
+        "grub-started",
+        "kernel-started",
+        "init-reached",
+        "userspace-started",
+        "login-prompt",
+        "ready",
+        "root-not-found",
+        &s,
+    ];
+    let stages: Vec<serde_json::Value> = data
+        .iter()
+        .take(16)
+        .enumerate()
+        .map(|(i, b)| {
+            serde_json::json!({"stage": names[usize::from(*b) % names.len()],
+            "host_time": f64::from(*b) - 20.0, "guest_time": i, "line": &*s})
+        })
+        .collect();
+    let boot = serde_json::json!({"outcome": &*s, "cause": &*s, "stages": stages,
+        "elapsed": data.first().map_or(0.0, |b| f64::from(*b) / 3.0)});
+    let svg = bootproof_runtime::render::timeline::of_boot(&boot, Some(&s));
+    if let Err(e) = roxmltree::Document::parse(&svg) {
+        panic!("timeline for {s:?} is not well-formed: {e}\n{svg}");
+    }
 }
 
 /// `agent_records`: guest bytes in input-chosen chunks; returns how many

@@ -134,8 +134,13 @@ fn console_classifier_seeds() {
             continue;
         };
         let mut c = bootproof_vm::classify::Classifier::new();
+        let mut port = bootproof_vm::ready::ReadyPort::new("/nonexistent".into());
         for piece in console.chunks(usize::from(chunk).max(1)) {
             c.feed(piece);
+            if let Some(line) = port.feed(piece) {
+                assert!(line.len() <= 256 && line.contains("READY=1"), "{line:?}");
+                c.ready(&line, 1.0);
+            }
         }
         assert!(c.events().len() <= 1000);
         let _ = (c.outcome(), c.cause(), c.waiting_for_key());

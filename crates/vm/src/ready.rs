@@ -46,11 +46,12 @@ impl ReadyPort {
         let mut fresh = Vec::new();
         f.take(MAX_READ - self.read).read_to_end(&mut fresh).ok()?;
         self.read += fresh.len() as u64;
-        self.scan(&fresh)
+        self.feed(&fresh)
     }
 
-    /// Looks for a complete `READY=1` line in what arrived.
-    fn scan(&mut self, fresh: &[u8]) -> Option<String> {
+    /// Looks for a complete `READY=1` line in bytes that arrived on the
+    /// port (any chunking; lines past 256 bytes are cut there).
+    pub fn feed(&mut self, fresh: &[u8]) -> Option<String> {
         for &b in fresh {
             if b != b'\n' && b != b'\r' {
                 if self.partial.len() < 256 {
