@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "8"
+VERSION = "9"
 MiB = 1024 * 1024
 
 
@@ -212,6 +212,11 @@ def main():
                         ("gpt-extl2.qcow2", ["-o", "extended_l2=on,cluster_size=128k"])]:
         run("qemu-img", "convert", "-O", "qcow2", *extra, gpt, f"{out}/{name}")
         images.append({"name": name, "format": "qcow2", "same_as": "gpt.raw"})
+    # --- VHD (QEMU's vpc): fixed, and dynamic (sized by CHS geometry, as
+    # Virtual PC and QEMU write it: a little larger than the source).
+    for name, sub in [("gpt-fixed.vhd", "fixed"), ("gpt-dynamic.vhd", "dynamic")]:
+        run("qemu-img", "convert", "-O", "vpc", "-o", f"subformat={sub}", gpt, f"{out}/{name}")
+        images.append({"name": name, "format": "vpc", "same_as": "gpt.raw"})
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "gpt-zstd.qcow2", "-F", "qcow2", f"{out}/overlay.qcow2")
     run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", "-b", "overlay.qcow2", "-F", "qcow2", f"{out}/overlay2.qcow2")
     # A write through the chain, into the gap after the last partition.

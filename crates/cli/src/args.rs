@@ -10,7 +10,8 @@ use std::path::PathBuf;
 /// Options shared by every command that opens one image.
 #[derive(clap::Args, Clone)]
 pub struct ImageArgs {
-    /// Disk image: raw, or qcow2 (v2/v3; deflate- or zstd-compressed clusters).
+    /// Disk image: raw, qcow2 (v2/v3; deflate- or zstd-compressed clusters), or
+    /// VHD (fixed or dynamic).
     pub image: PathBuf,
     /// Follow qcow2 backing files. Off by default: a backing path recorded in an
     /// untrusted image should not make bootproof open host files unasked.

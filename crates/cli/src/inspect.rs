@@ -52,6 +52,9 @@ fn image_and_table(o: &mut String, r: &InspectReport, st: Style) {
         if let Some(v) = l.version {
             let _ = write!(desc, " v{v}");
         }
+        if let Some(sub) = &l.subformat {
+            let _ = write!(desc, " (VHD {sub})");
+        }
         let _ = write!(
             desc,
             ", {} virtual, {} file",

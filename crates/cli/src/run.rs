@@ -79,7 +79,7 @@ Examples:
 /// Everything `bootproof run` takes.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Disk images (raw or qcow2): the matrix rows.
+    /// Disk images (raw, qcow2 or VHD): the matrix rows.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
     /// Another kernel to boot every image of its architecture with

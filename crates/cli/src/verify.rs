@@ -74,7 +74,8 @@ pub enum PersistenceArg {
 /// Everything `bootproof verify` takes.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// Disk image: raw, or qcow2 (v2/v3; deflate- or zstd-compressed clusters).
+    /// Disk image: raw, qcow2 (v2/v3; deflate- or zstd-compressed clusters), or
+    /// VHD (fixed or dynamic).
     #[arg(value_name = "IMAGE")]
     pub image: Option<PathBuf>,
     /// Follow qcow2 backing files.

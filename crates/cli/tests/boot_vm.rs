@@ -91,6 +91,45 @@ fn assert_booted(code: i32, v: &Value) {
     assert!(off.as_f64().unwrap() > 0.1, "{off}");
 }
 
+/// The arm64 image converted by `qemu-img` to a dynamic VHD (QEMU's
+/// `vpc`): `check` follows its chain and `boot` hands QEMU the VHD under
+/// the overlay, through AAVMF to a powered-off guest.
+#[test]
+fn a_vhd_image_is_checked_and_booted() {
+    let dir = scratch("boot", "vhd");
+    let vhd = dir.join("disk.vhd");
+    ok(Command::new("qemu-img")
+        .args(["convert", "-O", "vpc", "-o", "subformat=dynamic"])
+        .arg(image("debian-grub-arm64.raw"))
+        .arg(&vhd));
+    let v = vhd.to_str().unwrap();
+    let check = bootproof(&["check", "--json", v]);
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(
+        report["prediction"]["stage"], "login",
+        "{:#}",
+        report["prediction"]
+    );
+    let (code, b) = boot_in(&dir, &[v]);
+    assert_eq!(
+        (code, &b["result"]["outcome"]),
+        (0, &"booted".into()),
+        "{}",
+        console(&b)
+    );
+    assert_in_order(&b, &["firmware-started", "grub-started", "powered-off"]);
+    let backing = b["qemu"]["args"].as_array().unwrap().iter().any(|a| {
+        a.as_str()
+            .unwrap()
+            .starts_with("driver=qcow2,node-name=disk0")
+    });
+    assert!(
+        backing,
+        "the overlay is what QEMU opens: {:#}",
+        b["qemu"]["args"]
+    );
+}
+
 #[test]
 fn arm64_boots_through_aavmf_in_firmware_and_direct_mode() {
     // systemd-boot at the removable path, BLS entry, Debian kernel + initrd.

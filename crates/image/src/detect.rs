@@ -10,6 +10,8 @@ pub enum DetectedFormat {
     Raw,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+    /// Microsoft VHD (QEMU's `vpc`), fixed or dynamic.
+    Vhd,
     /// A format bootproof recognises and refuses, with its name.
     Unsupported {
         /// Human name of the format.
@@ -43,7 +45,7 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
         return unsupported("VHDX", "file type identifier `vhdxfile`");
     }
     if starts(b"conectix") {
-        return unsupported("VHD", "dynamic disk footer copy `conectix`");
+        return Ok(DetectedFormat::Vhd);
     }
     if n >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
         return unsupported("VDI", "VirtualBox signature 0xbeda107f");
@@ -58,13 +60,13 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
         return unsupported("VMDK", "stream-optimized header");
     }
     // Fixed VHD: a raw disk followed by a 512-byte footer. It reads like raw,
-    // but the footer would be counted as disk; say what it is instead.
+    // but the footer would be counted as disk.
     let size = r.size();
     if size >= 1024 && size.is_multiple_of(512) {
         let mut foot = [0u8; 8];
         r.read_at(size - 512, &mut foot)?;
         if &foot == b"conectix" {
-            return unsupported("VHD", "fixed disk footer `conectix`");
+            return Ok(DetectedFormat::Vhd);
         }
     }
     Ok(DetectedFormat::Raw)

@@ -1,7 +1,7 @@
 //! Read-only random access to VM disk images.
 //!
 //! This crate owns the first stage of bootproof's pipeline: turning an image
-//! *file* (raw or qcow2, possibly with a backing chain) into a flat, virtual
+//! *file* (raw, qcow2 with a backing chain, or VHD) into a flat, virtual
 //! disk that later stages read with [`ReadAt`]. It never opens an input for
 //! writing, never trusts a size or offset read from the file, and refuses
 //! formats it cannot read yet by naming them.
@@ -20,6 +20,7 @@ mod error;
 mod qcow2;
 mod raw;
 mod read_at;
+mod vhd;
 
 pub use detect::{probe_format, DetectedFormat};
 pub use error::ImageError;
@@ -48,7 +49,7 @@ pub struct OpenOptions {
 pub struct ChainLink {
     /// Host path of this layer.
     pub path: PathBuf,
-    /// Format of this layer (`raw`, `qcow2`).
+    /// Format of this layer, as QEMU names it (`raw`, `qcow2`, `vpc`).
     pub format: String,
     /// Format version where the format has one (qcow2: 2 or 3).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +64,9 @@ pub struct ChainLink {
     /// Compression used by compressed clusters (`deflate`, `zstd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// VHD: `fixed` or `dynamic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subformat: Option<String>,
     /// The backing file name exactly as recorded in the image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_file: Option<String>,
@@ -190,6 +194,7 @@ fn open_format(
         file_size,
         cluster_size: None,
         compression: None,
+        subformat: None,
         backing_file: None,
         warnings: Vec::new(),
     };
@@ -239,6 +244,17 @@ fn open_format(
             Ok(Arc::new(qcow2::Qcow2Reader::new(
                 reader, header, backing, path,
             )?))
+        }
+        DetectedFormat::Vhd => {
+            let footer = vhd::Footer::read(&*reader, path)?;
+            let vhd = vhd::VhdReader::new(Arc::clone(&reader), &footer, path)?;
+            // QEMU's name for the format, so a boot's overlay can name it.
+            link.format = "vpc".into();
+            link.virtual_size = vhd.size();
+            link.subformat = Some(footer.kind().into());
+            link.warnings = footer.warnings;
+            chain.push(link);
+            Ok(Arc::new(vhd))
         }
         DetectedFormat::Unsupported { format, detail } => Err(ImageError::Unsupported {
             path: path.to_path_buf(),
