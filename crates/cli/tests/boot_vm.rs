@@ -92,8 +92,9 @@ fn assert_booted(code: i32, v: &Value) {
 }
 
 /// The arm64 image converted by `qemu-img` to a dynamic VHD (QEMU's
-/// `vpc`): `check` follows its chain and `boot` hands QEMU the VHD under
-/// the overlay, through AAVMF to a powered-off guest.
+/// `vpc`): `check` follows its chain, `extract` gives what it gives from
+/// the raw image, and `boot` hands QEMU the VHD under the overlay, through
+/// AAVMF to a powered-off guest.
 #[test]
 fn a_vhd_image_is_checked_and_booted() {
     let dir = scratch("boot", "vhd");
@@ -110,6 +111,22 @@ fn a_vhd_image_is_checked_and_booted() {
         "{:#}",
         report["prediction"]
     );
+    // `extract` gives the same kernel and initrd as from the raw image.
+    for (from, to) in [
+        (v.to_string(), "from-vhd"),
+        (image("debian-grub-arm64.raw"), "from-raw"),
+    ] {
+        let out = bootproof(&["extract", &from, "-o", dir.join(to).to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for f in ["kernel", "initrd", "cmdline"] {
+        let read = |d: &str| std::fs::read(dir.join(d).join(f)).unwrap();
+        assert!(read("from-vhd") == read("from-raw"), "{f} differs");
+    }
     let (code, b) = boot_in(&dir, &[v]);
     assert_eq!(
         (code, &b["result"]["outcome"]),
