@@ -14,6 +14,10 @@ pub const MAX_DIR_NAME_BYTES: usize = 32 << 20;
 /// extents pointing at the same blocks cannot make a listing read more).
 pub const MAX_DIR_DATA_BYTES: u64 = 128 << 20;
 
+/// Longest symlink target read (Linux's PATH_MAX; ext4, XFS and Btrfs
+/// store none longer). A crafted inode may declare gigabytes.
+pub const MAX_SYMLINK_TARGET: u64 = 4096;
+
 /// Counts one directory listing against the limits above.
 #[derive(Debug)]
 pub(crate) struct DirBudget {
