@@ -385,7 +385,6 @@ fn unsupported_formats_are_named() {
         ("vmdk", "VMDK", ""),
         ("vhdx", "VHDX", ""),
         ("vdi", "VDI", ""),
-        ("vpc", "VHD", "subformat=fixed"),
     ] {
         let p = dir.join(format!("x.{fmt}"));
         let mut cmd = Command::new("qemu-img");
@@ -428,6 +427,28 @@ fn unsupported_formats_are_named() {
             "{}: {err}",
             p.display()
         );
+    }
+    // VHD is read now (fixed and dynamic); an empty one is just a disk.
+    for sub in ["fixed", "dynamic"] {
+        let p = dir.join(format!("x-{sub}.vhd"));
+        assert!(Command::new("qemu-img")
+            .args([
+                "create",
+                "-q",
+                "-f",
+                "vpc",
+                "-o",
+                &format!("subformat={sub}")
+            ])
+            .arg(&p)
+            .arg("8M")
+            .status()
+            .unwrap()
+            .success());
+        let out = bootproof(&["inspect", p.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{sub}: {text}");
+        assert!(text.contains(&format!("vpc (VHD {sub})")), "{text}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
