@@ -154,6 +154,15 @@ impl Default for Axes {
 const AXES_HINT: &str = "gic=2,3 acpi=on,off transport=pci,mmio";
 
 impl Axes {
+    /// Axes naming just `platform` (one variant: the one a boot used).
+    pub fn only(platform: &Platform) -> Axes {
+        Axes {
+            gic: vec![platform.gic],
+            acpi: vec![platform.acpi],
+            transport: vec![platform.transport],
+        }
+    }
+
     /// Parses `AXIS=V1,V2` words; unnamed axes keep every value.
     pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<Axes, AxisError> {
         let mut axes = Axes::default();

@@ -89,11 +89,7 @@ fn verify_request(req: &BootRequest, arch: Arch, platform: &Platform) -> VerifyR
         image: req.image.clone(),
         allow_backing: req.allow_backing,
         arch: Some(arch),
-        axes: Axes {
-            gic: vec![platform.gic],
-            acpi: vec![platform.acpi],
-            transport: vec![platform.transport],
-        },
+        axes: Axes::only(platform),
         mode: Mode::Agent,
         timeout: req.timeout,
         persistence: Persistence::Off,

@@ -21,6 +21,9 @@ const MAX_READ: u64 = 64 * 1024;
 #[derive(Debug)]
 pub struct ReadyPort {
     path: PathBuf,
+    /// Opened once QEMU has created it, then kept (the supervisor polls
+    /// every 100 ms).
+    file: Option<File>,
     read: u64,
     partial: Vec<u8>,
 }
@@ -30,6 +33,7 @@ impl ReadyPort {
     pub fn new(path: PathBuf) -> ReadyPort {
         ReadyPort {
             path,
+            file: None,
             read: 0,
             partial: Vec::new(),
         }
@@ -41,7 +45,10 @@ impl ReadyPort {
         if self.read >= MAX_READ {
             return None;
         }
-        let mut f = File::open(&self.path).ok()?;
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let f = self.file.as_mut()?;
         f.seek(SeekFrom::Start(self.read)).ok()?;
         let mut fresh = Vec::new();
         f.take(MAX_READ - self.read).read_to_end(&mut fresh).ok()?;

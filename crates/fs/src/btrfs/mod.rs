@@ -266,7 +266,7 @@ impl FileSystem for Btrfs {
         if FileType::from_mode(node.mode) != FileType::Symlink {
             return Err(FsError::NotASymlink(path.to_string()));
         }
-        if node.size > 4096 {
+        if node.size > crate::limits::MAX_SYMLINK_TARGET {
             return Err(corrupt(format!(
                 "symlink inode {} has length {}",
                 at.ino, node.size
