@@ -401,6 +401,110 @@ fn a_killed_qemu_is_an_infra_error_and_is_retried() {
     assert_eq!(c["attempts"], 2);
 }
 
+/// A guest frozen in its kernel (here the first cell boot's vCPUs are
+/// stopped through QMP as soon as the console shows `Linux version`, as
+/// QEMU's TCG very rarely freezes one by itself) is called hung after a
+/// third of the timeout, not waited on to the deadline, and under TCG is
+/// booted once more: the cell passes on the second boot and keeps why.
+#[test]
+fn a_kernel_hung_under_tcg_is_detected_and_booted_again() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let dir = scratch("run", "hung-kernel");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v qemu-system-aarch64"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let freeze = bin.join("freeze.py");
+    std::fs::write(
+        &freeze,
+        "import json, socket, sys, time\n\
+         console, qmp = sys.argv[1], sys.argv[2]\n\
+         for _ in range(1200):\n\
+         \x20   time.sleep(0.1)\n\
+         \x20   try:\n\
+         \x20       if b'Linux version' in open(console, 'rb').read():\n\
+         \x20           break\n\
+         \x20   except OSError:\n\
+         \x20       pass\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.connect(qmp)\n\
+         f = s.makefile('rw')\n\
+         f.readline()\n\
+         for cmd in ('qmp_capabilities', 'stop'):\n\
+         \x20   f.write(json.dumps({'execute': cmd}) + '\\n')\n\
+         \x20   f.flush()\n\
+         \x20   f.readline()\n",
+    )
+    .unwrap();
+    // Passes probes through; for the first cell boot (the one with the
+    // agent's initramfs) starts a watcher that freezes the guest, then
+    // becomes QEMU itself (same pid: bootproof supervises the real thing).
+    let wrapper = bin.join("qemu-system-aarch64");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             case \"$*\" in *agent.cpio*) ;; *) exec {real} \"$@\" ;; esac\n\
+             if [ ! -e \"$FROZEN\" ]; then\n\
+               touch \"$FROZEN\"\n\
+               for a in \"$@\"; do case \"$a\" in\n\
+                 file,id=console,path=*) console=${{a#*path=}} ;;\n\
+                 unix:*qmp.sock*) qmp=${{a#unix:}}; qmp=${{qmp%%,*}} ;;\n\
+               esac; done\n\
+               python3 {freeze} \"$console\" \"$qmp\" &\n\
+             fi\n\
+             exec {real} \"$@\"\n",
+            real = real.trim(),
+            freeze = freeze.display(),
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let frozen = dir.join("frozen");
+    let (code, v, err) = run(
+        "hung-kernel-run",
+        &[
+            "--json",
+            "--variants",
+            "gic=3",
+            "acpi=on",
+            "transport=pci",
+            "--timeout",
+            "180",
+            img.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &[("PATH", &path), ("FROZEN", frozen.to_str().unwrap())],
+    );
+    assert!(frozen.exists(), "the wrapper never saw a cell boot");
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    let c = &v["cells"][0];
+    assert_eq!(c["status"], "pass", "{c:#}");
+    assert_eq!(c["attempts"], 2, "{c:#}");
+    let first = c["infra_errors"][0].as_str().unwrap();
+    assert!(
+        first.contains("the kernel hung under TCG emulation")
+            && first.contains("nothing on the console for 6"),
+        "{first}"
+    );
+    // Called hung after the 60 s silence limit (a third of 180 s, at least
+    // a minute), not at the 180 s deadline: the whole cell is two boots.
+    let secs = c["secs"].as_f64().unwrap();
+    assert!(secs < 175.0, "the hang waited for the deadline: {secs}s");
+}
+
 #[test]
 fn a_guest_that_never_reports_is_a_boot_failure_at_its_stage() {
     let img = boot_images().join("debian-grub-arm64.raw");

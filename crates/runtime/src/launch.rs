@@ -88,6 +88,10 @@ pub struct VariantResult {
     pub qemu: Vec<String>,
     /// The firmware used.
     pub firmware: bootproof_vm::prepare::FirmwareReport,
+    /// Why earlier boots of this task were not the verdict (a kernel hung
+    /// under TCG, [`bootproof_vm::hang::retry_reason`]); empty on a first try.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<String>,
 }
 
 impl VariantResult {
@@ -131,6 +135,11 @@ pub fn outcome_words(outcome: &BootOutcome) -> String {
         if let Some(why) = v[key].as_str() {
             words.push_str(&format!(": {why}"));
         }
+    }
+    if let (Some(secs), Some(after)) = (v["silent_secs"].as_u64(), v["after"].as_str()) {
+        words.push_str(&format!(
+            ": nothing on the console for {secs}s after \"{after}\""
+        ));
     }
     words
 }
@@ -411,8 +420,23 @@ impl Watch<'_> {
 }
 
 /// Boots one task of a guest and collects the agent's records. `Err` is
-/// an infra error: the VM could not run (retryable), not a verdict.
+/// an infra error: the VM could not run (retryable), not a verdict. A
+/// kernel that hangs under TCG is booted once more
+/// ([`bootproof_vm::hang`]); the result keeps why in `retried`.
 pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
+    let tcg = ctx.decision.accel == accel::Accel::Tcg;
+    let first = launch_once(ctx, task)?;
+    match bootproof_vm::hang::retry_reason(&first.boot.outcome, tcg) {
+        Some(why) if !ctx.interrupted.load(std::sync::atomic::Ordering::Relaxed) => {
+            let mut again = launch_once(ctx, task)?;
+            again.retried.push(why);
+            Ok(again)
+        }
+        _ => Ok(first),
+    }
+}
+
+fn launch_once(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
     let platform = &task.platform;
     let cpus = task.cpus.unwrap_or(ctx.cpus);
     let run = RunDir::create(&ctx.base).map_err(|e| e.to_string())?;
@@ -514,5 +538,6 @@ pub fn launch(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
             .chain(prepared.spec.qemu_args())
             .collect(),
         firmware: prepared.firmware.clone(),
+        retried: Vec::new(),
     })
 }

@@ -144,6 +144,17 @@ pub fn observe(outcome: &BootOutcome) -> Observation {
                 },
             )
         }
+        BootOutcome::Hung {
+            last: l,
+            silent_secs,
+            after,
+        } => seen(
+            Some(l.as_ref().map_or(Stage::Firmware, stage_of)),
+            format!(
+                "hung after {}: silent for {silent_secs}s after \"{after}\"",
+                last(l)
+            ),
+        ),
         other => seen(None, format!("no verdict: {other:?}")),
     }
 }

@@ -500,6 +500,16 @@ impl Classifier {
     /// when the firmware passed no device tree, a kernel not using ACPI
     /// (`acpi=off`) has no description of the hardware at all.
     pub fn silence(&self) -> Option<String> {
+        if let Some(device) = after(&self.last_line, "Waiting for root device") {
+            return Some(format!(
+                "the kernel waits for its root device{} (rootwait) and it never appeared: \
+                 no driver for its disk, or root= names a device this VM does not have",
+                match device.trim_end_matches('.') {
+                    "" => String::new(),
+                    d => format!(" {d}"),
+                }
+            ));
+        }
         if !self.last_line.contains("Exiting boot services") {
             return None;
         }
@@ -515,6 +525,12 @@ impl Classifier {
             );
         }
         Some(why)
+    }
+
+    /// The last non-empty console line (bounded), for reports of where a
+    /// silent guest stopped.
+    pub fn last_line(&self) -> &str {
+        &self.last_line
     }
 
     /// Why the guest is waiting for a key press, if the console shows it is

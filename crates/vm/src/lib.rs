@@ -14,9 +14,11 @@
 pub mod accel;
 pub mod classify;
 pub mod firmware;
+pub mod hang;
 pub mod health;
 pub mod machine;
 pub mod nvram;
+pub mod outcome;
 pub mod overlay;
 pub mod prepare;
 pub mod privilege;

@@ -15,7 +15,9 @@
 //! that QEMU when the pipe closes without bootproof having dismissed it.
 
 use crate::classify::{Classifier, Event, Outcome, Stage};
+use crate::hang;
 use crate::machine::VmSpec;
+pub use crate::outcome::{BootOutcome, BootResult, Tone};
 use crate::qmp::Qmp;
 use crate::ready::ReadyPort;
 use crate::state::{RunDir, QEMU_PID};
@@ -104,138 +106,6 @@ pub struct WatchOptions {
     /// its prompt never powers off by itself); `None` keeps it running
     /// (agents that report after login).
     pub end_after_login: Option<Duration>,
-}
-
-/// How a boot ended, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "kebab-case")]
-pub enum BootOutcome {
-    /// Userspace was reached and the guest powered off or showed a login prompt.
-    Booted,
-    /// `--until` was satisfied.
-    Reached {
-        /// The stage reached.
-        stage: Stage,
-    },
-    /// The boot failed at a stage.
-    Failed {
-        /// The failing stage.
-        stage: Stage,
-        /// The cause, in words, when known.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cause: Option<String>,
-    },
-    /// The guest stopped (QEMU exited) or waits for a key, without failing
-    /// or finishing.
-    Stalled {
-        /// The last stage reached.
-        last: Option<Stage>,
-        /// Why, when known.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-    /// The deadline passed.
-    Timeout {
-        /// The last stage reached.
-        last: Option<Stage>,
-        /// Why the guest went quiet, when the console shows it
-        /// ([`crate::classify::Classifier::silence`]).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-    /// The VM could not run (QEMU failed to start or died).
-    InfraError {
-        /// What went wrong (QEMU's own words where it gave some).
-        message: String,
-    },
-    /// Interrupted by the user (Ctrl-C) or a signal.
-    Interrupted {
-        /// The last stage reached.
-        last: Option<Stage>,
-    },
-}
-
-/// Whether an outcome is good news, bad news, or neither.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    /// Booted, or reached the stage asked for.
-    Good,
-    /// Failed, or could not run.
-    Bad,
-    /// Stalled, timed out or interrupted: no verdict from the guest.
-    Warn,
-}
-
-impl BootResult {
-    /// How the boot ended, in a sentence (`failed at kernel: …`,
-    /// `timed out after 300s at firmware`), and its tone.
-    pub fn summary(&self, timeout_secs: u64) -> (Tone, String) {
-        let elapsed = self.elapsed;
-        let last_and_why = |last: &Option<Stage>, reason: &Option<String>| {
-            format!(
-                "{}{}",
-                last.as_ref().map_or("no recognised stage", |s| s.name()),
-                reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            )
-        };
-        match &self.outcome {
-            BootOutcome::Booted => (Tone::Good, format!("booted in {elapsed:.1}s")),
-            BootOutcome::Reached { stage } => (
-                Tone::Good,
-                format!("reached {} in {elapsed:.1}s", stage.name()),
-            ),
-            BootOutcome::Failed { stage, cause } => (
-                Tone::Bad,
-                format!(
-                    "failed at {}{}",
-                    stage.name(),
-                    cause.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
-                ),
-            ),
-            BootOutcome::Stalled { last, reason } => (
-                Tone::Warn,
-                format!("stalled after {}", last_and_why(last, reason)),
-            ),
-            BootOutcome::Timeout { last, reason } => (
-                Tone::Warn,
-                format!(
-                    "timed out after {timeout_secs}s at {}",
-                    last_and_why(last, reason)
-                ),
-            ),
-            BootOutcome::InfraError { message } => (Tone::Bad, format!("could not run: {message}")),
-            BootOutcome::Interrupted { .. } => {
-                (Tone::Warn, "interrupted; the guest was shut down".into())
-            }
-        }
-    }
-}
-
-/// Everything a boot produced.
-#[derive(Debug, Clone, Serialize)]
-pub struct BootResult {
-    /// The outcome.
-    #[serde(flatten)]
-    pub outcome: BootOutcome,
-    /// What the console showed going wrong on the way (failed units,
-    /// kernel warnings, device timeouts, …), even when the boot succeeded.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<crate::health::Problem>,
-    /// The stage timeline.
-    pub stages: Vec<Event>,
-    /// Wall time from QEMU's start to the end, in seconds.
-    pub elapsed: f64,
-    /// QEMU's exit status, when it exited by itself.
-    pub qemu_exit: Option<i32>,
-    /// The end of QEMU's stderr.
-    pub qemu_stderr: String,
-    /// Console bytes seen.
-    pub console_bytes: u64,
-    /// The console log.
-    pub console_log: PathBuf,
 }
 
 /// Arranges for the child to die with this thread and sit in its own
@@ -424,6 +294,7 @@ pub fn boot(
     let mut failed_at: Option<Instant> = None;
     let mut console_closed = false;
     let mut last_output = Instant::now();
+    let hang_limit = hang::silence_limit(opts.deadline);
     let outcome = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(bytes) => {
@@ -500,6 +371,11 @@ pub fn boot(
             if login.is_some_and(|t| started.elapsed().as_secs_f64() >= t + settle.as_secs_f64()) {
                 break BootOutcome::Booted;
             }
+        }
+        if let Some(hung) =
+            hang_limit.and_then(|l| hang::check(&classifier, last_output.elapsed(), l))
+        {
+            break hung;
         }
         if let Some(why) = classifier.waiting_for_key() {
             if last_output.elapsed() >= KEY_WAIT_SILENCE {

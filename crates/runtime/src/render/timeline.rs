@@ -220,7 +220,7 @@ pub fn of_boot(boot: &Value, predicted: Option<&str>) -> String {
     let outcome = boot["outcome"].as_str().unwrap_or("no verdict");
     let ending = match outcome {
         "booted" | "reached" => Ending::Good,
-        "failed" | "stalled" | "timeout" => Ending::Bad,
+        "failed" | "stalled" | "hung" | "timeout" => Ending::Bad,
         _ => Ending::Unknown,
     };
     let why = ["cause", "reason", "message"]

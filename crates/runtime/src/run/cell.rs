@@ -93,6 +93,8 @@ impl Cell {
     /// mode, the kernel the agent saw.
     pub(crate) fn take_boot(&mut self, v: VariantResult, expect: i32) {
         let (status, detail) = judge(&v, expect);
+        self.attempts += v.retried.len() as u32;
+        self.infra_errors.extend(v.retried.iter().cloned());
         self.status = status;
         self.detail = detail;
         if let Some(Record::Command {
