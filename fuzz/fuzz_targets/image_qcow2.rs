@@ -1,5 +1,7 @@
-//! Fuzzes qcow2 header parsing and guest reads (L1/L2 lookups, compressed
-//! clusters) on an in-memory image.
+//! Fuzzes every image format's parsing and guest reads on an in-memory
+//! image: qcow2 (L1/L2 lookups, compressed clusters), VHD (block table,
+//! bitmaps), VMDK (sparse headers, stream footers, grain tables, inflated
+//! grains, descriptors with zero extents).
 #![no_main]
 use bootproof_image::{Image, MemImage, ReadAt};
 use libfuzzer_sys::fuzz_target;

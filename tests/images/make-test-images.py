@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "9"
+VERSION = "10"
 MiB = 1024 * 1024
 
 
@@ -217,6 +217,13 @@ def main():
     for name, sub in [("gpt-fixed.vhd", "fixed"), ("gpt-dynamic.vhd", "dynamic")]:
         run("qemu-img", "convert", "-O", "vpc", "-o", f"subformat={sub}", gpt, f"{out}/{name}")
         images.append({"name": name, "format": "vpc", "same_as": "gpt.raw"})
+    # --- VMDK: a hosted sparse file, a stream (OVA's kind: compressed
+    # grains, directory at the end), a descriptor with a flat extent, and a
+    # descriptor with sparse pieces.
+    for name, sub in [("gpt-sparse.vmdk", "monolithicSparse"), ("gpt-stream.vmdk", "streamOptimized"),
+                      ("gpt-flat.vmdk", "monolithicFlat"), ("gpt-2gb.vmdk", "twoGbMaxExtentSparse")]:
+        run("qemu-img", "convert", "-O", "vmdk", "-o", f"subformat={sub}", gpt, f"{out}/{name}")
+        images.append({"name": name, "format": "vmdk", "subformat": sub, "same_as": "gpt.raw"})
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "gpt-zstd.qcow2", "-F", "qcow2", f"{out}/overlay.qcow2")
     run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", "-b", "overlay.qcow2", "-F", "qcow2", f"{out}/overlay2.qcow2")
     # A write through the chain, into the gap after the last partition.

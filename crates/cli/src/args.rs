@@ -10,11 +10,13 @@ use std::path::PathBuf;
 /// Options shared by every command that opens one image.
 #[derive(clap::Args, Clone)]
 pub struct ImageArgs {
-    /// Disk image: raw, qcow2 (v2/v3; deflate- or zstd-compressed clusters), or
-    /// VHD (fixed or dynamic).
+    /// Disk image: raw, qcow2 (v2/v3; deflate- or zstd-compressed clusters),
+    /// VHD (fixed or dynamic), or VMDK (monolithicSparse, streamOptimized, or a
+    /// descriptor with flat or sparse extents).
     pub image: PathBuf,
-    /// Follow qcow2 backing files. Off by default: a backing path recorded in an
-    /// untrusted image should not make bootproof open host files unasked.
+    /// Follow qcow2 backing files, and VMDK extent files outside the
+    /// descriptor's directory. Off by default: a path recorded in an untrusted
+    /// image should not make bootproof open host files unasked.
     #[arg(long)]
     pub allow_backing: bool,
 }

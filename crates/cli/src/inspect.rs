@@ -52,8 +52,14 @@ fn image_and_table(o: &mut String, r: &InspectReport, st: Style) {
         if let Some(v) = l.version {
             let _ = write!(desc, " v{v}");
         }
-        if let Some(sub) = &l.subformat {
-            let _ = write!(desc, " (VHD {sub})");
+        match (&l.subformat, l.format.as_str()) {
+            (Some(sub), "vpc") => {
+                let _ = write!(desc, " (VHD {sub})");
+            }
+            (Some(sub), _) => {
+                let _ = write!(desc, " ({sub})");
+            }
+            (None, _) => {}
         }
         let _ = write!(
             desc,

@@ -120,7 +120,8 @@ pub struct RunArgs {
     /// output, QEMU command line, firmware and accelerator) under DIR/<image>/<variant>/.
     #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
-    /// Follow qcow2 backing files.
+    /// Follow qcow2 backing files (and VMDK extents outside the
+    /// descriptor's directory).
     #[arg(long)]
     pub allow_backing: bool,
     /// Also write a self-contained HTML report (matrix, filters, each

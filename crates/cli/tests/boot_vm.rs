@@ -91,19 +91,19 @@ fn assert_booted(code: i32, v: &Value) {
     assert!(off.as_f64().unwrap() > 0.1, "{off}");
 }
 
-/// The arm64 image converted by `qemu-img` to a dynamic VHD (QEMU's
-/// `vpc`): `check` follows its chain, `extract` gives what it gives from
-/// the raw image, and `boot` hands QEMU the VHD under the overlay, through
-/// AAVMF to a powered-off guest.
-#[test]
-fn a_vhd_image_is_checked_and_booted() {
-    let dir = scratch("boot", "vhd");
-    let vhd = dir.join("disk.vhd");
+/// The arm64 image converted by `qemu-img` to `format` (`subformat`):
+/// `check` follows its chain, `extract` gives what it gives from the raw
+/// image, and `boot` hands QEMU the converted disk under the overlay,
+/// through AAVMF to a powered-off guest.
+fn converted_image_is_checked_and_booted(format: &str, subformat: &str, file: &str) {
+    let dir = scratch("boot", file);
+    let disk = dir.join(file);
     ok(Command::new("qemu-img")
-        .args(["convert", "-O", "vpc", "-o", "subformat=dynamic"])
+        .args(["convert", "-O", format, "-o"])
+        .arg(format!("subformat={subformat}"))
         .arg(image("debian-grub-arm64.raw"))
-        .arg(&vhd));
-    let v = vhd.to_str().unwrap();
+        .arg(&disk));
+    let v = disk.to_str().unwrap();
     let check = bootproof(&["check", "--json", v]);
     let report: Value = serde_json::from_slice(&check.stdout).unwrap();
     assert_eq!(
@@ -113,7 +113,7 @@ fn a_vhd_image_is_checked_and_booted() {
     );
     // `extract` gives the same kernel and initrd as from the raw image.
     for (from, to) in [
-        (v.to_string(), "from-vhd"),
+        (v.to_string(), "from-converted"),
         (image("debian-grub-arm64.raw"), "from-raw"),
     ] {
         let out = bootproof(&["extract", &from, "-o", dir.join(to).to_str().unwrap()]);
@@ -125,7 +125,7 @@ fn a_vhd_image_is_checked_and_booted() {
     }
     for f in ["kernel", "initrd", "cmdline"] {
         let read = |d: &str| std::fs::read(dir.join(d).join(f)).unwrap();
-        assert!(read("from-vhd") == read("from-raw"), "{f} differs");
+        assert!(read("from-converted") == read("from-raw"), "{f} differs");
     }
     let (code, b) = boot_in(&dir, &[v]);
     assert_eq!(
@@ -145,6 +145,18 @@ fn a_vhd_image_is_checked_and_booted() {
         "the overlay is what QEMU opens: {:#}",
         b["qemu"]["args"]
     );
+}
+
+/// A dynamic VHD (QEMU's `vpc`), as Azure and Hyper-V take them.
+#[test]
+fn a_vhd_image_is_checked_and_booted() {
+    converted_image_is_checked_and_booted("vpc", "dynamic", "disk.vhd");
+}
+
+/// A streamOptimized VMDK, the disk inside OVA appliances.
+#[test]
+fn a_stream_optimized_vmdk_is_checked_and_booted() {
+    converted_image_is_checked_and_booted("vmdk", "streamOptimized", "disk.vmdk");
 }
 
 #[test]

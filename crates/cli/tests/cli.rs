@@ -381,11 +381,7 @@ fn unsupported_formats_are_named() {
     let dir = std::env::temp_dir().join(format!("bootproof-unsupported-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cases = vec![];
-    for (fmt, name, extra) in [
-        ("vmdk", "VMDK", ""),
-        ("vhdx", "VHDX", ""),
-        ("vdi", "VDI", ""),
-    ] {
+    for (fmt, name, extra) in [("vhdx", "VHDX", ""), ("vdi", "VDI", "")] {
         let p = dir.join(format!("x.{fmt}"));
         let mut cmd = Command::new("qemu-img");
         cmd.args(["create", "-q", "-f", fmt]);
@@ -418,6 +414,25 @@ fn unsupported_formats_are_named() {
         .unwrap()
         .success());
     cases.push((enc, "qcow2 encryption"));
+    // A VMDK delta disk names its parent: refused by name, as VHD's
+    // differencing disks are.
+    let base = dir.join("base.vmdk");
+    let delta = dir.join("delta.vmdk");
+    assert!(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "vmdk"])
+        .arg(&base)
+        .arg("8M")
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "vmdk", "-F", "vmdk", "-b"])
+        .arg(&base)
+        .arg(&delta)
+        .status()
+        .unwrap()
+        .success());
+    cases.push((delta, "VMDK"));
     for (p, name) in cases {
         let out = bootproof(&["inspect", p.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", p.display());
@@ -450,6 +465,45 @@ fn unsupported_formats_are_named() {
         assert_eq!(out.status.code(), Some(0), "{sub}: {text}");
         assert!(text.contains(&format!("vpc (VHD {sub})")), "{text}");
     }
+    // So is VMDK: sparse, stream and a descriptor with its flat extent.
+    for sub in ["monolithicSparse", "streamOptimized", "monolithicFlat"] {
+        let p = dir.join(format!("x-{sub}.vmdk"));
+        assert!(Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vmdk", "-o"])
+            .arg(format!("subformat={sub}"))
+            .arg(&p)
+            .arg("8M")
+            .status()
+            .unwrap()
+            .success());
+        let out = bootproof(&["inspect", p.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{sub}: {text}");
+        assert!(text.contains(&format!("({sub})")), "{text}");
+    }
+    // A descriptor's extent outside its directory is a host file the
+    // image names: opened only with --allow-backing.
+    let outside = dir.join("outside.vmdk");
+    std::fs::write(
+        &outside,
+        "# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 16384 FLAT \"../x-monolithicFlat-flat.vmdk\" 0\n",
+    )
+    .unwrap();
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let inner = sub.join("d.vmdk");
+    std::fs::copy(&outside, &inner).unwrap();
+    let out = bootproof(&["inspect", inner.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--allow-backing"), "{err}");
+    let out = bootproof(&["inspect", "--allow-backing", inner.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

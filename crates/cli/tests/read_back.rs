@@ -133,22 +133,51 @@ fn gpt_vhd_dynamic() {
     check_image("gpt-dynamic.vhd");
 }
 
-/// Every byte of each VHD's virtual disk, as bootproof reads it, equals
-/// what `qemu-img convert -O raw` writes (an independent reader), and the
-/// size is the one QEMU gives the guest.
 #[test]
-fn vhd_disks_read_as_qemu_reads_them() {
+fn gpt_vmdk_monolithic_sparse() {
+    check_image("gpt-sparse.vmdk");
+}
+#[test]
+fn gpt_vmdk_stream_optimized() {
+    check_image("gpt-stream.vmdk");
+}
+#[test]
+fn gpt_vmdk_monolithic_flat() {
+    check_image("gpt-flat.vmdk");
+}
+#[test]
+fn gpt_vmdk_two_gb_extent_sparse() {
+    check_image("gpt-2gb.vmdk");
+}
+
+/// Every byte of each VHD's and VMDK's virtual disk, as bootproof reads
+/// it, equals what `qemu-img convert -O raw` writes (an independent
+/// reader), and the size is the one QEMU gives the guest.
+#[test]
+fn converted_disks_read_as_qemu_reads_them() {
     use bootproof_image::{Image, ReadAt};
     use std::io::Read;
-    for name in ["gpt-fixed.vhd", "gpt-dynamic.vhd"] {
+    for (name, format, subformat) in [
+        ("gpt-fixed.vhd", "vpc", "fixed"),
+        ("gpt-dynamic.vhd", "vpc", "dynamic"),
+        ("gpt-sparse.vmdk", "vmdk", "monolithicSparse"),
+        ("gpt-stream.vmdk", "vmdk", "streamOptimized"),
+        ("gpt-flat.vmdk", "vmdk", "monolithicFlat"),
+        ("gpt-2gb.vmdk", "vmdk", "twoGbMaxExtentSparse"),
+    ] {
         let dir = scratch("read-back", name);
         let raw = dir.join("disk.raw");
         ok(std::process::Command::new("qemu-img")
-            .args(["convert", "-f", "vpc", "-O", "raw"])
+            .args(["convert", "-f", format, "-O", "raw"])
             .arg(image(name))
             .arg(&raw));
         let img = Image::open(image(name), &OpenOptions::default()).unwrap();
-        assert_eq!(img.format(), "vpc");
+        assert_eq!(img.format(), format, "{name}");
+        assert_eq!(
+            img.chain()[0].subformat.as_deref(),
+            Some(subformat),
+            "{name}"
+        );
         let mut qemu = std::fs::File::open(&raw).unwrap();
         assert_eq!(img.size(), qemu.metadata().unwrap().len(), "{name}: size");
         let (mut ours, mut theirs) = (vec![0u8; 4 << 20], vec![0u8; 4 << 20]);

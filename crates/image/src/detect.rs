@@ -12,6 +12,11 @@ pub enum DetectedFormat {
     Qcow2,
     /// Microsoft VHD (QEMU's `vpc`), fixed or dynamic.
     Vhd,
+    /// A VMware hosted sparse extent (`KDMV`): monolithicSparse or
+    /// streamOptimized.
+    VmdkSparse,
+    /// A VMware text descriptor naming extent files.
+    VmdkDescriptor,
     /// A format bootproof recognises and refuses, with its name.
     Unsupported {
         /// Human name of the format.
@@ -33,13 +38,13 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
         return Ok(DetectedFormat::Qcow2);
     }
     if starts(b"KDMV") {
-        return unsupported("VMDK", "sparse extent header `KDMV`");
+        return Ok(DetectedFormat::VmdkSparse);
     }
     if starts(b"COWD") {
         return unsupported("VMDK", "ESX COW sparse header `COWD`");
     }
     if starts(b"# Disk DescriptorFile") {
-        return unsupported("VMDK", "text descriptor file");
+        return Ok(DetectedFormat::VmdkDescriptor);
     }
     if starts(b"vhdxfile") {
         return unsupported("VHDX", "file type identifier `vhdxfile`");

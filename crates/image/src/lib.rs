@@ -1,7 +1,7 @@
 //! Read-only random access to VM disk images.
 //!
 //! This crate owns the first stage of bootproof's pipeline: turning an image
-//! *file* (raw, qcow2 with a backing chain, or VHD) into a flat, virtual
+//! *file* (raw, qcow2 with a backing chain, VHD, or VMDK) into a flat, virtual
 //! disk that later stages read with [`ReadAt`]. It never opens an input for
 //! writing, never trusts a size or offset read from the file, and refuses
 //! formats it cannot read yet by naming them.
@@ -15,12 +15,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cache;
 mod detect;
 mod error;
 mod qcow2;
 mod raw;
 mod read_at;
 mod vhd;
+mod vmdk;
 
 pub use detect::{probe_format, DetectedFormat};
 pub use error::ImageError;
@@ -49,7 +51,7 @@ pub struct OpenOptions {
 pub struct ChainLink {
     /// Host path of this layer.
     pub path: PathBuf,
-    /// Format of this layer, as QEMU names it (`raw`, `qcow2`, `vpc`).
+    /// Format of this layer, as QEMU names it (`raw`, `qcow2`, `vpc`, `vmdk`).
     pub format: String,
     /// Format version where the format has one (qcow2: 2 or 3).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,13 +60,14 @@ pub struct ChainLink {
     pub virtual_size: u64,
     /// Size of the host file, in bytes.
     pub file_size: u64,
-    /// qcow2 cluster size in bytes.
+    /// qcow2 cluster size (VMDK grain size) in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_size: Option<u64>,
     /// Compression used by compressed clusters (`deflate`, `zstd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
-    /// VHD: `fixed` or `dynamic`.
+    /// VHD: `fixed` or `dynamic`; VMDK: its `createType`
+    /// (`monolithicSparse`, `streamOptimized`, `monolithicFlat`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subformat: Option<String>,
     /// The backing file name exactly as recorded in the image.
@@ -256,12 +259,74 @@ fn open_format(
             chain.push(link);
             Ok(Arc::new(vhd))
         }
+        DetectedFormat::VmdkSparse => {
+            let (vmdk, info) = vmdk::open_sparse(reader, path)?;
+            Ok(vmdk_link(link, vmdk, info, chain))
+        }
+        DetectedFormat::VmdkDescriptor => {
+            let mut open_extent = |name: &str| match &follow {
+                Some(f) => extent_file(path, name, f),
+                None => Err(ImageError::Unsupported {
+                    path: path.to_path_buf(),
+                    format: "VMDK".into(),
+                    detail: format!(
+                        "a descriptor naming extent file `{name}`, opened without a directory"
+                    ),
+                }),
+            };
+            let (vmdk, info) = vmdk::open_descriptor(&*reader, path, &mut open_extent)?;
+            Ok(vmdk_link(link, vmdk, info, chain))
+        }
         DetectedFormat::Unsupported { format, detail } => Err(ImageError::Unsupported {
             path: path.to_path_buf(),
             format: format.into(),
             detail: detail.into(),
         }),
     }
+}
+
+/// Records a VMDK's chain link and returns its disk.
+fn vmdk_link(
+    mut link: ChainLink,
+    disk: Arc<dyn ReadAt>,
+    info: vmdk::VmdkInfo,
+    chain: &mut Vec<ChainLink>,
+) -> Arc<dyn ReadAt> {
+    link.format = "vmdk".into();
+    link.virtual_size = disk.size();
+    link.version = info.version;
+    link.cluster_size = info.grain_bytes;
+    link.compression = info.compressed.then(|| "deflate".into());
+    link.subformat = Some(info.create_type);
+    chain.push(link);
+    disk
+}
+
+/// Opens an extent file a VMDK descriptor names: beside the descriptor
+/// (a plain relative name), or anywhere only when backing files are
+/// allowed (a name in an untrusted descriptor must not make bootproof
+/// read arbitrary host files unasked).
+fn extent_file(
+    descriptor: &Path,
+    name: &str,
+    follow: &Follow<'_>,
+) -> Result<Arc<dyn ReadAt>, ImageError> {
+    let p = Path::new(name);
+    let beside = p
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !beside && !follow.options.allow_backing {
+        return Err(ImageError::BackingNotAllowed {
+            path: descriptor.to_path_buf(),
+            backing: name.into(),
+        });
+    }
+    let path = resolve_backing(descriptor, name);
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    if canonical(&path).is_some_and(|c| Some(c) == canonical(descriptor)) {
+        return Err(ImageError::ChainLoop { path });
+    }
+    Ok(Arc::new(raw::HostFile::open(&path, follow.stats.clone())?))
 }
 
 /// A relative backing name is relative to the directory of the image that

@@ -15,12 +15,12 @@
 //! gives the guest, which for Virtual PC and old QEMU files is the CHS
 //! geometry, not the footer's size (QEMU's `block/vpc.c` rule, kept here).
 
+use crate::cache::FifoCache;
 use crate::error::ImageError;
 use crate::read_at::{check_bounds, ReadAt};
-use std::collections::VecDeque;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// No BAT entry: the block reads as zeros.
 const UNALLOCATED: u32 = 0xFFFF_FFFF;
@@ -141,7 +141,7 @@ struct Dynamic {
     /// Bytes of each block's sector bitmap (whole sectors).
     bitmap_size: u64,
     bat: Vec<u32>,
-    bitmaps: Mutex<VecDeque<(u32, Arc<Vec<u8>>)>>,
+    bitmaps: FifoCache<Vec<u8>>,
 }
 
 /// A VHD's virtual disk.
@@ -241,24 +241,17 @@ impl Dynamic {
             block_size,
             bitmap_size: (block_size / 512).div_ceil(8).div_ceil(512) * 512,
             bat,
-            bitmaps: Mutex::new(VecDeque::new()),
+            bitmaps: FifoCache::new(BITMAP_CACHE),
         })
     }
 
     /// Block `index`'s sector bitmap, cached.
     fn bitmap(&self, file: &dyn ReadAt, index: u32, sector: u32) -> io::Result<Arc<Vec<u8>>> {
-        let mut cache = self.bitmaps.lock().expect("bitmap cache");
-        if let Some((_, b)) = cache.iter().find(|(i, _)| *i == index) {
-            return Ok(Arc::clone(b));
-        }
-        let mut b = vec![0u8; self.bitmap_size as usize];
-        file.read_at(u64::from(sector) * 512, &mut b)?;
-        let b = Arc::new(b);
-        if cache.len() >= BITMAP_CACHE {
-            cache.pop_front();
-        }
-        cache.push_back((index, Arc::clone(&b)));
-        Ok(b)
+        self.bitmaps.get_or_load(u64::from(index), || {
+            let mut b = vec![0u8; self.bitmap_size as usize];
+            file.read_at(u64::from(sector) * 512, &mut b)?;
+            Ok(b)
+        })
     }
 
     /// Reads `buf` at guest `offset` within one block.

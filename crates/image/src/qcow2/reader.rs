@@ -1,12 +1,12 @@
 //! Guest-offset to host-data translation and cluster decoding.
 
 use super::header::{Compression, Header};
+use crate::cache::FifoCache;
 use crate::error::ImageError;
 use crate::read_at::{check_bounds, ReadAt};
-use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const L1_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 const L2_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
@@ -40,15 +40,8 @@ pub(crate) struct Qcow2Reader {
     header: Header,
     l1: Vec<u64>,
     backing: Option<Arc<dyn ReadAt>>,
-    l2_cache: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
-    cluster_cache: Mutex<ClusterCache>,
-}
-
-/// Decompressed clusters by host offset, evicted first-in first-out.
-#[derive(Default)]
-struct ClusterCache {
-    order: VecDeque<u64>,
-    data: HashMap<u64, Arc<Vec<u8>>>,
+    l2_cache: FifoCache<Vec<u64>>,
+    cluster_cache: FifoCache<Vec<u8>>,
 }
 
 fn corrupt(msg: String) -> io::Error {
@@ -71,13 +64,14 @@ impl Qcow2Reader {
             .chunks_exact(8)
             .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
             .collect();
+        let clusters = (CLUSTER_CACHE_BYTES / header.cluster_size()).max(4) as usize;
         Ok(Qcow2Reader {
             file: Box::new(file),
             header,
             l1,
             backing,
-            l2_cache: Mutex::new(HashMap::new()),
-            cluster_cache: Mutex::new(ClusterCache::default()),
+            l2_cache: FifoCache::new(L2_CACHE_TABLES),
+            cluster_cache: FifoCache::new(clusters),
         })
     }
 
@@ -86,29 +80,22 @@ impl Qcow2Reader {
     }
 
     fn l2_table(&self, offset: u64) -> io::Result<Arc<Vec<u64>>> {
-        if let Some(t) = self.l2_cache.lock().expect("l2 cache").get(&offset) {
-            return Ok(Arc::clone(t));
-        }
-        let cs = self.cluster_size();
-        if !offset.is_multiple_of(cs) || offset.checked_add(cs).is_none_or(|e| e > self.file.size())
-        {
-            return Err(corrupt(format!(
-                "L2 table offset {offset:#x} is unaligned or past the end of the file"
-            )));
-        }
-        let mut raw = vec![0u8; cs as usize];
-        self.file.read_at(offset, &mut raw)?;
-        let table: Arc<Vec<u64>> = Arc::new(
-            raw.chunks_exact(8)
+        self.l2_cache.get_or_load(offset, || {
+            let cs = self.cluster_size();
+            if !offset.is_multiple_of(cs)
+                || offset.checked_add(cs).is_none_or(|e| e > self.file.size())
+            {
+                return Err(corrupt(format!(
+                    "L2 table offset {offset:#x} is unaligned or past the end of the file"
+                )));
+            }
+            let mut raw = vec![0u8; cs as usize];
+            self.file.read_at(offset, &mut raw)?;
+            Ok(raw
+                .chunks_exact(8)
                 .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        );
-        let mut cache = self.l2_cache.lock().expect("l2 cache");
-        if cache.len() >= L2_CACHE_TABLES {
-            cache.clear();
-        }
-        cache.insert(offset, Arc::clone(&table));
-        Ok(table)
+                .collect())
+        })
     }
 
     fn mapping(&self, guest_cluster: u64) -> io::Result<Mapping> {
@@ -183,15 +170,11 @@ impl Qcow2Reader {
     }
 
     fn decompressed_cluster(&self, host: u64, max_len: u64) -> io::Result<Arc<Vec<u8>>> {
-        if let Some(data) = self
-            .cluster_cache
-            .lock()
-            .expect("cluster cache")
-            .data
-            .get(&host)
-        {
-            return Ok(Arc::clone(data));
-        }
+        self.cluster_cache
+            .get_or_load(host, || self.decompress_cluster(host, max_len))
+    }
+
+    fn decompress_cluster(&self, host: u64, max_len: u64) -> io::Result<Vec<u8>> {
         let file_size = self.file.size();
         if host >= file_size {
             return Err(corrupt(format!(
@@ -225,16 +208,6 @@ impl Qcow2Reader {
                 out.len()
             )));
         }
-        let out = Arc::new(out);
-        let capacity = (CLUSTER_CACHE_BYTES / self.cluster_size()).max(4) as usize;
-        let mut cache = self.cluster_cache.lock().expect("cluster cache");
-        while cache.order.len() >= capacity {
-            if let Some(old) = cache.order.pop_front() {
-                cache.data.remove(&old);
-            }
-        }
-        cache.order.push_back(host);
-        cache.data.insert(host, Arc::clone(&out));
         Ok(out)
     }
 
