@@ -1,6 +1,6 @@
 //! Fuzzes every image format's parsing and guest reads on an in-memory
 //! image: qcow2 (L1/L2 lookups, compressed clusters), VHD (block table,
-//! bitmaps), VMDK (sparse headers, stream footers, grain tables, inflated
+//! bitmaps), VHDX (headers, region and metadata tables, BAT), VMDK (sparse headers, stream footers, grain tables, inflated
 //! grains, descriptors with zero extents).
 #![no_main]
 use bootproof_image::{Image, MemImage, ReadAt};

@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "10"
+VERSION = "11"
 MiB = 1024 * 1024
 
 
@@ -217,6 +217,11 @@ def main():
     for name, sub in [("gpt-fixed.vhd", "fixed"), ("gpt-dynamic.vhd", "dynamic")]:
         run("qemu-img", "convert", "-O", "vpc", "-o", f"subformat={sub}", gpt, f"{out}/{name}")
         images.append({"name": name, "format": "vpc", "same_as": "gpt.raw"})
+    # --- VHDX: dynamic (QEMU's default), and fixed with 1 MiB blocks.
+    for name, opts in [("gpt-dynamic.vhdx", "subformat=dynamic"),
+                       ("gpt-fixed.vhdx", "subformat=fixed,block_size=1M")]:
+        run("qemu-img", "convert", "-O", "vhdx", "-o", opts, gpt, f"{out}/{name}")
+        images.append({"name": name, "format": "vhdx", "same_as": "gpt.raw"})
     # --- VMDK: a hosted sparse file, a stream (OVA's kind: compressed
     # grains, directory at the end), a descriptor with a flat extent, and a
     # descriptor with sparse pieces.

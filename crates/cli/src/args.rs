@@ -11,8 +11,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Clone)]
 pub struct ImageArgs {
     /// Disk image: raw, qcow2 (v2/v3; deflate- or zstd-compressed clusters),
-    /// VHD (fixed or dynamic), or VMDK (monolithicSparse, streamOptimized, or a
-    /// descriptor with flat or sparse extents).
+    /// VHD or VHDX (fixed or dynamic), or VMDK (monolithicSparse,
+    /// streamOptimized, or a descriptor with flat or sparse extents).
     pub image: PathBuf,
     /// Follow qcow2 backing files, and VMDK extent files outside the
     /// descriptor's directory. Off by default: a path recorded in an untrusted

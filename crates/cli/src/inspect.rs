@@ -68,7 +68,12 @@ fn image_and_table(o: &mut String, r: &InspectReport, st: Style) {
             human_size(l.file_size)
         );
         if let Some(c) = l.cluster_size {
-            let _ = write!(desc, ", {} clusters", human_size(c));
+            let unit = match l.format.as_str() {
+                "vmdk" => "grains",
+                "vhdx" => "blocks",
+                _ => "clusters",
+            };
+            let _ = write!(desc, ", {} {unit}", human_size(c));
         }
         if let Some(c) = &l.compression {
             let _ = write!(desc, ", {c} compression");

@@ -153,6 +153,12 @@ fn a_vhd_image_is_checked_and_booted() {
     converted_image_is_checked_and_booted("vpc", "dynamic", "disk.vhd");
 }
 
+/// A dynamic VHDX, Hyper-V's format.
+#[test]
+fn a_vhdx_image_is_checked_and_booted() {
+    converted_image_is_checked_and_booted("vhdx", "dynamic", "disk.vhdx");
+}
+
 /// A streamOptimized VMDK, the disk inside OVA appliances.
 #[test]
 fn a_stream_optimized_vmdk_is_checked_and_booted() {

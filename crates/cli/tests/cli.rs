@@ -381,7 +381,7 @@ fn unsupported_formats_are_named() {
     let dir = std::env::temp_dir().join(format!("bootproof-unsupported-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cases = vec![];
-    for (fmt, name, extra) in [("vhdx", "VHDX", ""), ("vdi", "VDI", "")] {
+    for (fmt, name, extra) in [("vdi", "VDI", ""), ("qed", "QED", "")] {
         let p = dir.join(format!("x.{fmt}"));
         let mut cmd = Command::new("qemu-img");
         cmd.args(["create", "-q", "-f", fmt]);
@@ -465,11 +465,18 @@ fn unsupported_formats_are_named() {
         assert_eq!(out.status.code(), Some(0), "{sub}: {text}");
         assert!(text.contains(&format!("vpc (VHD {sub})")), "{text}");
     }
-    // So is VMDK: sparse, stream and a descriptor with its flat extent.
-    for sub in ["monolithicSparse", "streamOptimized", "monolithicFlat"] {
-        let p = dir.join(format!("x-{sub}.vmdk"));
+    // So are VHDX and VMDK (sparse, stream and a descriptor with its flat
+    // extent).
+    for (fmt, sub) in [
+        ("vhdx", "dynamic"),
+        ("vhdx", "fixed"),
+        ("vmdk", "monolithicSparse"),
+        ("vmdk", "streamOptimized"),
+        ("vmdk", "monolithicFlat"),
+    ] {
+        let p = dir.join(format!("x-{sub}.{fmt}"));
         assert!(Command::new("qemu-img")
-            .args(["create", "-q", "-f", "vmdk", "-o"])
+            .args(["create", "-q", "-f", fmt, "-o"])
             .arg(format!("subformat={sub}"))
             .arg(&p)
             .arg("8M")

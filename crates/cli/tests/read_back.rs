@@ -134,6 +134,14 @@ fn gpt_vhd_dynamic() {
 }
 
 #[test]
+fn gpt_vhdx_dynamic() {
+    check_image("gpt-dynamic.vhdx");
+}
+#[test]
+fn gpt_vhdx_fixed() {
+    check_image("gpt-fixed.vhdx");
+}
+#[test]
 fn gpt_vmdk_monolithic_sparse() {
     check_image("gpt-sparse.vmdk");
 }
@@ -150,7 +158,7 @@ fn gpt_vmdk_two_gb_extent_sparse() {
     check_image("gpt-2gb.vmdk");
 }
 
-/// Every byte of each VHD's and VMDK's virtual disk, as bootproof reads
+/// Every byte of each VHD's, VHDX's and VMDK's virtual disk, as bootproof reads
 /// it, equals what `qemu-img convert -O raw` writes (an independent
 /// reader), and the size is the one QEMU gives the guest.
 #[test]
@@ -160,6 +168,8 @@ fn converted_disks_read_as_qemu_reads_them() {
     for (name, format, subformat) in [
         ("gpt-fixed.vhd", "vpc", "fixed"),
         ("gpt-dynamic.vhd", "vpc", "dynamic"),
+        ("gpt-dynamic.vhdx", "vhdx", "dynamic"),
+        ("gpt-fixed.vhdx", "vhdx", "fixed"),
         ("gpt-sparse.vmdk", "vmdk", "monolithicSparse"),
         ("gpt-stream.vmdk", "vmdk", "streamOptimized"),
         ("gpt-flat.vmdk", "vmdk", "monolithicFlat"),

@@ -12,6 +12,8 @@ pub enum DetectedFormat {
     Qcow2,
     /// Microsoft VHD (QEMU's `vpc`), fixed or dynamic.
     Vhd,
+    /// Hyper-V's VHDX, fixed or dynamic.
+    Vhdx,
     /// A VMware hosted sparse extent (`KDMV`): monolithicSparse or
     /// streamOptimized.
     VmdkSparse,
@@ -47,7 +49,7 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
         return Ok(DetectedFormat::VmdkDescriptor);
     }
     if starts(b"vhdxfile") {
-        return unsupported("VHDX", "file type identifier `vhdxfile`");
+        return Ok(DetectedFormat::Vhdx);
     }
     if starts(b"conectix") {
         return Ok(DetectedFormat::Vhd);

@@ -1,7 +1,7 @@
 //! Read-only random access to VM disk images.
 //!
 //! This crate owns the first stage of bootproof's pipeline: turning an image
-//! *file* (raw, qcow2 with a backing chain, VHD, or VMDK) into a flat, virtual
+//! *file* (raw, qcow2 with a backing chain, VHD, VHDX, or VMDK) into a flat, virtual
 //! disk that later stages read with [`ReadAt`]. It never opens an input for
 //! writing, never trusts a size or offset read from the file, and refuses
 //! formats it cannot read yet by naming them.
@@ -22,6 +22,7 @@ mod qcow2;
 mod raw;
 mod read_at;
 mod vhd;
+mod vhdx;
 mod vmdk;
 
 pub use detect::{probe_format, DetectedFormat};
@@ -51,7 +52,8 @@ pub struct OpenOptions {
 pub struct ChainLink {
     /// Host path of this layer.
     pub path: PathBuf,
-    /// Format of this layer, as QEMU names it (`raw`, `qcow2`, `vpc`, `vmdk`).
+    /// Format of this layer, as QEMU names it (`raw`, `qcow2`, `vpc`, `vhdx`,
+    /// `vmdk`).
     pub format: String,
     /// Format version where the format has one (qcow2: 2 or 3).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,13 +62,13 @@ pub struct ChainLink {
     pub virtual_size: u64,
     /// Size of the host file, in bytes.
     pub file_size: u64,
-    /// qcow2 cluster size (VMDK grain size) in bytes.
+    /// qcow2 cluster size (VMDK grain, VHDX block size) in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_size: Option<u64>,
     /// Compression used by compressed clusters (`deflate`, `zstd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
-    /// VHD: `fixed` or `dynamic`; VMDK: its `createType`
+    /// VHD and VHDX: `fixed` or `dynamic`; VMDK: its `createType`
     /// (`monolithicSparse`, `streamOptimized`, `monolithicFlat`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subformat: Option<String>,
@@ -258,6 +260,15 @@ fn open_format(
             link.warnings = footer.warnings;
             chain.push(link);
             Ok(Arc::new(vhd))
+        }
+        DetectedFormat::Vhdx => {
+            let vhdx = vhdx::VhdxReader::open(reader, path)?;
+            link.format = "vhdx".into();
+            link.virtual_size = vhdx.size();
+            link.cluster_size = Some(vhdx.block_size());
+            link.subformat = Some(vhdx.kind().into());
+            chain.push(link);
+            Ok(Arc::new(vhdx))
         }
         DetectedFormat::VmdkSparse => {
             let (vmdk, info) = vmdk::open_sparse(reader, path)?;
