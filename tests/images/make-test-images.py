@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "11"
+VERSION = "13"
 MiB = 1024 * 1024
 
 
@@ -229,6 +229,31 @@ def main():
                       ("gpt-flat.vmdk", "monolithicFlat"), ("gpt-2gb.vmdk", "twoGbMaxExtentSparse")]:
         run("qemu-img", "convert", "-O", "vmdk", "-o", f"subformat={sub}", gpt, f"{out}/{name}")
         images.append({"name": name, "format": "vmdk", "subformat": sub, "same_as": "gpt.raw"})
+    # --- Containers, each made by the tool a publisher uses: an OVA (`tar`
+    # of the OVF descriptor, its manifest and the stream VMDK, in that
+    # order), a Fedora-style `.raw.xz`, GCE's `disk.raw` in a `.tar.gz`
+    # (GNU format, as GCE's import asks), and a sparse one (`tar -S`).
+    ova = f"{W}/ova"
+    os.makedirs(ova, exist_ok=True)
+    shutil.copy(f"{out}/gpt-stream.vmdk", f"{ova}/gpt-disk1.vmdk")
+    with open(f"{ova}/gpt.ovf", "w") as f:
+        f.write('<?xml version="1.0"?>\n<Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">\n'
+                '  <References><File ovf:href="gpt-disk1.vmdk" ovf:id="file1"/></References>\n'
+                '  <DiskSection><Disk ovf:diskId="vmdisk1" ovf:fileRef="file1"/></DiskSection>\n</Envelope>\n')
+    with open(f"{ova}/gpt.mf", "w") as f:
+        f.write("SHA256(gpt-disk1.vmdk)= " + hashlib.sha256(open(f"{ova}/gpt-disk1.vmdk", "rb").read()).hexdigest() + "\n")
+    run("tar", "-cf", f"{out}/gpt.ova", "-C", ova, "gpt.ovf", "gpt.mf", "gpt-disk1.vmdk")
+    images.append({"name": "gpt.ova", "format": "vmdk", "container": "ova", "same_as": "gpt.raw"})
+    with open(f"{out}/gpt.raw.xz", "wb") as f:
+        subprocess.run(["xz", "-1", "-T2", "-c", gpt], check=True, stdout=f)
+    images.append({"name": "gpt.raw.xz", "format": "raw", "container": "xz", "same_as": "gpt.raw"})
+    gce = f"{W}/gce"
+    os.makedirs(gce, exist_ok=True)
+    run("cp", "--sparse=always", gpt, f"{gce}/disk.raw")
+    run("tar", "--format=oldgnu", "-czf", f"{out}/gpt.tar.gz", "-C", gce, "disk.raw")
+    images.append({"name": "gpt.tar.gz", "format": "raw", "container": "tar+gzip", "same_as": "gpt.raw"})
+    run("tar", "--format=oldgnu", "-Sczf", f"{out}/gpt-sparse.tar.gz", "-C", gce, "disk.raw")
+    images.append({"name": "gpt-sparse.tar.gz", "format": "raw", "container": "tar+gzip", "same_as": "gpt.raw"})
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "gpt-zstd.qcow2", "-F", "qcow2", f"{out}/overlay.qcow2")
     run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on", "-b", "overlay.qcow2", "-F", "qcow2", f"{out}/overlay2.qcow2")
     # A write through the chain, into the gap after the last partition.

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub struct ImageArgs {
     /// Disk image: raw, qcow2 (v2/v3; deflate- or zstd-compressed clusters),
     /// VHD or VHDX (fixed or dynamic), or VMDK (monolithicSparse,
-    /// streamOptimized, or a descriptor with flat or sparse extents).
+    /// streamOptimized, or a descriptor with flat or sparse extents); also in an
+    /// OVA or tar, or xz/gzip/zstd-compressed (unpacked once into the cache).
     pub image: PathBuf,
     /// Follow qcow2 backing files, and VMDK extent files outside the
     /// descriptor's directory. Off by default: a path recorded in an untrusted

@@ -78,6 +78,18 @@ fn image_and_table(o: &mut String, r: &InspectReport, st: Style) {
         if let Some(c) = &l.compression {
             let _ = write!(desc, ", {c} compression");
         }
+        if let Some(c) = &l.container {
+            let within = match c.kind.split_once('+') {
+                _ if c.kind == "ova" => "an OVA".to_string(),
+                Some((_, z)) => format!("a {z}-compressed tar"),
+                None if c.member.is_some() => "a tar".to_string(),
+                None => format!("{}-compressed", c.kind),
+            };
+            let _ = match &c.member {
+                Some(m) => write!(desc, ", `{m}` in {within}"),
+                None => write!(desc, ", {within}"),
+            };
+        }
         let _ = writeln!(
             o,
             "{} {}  {}",

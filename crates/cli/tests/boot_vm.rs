@@ -147,6 +147,122 @@ fn converted_image_is_checked_and_booted(format: &str, subformat: &str, file: &s
     );
 }
 
+/// The arm64 image as publishers ship it in containers, each made by the
+/// publisher's tool: an OVA (`tar` of the OVF and a streamOptimized VMDK,
+/// booted through QEMU's window into the archive), a `.raw.xz` (unpacked
+/// once into the cache) and a sparse GNU `.tar.gz` (GCE's layout, the
+/// member copied out of the unpacked tar). Each is checked, extracted like
+/// the raw image, and booted to a powered-off guest.
+#[test]
+fn images_in_containers_are_checked_and_booted() {
+    let dir = scratch("boot", "containers");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let raw = image("debian-grub-arm64.raw");
+    ok(Command::new("qemu-img")
+        .args(["convert", "-O", "vmdk", "-o", "subformat=streamOptimized"])
+        .arg(&raw)
+        .arg(src.join("disk1.vmdk")));
+    std::fs::write(
+        src.join("vm.ovf"),
+        "<Envelope><References><File ovf:href=\"disk1.vmdk\"/></References></Envelope>\n",
+    )
+    .unwrap();
+    ok(Command::new("tar")
+        .arg("-cf")
+        .arg(dir.join("vm.ova"))
+        .arg("-C")
+        .arg(&src)
+        .args(["vm.ovf", "disk1.vmdk"]));
+    ok(Command::new("sh").arg("-c").arg(format!(
+        "xz -0 -T2 -c '{raw}' > '{}'",
+        dir.join("disk.raw.xz").display()
+    )));
+    ok(Command::new("cp")
+        .args(["--sparse=always", &raw])
+        .arg(src.join("disk.raw")));
+    ok(Command::new("tar")
+        .args(["--format=oldgnu", "-Sczf"])
+        .arg(dir.join("disk.tar.gz"))
+        .arg("-C")
+        .arg(&src)
+        .arg("disk.raw"));
+    // Its own cache: the unpacked copies stay out of the user's.
+    let cache = dir.join("cache");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(args)
+            .env("XDG_CACHE_HOME", &cache)
+            .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "extract",
+        &raw,
+        "-o",
+        dir.join("from-raw").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (file, container, format) in [
+        ("vm.ova", "ova", "vmdk"),
+        ("disk.raw.xz", "xz", "raw"),
+        ("disk.tar.gz", "tar+gzip", "raw"),
+    ] {
+        let path = dir.join(file);
+        let p = path.to_str().unwrap();
+        let out = run(&["inspect", "--json", p]);
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{file}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let link = &v["image"]["chain"][0];
+        assert_eq!(
+            (link["format"].as_str(), link["container"]["kind"].as_str()),
+            (Some(format), Some(container)),
+            "{file}: {link:#}"
+        );
+        let out = run(&["check", "--json", p]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["prediction"]["stage"], "login",
+            "{file}: {:#}",
+            report["prediction"]
+        );
+        let to = dir.join(format!("from-{file}"));
+        let out = run(&["extract", p, "-o", to.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in ["kernel", "initrd", "cmdline"] {
+            let read = |d: &Path| std::fs::read(d.join(f)).unwrap();
+            assert!(
+                read(&to) == read(&dir.join("from-raw")),
+                "{file}: {f} differs"
+            );
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+            .args(["boot", "--json", p])
+            .env("XDG_CACHE_HOME", &cache)
+            .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+            .output()
+            .unwrap();
+        let b: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{file}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(
+            (out.status.code(), &b["result"]["outcome"]),
+            (Some(0), &"booted".into()),
+            "{file}: {:#}",
+            b["result"]
+        );
+        assert_in_order(&b, &["firmware-started", "grub-started", "powered-off"]);
+    }
+}
+
 /// A dynamic VHD (QEMU's `vpc`), as Azure and Hyper-V take them.
 #[test]
 fn a_vhd_image_is_checked_and_booted() {

@@ -11,6 +11,7 @@ use common::*;
 fn check_image(name: &str) {
     let opts = OpenOptions {
         allow_backing: true,
+        ..Default::default()
     };
     let img = OpenedImage::open(image(name), &opts).unwrap();
     let slots = slots(name);

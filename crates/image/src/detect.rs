@@ -19,6 +19,10 @@ pub enum DetectedFormat {
     VmdkSparse,
     /// A VMware text descriptor naming extent files.
     VmdkDescriptor,
+    /// A whole-file compression (`.xz`, `.gz`, `.zst`).
+    Compressed(crate::unpack::Compression),
+    /// A tar archive (an OVA, a cloud image's tar).
+    Tar,
     /// A format bootproof recognises and refuses, with its name.
     Unsupported {
         /// Human name of the format.
@@ -38,6 +42,12 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
     let unsupported = |format, detail| Ok(DetectedFormat::Unsupported { format, detail });
     if starts(b"QFI\xfb") {
         return Ok(DetectedFormat::Qcow2);
+    }
+    if let Some(c) = crate::unpack::Compression::sniff(head) {
+        return Ok(DetectedFormat::Compressed(c));
+    }
+    if crate::tar::is_tar_header(head) {
+        return Ok(DetectedFormat::Tar);
     }
     if starts(b"KDMV") {
         return Ok(DetectedFormat::VmdkSparse);

@@ -16,18 +16,23 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod container;
 mod detect;
 mod error;
 mod qcow2;
 mod raw;
 mod read_at;
+mod tar;
+mod unpack;
 mod vhd;
 mod vhdx;
 mod vmdk;
 
+pub use container::Container;
 pub use detect::{probe_format, DetectedFormat};
 pub use error::ImageError;
 pub use read_at::{IoStats, MemImage, ReadAt, Slice};
+pub use unpack::{Compression, MAX_UNPACKED};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,9 @@ pub struct OpenOptions {
     /// an untrusted image must not make bootproof open arbitrary host files
     /// without the user saying so.
     pub allow_backing: bool,
+    /// Where compressed images (`.raw.xz`, `.tar.gz`, `.zst`) are unpacked,
+    /// once per content; without it they are refused.
+    pub unpack_dir: Option<PathBuf>,
 }
 
 /// One layer of an opened image: the file itself and, for qcow2, each
@@ -75,6 +83,10 @@ pub struct ChainLink {
     /// The backing file name exactly as recorded in the image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_file: Option<String>,
+    /// What the disk was wrapped in (an OVA, a tar, a compression) and
+    /// where its bytes are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
     /// Non-fatal observations (dirty or corrupt bits, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -105,7 +117,7 @@ impl Image {
     /// directory to resolve them against.
     pub fn from_reader(reader: Arc<dyn ReadAt>, name: &str) -> Result<Image, ImageError> {
         let mut chain = Vec::new();
-        let reader = open_format(reader, Path::new(name), None, &mut chain)?;
+        let reader = open_format(reader, Path::new(name), None, &mut chain, true)?;
         Ok(Image {
             chain,
             reader,
@@ -121,6 +133,17 @@ impl Image {
     /// Format of the top layer.
     pub fn format(&self) -> &str {
         &self.chain[0].format
+    }
+
+    /// Where QEMU reads this disk: the file (the archive holding it, or
+    /// its unpacked copy, for a disk in a container) and, for an archive
+    /// member, its byte range there.
+    pub fn host_file(&self) -> (&Path, Option<(u64, u64)>) {
+        let top = &self.chain[0];
+        match &top.container {
+            Some(c) => (&c.host, c.window),
+            None => (&top.path, None),
+        }
     }
 
     /// The virtual disk as a shareable reader.
@@ -178,7 +201,8 @@ fn open_layer(
         stats,
         depth,
     };
-    open_format(Arc::new(file), path, Some(follow), chain)
+    // Containers (archives, compression) only at the top, never as backing.
+    open_format(Arc::new(file), path, Some(follow), chain, depth == 0)
 }
 
 /// Detects the format of `reader`, records its chain link, and returns the
@@ -189,6 +213,7 @@ fn open_format(
     path: &Path,
     follow: Option<Follow<'_>>,
     chain: &mut Vec<ChainLink>,
+    containers: bool,
 ) -> Result<Arc<dyn ReadAt>, ImageError> {
     let file_size = reader.size();
     let mut link = ChainLink {
@@ -201,6 +226,7 @@ fn open_format(
         compression: None,
         subformat: None,
         backing_file: None,
+        container: None,
         warnings: Vec::new(),
     };
     match detect::probe_format(&*reader).map_err(|e| ImageError::io(path, e))? {
@@ -288,6 +314,29 @@ fn open_format(
             let (vmdk, info) = vmdk::open_descriptor(&*reader, path, &mut open_extent)?;
             Ok(vmdk_link(link, vmdk, info, chain))
         }
+        DetectedFormat::Compressed(kind) if containers => match follow {
+            Some(f) => {
+                let mut inner = |r, c: &mut Vec<ChainLink>| open_format(r, path, None, c, false);
+                container::open_compressed(path, kind, &f, chain, &mut inner)
+            }
+            None => Err(ImageError::Unsupported {
+                path: path.to_path_buf(),
+                format: format!("{}-compressed image", kind.name()),
+                detail: "opened from a reader, with no cache to unpack it into".into(),
+            }),
+        },
+        DetectedFormat::Tar if containers => {
+            let mut inner = |r, c: &mut Vec<ChainLink>| open_format(r, path, None, c, false);
+            let cache = follow
+                .as_ref()
+                .and_then(|f| f.options.unpack_dir.as_deref());
+            container::open_tar(reader, path, path, "tar", cache, chain, &mut inner)
+        }
+        DetectedFormat::Compressed(_) | DetectedFormat::Tar => Err(ImageError::Unsupported {
+            path: path.to_path_buf(),
+            format: "a container inside a container".into(),
+            detail: "one compression and one archive are unwrapped, no more".into(),
+        }),
         DetectedFormat::Unsupported { format, detail } => Err(ImageError::Unsupported {
             path: path.to_path_buf(),
             format: format.into(),

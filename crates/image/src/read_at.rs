@@ -70,6 +70,62 @@ impl ReadAt for Slice {
     }
 }
 
+/// One piece of a [`Spans`] disk: `len` bytes of zeros, or of a reader
+/// from an offset.
+pub(crate) struct Span {
+    /// Its length in bytes.
+    pub(crate) len: u64,
+    /// Where its bytes are: a reader and the offset there (`None`: zeros).
+    pub(crate) source: Option<(Arc<dyn ReadAt>, u64)>,
+}
+
+/// Pieces end to end: a VMDK descriptor's extents, a sparse tar member's
+/// data segments and holes. Reads find their piece by binary search.
+pub(crate) struct Spans {
+    /// Each piece with its start.
+    parts: Vec<(u64, Span)>,
+    size: u64,
+}
+
+impl Spans {
+    /// The pieces in order; `None` when they add up past 2^64 bytes.
+    pub(crate) fn new(spans: Vec<Span>) -> Option<Spans> {
+        let mut parts = Vec::with_capacity(spans.len());
+        let mut size = 0u64;
+        for s in spans {
+            let start = size;
+            size = size.checked_add(s.len)?;
+            parts.push((start, s));
+        }
+        Some(Spans { parts, size })
+    }
+}
+
+impl ReadAt for Spans {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_bounds(offset, buf.len(), self.size)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let i = self.parts.partition_point(|(s, p)| s + p.len <= at);
+            let (start, part) = &self.parts[i];
+            let within = at - start;
+            let n = ((part.len - within) as usize).min(buf.len() - done);
+            let out = &mut buf[done..done + n];
+            match &part.source {
+                None => out.fill(0),
+                Some((r, from)) => r.read_at(from + within, out)?,
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 /// Counts of host I/O, shared by every layer of one image. Used to prove
 /// (in tests and benchmarks) that metadata operations read little.
 #[derive(Clone, Default, Debug)]

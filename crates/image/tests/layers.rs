@@ -69,6 +69,7 @@ fn backing_chain_reads_through_every_layer() {
         image("overlay2.qcow2"),
         &OpenOptions {
             allow_backing: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -102,4 +103,51 @@ fn raw_images_are_passed_through() {
         img.read_at(img.size() - 1, &mut past).is_err(),
         "reads past the end fail, never short"
     );
+}
+
+/// Disks in containers, each made by the tool a publisher uses (`tar`,
+/// `xz`, GNU `tar -z` with and without `-S`): the virtual disk is the
+/// source disk byte for byte, the container is named, and QEMU's window
+/// into an archive is the member's place in it.
+#[test]
+fn disks_in_containers_read_as_their_source() {
+    let cache = scratch("layers", "unpack");
+    let opts = OpenOptions {
+        unpack_dir: Some(cache.to_path_buf()),
+        ..Default::default()
+    };
+    for (name, format, kind, windowed) in [
+        ("gpt.ova", "vmdk", "ova", true),
+        ("gpt.raw.xz", "raw", "xz", false),
+        ("gpt.tar.gz", "raw", "tar+gzip", true),
+        ("gpt-sparse.tar.gz", "raw", "tar+gzip", false),
+    ] {
+        let img = Image::open(image(name), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(img.format(), format, "{name}");
+        let container = img.chain()[0].container.clone().unwrap();
+        assert_eq!(container.kind, kind, "{name}");
+        assert_same_disk(&img, &image("gpt.raw"), None);
+        let (host, window) = img.host_file();
+        assert_eq!(window.is_some(), windowed, "{name}");
+        if let Some((offset, len)) = window {
+            // The window holds exactly the member's bytes.
+            let mut head = vec![0u8; 512];
+            File::open(host)
+                .unwrap()
+                .read_exact_at(&mut head, offset)
+                .unwrap();
+            let mut want = vec![0u8; 512];
+            img.reader().read_at(0, &mut want).unwrap_or(());
+            if format == "raw" {
+                assert_eq!(head, want, "{name}: the window starts at the disk");
+                assert_eq!(len, img.size());
+            }
+        }
+    }
+    // Without a cache directory, compressed images are refused by name.
+    let err = Image::open(image("gpt.raw.xz"), &OpenOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("xz-compressed image"), "{err}");
 }

@@ -7,7 +7,6 @@ use crate::host::{cache_dir, choose_accel, deadline, log_path};
 use crate::image::{open, pick_entry, resolve_arch};
 use crate::Error;
 use bootproof_boot::extract::extract;
-use bootproof_image::ReadAt;
 use bootproof_platform::{Arch, Platform};
 use bootproof_vm::accel::{Decision, Probe};
 use bootproof_vm::machine::DirectKernel;
@@ -319,9 +318,7 @@ pub fn boot(
     let (decision, probe) = choose_accel(arch);
     let vm = VmRequest {
         arch,
-        image: req.image.clone(),
-        image_format: img.image.format().to_string(),
-        image_size: img.image.size(),
+        disk: crate::image::backing_disk(&img.image),
         firmware: req.firmware.clone(),
         secure_boot: Some(req.secure_boot),
         platform: req.platform.clone(),

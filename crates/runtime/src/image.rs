@@ -6,14 +6,33 @@ use crate::Error;
 use bootproof_boot::chain::{self, BootChain, BootEntry};
 use bootproof_boot::extract::entry_from_boot_dir;
 use bootproof_boot::modules::{self, Closure, InImage};
+use bootproof_image::ReadAt;
 use bootproof_inspect::OpenedImage;
 use bootproof_platform::Arch;
+use bootproof_vm::prepare::BackingDisk;
 use std::path::Path;
 
-/// Opens an image read-only; `allow_backing` follows qcow2 backing files.
+/// Opens an image read-only; `allow_backing` follows qcow2 backing files
+/// (and VMDK extents outside the descriptor's directory). Compressed
+/// images are unpacked once into the cache (`unpacked/`).
 pub fn open(path: &Path, allow_backing: bool) -> Result<OpenedImage, Error> {
-    let opts = bootproof_image::OpenOptions { allow_backing };
+    let opts = bootproof_image::OpenOptions {
+        allow_backing,
+        unpack_dir: Some(crate::host::cache_dir().join("unpacked")),
+    };
     Ok(OpenedImage::open(path, &opts)?)
+}
+
+/// The disk QEMU reads under a VM's overlay: the image file, or the
+/// archive (or unpacked copy) holding it and the member's byte range.
+pub fn backing_disk(image: &bootproof_image::Image) -> BackingDisk {
+    let (path, window) = image.host_file();
+    BackingDisk {
+        path: path.to_path_buf(),
+        format: image.format().to_string(),
+        size: image.size(),
+        window,
+    }
 }
 
 /// The guest architecture: the one given, else the image's own (removable

@@ -14,7 +14,7 @@ use bootproof_boot::modules::Closure;
 use bootproof_platform::{Arch, Platform};
 use bootproof_vm::accel;
 use bootproof_vm::machine::DirectKernel;
-use bootproof_vm::prepare::{prepare, FirmwareChoice, VmRequest};
+use bootproof_vm::prepare::{prepare, BackingDisk, FirmwareChoice, VmRequest};
 use bootproof_vm::state::RunDir;
 use bootproof_vm::supervise::{self, BootOutcome, BootResult, WatchOptions};
 use serde::Serialize;
@@ -173,12 +173,10 @@ pub(crate) fn hotplug_disk(qmp: &Path) -> Result<(), String> {
 
 /// What every boot of one image shares.
 pub struct Guest<'a> {
-    /// The image file (QEMU opens it read-only under an overlay).
+    /// The image file, as the user named it.
     pub image: &'a Path,
-    /// Its format (`raw`, `qcow2`).
-    pub image_format: String,
-    /// Its virtual size in bytes.
-    pub image_size: u64,
+    /// What QEMU opens read-only under an overlay.
+    pub disk: BackingDisk,
     /// Guest architecture.
     pub arch: Arch,
     /// The agent binary for `arch`.
@@ -456,9 +454,7 @@ fn launch_once(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
     let (kernel, seed) = delivery(ctx, task, &cfg, &n, run.path())?;
     let req = VmRequest {
         arch: ctx.arch,
-        image: ctx.image.to_path_buf(),
-        image_format: ctx.image_format.clone(),
-        image_size: ctx.image_size,
+        disk: ctx.disk.clone(),
         firmware: FirmwareChoice::Auto,
         secure_boot: Some(false),
         platform: platform.clone(),

@@ -21,7 +21,6 @@ use bootproof_agent::{Record, Status};
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::Closure;
 use bootproof_check::Prediction;
-use bootproof_image::ReadAt;
 use bootproof_platform::{Arch, Axes, Platform};
 use bootproof_vm::accel::{Decision, Probe};
 use bootproof_vm::state::{self, RunDir};
@@ -215,8 +214,7 @@ pub fn verify(
     });
     let guest = Guest {
         image: &req.image,
-        image_format: img.image.format().to_string(),
-        image_size: img.image.size(),
+        disk: crate::image::backing_disk(&img.image),
         arch,
         agent: &agent,
         how: &how,

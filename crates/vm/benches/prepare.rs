@@ -98,9 +98,12 @@ fn main() {
         );
         let req = VmRequest {
             arch,
-            image: image.clone(),
-            image_format: "raw".into(),
-            image_size: 20 << 30,
+            disk: bootproof_vm::prepare::BackingDisk {
+                path: image.clone(),
+                format: "raw".into(),
+                size: 20 << 30,
+                window: None,
+            },
             firmware: FirmwareChoice::Auto,
             secure_boot: Some(false),
             platform: Platform::default(),

@@ -33,17 +33,56 @@ pub enum FirmwareChoice {
     },
 }
 
+/// The disk under a VM's overlay: a file, or a byte range of one (a disk
+/// inside an OVA or a tar), in a format QEMU reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingDisk {
+    /// The host file.
+    pub path: PathBuf,
+    /// The disk's format as QEMU names it (`raw`, `qcow2`, `vpc`, `vhdx`,
+    /// `vmdk`).
+    pub format: String,
+    /// The virtual disk's size in bytes.
+    pub size: u64,
+    /// The disk is bytes `offset..offset + length` of the file.
+    pub window: Option<(u64, u64)>,
+}
+
+impl BackingDisk {
+    /// The backing file name the overlay records: the canonical path, or
+    /// for a window QEMU's `json:` pseudo-file name, its format driver over
+    /// a `raw` driver that cuts the range out of the file.
+    pub fn backing_name(&self) -> std::io::Result<String> {
+        let path = std::fs::canonicalize(&self.path)?;
+        let Some(path) = path.to_str() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the image's path is not UTF-8",
+            ));
+        };
+        let Some((offset, size)) = self.window else {
+            return Ok(path.to_string());
+        };
+        let file = serde_json::json!({ "driver": "file", "filename": path });
+        let range = serde_json::json!({
+            "driver": "raw", "offset": offset, "size": size, "file": file
+        });
+        let disk = if self.format == "raw" {
+            range
+        } else {
+            serde_json::json!({ "driver": self.format, "file": range })
+        };
+        Ok(format!("json:{disk}"))
+    }
+}
+
 /// What one VM should be.
 #[derive(Debug, Clone)]
 pub struct VmRequest {
     /// Guest architecture.
     pub arch: Arch,
-    /// The input image (never written).
-    pub image: PathBuf,
-    /// Its format (`raw`, `qcow2`).
-    pub image_format: String,
-    /// Its virtual size in bytes.
-    pub image_size: u64,
+    /// The input image QEMU reads under the overlay (never written).
+    pub disk: BackingDisk,
     /// Firmware.
     pub firmware: FirmwareChoice,
     /// Secure Boot wanted on, off, or either.
@@ -311,9 +350,13 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         }
         None => None,
     };
-    let backing = std::fs::canonicalize(&req.image)?;
     let overlay = run.path().join("disk.qcow2");
-    create_overlay(&overlay, &backing, &req.image_format, req.image_size)?;
+    create_overlay(
+        &overlay,
+        Path::new(&req.disk.backing_name()?),
+        &req.disk.format,
+        req.disk.size,
+    )?;
     let spec = VmSpec {
         arch: req.arch,
         machine: qemu.machine.clone(),

@@ -20,9 +20,8 @@
 mod sparse;
 
 use crate::error::ImageError;
-use crate::read_at::{check_bounds, ReadAt};
+use crate::read_at::{ReadAt, Span, Spans};
 use sparse::{SparseExtent, SparseHeader};
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -202,7 +201,6 @@ pub(crate) fn open_descriptor(
         return Err(corrupt(path, "a descriptor with no extent lines"));
     }
     let mut parts = Vec::with_capacity(desc.extents.len());
-    let mut start = 0u64;
     let mut compressed = false;
     for e in &desc.extents {
         let len = e
@@ -245,10 +243,7 @@ pub(crate) fn open_descriptor(
             }
             (kind, _) => return Err(unsupported(path, format!("extent type {kind}"))),
         };
-        parts.push(Part { start, len, source });
-        start = start
-            .checked_add(len)
-            .ok_or_else(|| corrupt(path, "extents larger than 2^64 bytes"))?;
+        parts.push(Span { len, source });
     }
     let info = VmdkInfo {
         create_type: desc.create_type.unwrap_or_else(|| "descriptor".into()),
@@ -256,46 +251,8 @@ pub(crate) fn open_descriptor(
         grain_bytes: None,
         compressed,
     };
-    Ok((Arc::new(Extents { parts, size: start }), info))
-}
-
-/// One extent of a descriptor's disk: zeros, or bytes of a reader from an
-/// offset.
-struct Part {
-    start: u64,
-    len: u64,
-    source: Option<(Arc<dyn ReadAt>, u64)>,
-}
-
-/// A descriptor's extents end to end.
-struct Extents {
-    parts: Vec<Part>,
-    size: u64,
-}
-
-impl ReadAt for Extents {
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        check_bounds(offset, buf.len(), self.size)?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let i = self.parts.partition_point(|p| p.start + p.len <= at);
-            let part = &self.parts[i];
-            let within = at - part.start;
-            let n = ((part.len - within) as usize).min(buf.len() - done);
-            let out = &mut buf[done..done + n];
-            match &part.source {
-                None => out.fill(0),
-                Some((r, from)) => r.read_at(from + within, out)?,
-            }
-            done += n;
-        }
-        Ok(())
-    }
+    let disk = Spans::new(parts).ok_or_else(|| corrupt(path, "extents larger than 2^64 bytes"))?;
+    Ok((Arc::new(disk), info))
 }
 
 #[cfg(test)]

@@ -103,8 +103,7 @@ pub(super) fn execute(
         .iter()
         .map(|row| Guest {
             image: &row.image,
-            image_format: row.format.clone(),
-            image_size: row.size,
+            disk: row.disk.clone(),
             arch: row.arch,
             agent: p.agent(row.arch),
             how: &row.how,

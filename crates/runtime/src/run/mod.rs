@@ -208,7 +208,7 @@ fn image_facts(p: &Prepared, digests: &[(PathBuf, Option<String>)]) -> Vec<Image
         .iter()
         .map(|r| ImageFacts {
             name: r.name.clone(),
-            size: r.size,
+            size: r.disk.size,
             image_sha256: digests
                 .iter()
                 .find(|(path, _)| *path == r.image)

@@ -14,9 +14,9 @@ use bootproof_boot::modules::{self, Closure, HostDir};
 use bootproof_boot::package::{self, ExternalKernel};
 use bootproof_check::Prediction;
 use bootproof_fs::FsKind;
-use bootproof_image::ReadAt;
 use bootproof_inspect::{OpenedImage, PartSelector};
 use bootproof_platform::{Arch, Axes, Platform};
+use bootproof_vm::prepare::BackingDisk;
 use std::path::{Path, PathBuf};
 
 /// The `kernel` of cells booted with the image's own kernel.
@@ -61,8 +61,8 @@ pub(crate) struct Row {
     pub(crate) timeout: Option<u64>,
     pub(crate) arch: Arch,
     pub(crate) version: Option<String>,
-    pub(crate) format: String,
-    pub(crate) size: u64,
+    /// What QEMU reads under each cell's overlay.
+    pub(crate) disk: BackingDisk,
     pub(crate) closure: Closure,
     pub(crate) root_device: String,
     pub(crate) root_fstype: String,
@@ -273,8 +273,7 @@ pub(crate) fn prepare_rows(
         timeout: source.timeout,
         arch,
         version: None,
-        format: img.image.format().to_string(),
-        size: img.image.size(),
+        disk: crate::image::backing_disk(&img.image),
         closure: Closure::default(),
         root_device: String::new(),
         root_fstype: String::new(),
