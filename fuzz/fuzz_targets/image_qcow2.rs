@@ -1,8 +1,9 @@
 //! Fuzzes every image format's parsing and guest reads on an in-memory
 //! image: qcow2 (L1/L2 lookups, compressed clusters), VHD (block table,
-//! bitmaps), VHDX (headers, region and metadata tables, BAT), VMDK (sparse headers, stream footers, grain tables, inflated
-//! grains, descriptors with zero extents), tar and OVA archives (headers,
-//! sparse maps, the OVF's disk reference).
+//! bitmaps), VHDX (headers, region and metadata tables, BAT), VMDK
+//! (sparse headers, stream footers, grain tables, inflated grains,
+//! descriptors with zero extents), tar and OVA archives (headers, sparse
+//! maps, the OVF's disk reference).
 #![no_main]
 use bootproof_image::{Image, MemImage, ReadAt};
 use libfuzzer_sys::fuzz_target;
