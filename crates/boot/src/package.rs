@@ -16,6 +16,7 @@
 
 use crate::extract::hex;
 use crate::kernel;
+use bootproof_image::read_up_to;
 use bootproof_platform::Arch;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
@@ -128,17 +129,6 @@ pub fn open(
         sha256,
         origin: Origin::File,
     })
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// The kernel's architecture, release and SHA-256.

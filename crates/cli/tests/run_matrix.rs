@@ -329,12 +329,11 @@ fn hostile_arguments_reach_the_guest_unchanged_and_do_nothing_on_the_host() {
     );
 }
 
-/// A QEMU that is killed from outside is an infra error, retried; with no
-/// retries left the run exits 3 (no verdict), not 1 (the command failed).
-#[test]
-fn a_killed_qemu_is_an_infra_error_and_is_retried() {
-    let img = boot_images().join("debian-grub-arm64.raw");
-    let dir = scratch("run", "killed-qemu");
+/// A `qemu-system-aarch64` in `dir/bin` that passes probes (boots
+/// without the agent's initramfs) straight to the real QEMU and runs
+/// `cell` (shell, with `$REAL` the real binary) for cell boots; returns a
+/// PATH that finds it first.
+fn qemu_wrapper(dir: &Path, cell: &str) -> String {
     let real = String::from_utf8(
         Command::new("sh")
             .args(["-c", "command -v qemu-system-aarch64"])
@@ -345,30 +344,40 @@ fn a_killed_qemu_is_an_infra_error_and_is_retried() {
     .unwrap();
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    // Passes probes through; kills the first N cell boots (those with the
-    // agent's initramfs) two seconds in, and itself with them.
     let wrapper = bin.join("qemu-system-aarch64");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\n\
-             case \"$*\" in *agent.cpio*) ;; *) exec {real} \"$@\" ;; esac\n\
-             n=$(cat \"$KILLS\" 2>/dev/null || echo 0)\n\
-             if [ \"$n\" -gt 0 ]; then\n\
-               echo $((n - 1)) > \"$KILLS\"\n\
-               {real} \"$@\" & sleep 2; kill -9 $!; kill -9 $$\n\
-             fi\n\
-             exec {real} \"$@\"\n",
+            "#!/bin/sh\nREAL={real}\n\
+             case \"$*\" in *agent.cpio*) ;; *) exec \"$REAL\" \"$@\" ;; esac\n{cell}",
             real = real.trim()
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod")
+    Command::new("chmod")
         .arg("+x")
         .arg(&wrapper)
         .status()
         .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+/// A QEMU that is killed from outside is an infra error, retried; with no
+/// retries left the run exits 3 (no verdict), not 1 (the command failed).
+#[test]
+fn a_killed_qemu_is_an_infra_error_and_is_retried() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let dir = scratch("run", "killed-qemu");
+    // Kills the first N cell boots two seconds in, and itself with them.
+    let path = qemu_wrapper(
+        &dir,
+        "n=$(cat \"$KILLS\" 2>/dev/null || echo 0)\n\
+         if [ \"$n\" -gt 0 ]; then\n\
+           echo $((n - 1)) > \"$KILLS\"\n\
+           \"$REAL\" \"$@\" & sleep 2; kill -9 $!; kill -9 $$\n\
+         fi\n\
+         exec \"$REAL\" \"$@\"\n",
+    );
     let kills = dir.join("kills");
     let common = ["--json", "--variants", "gic=3", "acpi=on", "transport=pci"];
 
@@ -410,17 +419,7 @@ fn a_killed_qemu_is_an_infra_error_and_is_retried() {
 fn a_kernel_hung_under_tcg_is_detected_and_booted_again() {
     let img = boot_images().join("debian-grub-arm64.raw");
     let dir = scratch("run", "hung-kernel");
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v qemu-system-aarch64"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let freeze = bin.join("freeze.py");
+    let freeze = dir.join("freeze.py");
     std::fs::write(
         &freeze,
         "import json, socket, sys, time\n\
@@ -442,35 +441,23 @@ fn a_kernel_hung_under_tcg_is_detected_and_booted_again() {
          \x20   f.readline()\n",
     )
     .unwrap();
-    // Passes probes through; for the first cell boot (the one with the
-    // agent's initramfs) starts a watcher that freezes the guest, then
-    // becomes QEMU itself (same pid: bootproof supervises the real thing).
-    let wrapper = bin.join("qemu-system-aarch64");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n\
-             case \"$*\" in *agent.cpio*) ;; *) exec {real} \"$@\" ;; esac\n\
-             if [ ! -e \"$FROZEN\" ]; then\n\
+    // For the first cell boot, starts a watcher that freezes the guest,
+    // then becomes QEMU itself (same pid: bootproof supervises the real thing).
+    let path = qemu_wrapper(
+        &dir,
+        &format!(
+            "if [ ! -e \"$FROZEN\" ]; then\n\
                touch \"$FROZEN\"\n\
                for a in \"$@\"; do case \"$a\" in\n\
                  file,id=console,path=*) console=${{a#*path=}} ;;\n\
                  unix:*qmp.sock*) qmp=${{a#unix:}}; qmp=${{qmp%%,*}} ;;\n\
                esac; done\n\
-               python3 {freeze} \"$console\" \"$qmp\" &\n\
+               python3 {} \"$console\" \"$qmp\" &\n\
              fi\n\
-             exec {real} \"$@\"\n",
-            real = real.trim(),
-            freeze = freeze.display(),
+             exec \"$REAL\" \"$@\"\n",
+            freeze.display()
         ),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    );
     let frozen = dir.join("frozen");
     let (code, v, err) = run(
         "hung-kernel-run",

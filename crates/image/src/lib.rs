@@ -32,7 +32,7 @@ pub use container::Container;
 pub use detect::{probe_format, DetectedFormat};
 pub use error::ImageError;
 pub use read_at::{IoStats, MemImage, ReadAt, Slice};
-pub use unpack::{Compression, MAX_UNPACKED};
+pub use unpack::{read_up_to, Compression, MAX_UNPACKED};
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};

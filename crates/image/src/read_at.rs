@@ -70,6 +70,25 @@ impl ReadAt for Slice {
     }
 }
 
+/// Splits a read of `buf` at `offset` at every multiple of `block` (a
+/// cluster, grain or block of a format) and hands each piece to `read`
+/// with its own offset: every sparse format reads one block at a time.
+pub(crate) fn by_block(
+    offset: u64,
+    buf: &mut [u8],
+    block: u64,
+    mut read: impl FnMut(u64, &mut [u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let at = offset + done as u64;
+        let n = ((block - at % block) as usize).min(buf.len() - done);
+        read(at, &mut buf[done..done + n])?;
+        done += n;
+    }
+    Ok(())
+}
+
 /// One piece of a [`Spans`] disk: `len` bytes of zeros, or of a reader
 /// from an offset.
 pub(crate) struct Span {

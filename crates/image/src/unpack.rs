@@ -201,7 +201,7 @@ fn write_sparse(input: &mut dyn Read, tmp: &Path) -> Result<(), CopyError> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
-        let n = read_full(input, &mut buf).map_err(CopyError::Read)?;
+        let n = read_up_to(input, &mut buf).map_err(CopyError::Read)?;
         if n == 0 {
             break;
         }
@@ -235,8 +235,9 @@ impl Read for Cursor<'_> {
     }
 }
 
-/// Reads until `buf` is full or the stream ends.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the stream ends; the bytes read. (Shared
+/// with the boot crate's package readers.)
+pub fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..])? {

@@ -17,7 +17,7 @@
 
 use crate::cache::FifoCache;
 use crate::error::ImageError;
-use crate::read_at::{check_bounds, ReadAt};
+use crate::read_at::{by_block, check_bounds, ReadAt};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -308,15 +308,9 @@ impl ReadAt for VhdReader {
         let Some(d) = &self.dynamic else {
             return self.file.read_at(offset, buf);
         };
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let left_in_block = (d.block_size - at % d.block_size) as usize;
-            let n = left_in_block.min(buf.len() - done);
-            d.read_in_block(&*self.file, at, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        by_block(offset, buf, d.block_size, |at, part| {
+            d.read_in_block(&*self.file, at, part)
+        })
     }
 }
 

@@ -16,7 +16,7 @@
 //! crates.io are unmaintained experiments reading through one cursor).
 
 use crate::error::ImageError;
-use crate::read_at::{check_bounds, ReadAt};
+use crate::read_at::{by_block, check_bounds, ReadAt};
 use crc::{Crc, CRC_32_ISCSI};
 use std::io;
 use std::path::Path;
@@ -351,14 +351,9 @@ impl ReadAt for VhdxReader {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.size)?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let n = ((self.block_size - at % self.block_size) as usize).min(buf.len() - done);
-            self.read_in_block(at, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        by_block(offset, buf, self.block_size, |at, part| {
+            self.read_in_block(at, part)
+        })
     }
 }
 

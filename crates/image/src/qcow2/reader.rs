@@ -3,7 +3,7 @@
 use super::header::{Compression, Header};
 use crate::cache::FifoCache;
 use crate::error::ImageError;
-use crate::read_at::{check_bounds, ReadAt};
+use crate::read_at::{by_block, check_bounds, ReadAt};
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -255,16 +255,10 @@ impl ReadAt for Qcow2Reader {
     fn size(&self) -> u64 {
         self.header.size
     }
-    fn read_at(&self, mut offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.header.size)?;
-        let cs = self.cluster_size();
-        let mut done = 0;
-        while done < buf.len() {
-            let n = ((cs - offset % cs) as usize).min(buf.len() - done);
-            self.read_in_cluster(offset, &mut buf[done..done + n])?;
-            done += n;
-            offset += n as u64;
-        }
-        Ok(())
+        by_block(offset, buf, self.cluster_size(), |at, part| {
+            self.read_in_cluster(at, part)
+        })
     }
 }

@@ -15,7 +15,7 @@
 use super::corrupt;
 use crate::cache::FifoCache;
 use crate::error::ImageError;
-use crate::read_at::{check_bounds, ReadAt};
+use crate::read_at::{by_block, check_bounds, ReadAt};
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -293,13 +293,8 @@ impl ReadAt for SparseExtent {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.size)?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let n = ((self.grain_bytes - at % self.grain_bytes) as usize).min(buf.len() - done);
-            self.read_in_grain(at, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        by_block(offset, buf, self.grain_bytes, |at, part| {
+            self.read_in_grain(at, part)
+        })
     }
 }
