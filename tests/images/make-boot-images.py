@@ -12,7 +12,7 @@ files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
 
-VERSION = "9"
+VERSION = "10"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -60,22 +60,61 @@ def standalone_grub(target, pkg_root, output, cfg_path, cfg):
         "-o", output, f"boot/grub/grub.cfg={cfg_path}")
 
 
-def disk(path, esp_dir, root_dir):
-    """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed."""
+LVM_CONFIG = ("activation { udev_sync=0 udev_rules=0 monitoring=0 } "
+              "devices { obtain_device_list_from_udev=0 }")
+
+
+def lvm(*args):
+    """An lvm2 command that needs no device mapper (LVs never activated); its output."""
+    env = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
+    return subprocess.run(["lvm", *args, "--config", LVM_CONFIG], check=True, capture_output=True,
+                          text=True, env=env).stdout
+
+
+def lvm_root(path, offset, size):
+    """Makes partition (offset, size) of `path` an LVM2 PV holding VG
+    "bootvg" with one linear LV "root" filling it, with the lvm2 tools on a
+    loop device; returns (byte offset of the LV in the disk, LV size)."""
+    loop = subprocess.run(["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), path],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        lvm("pvcreate", "-q", loop)
+        lvm("vgcreate", "-q", "bootvg", loop)
+        lvm("lvcreate", "-q", "--driverloaded", "n", "-an", "-Zn", "-l", "100%FREE", "-n", "root", "bootvg")
+        seg = json.loads(lvm("lvs", "--segments", "--reportformat", "json", "--units", "b", "--nosuffix",
+                             "-o", "seg_pe_ranges,seg_size", "bootvg/root"))["report"][0]["seg"][0]
+        pe_start = int(json.loads(lvm("pvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                                      "-o", "pe_start", loop))["report"][0]["pv"][0]["pe_start"])
+        extent = int(json.loads(lvm("vgs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                                    "-o", "vg_extent_size", "bootvg"))["report"][0]["vg"][0]["vg_extent_size"])
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+    first_pe = int(seg["seg_pe_ranges"].split(":")[-1].split("-")[0])
+    return offset + pe_start + first_pe * extent, int(seg["seg_size"])
+
+
+def disk(path, esp_dir, root_dir, on_lvm=False):
+    """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed. With
+    `on_lvm`, the second partition is an LVM2 PV and the root is its
+    logical volume bootvg/root."""
     w = path + ".work"
     os.makedirs(w, exist_ok=True)
     esp_mib, root_mib = 64, 200
     with open(path, "wb") as f:
         f.truncate((esp_mib + root_mib + 2) * MiB)
-    run("sgdisk", f"-n1:2048:+{esp_mib}M", "-t1:EF00", "-c1:esp", "-n2:0:0", "-t2:8305", "-c2:root", path)
+    kind = "8E00" if on_lvm else "8305"
+    run("sgdisk", f"-n1:2048:+{esp_mib}M", "-t1:EF00", "-c1:esp", "-n2:0:0", f"-t2:{kind}", "-c2:root", path)
     run("mkfs.vfat", "-C", "-F", "32", "-n", "ESP", f"{w}/esp", str(esp_mib * 1024))
     entries = [os.path.join(esp_dir, n) for n in os.listdir(esp_dir)]
     if entries:
         run("mcopy", "-s", "-i", f"{w}/esp", *entries, "::/")
     start2 = 2048 + esp_mib * 2048
     size2 = (os.path.getsize(path) // 512 - 34 - start2) * 512
+    root_at = start2 * 512
+    if on_lvm:
+        root_at, size2 = lvm_root(path, start2 * 512, size2)
     run("mkfs.ext4", "-q", "-L", "root", "-U", ROOT_UUID, "-d", root_dir, f"{w}/root", f"{size2 // 1024}k")
-    for img, offset in [(f"{w}/esp", 2048 * 512), (f"{w}/root", start2 * 512)]:
+    for img, offset in [(f"{w}/esp", 2048 * 512), (f"{w}/root", root_at)]:
         # Sparse: all-zero blocks stay holes (a CI machine's disk can be small).
         run("dd", f"if={img}", f"of={path}", "bs=1M", f"seek={offset}", "oflag=seek_bytes",
             "conv=notrunc,sparse", "status=none")
@@ -162,6 +201,20 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         images[name] = {"arch": "aarch64" if arch == "arm64" else "x86_64", "kernel": kernel, "initrd": initrd,
                         "cmdline": f"root=UUID={ROOT_UUID} ro quiet {console}", "loader": "grub", "version": ver}
         if arch == "arm64":
+            # Root (and /boot) on an LVM2 logical volume, as RHEL's and
+            # Ubuntu Server's installers lay it out: GRUB reads the LV, the
+            # kernel is told root=/dev/mapper/bootvg-root.
+            lvm_cmdline = f"root=/dev/mapper/bootvg-root ro rd.lvm.lv=bootvg/root {console}"
+            grub_cfg = open(f"{root}/boot/grub/grub.cfg").read()
+            write(f"{root}/boot/grub/grub.cfg",
+                  grub_cfg.replace(f"root=UUID={ROOT_UUID} ro quiet {console}", lvm_cmdline)
+                  .replace("insmod ext2", "insmod lvm\n\tinsmod ext2"))
+            write(f"{root}/etc/fstab", "/dev/mapper/bootvg-root / ext4 errors=remount-ro 0 1\n")
+            disk(f"{out}/debian-lvm-arm64.raw", esp, root, on_lvm=True)
+            images["debian-lvm-arm64.raw"] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
+                                              "cmdline": lvm_cmdline, "loader": "grub", "version": ver}
+            write(f"{root}/boot/grub/grub.cfg", grub_cfg)
+            write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
             # GRUB from grub-mkstandalone: its memdisk grub.cfg searches for the
             # root and hops to /boot/grub/grub.cfg there.
             shutil.rmtree(esp)

@@ -18,7 +18,7 @@ version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
 
-VERSION = "13"
+VERSION = "14"
 MiB = 1024 * 1024
 
 
@@ -119,6 +119,83 @@ def htree(ext_image):
     """mke2fs -d writes big directories as linear lists; e2fsck -D rebuilds
     them as hashed (htree) directories, the form real ext4 roots have."""
     subprocess.run(["e2fsck", "-fyD", ext_image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+LVM_CONFIG = ("activation { udev_sync=0 udev_rules=0 monitoring=0 } "
+              "devices { obtain_device_list_from_udev=0 } global { use_lvmetad=0 }")
+
+
+def lvm(*args):
+    """Runs an lvm2 command that needs no device mapper; its JSON report."""
+    env = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
+    out = subprocess.run(["lvm", *args, "--config", LVM_CONFIG], check=True, capture_output=True, text=True, env=env)
+    return out.stdout
+
+
+def lvm_image(out, W, tree, images):
+    disk = f"{out}/lvm.raw"
+    with open(disk, "wb") as f:
+        f.truncate(130 * MiB)
+    run("sgdisk", "-n1:0:+64M", "-t1:8E00", "-c1:pv-a", "-n2:0:+64M", "-t2:8E00", "-c2:pv-b", disk)
+    info = subprocess.run(["sgdisk", "-p", disk], check=True, capture_output=True, text=True).stdout
+    parts = {}
+    for line in info.splitlines():
+        f = line.split()
+        if f and f[0].isdigit():
+            parts[int(f[0])] = (int(f[1]) * 512, (int(f[2]) - int(f[1]) + 1) * 512)
+    loops = []
+    try:
+        for n in (1, 2):
+            off, size = parts[n]
+            loops.append(subprocess.run(["losetup", "-f", "--show", "-o", str(off), "--sizelimit", str(size), disk],
+                                        check=True, capture_output=True, text=True).stdout.strip())
+        a, b = loops
+        lvm("pvcreate", "-q", a, b)
+        lvm("vgcreate", "-q", "-s", "1M", "bp-vg", a, b)
+        lvm("lvcreate", "-q", "--driverloaded", "n", "-an", "-Zn", "-L", "40M", "-n", "root", "bp-vg", a)
+        lvm("lvextend", "-q", "--driverloaded", "n", "-L", "+16M", "bp-vg/root", b)
+        lvm("lvcreate", "-q", "--driverloaded", "n", "-an", "-Zn", "-i", "2", "-I", "64k", "-L", "12M",
+            "-n", "data-lv", "bp-vg", a, b)
+        segs = json.loads(lvm("lvs", "--segments", "--reportformat", "json", "--units", "b", "--nosuffix",
+                              "-o", "lv_name,seg_start_pe,seg_size_pe,stripes,stripe_size,seg_pe_ranges", "bp-vg"))
+        pvs = json.loads(lvm("pvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "pv_name,pe_start"))
+        extent = int(json.loads(lvm("vgs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                                    "-o", "vg_extent_size", "bp-vg"))["report"][0]["vg"][0]["vg_extent_size"])
+        lvm("vgchange", "-q", "--driverloaded", "n", "-an", "bp-vg")
+    finally:
+        for l in loops:
+            subprocess.run(["losetup", "-d", l], check=False)
+    pe_start = {p["pv_name"]: int(p["pe_start"]) for p in pvs["report"][0]["pv"]}
+    part_of = {loops[0]: parts[1][0], loops[1]: parts[2][0]}
+    # The filesystems, each the size of its LV.
+    sizes = {}
+    for seg in segs["report"][0]["seg"]:
+        sizes[seg["lv_name"]] = sizes.get(seg["lv_name"], 0) + int(seg["seg_size_pe"]) * extent
+    run("mkfs.ext4", "-q", "-L", "lvroot", "-d", tree, f"{W}/lvroot.ext4", f"{sizes['root'] // 1024}k")
+    small = f"{out}/lv-tree"
+    rng = random.Random(14)
+    write(f"{small}/striped.bin", rng.randbytes(3 * MiB + 12345))
+    write(f"{small}/dir/note.txt", b"on a striped logical volume\n")
+    run("mkfs.ext4", "-q", "-L", "lvdata", "-d", small, f"{W}/lvdata.ext4", f"{sizes['data-lv'] // 1024}k")
+    data = {"root": open(f"{W}/lvroot.ext4", "rb").read(), "data-lv": open(f"{W}/lvdata.ext4", "rb").read()}
+    with open(disk, "r+b") as d:
+        for seg in segs["report"][0]["seg"]:
+            fs = data[seg["lv_name"]]
+            start = int(seg["seg_start_pe"]) * extent
+            length = int(seg["seg_size_pe"]) * extent
+            # "/dev/loop0:0-39 /dev/loop1:8-13": each stripe's PV and extents.
+            legs = []
+            for r in seg["seg_pe_ranges"].split():
+                dev, rng = r.rsplit(":", 1)
+                legs.append(part_of[dev] + pe_start[dev] + int(rng.split("-")[0]) * extent)
+            chunk = int(seg["stripe_size"]) or length
+            for i in range(length // chunk):
+                leg, row = i % len(legs), i // len(legs)
+                d.seek(legs[leg] + row * chunk)
+                d.write(fs[start + i * chunk:start + (i + 1) * chunk])
+    images.append({"name": "lvm.raw", "format": "raw", "table": "gpt", "sector_size": 512, "slots": {
+        "3": {"fs": "ext4", "tree": "tree", "label": "lvroot", "lv": "bp-vg/root"},
+        "4": {"fs": "ext4", "tree": "lv-tree", "label": "lvdata", "lv": "bp-vg/data-lv"}}})
 
 
 def place(disk, fs_image, offset, limit):
@@ -261,6 +338,13 @@ def main():
     run("qemu-io", "-f", "qcow2", "-c", f"write -P 0xa5 {gap} 8192", f"{out}/overlay2.qcow2")
     images.append({"name": "overlay2.qcow2", "format": "qcow2", "backing": True, "chain": 3,
                    "pattern": {"offset": gap, "length": 8192, "byte": 0xa5}})
+
+    # --- LVM2: two PVs (GPT partitions) in VG "bp-vg", written by the lvm2
+    # tools themselves on loop devices; no device mapper is needed (LVs are
+    # never activated: --driverloaded n). Filesystems go where LVM's own
+    # report (`lvs --segments`, `pvs`) says each extent is: "root" is
+    # linear across both PVs (two segments), "data-lv" striped over both.
+    lvm_image(out, W, tree, images)
 
     # --- MBR disk: FAT16 primary, extended with ext2 and ext3 logicals.
     mbr = f"{out}/mbr.raw"

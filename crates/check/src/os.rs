@@ -108,6 +108,12 @@ impl Ctx<'_> {
         };
         let mut needed = vec![("VIRTIO_PCI", "virtio_pci"), ("VIRTIO_BLK", "virtio_blk")];
         needed.extend(fs);
+        // A root on an LVM2 logical volume: the device mapper, and lvm2 in
+        // the initramfs to activate the volume before mounting it.
+        let on_lv = self.root.and_then(|s| s.lv.as_ref());
+        if on_lv.is_some() {
+            needed.push(("BLK_DEV_DM", "dm_mod"));
+        }
         let (modules, unreadable) = match &self.initrd {
             Some(Ok(i)) => (Some(i.modules.clone()), String::new()),
             Some(Err(e)) => (None, format!(" ({e})")),
@@ -115,6 +121,18 @@ impl Ctx<'_> {
         };
         let mut missing = Vec::new();
         let mut ok = Vec::new();
+        if let Some(lv) = on_lv {
+            match &self.initrd {
+                Some(Ok(i)) if i.paths.iter().any(|p| is_lvm_tool(p)) => {
+                    ok.push(format!("lvm in the initrd for root on {}/{}", lv.vg, lv.lv));
+                }
+                Some(Ok(_)) => missing.push(format!(
+                    "root is on the LVM2 logical volume {}/{} and the initrd has no lvm tool to activate it",
+                    lv.vg, lv.lv
+                )),
+                _ => {}
+            }
+        }
         for (sym, module) in needed {
             match f.state(sym, module) {
                 State::Builtin => ok.push(format!("{module} built in")),
@@ -160,4 +178,13 @@ impl Ctx<'_> {
         };
         self.push(&rules::GUEST_AGENT, Outcome::Info, vec![e]);
     }
+}
+
+/// Whether an initrd path is lvm2's tool (what initramfs-tools' and
+/// dracut's lvm hooks install).
+fn is_lvm_tool(path: &str) -> bool {
+    matches!(
+        path.trim_start_matches('/'),
+        "sbin/lvm" | "usr/sbin/lvm" | "bin/lvm" | "usr/bin/lvm"
+    )
 }

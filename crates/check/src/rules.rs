@@ -191,7 +191,7 @@ rules! {
         "enable the virtio and Xen front-end drivers (=y or =m)";
     ROOT_DRIVERS = "os.root-drivers", Error, "Drivers to reach the root filesystem are built in or in the initrd",
         "a module needed before root is mounted must be in the initramfs",
-        "add the modules to the initramfs (e.g. /etc/initramfs-tools/modules, dracut --add-drivers) or build them in",
+        "add the modules to the initramfs (e.g. /etc/initramfs-tools/modules, dracut --add-drivers) or build them in; for a root on LVM2, install lvm2 before building the initramfs (its hook adds dm_mod and lvm)",
         stops Initramfs: "the initramfs cannot see the root disk, gives up waiting and drops to its shell";
     GUEST_AGENT = "os.provisioning", Info, "Provisioning agent (cloud-init or Ignition)",
         "informational: how the image expects to be configured on first boot",

@@ -25,9 +25,28 @@ fn render(r: &InspectReport, st: Style) -> String {
     image_and_table(&mut o, r, st);
     o.push_str(&slots_table(r, st));
     for fs in &r.filesystems {
-        if let Some(origin) = &fs.origin {
+        if let (Some(origin), None) = (&fs.origin, &fs.lv) {
             let _ = writeln!(o, "{}", st.dim(&format!("slot {}: {origin}", fs.partition)));
         }
+    }
+    for vg in &r.volume_groups {
+        let here = vg.pvs.iter().filter(|p| p.2).count();
+        let lvs: Vec<String> = vg
+            .lvs
+            .iter()
+            .map(|l| match &l.problem {
+                Some(_) => format!("{} (unreadable)", l.name),
+                None => l.name.clone(),
+            })
+            .collect();
+        let line = format!(
+            "LVM2 volume group {}: {} PVs ({here} on this disk), {} extents, logical volumes {}",
+            vg.name,
+            vg.pvs.len(),
+            human_size(vg.extent_size),
+            lvs.join(", ")
+        );
+        let _ = writeln!(o, "{}", st.dim(&line));
     }
     for fs in &r.filesystems {
         contents(&mut o, fs, st);
@@ -133,6 +152,15 @@ fn slots_table(r: &InspectReport, st: Style) -> String {
                 p.type_name.clone(),
                 p.name.clone().unwrap_or_default(),
             ),
+            None if fs.lv.is_some() => {
+                let lv = fs.lv.as_ref().expect("checked");
+                (
+                    "-".into(),
+                    human_size(lv.size),
+                    "LVM2 logical volume".into(),
+                    format!("{}/{}", lv.vg, lv.lv),
+                )
+            }
             None if fs.origin.is_some() => (
                 "-".into(),
                 "-".into(),

@@ -82,6 +82,19 @@ fn partition_table_and_qcow2_seeds() {
     for data in inputs("disk_partition_table") {
         let _ = bootproof_disk::read_partition_table(&MemImage(data));
     }
+    // The LVM seeds are real PVs: each assembles the VG with its LVs.
+    for data in inputs("disk_lvm") {
+        let dev: Arc<dyn ReadAt> = Arc::new(fuzz_support::SparseDev::decode(&data));
+        let found = bootproof_disk::lvm::scan(&[bootproof_disk::lvm::FoundPv {
+            place: "seed".into(),
+            device: dev,
+        }]);
+        assert!(
+            found.vgs.iter().any(|vg| vg.name == "bp-vg" && vg.lvs.len() == 2),
+            "{:?}",
+            found.problems
+        );
+    }
     for data in inputs("image_qcow2") {
         if let Ok(img) = Image::from_reader(Arc::new(MemImage(data)), "seed.qcow2") {
             let mut buf = vec![0u8; 4096];

@@ -134,6 +134,12 @@ fn gpt_vhd_dynamic() {
     check_image("gpt-dynamic.vhd");
 }
 
+/// LVM2 logical volumes (one linear across two PVs, one striped), from
+/// metadata the lvm2 tools wrote: every file byte for byte.
+#[test]
+fn lvm_logical_volumes() {
+    check_image("lvm.raw");
+}
 #[test]
 fn gpt_vhdx_dynamic() {
     check_image("gpt-dynamic.vhdx");

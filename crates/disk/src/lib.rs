@@ -14,6 +14,7 @@
 mod diag;
 mod gpt;
 mod guid;
+pub mod lvm;
 mod mbr;
 mod types;
 

@@ -73,7 +73,7 @@ impl ReadAt for Slice {
 /// Splits a read of `buf` at `offset` at every multiple of `block` (a
 /// cluster, grain or block of a format) and hands each piece to `read`
 /// with its own offset: every sparse format reads one block at a time.
-pub(crate) fn by_block(
+pub fn by_block(
     offset: u64,
     buf: &mut [u8],
     block: u64,
@@ -91,16 +91,16 @@ pub(crate) fn by_block(
 
 /// One piece of a [`Spans`] disk: `len` bytes of zeros, or of a reader
 /// from an offset.
-pub(crate) struct Span {
+pub struct Span {
     /// Its length in bytes.
-    pub(crate) len: u64,
+    pub len: u64,
     /// Where its bytes are: a reader and the offset there (`None`: zeros).
-    pub(crate) source: Option<(Arc<dyn ReadAt>, u64)>,
+    pub source: Option<(Arc<dyn ReadAt>, u64)>,
 }
 
 /// Pieces end to end: a VMDK descriptor's extents, a sparse tar member's
-/// data segments and holes. Reads find their piece by binary search.
-pub(crate) struct Spans {
+/// data segments and holes, an LVM logical volume's segments. Reads find their piece by binary search.
+pub struct Spans {
     /// Each piece with its start.
     parts: Vec<(u64, Span)>,
     size: u64,
@@ -108,7 +108,7 @@ pub(crate) struct Spans {
 
 impl Spans {
     /// The pieces in order; `None` when they add up past 2^64 bytes.
-    pub(crate) fn new(spans: Vec<Span>) -> Option<Spans> {
+    pub fn new(spans: Vec<Span>) -> Option<Spans> {
         let mut parts = Vec::with_capacity(spans.len());
         let mut size = 0u64;
         for s in spans {

@@ -14,7 +14,7 @@ mod report;
 mod selector;
 
 pub use access::{FileRef, ListEntry};
-pub use opened::{OpenedImage, Slot};
+pub use opened::{LvName, OpenedImage, Slot};
 pub use report::{inspect, FsReport, InspectReport, Problem, INSPECT_SCHEMA};
 pub use selector::{parse_target, PartSelector, Target};
 

@@ -2,6 +2,7 @@
 
 use crate::selector::PartSelector;
 use crate::{LookupError, OpenError};
+use bootproof_disk::lvm::{self, FoundPv, Lvm};
 use bootproof_disk::{read_partition_table, Partition, PartitionTable, TableKind};
 use bootproof_fs::{open_volume, probe, FsKind, Volume};
 use bootproof_image::{Image, OpenOptions, ReadAt, Slice};
@@ -29,6 +30,19 @@ pub struct Slot {
     /// For a volume found inside another (El Torito boot image): what it is
     /// and which slot holds it.
     pub origin: Option<String>,
+    /// For an LVM2 logical volume: its volume group and name.
+    pub lv: Option<LvName>,
+}
+
+/// An LVM2 logical volume's names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LvName {
+    /// The volume group.
+    pub vg: String,
+    /// The logical volume.
+    pub lv: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 impl Slot {
@@ -45,6 +59,9 @@ impl Slot {
             PartSelector::PartUuid(u) => {
                 eq(&self.partition.as_ref().and_then(|p| p.partuuid.clone()), u)
             }
+            PartSelector::Lv { vg, lv } => {
+                self.lv.as_ref().is_some_and(|n| n.vg == *vg && n.lv == *lv)
+            }
         }
     }
 }
@@ -55,8 +72,11 @@ pub struct OpenedImage {
     pub image: Image,
     /// The partition table and its diagnostics.
     pub table: PartitionTable,
-    /// Filesystem slots in table order.
+    /// Filesystem slots in table order (LVM2 logical volumes after the
+    /// partitions).
     pub slots: Vec<Slot>,
+    /// LVM2 volume groups assembled from the disk's physical volumes.
+    pub lvm: Lvm,
 }
 
 fn open_slot(dev: Arc<dyn ReadAt>, number: u32, partition: Option<Partition>) -> Slot {
@@ -70,6 +90,7 @@ fn open_slot(dev: Arc<dyn ReadAt>, number: u32, partition: Option<Partition>) ->
         uuid: None,
         is_root: false,
         origin: None,
+        lv: None,
     };
     match probe(&*dev) {
         Ok(kind) => slot.kind = kind,
@@ -125,8 +146,15 @@ impl OpenedImage {
             };
         let mut next = devices.iter().map(|d| d.1).max().unwrap_or(0) + 1;
         let mut slots = Vec::new();
+        let mut pvs = Vec::new();
         for (dev, number, partition) in devices {
             let slot = open_slot(Arc::clone(&dev), number, partition);
+            if slot.kind == FsKind::Lvm2 {
+                pvs.push(FoundPv {
+                    place: format!("partition {number}"),
+                    device: Arc::clone(&dev),
+                });
+            }
             let embedded = slot
                 .volume
                 .as_ref()
@@ -143,10 +171,27 @@ impl OpenedImage {
                 next += 1;
             }
         }
+        // Logical volumes become slots of their own, after the partitions.
+        let lvm = lvm::scan(&pvs);
+        for vg in &lvm.vgs {
+            for lv in &vg.lvs {
+                let Some(dev) = &lv.device else { continue };
+                let mut s = open_slot(Arc::clone(dev), next, None);
+                s.origin = Some(format!("LVM2 logical volume {}/{}", vg.name, lv.name));
+                s.lv = Some(LvName {
+                    vg: vg.name.clone(),
+                    lv: lv.name.clone(),
+                    size: lv.size,
+                });
+                slots.push(s);
+                next += 1;
+            }
+        }
         Ok(OpenedImage {
             image,
             table,
             slots,
+            lvm,
         })
     }
 

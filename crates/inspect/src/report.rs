@@ -22,8 +22,12 @@ pub struct InspectReport {
     pub image: ImageInfo,
     /// The partition table (kind, GPT headers, partitions, diagnostics).
     pub partition_table: PartitionTable,
-    /// One entry per partition (or the whole disk).
+    /// One entry per partition (or the whole disk), then per LVM2 logical
+    /// volume.
     pub filesystems: Vec<FsReport>,
+    /// LVM2 volume groups (their PVs and every LV, readable or not).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_groups: Vec<bootproof_disk::lvm::VolumeGroup>,
     /// Every problem found, across all stages.
     pub problems: Vec<Problem>,
 }
@@ -61,9 +65,13 @@ pub struct FsReport {
     pub uuid: Option<String>,
     /// Roles inferred: `esp`, `root`, `boot`.
     pub roles: Vec<String>,
-    /// For a volume inside another (El Torito boot image): what and where.
+    /// For a volume inside another (El Torito boot image, LVM2 logical
+    /// volume): what and where.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// For an LVM2 logical volume: its volume group, name and size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lv: Option<crate::LvName>,
     /// Why it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -228,6 +236,7 @@ fn fs_report(slot: &Slot, problems: &mut Vec<Problem>) -> FsReport {
         uuid: slot.uuid.clone(),
         roles: Vec::new(),
         origin: slot.origin.clone(),
+        lv: slot.lv.clone(),
         error: slot.error.clone(),
         efi: None,
         os_release: None,
@@ -308,6 +317,29 @@ pub fn inspect(img: &OpenedImage) -> InspectReport {
             partition: None,
         });
     }
+    for p in &img.lvm.problems {
+        problems.push(Problem {
+            severity: Severity::Warning,
+            code: "lvm.metadata".into(),
+            message: p.clone(),
+            partition: None,
+        });
+    }
+    for vg in &img.lvm.vgs {
+        for lv in &vg.lvs {
+            if let Some(why) = &lv.problem {
+                problems.push(Problem {
+                    severity: Severity::Warning,
+                    code: "lvm.lv-unreadable".into(),
+                    message: format!(
+                        "logical volume {}/{} cannot be read: {why}",
+                        vg.name, lv.name
+                    ),
+                    partition: None,
+                });
+            }
+        }
+    }
     let filesystems = img
         .slots
         .iter()
@@ -323,6 +355,7 @@ pub fn inspect(img: &OpenedImage) -> InspectReport {
         },
         partition_table: img.table.clone(),
         filesystems,
+        volume_groups: img.lvm.vgs.clone(),
         problems,
     }
 }

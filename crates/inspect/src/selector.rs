@@ -13,6 +13,13 @@ pub enum PartSelector {
     PartLabel(String),
     /// GPT unique GUID or MBR `SSSSSSSS-NN` (`PARTUUID=…`, case-insensitive).
     PartUuid(String),
+    /// An LVM2 logical volume (`LV=vg/lv`, `/dev/vg/lv`, `/dev/mapper/vg-lv`).
+    Lv {
+        /// Volume group.
+        vg: String,
+        /// Logical volume.
+        lv: String,
+    },
 }
 
 impl std::fmt::Display for PartSelector {
@@ -23,6 +30,7 @@ impl std::fmt::Display for PartSelector {
             PartSelector::Uuid(s) => write!(f, "UUID={s}"),
             PartSelector::PartLabel(s) => write!(f, "PARTLABEL={s}"),
             PartSelector::PartUuid(s) => write!(f, "PARTUUID={s}"),
+            PartSelector::Lv { vg, lv } => write!(f, "LV={vg}/{lv}"),
         }
     }
 }
@@ -48,6 +56,25 @@ impl PartSelector {
         if let Some(v) = by("/dev/disk/by-partlabel/") {
             return Some(PartSelector::PartLabel(v));
         }
+        if let Some(dm) = by("/dev/mapper/") {
+            return lv_from_dm_name(&dm);
+        }
+        if let Some(rest) = by("/dev/") {
+            // /dev/VG/LV: two components, not one of the kernel's own dirs.
+            if let Some((vg, lv)) = rest.split_once('/') {
+                let kernel_dirs = [
+                    "disk", "mapper", "md", "block", "char", "bus", "input", "net",
+                ];
+                if !lv.contains('/')
+                    && !vg.is_empty()
+                    && !lv.is_empty()
+                    && !kernel_dirs.contains(&vg)
+                {
+                    return Some(lv_selector(vg, lv));
+                }
+            }
+            return None;
+        }
         let (key, value) = spec.split_once('=')?;
         let value = value.to_string();
         match key {
@@ -55,9 +82,38 @@ impl PartSelector {
             "PARTUUID" => Some(PartSelector::PartUuid(value)),
             "LABEL" => Some(PartSelector::Label(value)),
             "PARTLABEL" => Some(PartSelector::PartLabel(value)),
+            "LV" => value.split_once('/').map(|(vg, lv)| lv_selector(vg, lv)),
             _ => None,
         }
     }
+}
+
+fn lv_selector(vg: &str, lv: &str) -> PartSelector {
+    PartSelector::Lv {
+        vg: vg.to_string(),
+        lv: lv.to_string(),
+    }
+}
+
+/// Splits a device-mapper name (`vg-lv`, dashes within either doubled).
+fn lv_from_dm_name(dm: &str) -> Option<PartSelector> {
+    let bytes = dm.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'-' {
+            if bytes.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            let (vg, lv) = (&dm[..i], &dm[i + 1..]);
+            if vg.is_empty() || lv.is_empty() {
+                return None;
+            }
+            return Some(lv_selector(&vg.replace("--", "-"), &lv.replace("--", "-")));
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A parsed target: optional partition and a path inside it.
@@ -89,6 +145,7 @@ pub fn parse_target(s: &str) -> Target {
                 "UUID" => Some(PartSelector::Uuid(v)),
                 "PARTLABEL" => Some(PartSelector::PartLabel(v)),
                 "PARTUUID" => Some(PartSelector::PartUuid(v)),
+                "LV" => v.split_once('/').map(|(vg, lv)| lv_selector(vg, lv)),
                 _ => None,
             }
         } else {
@@ -127,7 +184,24 @@ mod tests {
             sel("/dev/disk/by-partlabel/ESP"),
             Some(PartSelector::PartLabel("ESP".into()))
         );
-        for unresolvable in ["/dev/vda2", "/dev/mapper/vg-root", "nfs:host:/x", "FOO=1"] {
+        let lv = |vg: &str, lv: &str| Some(lv_selector(vg, lv));
+        assert_eq!(sel("/dev/mapper/vg-root"), lv("vg", "root"));
+        assert_eq!(sel("/dev/mapper/my--vg-root--fs"), lv("my-vg", "root-fs"));
+        assert_eq!(sel("/dev/rhel/root"), lv("rhel", "root"));
+        assert_eq!(sel("LV=ubuntu-vg/ubuntu-lv"), lv("ubuntu-vg", "ubuntu-lv"));
+        assert_eq!(
+            parse_target("LV=vg/root:/etc/fstab").part,
+            Some(lv_selector("vg", "root"))
+        );
+        for unresolvable in [
+            "/dev/vda2",
+            "/dev/mapper/novgname",
+            "/dev/mapper/-x",
+            "/dev/disk/by-id/x",
+            "/dev/md/0",
+            "nfs:host:/x",
+            "FOO=1",
+        ] {
             assert_eq!(sel(unresolvable), None, "{unresolvable}");
         }
     }
