@@ -178,6 +178,9 @@ fn slots_table(r: &InspectReport, st: Style) -> String {
             cell(fs.variant.clone())
         } else if fs.fs_type == "unknown" {
             styled("-", |s| st.dim(s))
+        } else if fs.fs_type == "LVM2_member" && !r.volume_groups.is_empty() {
+            // Its logical volumes are the slots below.
+            cell("LVM2 PV".to_string())
         } else {
             styled(&format!("{} (not readable)", fs.variant), |s| st.yellow(s))
         };
