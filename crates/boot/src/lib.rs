@@ -22,3 +22,4 @@ pub mod kernel;
 pub mod modules;
 pub mod package;
 pub mod pe;
+pub mod rpm;

@@ -1,6 +1,7 @@
 //! Kernels from outside an image, booted with an image's root filesystem
 //! (`bootproof run --kernel`): a Debian kernel package
-//! (`linux-image-<version>_<arch>.deb`), a directory holding an unpacked
+//! (`linux-image-<version>_<arch>.deb`), an RPM one (`kernel-core-….rpm`,
+//! read by [`crate::rpm`]), a directory holding an unpacked
 //! one (`boot/vmlinuz-<version>` and `lib/modules/<version>/`, as
 //! `dpkg-deb -x` leaves it, or the Fedora layout with the kernel inside
 //! `lib/modules/<version>/vmlinuz`), or a bare kernel file with an
@@ -105,7 +106,7 @@ pub fn open(
     let n = std::fs::File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut magic))
         .map_err(io_at(path))?;
-    if magic[..n] == *AR_MAGIC {
+    if magic[..n] == *AR_MAGIC || magic[..n.min(4)] == crate::rpm::RPM_MAGIC {
         let tree = unpack_cached(path, cache)?;
         let mut k = from_tree(&tree)?;
         k.origin = Origin::Package;
@@ -316,9 +317,13 @@ pub fn clean_path(raw: &Path) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-fn unpack(deb: impl Read, dest: &Path, name: &Path) -> Result<(), PackageError> {
+fn unpack(package: impl Read, dest: &Path, name: &Path) -> Result<(), PackageError> {
     std::fs::create_dir_all(dest).map_err(io_at(dest))?;
-    walk_deb(deb, name, &mut |rel, data| {
+    let mut package = io::BufReader::new(package);
+    let is_rpm = io::BufRead::fill_buf(&mut package)
+        .map_err(io_at(name))?
+        .starts_with(&crate::rpm::RPM_MAGIC);
+    let mut write = |rel: &Path, data: &mut dyn Read| {
         if !wanted(rel) {
             return Ok(());
         }
@@ -329,7 +334,12 @@ fn unpack(deb: impl Read, dest: &Path, name: &Path) -> Result<(), PackageError> 
         let mut out = std::fs::File::create(&path)?;
         io::copy(data, &mut out)?;
         Ok(())
-    })
+    };
+    if is_rpm {
+        crate::rpm::walk_rpm(package, name, &mut write)
+    } else {
+        walk_deb(package, name, &mut write)
+    }
 }
 
 /// Streams the regular files of a `.deb`'s data tarball to `visit` as

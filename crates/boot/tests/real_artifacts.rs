@@ -414,3 +414,111 @@ fn kernel_packages_unpack_byte_for_byte() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// RPM kernel packages built by `rpmbuild` (gzip, xz and zstd payloads)
+/// around Debian's real arm64 kernel in Fedora's layout
+/// (`lib/modules/<version>/vmlinuz` beside its modules): `package::open`
+/// unpacks exactly what `rpm2cpio | cpio` extracts of the kernel and its
+/// module tree, byte for byte, and names the release and arch.
+#[test]
+fn rpm_kernel_packages_read_as_rpm2cpio_reads_them() {
+    use bootproof_boot::package::{self, Origin};
+    use std::process::{Command, Stdio};
+    let (kernel, ver) = kernel_of("arm64");
+    let root = artifacts().join("arm64/root");
+    let dir = bootproof_testkit::scratch("package", "rpms");
+    let tree = dir.join("tree");
+    let mods = format!("lib/modules/{ver}");
+    std::fs::create_dir_all(tree.join(&mods).join("kernel")).unwrap();
+    std::fs::copy(&kernel, tree.join(&mods).join("vmlinuz")).unwrap();
+    std::fs::copy(
+        root.join(format!("boot/config-{ver}")),
+        tree.join(&mods).join("config"),
+    )
+    .unwrap();
+    for f in ["modules.builtin", "modules.order"] {
+        std::fs::copy(root.join(&mods).join(f), tree.join(&mods).join(f)).unwrap();
+    }
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(root.join(&mods).join("kernel/fs"))
+        .arg(tree.join(&mods).join("kernel/"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir_all(tree.join("usr/share/doc/kernel-core")).unwrap();
+    std::fs::write(tree.join("usr/share/doc/kernel-core/README"), "doc").unwrap();
+    let spec = dir.join("kernel.spec");
+    std::fs::write(
+        &spec,
+        "Name: kernel-core\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
+         %define __os_install_post %{nil}\n%define debug_package %{nil}\n%define _build_id_links none\n\
+         %description\ntest\n%install\nmkdir -p %{buildroot}\ncp -a %{tree}/. %{buildroot}/\n\
+         %files\n/lib/modules\n/usr/share/doc/kernel-core\n",
+    )
+    .unwrap();
+    for (z, payload) in [
+        ("gzip", "w9.gzdio"),
+        ("xz", "w2.xzdio"),
+        ("zstd", "w19.zstdio"),
+    ] {
+        let top = dir.join(format!("top-{z}"));
+        let ok = Command::new("rpmbuild")
+            .args(["-bb", "--quiet", "--target", "aarch64"])
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .arg("--define")
+            .arg(format!("tree {}", tree.display()))
+            .arg("--define")
+            .arg(format!("_binary_payload {payload}"))
+            .arg(&spec)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "rpmbuild ({z})");
+        let rpm = top.join("RPMS/aarch64/kernel-core-6.1.0-1.aarch64.rpm");
+        // The oracle: rpm's own payload extraction.
+        let oracle = dir.join(format!("rpm2cpio-{z}"));
+        std::fs::create_dir_all(&oracle).unwrap();
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "rpm2cpio '{}' | (cd '{}' && cpio -idm --quiet)",
+                rpm.display(),
+                oracle.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(ok.success(), "rpm2cpio ({z})");
+        let expected: Vec<PathBuf> = files_under(&oracle)
+            .into_iter()
+            .filter(|p| p.starts_with("lib"))
+            .collect();
+        assert!(expected.len() > 20, "{expected:?}");
+        let cache = dir.join(format!("cache-{z}"));
+        let k = package::open(&rpm, None, &cache).unwrap();
+        assert_eq!(
+            (k.origin, k.version.as_str()),
+            (Origin::Package, ver.as_str())
+        );
+        assert_eq!(k.arch.name(), "aarch64");
+        let unpacked = cache.join("kernels").join(
+            k.kernel
+                .strip_prefix(cache.join("kernels"))
+                .unwrap()
+                .components()
+                .next()
+                .unwrap(),
+        );
+        assert_eq!(files_under(&unpacked), expected, "{z}");
+        for rel in &expected {
+            assert!(
+                std::fs::read(unpacked.join(rel)).unwrap()
+                    == std::fs::read(oracle.join(rel)).unwrap(),
+                "{z}: {} differs",
+                rel.display()
+            );
+        }
+        assert_eq!(k.modules.as_deref(), Some(unpacked.join(&mods).as_path()));
+    }
+}

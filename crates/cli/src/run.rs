@@ -30,8 +30,9 @@ COMMAND is an argv: no shell parses it on the host or in the guest (use
 16 KiB of each).
 
 --kernel PATH adds a row per image of that kernel's architecture
-(`<image>@<release>`): a Debian kernel package (linux-image-*.deb, read
-in-process and unpacked once into ~/.cache/bootproof/kernels), a
+(`<image>@<release>`): a Debian kernel package (linux-image-*.deb) or an
+RPM one (kernel-core-*.rpm with its modules; gzip, xz or zstd payload),
+read in-process and unpacked once into ~/.cache/bootproof/kernels, a
 directory with an unpacked one, or a kernel file (built-in drivers only;
 a matrix file's [[kernel]] can name its modules). It boots with its own
 modules and the image's root, so one userland runs on several kernels.
@@ -84,7 +85,8 @@ pub struct RunArgs {
     pub images: Vec<PathBuf>,
     /// Another kernel to boot every image of its architecture with
     /// (repeatable), besides the image's own: a Debian kernel package
-    /// (linux-image-*.deb), a directory with an unpacked one, or a kernel
+    /// (linux-image-*.deb) or an RPM one (kernel-core-*.rpm), a directory
+    /// with an unpacked one, or a kernel
     /// file (built-in drivers only; a matrix file's [[kernel]] can add its
     /// modules).
     #[arg(long = "kernel", value_name = "PATH")]

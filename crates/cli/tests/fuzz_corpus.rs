@@ -90,7 +90,10 @@ fn partition_table_and_qcow2_seeds() {
             device: dev,
         }]);
         assert!(
-            found.vgs.iter().any(|vg| vg.name == "bp-vg" && vg.lvs.len() == 2),
+            found
+                .vgs
+                .iter()
+                .any(|vg| vg.name == "bp-vg" && vg.lvs.len() == 2),
             "{:?}",
             found.problems
         );
@@ -100,6 +103,21 @@ fn partition_table_and_qcow2_seeds() {
             let mut buf = vec![0u8; 4096];
             let _ = img.read_at(0, &mut buf);
         }
+    }
+}
+
+/// The RPM seeds are real packages (rpmbuild's three payload
+/// compressions): each yields the kernel file.
+#[test]
+fn rpm_seeds() {
+    for data in inputs("boot_rpm") {
+        let mut names = Vec::new();
+        bootproof_boot::rpm::walk_rpm(&data[..], Path::new("seed.rpm"), &mut |p, _| {
+            names.push(p.to_path_buf());
+            Ok(())
+        })
+        .unwrap();
+        assert!(names.iter().any(|n| n.ends_with("vmlinuz")), "{names:?}");
     }
 }
 

@@ -362,6 +362,97 @@ fn qemu_wrapper(dir: &Path, cell: &str) -> String {
     format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
 }
 
+/// An RPM kernel package, built by `rpmbuild` around Debian's arm64 kernel
+/// and its whole module tree in Fedora's layout: `run --kernel` reads it
+/// in-process and boots it with the image's root; the command sees that
+/// kernel's release.
+#[test]
+fn an_rpm_kernel_package_runs_the_command() {
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let dir = scratch("run", "rpm-kernel");
+    let root = artifacts().join("arm64/root");
+    let ver = std::fs::read_dir(root.join("lib/modules"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    let tree = dir.join("tree");
+    let mods = tree.join("lib/modules");
+    std::fs::create_dir_all(&mods).unwrap();
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(root.join("lib/modules").join(&ver))
+        .arg(&mods)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::copy(
+        root.join(format!("boot/vmlinuz-{ver}")),
+        mods.join(&ver).join("vmlinuz"),
+    )
+    .unwrap();
+    let spec = dir.join("kernel.spec");
+    std::fs::write(
+        &spec,
+        "Name: kernel-core\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
+         %define __os_install_post %{nil}\n%define debug_package %{nil}\n%define _build_id_links none\n\
+         %description\ntest\n%install\nmkdir -p %{buildroot}\ncp -a %{tree}/. %{buildroot}/\n\
+         %files\n/lib/modules\n",
+    )
+    .unwrap();
+    let top = dir.join("top");
+    assert!(Command::new("rpmbuild")
+        .args(["-bb", "--quiet", "--target", "aarch64"])
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--define")
+        .arg(format!("tree {}", tree.display()))
+        .args(["--define", "_binary_payload w1.gzdio"])
+        .arg(&spec)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let rpm = top.join("RPMS/aarch64/kernel-core-6.1.0-1.aarch64.rpm");
+    let cache = dir.join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args([
+            "run",
+            "--json",
+            "--variants",
+            "gic=3",
+            "acpi=on",
+            "transport=pci",
+            "--kernel",
+        ])
+        .arg(&rpm)
+        .arg(&img)
+        .args(["--", "uname", "-r"])
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .env("BOOTPROOF_HISTORY", dir.join("history.sqlite"))
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let c = v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kernel"] != "image")
+        .unwrap_or_else(|| panic!("no RPM kernel cell: {v:#}"));
+    assert_eq!(c["status"], "pass", "{c:#}");
+    assert_eq!(c["stdout"].as_str().unwrap().trim(), ver);
+    assert!(
+        cache.join("bootproof/kernels").is_dir(),
+        "unpacked into the cache"
+    );
+}
+
 /// A QEMU that is killed from outside is an infra error, retried; with no
 /// retries left the run exits 3 (no verdict), not 1 (the command failed).
 #[test]

@@ -174,7 +174,7 @@ pub(crate) fn open_kernels(
         let kernel = package::open(path, modules, &cache).map_err(|e| {
             Error::with_hint(
                 format!("kernel {}: {e}", path.display()),
-                "give a Debian kernel package (linux-image-*.deb), a directory with an unpacked one, or a kernel file (with `modules` in a [[kernel]] entry)",
+                "give a Debian (linux-image-*.deb) or RPM (kernel-core-*.rpm) kernel package, a directory with an unpacked one, or a kernel file (with `modules` in a [[kernel]] entry)",
             )
         })?;
         let label = name.unwrap_or_else(|| kernel.version.clone());
