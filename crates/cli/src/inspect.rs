@@ -178,6 +178,8 @@ fn slots_table(r: &InspectReport, st: Style) -> String {
             cell(fs.variant.clone())
         } else if fs.fs_type == "unknown" {
             styled("-", |s| st.dim(s))
+        } else if fs.fs_type == "crypto_LUKS" {
+            styled("LUKS (encrypted: no keys taken)", |s| st.yellow(s))
         } else if fs.fs_type == "LVM2_member" && !r.volume_groups.is_empty() {
             // Its logical volumes are the slots below.
             cell("LVM2 PV".to_string())

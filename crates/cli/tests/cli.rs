@@ -389,13 +389,15 @@ fn unsupported_formats_are_named() {
             cmd.args(["-o", extra]);
         }
         assert!(cmd.arg(&p).arg("8M").status().unwrap().success());
-        cases.push((p, name));
+        cases.push((p, format!("{name} is not supported")));
     }
     let luks = dir.join("x.luks");
     let mut header = b"LUKS\xba\xbe\x00\x02".to_vec();
     header.resize(1 << 20, 0);
     std::fs::write(&luks, header).unwrap();
-    cases.push((luks, "LUKS"));
+    // Encrypted images say so, and that no key will be asked for (not
+    // "convert it first").
+    cases.push((luks, "a LUKS container is encrypted".to_string()));
     let enc = dir.join("enc.qcow2");
     assert!(Command::new("qemu-img")
         .args([
@@ -413,7 +415,7 @@ fn unsupported_formats_are_named() {
         .status()
         .unwrap()
         .success());
-    cases.push((enc, "qcow2 encryption"));
+    cases.push((enc, "qcow2 data is encrypted".to_string()));
     // A VMDK delta disk names its parent: refused by name, as VHD's
     // differencing disks are.
     let base = dir.join("base.vmdk");
@@ -432,16 +434,12 @@ fn unsupported_formats_are_named() {
         .status()
         .unwrap()
         .success());
-    cases.push((delta, "VMDK"));
-    for (p, name) in cases {
+    cases.push((delta, "VMDK is not supported".to_string()));
+    for (p, want) in cases {
         let out = bootproof(&["inspect", p.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", p.display());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains(&format!("{name} is not supported")),
-            "{}: {err}",
-            p.display()
-        );
+        assert!(err.contains(&want), "{}: {err}", p.display());
     }
     // VHD, VHDX and VMDK (sparse, stream and a descriptor with its flat
     // extent) are read now: an empty one is just a disk.

@@ -23,6 +23,8 @@ pub enum DetectedFormat {
     Compressed(crate::unpack::Compression),
     /// A tar archive (an OVA, a cloud image's tar).
     Tar,
+    /// A LUKS container: encrypted, unreadable without its key.
+    Encrypted,
     /// A format bootproof recognises and refuses, with its name.
     Unsupported {
         /// Human name of the format.
@@ -68,7 +70,7 @@ pub fn probe_format(r: &dyn ReadAt) -> io::Result<DetectedFormat> {
         return unsupported("VDI", "VirtualBox signature 0xbeda107f");
     }
     if starts(b"LUKS\xba\xbe") {
-        return unsupported("LUKS", "encrypted container header");
+        return Ok(DetectedFormat::Encrypted);
     }
     if starts(b"QED\0") {
         return unsupported("QED", "QEMU enhanced disk header");

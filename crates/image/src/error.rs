@@ -28,8 +28,19 @@ pub enum ImageError {
     Unsupported {
         /// The file.
         path: PathBuf,
-        /// The format's name (VMDK, VHDX, LUKS, qcow2 encryption …).
+        /// The format's name (VDI, QED, a VMDK delta disk …).
         format: String,
+        /// More about what was found.
+        detail: String,
+    },
+    /// The image (or its data) is encrypted: nothing can be read without
+    /// the key, and bootproof takes no keys.
+    #[error("{}: {what} is encrypted ({detail}); bootproof reads images without keys, so it cannot look inside: check and boot an unencrypted build of the image", path.display())]
+    Encrypted {
+        /// The file.
+        path: PathBuf,
+        /// What is encrypted (`a LUKS container`, `qcow2 data`).
+        what: String,
         /// More about what was found.
         detail: String,
     },

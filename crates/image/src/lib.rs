@@ -332,6 +332,11 @@ fn open_format(
                 .and_then(|f| f.options.unpack_dir.as_deref());
             container::open_tar(reader, path, path, "tar", cache, chain, &mut inner)
         }
+        DetectedFormat::Encrypted => Err(ImageError::Encrypted {
+            path: path.to_path_buf(),
+            what: "a LUKS container".into(),
+            detail: "`LUKS\\xba\\xbe` header".into(),
+        }),
         DetectedFormat::Compressed(_) | DetectedFormat::Tar => Err(ImageError::Unsupported {
             path: path.to_path_buf(),
             format: "a container inside a container".into(),

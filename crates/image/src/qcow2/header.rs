@@ -97,10 +97,10 @@ impl Header {
                 2 => "LUKS",
                 _ => "unknown method",
             };
-            return Err(ImageError::Unsupported {
+            return Err(ImageError::Encrypted {
                 path: path.to_path_buf(),
-                format: "qcow2 encryption".into(),
-                detail: format!("crypt_method {crypt} ({kind})"),
+                what: "qcow2 data".into(),
+                detail: format!("crypt_method {crypt}, {kind}"),
             });
         }
         let l1_entries = u64::from(be32(&h, 36));
