@@ -45,8 +45,9 @@ in the booted system. Minutes per cell under TCG, not seconds.
 Statuses: pass (exit status = --expect-exit), fail (another status, a
 signal, or the command's timeout), boot-failure (the guest never ran the
 command: the stage and cause from the console), infra-error (the VM could
-not run after --retries retries), skipped (another shard's, or
-interrupted).
+not run after --retries retries), skipped (another shard's,
+interrupted, or what agent mode cannot do yet — a root on LVM2 — with
+the reason).
 
 --matrix FILE names images (a path, or `catalog = \"NAME\"`: a catalog
 image, fetched and verified on first use, see `bootproof fetch`), extra

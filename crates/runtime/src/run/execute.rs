@@ -200,7 +200,10 @@ impl CellRun<'_> {
             .or(row.timeout)
             .map(Duration::from_secs)
             .unwrap_or(self.timeout);
-        if let Some(problem) = &row.problem {
+        if let Some(why) = &row.unsupported {
+            cell.status = CellStatus::Skipped;
+            cell.detail = why.clone();
+        } else if let Some(problem) = &row.problem {
             cell.status = CellStatus::BootFailure;
             cell.detail = problem.clone();
         } else {

@@ -69,6 +69,9 @@ pub(crate) struct Row {
     pub(crate) how: How,
     /// Why it cannot run, when it cannot (its cells become boot failures).
     pub(crate) problem: Option<String>,
+    /// What bootproof cannot do for it yet (its cells are skipped, saying
+    /// so: not the image's failure).
+    pub(crate) unsupported: Option<String>,
     pub(crate) plans: Vec<Plan>,
     /// Full mode, the image's own chain: `check`'s prediction of its
     /// firmware boot and the milliseconds it took (for the ledger).
@@ -198,6 +201,8 @@ pub(crate) fn open_kernels(
 struct RootFs {
     device: String,
     fstype: &'static str,
+    /// The LVM2 logical volume (`vg/lv`) holding it, when it is one.
+    lv: Option<String>,
 }
 
 /// The OS root: the one the kernel command line's `root=` names
@@ -220,6 +225,7 @@ fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String>
             None => "vda".into(),
         },
         fstype,
+        lv: root.lv.as_ref().map(|l| format!("{}/{}", l.vg, l.lv)),
     })
 }
 
@@ -282,6 +288,7 @@ pub(crate) fn prepare_rows(
             cmdline_append: req.cmdline_append.clone(),
         },
         problem: None,
+        unsupported: None,
         plans: plans(arch, &req.axes, entries),
         prediction: None,
     };
@@ -361,11 +368,18 @@ pub(crate) fn prepare_rows(
     Ok(rows)
 }
 
-/// Records where the OS root is, when it was found.
+/// Records where the OS root is, when it was found; a root agent mode
+/// cannot mount yet makes the row's cells skipped, saying why.
 fn set_root(row: &mut Row, root: &Result<RootFs, String>) {
     if let Ok(r) = root {
         row.root_device.clone_from(&r.device);
         row.root_fstype = r.fstype.into();
+        if let Some(lv) = &r.lv {
+            row.unsupported = Some(format!(
+                "the OS root is the LVM2 logical volume {lv}, which agent mode cannot activate yet; \
+                 `run --mode full` boots the image's own initramfs, which does"
+            ));
+        }
     }
 }
 
