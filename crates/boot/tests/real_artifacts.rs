@@ -280,6 +280,24 @@ fn module_closures_match_kmod() {
 }
 
 /// Every regular file under `dir`, relative, sorted.
+/// `got` holds exactly the files `expected` (relative paths), each with
+/// the bytes it has under `reference`.
+fn assert_same_files(
+    got: &std::path::Path,
+    reference: &std::path::Path,
+    expected: &[PathBuf],
+    what: &str,
+) {
+    assert_eq!(files_under(got), expected, "{what}");
+    for rel in expected {
+        assert!(
+            std::fs::read(got.join(rel)).unwrap() == std::fs::read(reference.join(rel)).unwrap(),
+            "{what}: {} differs",
+            rel.display()
+        );
+    }
+}
+
 fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -364,15 +382,7 @@ fn kernel_packages_unpack_byte_for_byte() {
         assert_eq!(k.arch.name(), "aarch64");
         let unpacked = k.kernel.parent().unwrap().parent().unwrap().to_path_buf();
         assert!(unpacked.starts_with(cache.join("kernels")));
-        assert_eq!(files_under(&unpacked), expected, "{z}");
-        for rel in &expected {
-            assert!(
-                std::fs::read(unpacked.join(rel)).unwrap()
-                    == std::fs::read(tree.join(rel)).unwrap(),
-                "{z}: {} differs",
-                rel.display()
-            );
-        }
+        assert_same_files(&unpacked, &tree, &expected, z);
         assert_eq!(k.modules.as_deref(), Some(unpacked.join(&mods).as_path()));
         // The second open finds the cache (the package is only hashed).
         let again = package::open(&deb, None, &cache).unwrap();
@@ -423,7 +433,7 @@ fn kernel_packages_unpack_byte_for_byte() {
 #[test]
 fn rpm_kernel_packages_read_as_rpm2cpio_reads_them() {
     use bootproof_boot::package::{self, Origin};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let (kernel, ver) = kernel_of("arm64");
     let root = artifacts().join("arm64/root");
     let dir = bootproof_testkit::scratch("package", "rpms");
@@ -448,35 +458,12 @@ fn rpm_kernel_packages_read_as_rpm2cpio_reads_them() {
         .success());
     std::fs::create_dir_all(tree.join("usr/share/doc/kernel-core")).unwrap();
     std::fs::write(tree.join("usr/share/doc/kernel-core/README"), "doc").unwrap();
-    let spec = dir.join("kernel.spec");
-    std::fs::write(
-        &spec,
-        "Name: kernel-core\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
-         %define __os_install_post %{nil}\n%define debug_package %{nil}\n%define _build_id_links none\n\
-         %description\ntest\n%install\nmkdir -p %{buildroot}\ncp -a %{tree}/. %{buildroot}/\n\
-         %files\n/lib/modules\n/usr/share/doc/kernel-core\n",
-    )
-    .unwrap();
     for (z, payload) in [
         ("gzip", "w9.gzdio"),
         ("xz", "w2.xzdio"),
         ("zstd", "w19.zstdio"),
     ] {
-        let top = dir.join(format!("top-{z}"));
-        let ok = Command::new("rpmbuild")
-            .args(["-bb", "--quiet", "--target", "aarch64"])
-            .arg("--define")
-            .arg(format!("_topdir {}", top.display()))
-            .arg("--define")
-            .arg(format!("tree {}", tree.display()))
-            .arg("--define")
-            .arg(format!("_binary_payload {payload}"))
-            .arg(&spec)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "rpmbuild ({z})");
-        let rpm = top.join("RPMS/aarch64/kernel-core-6.1.0-1.aarch64.rpm");
+        let rpm = bootproof_testkit::build_rpm(&tree, &dir, payload);
         // The oracle: rpm's own payload extraction.
         let oracle = dir.join(format!("rpm2cpio-{z}"));
         std::fs::create_dir_all(&oracle).unwrap();
@@ -510,15 +497,7 @@ fn rpm_kernel_packages_read_as_rpm2cpio_reads_them() {
                 .next()
                 .unwrap(),
         );
-        assert_eq!(files_under(&unpacked), expected, "{z}");
-        for rel in &expected {
-            assert!(
-                std::fs::read(unpacked.join(rel)).unwrap()
-                    == std::fs::read(oracle.join(rel)).unwrap(),
-                "{z}: {} differs",
-                rel.display()
-            );
-        }
+        assert_same_files(&unpacked, &oracle, &expected, z);
         assert_eq!(k.modules.as_deref(), Some(unpacked.join(&mods).as_path()));
     }
 }

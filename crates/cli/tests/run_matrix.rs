@@ -394,29 +394,7 @@ fn an_rpm_kernel_package_runs_the_command() {
         mods.join(&ver).join("vmlinuz"),
     )
     .unwrap();
-    let spec = dir.join("kernel.spec");
-    std::fs::write(
-        &spec,
-        "Name: kernel-core\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
-         %define __os_install_post %{nil}\n%define debug_package %{nil}\n%define _build_id_links none\n\
-         %description\ntest\n%install\nmkdir -p %{buildroot}\ncp -a %{tree}/. %{buildroot}/\n\
-         %files\n/lib/modules\n",
-    )
-    .unwrap();
-    let top = dir.join("top");
-    assert!(Command::new("rpmbuild")
-        .args(["-bb", "--quiet", "--target", "aarch64"])
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg("--define")
-        .arg(format!("tree {}", tree.display()))
-        .args(["--define", "_binary_payload w1.gzdio"])
-        .arg(&spec)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success());
-    let rpm = top.join("RPMS/aarch64/kernel-core-6.1.0-1.aarch64.rpm");
+    let rpm = build_rpm(&tree, &dir, "w1.gzdio");
     let cache = dir.join("cache");
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args([

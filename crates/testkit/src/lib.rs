@@ -145,6 +145,44 @@ pub fn backports_kernel(arch: &str) -> PathBuf {
     .join(format!("{arch}.deb"))
 }
 
+/// Builds `kernel-core-6.1.0-1.aarch64.rpm` with `rpmbuild` from the files
+/// under `tree` (every top-level directory there is packaged), its payload
+/// compressed as `payload` says (`w9.gzdio`, `w2.xzdio`, `w19.zstdio`), in
+/// `dir/top-<payload>`; returns the package's path.
+pub fn build_rpm(tree: &Path, dir: &Path, payload: &str) -> PathBuf {
+    let spec = dir.join("kernel.spec");
+    let files: Vec<String> = std::fs::read_dir(tree)
+        .unwrap()
+        .map(|e| format!("/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: kernel-core\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
+             %define __os_install_post %{{nil}}\n%define debug_package %{{nil}}\n%define _build_id_links none\n\
+             %description\ntest\n%install\nmkdir -p %{{buildroot}}\ncp -a %{{tree}}/. %{{buildroot}}/\n\
+             %files\n{}\n",
+            files.join("\n")
+        ),
+    )
+    .unwrap();
+    let top = dir.join(format!("top-{payload}"));
+    let ok = Command::new("rpmbuild")
+        .args(["-bb", "--quiet", "--target", "aarch64"])
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--define")
+        .arg(format!("tree {}", tree.display()))
+        .arg("--define")
+        .arg(format!("_binary_payload {payload}"))
+        .arg(&spec)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "rpmbuild ({payload})");
+    top.join("RPMS/aarch64/kernel-core-6.1.0-1.aarch64.rpm")
+}
+
 /// Pipes `data` through a command (a real compressor) and returns its output.
 pub fn pipe(tool: &[&str], data: &[u8]) -> Vec<u8> {
     let mut child = Command::new(tool[0])
