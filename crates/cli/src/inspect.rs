@@ -30,23 +30,7 @@ fn render(r: &InspectReport, st: Style) -> String {
         }
     }
     for vg in &r.volume_groups {
-        let here = vg.pvs.iter().filter(|p| p.2).count();
-        let lvs: Vec<String> = vg
-            .lvs
-            .iter()
-            .map(|l| match &l.problem {
-                Some(_) => format!("{} (unreadable)", l.name),
-                None => l.name.clone(),
-            })
-            .collect();
-        let line = format!(
-            "LVM2 volume group {}: {} PVs ({here} on this disk), {} extents, logical volumes {}",
-            vg.name,
-            vg.pvs.len(),
-            human_size(vg.extent_size),
-            lvs.join(", ")
-        );
-        let _ = writeln!(o, "{}", st.dim(&line));
+        let _ = writeln!(o, "{}", st.dim(&vg.describe()));
     }
     for fs in &r.filesystems {
         contents(&mut o, fs, st);
@@ -98,16 +82,7 @@ fn image_and_table(o: &mut String, r: &InspectReport, st: Style) {
             let _ = write!(desc, ", {c} compression");
         }
         if let Some(c) = &l.container {
-            let within = match c.kind.split_once('+') {
-                _ if c.kind == "ova" => "an OVA".to_string(),
-                Some((_, z)) => format!("a {z}-compressed tar"),
-                None if c.member.is_some() => "a tar".to_string(),
-                None => format!("{}-compressed", c.kind),
-            };
-            let _ = match &c.member {
-                Some(m) => write!(desc, ", `{m}` in {within}"),
-                None => write!(desc, ", {within}"),
-            };
+            let _ = write!(desc, ", {}", c.describe());
         }
         let _ = writeln!(
             o,

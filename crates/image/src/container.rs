@@ -32,6 +32,22 @@ pub struct Container {
     pub window: Option<(u64, u64)>,
 }
 
+impl Container {
+    /// In words, for reports: "`disk1.vmdk` in an OVA", "xz-compressed".
+    pub fn describe(&self) -> String {
+        let within = match self.kind.split_once('+') {
+            _ if self.kind == "ova" => "an OVA".to_string(),
+            Some((_, z)) => format!("a {z}-compressed tar"),
+            None if self.member.is_some() => "a tar".to_string(),
+            None => format!("{}-compressed", self.kind),
+        };
+        match &self.member {
+            Some(m) => format!("`{m}` in {within}"),
+            None => within,
+        }
+    }
+}
+
 /// What opening the inner disk needs from the caller: its format
 /// detection and chain bookkeeping, without any further container.
 pub(crate) type OpenInner<'a> =

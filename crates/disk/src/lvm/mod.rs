@@ -59,6 +59,31 @@ pub struct LogicalVolume {
     pub device: Option<Arc<dyn ReadAt>>,
 }
 
+impl VolumeGroup {
+    /// In words, for reports: its PVs, extent size and logical volumes.
+    pub fn describe(&self) -> String {
+        let here = self.pvs.iter().filter(|p| p.2).count();
+        let lvs: Vec<String> = self
+            .lvs
+            .iter()
+            .map(|l| match &l.problem {
+                Some(_) => format!("{} (unreadable)", l.name),
+                None => l.name.clone(),
+            })
+            .collect();
+        let extent = match self.extent_size {
+            e if e % (1 << 20) == 0 => format!("{} MiB", e >> 20),
+            e => format!("{} KiB", e >> 10),
+        };
+        format!(
+            "LVM2 volume group {}: {} PVs ({here} on this disk), {extent} extents, logical volumes {}",
+            self.name,
+            self.pvs.len(),
+            lvs.join(", ")
+        )
+    }
+}
+
 impl std::fmt::Debug for LogicalVolume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogicalVolume")
