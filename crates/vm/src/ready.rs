@@ -66,7 +66,13 @@ impl ReadyPort {
                 }
                 continue;
             }
-            let line = String::from_utf8_lossy(&self.partial).trim().to_string();
+            // Invalid bytes become `?`, not U+FFFD (three bytes each): the
+            // line stays within the 256 bytes the guest wrote (found by the
+            // vm_classify fuzz target).
+            let line = String::from_utf8_lossy(&self.partial)
+                .replace('\u{FFFD}', "?")
+                .trim()
+                .to_string();
             self.partial.clear();
             // sd_notify-style: `READY=1`, possibly among other assignments.
             if line.split_whitespace().any(|w| w == "READY=1") {
@@ -81,6 +87,20 @@ impl ReadyPort {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn a_ready_line_with_invalid_bytes_stays_within_its_cap() {
+        let mut port = ReadyPort::new("/nonexistent".into());
+        let mut line = vec![0xffu8; 300];
+        line.splice(0..0, b"READY=1 ".iter().copied());
+        line.push(b'\n');
+        let got = port.feed(&line).unwrap();
+        assert!(
+            got.len() <= 256 && got.starts_with("READY=1"),
+            "{}",
+            got.len()
+        );
+    }
 
     #[test]
     fn a_ready_line_is_found_across_writes_and_nothing_else_counts() {
