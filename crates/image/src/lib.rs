@@ -31,7 +31,7 @@ mod vmdk;
 pub use container::Container;
 pub use detect::{probe_format, DetectedFormat};
 pub use error::ImageError;
-pub use read_at::{by_block, IoStats, MemImage, ReadAt, Slice, Span, Spans};
+pub use read_at::{by_block, check_bounds, IoStats, MemImage, ReadAt, Slice, Span, Spans};
 pub use unpack::{read_up_to, Compression, MAX_UNPACKED};
 
 use serde::Serialize;

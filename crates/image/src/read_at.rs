@@ -24,8 +24,10 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
 }
 
-/// Checks that `offset..offset+len` lies within `size`.
-pub(crate) fn check_bounds(offset: u64, len: usize, size: u64) -> io::Result<()> {
+/// Checks that `offset..offset+len` lies within `size`: the one bounds
+/// check and error every [`ReadAt`] implementation (here and in the disk
+/// crate's volume maps) gives for a read past its end.
+pub fn check_bounds(offset: u64, len: usize, size: u64) -> io::Result<()> {
     match offset.checked_add(len as u64) {
         Some(end) if end <= size => Ok(()),
         _ => Err(io::Error::new(

@@ -359,15 +359,7 @@ impl ReadAt for Striped {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.size)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past the striped segment",
-            ));
-        }
+        bootproof_image::check_bounds(offset, buf.len(), self.size)?;
         let n = self.legs.len() as u64;
         bootproof_image::by_block(offset, buf, self.chunk, |at, part| {
             let i = at / self.chunk;
