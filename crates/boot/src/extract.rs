@@ -106,10 +106,7 @@ fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, ExtractEr
     })
 }
 
-/// Lowercase hex of a digest, as manifests, caches and reports write it.
-pub fn hex(d: impl AsRef<[u8]>) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use bootproof_image::digest::hex;
 
 /// The partition holding the OS root, as `root=` would name it.
 fn derived_root(img: &OpenedImage) -> Option<String> {

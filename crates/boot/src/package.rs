@@ -228,10 +228,9 @@ fn from_tree(dir: &Path) -> Result<ExternalKernel, PackageError> {
 /// Unpacks the package's kernel and modules into `cache/kernels/<sha256>`
 /// unless they are already there; returns that directory.
 fn unpack_cached(deb: &Path, cache: &Path) -> Result<PathBuf, PackageError> {
-    let mut f = std::fs::File::open(deb).map_err(io_at(deb))?;
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).map_err(io_at(deb))?;
-    let digest = hex(h.finalize());
+    let digest =
+        bootproof_image::digest::sha256_file_remembered(deb, &cache.join("kernel-digests"))
+            .map_err(io_at(deb))?;
     let dest = cache.join("kernels").join(&digest);
     if dest.is_dir() {
         return Ok(dest);

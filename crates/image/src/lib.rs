@@ -18,6 +18,7 @@
 mod cache;
 mod container;
 mod detect;
+pub mod digest;
 mod error;
 mod qcow2;
 mod raw;

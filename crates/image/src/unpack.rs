@@ -16,7 +16,6 @@
 
 use crate::error::ImageError;
 use crate::read_at::ReadAt;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -79,27 +78,16 @@ impl Compression {
     }
 }
 
-fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// The decompressed copy of `path` in `cache` (made now when missing).
 pub(crate) fn unpacked(
     path: &Path,
     kind: Compression,
     cache: &Path,
 ) -> Result<PathBuf, ImageError> {
-    let key = sha256_file(path).map_err(|e| ImageError::io(path, e))?;
+    // The key is the compressed file's digest, remembered per path so a
+    // multi-GB `.raw.xz` is not read again on every open.
+    let key = crate::digest::sha256_file_remembered(path, &cache.join(".index"))
+        .map_err(|e| ImageError::io(path, e))?;
     cached(cache, &format!("{key}.{}", kind.name()), &mut |tmp| {
         let corrupt = |e: io::Error| ImageError::Corrupt {
             path: path.to_path_buf(),

@@ -307,8 +307,8 @@ impl Hasher {
     }
     fn hex(self) -> String {
         match self {
-            Hasher::Sha256(h) => bootproof_boot::extract::hex(h.finalize()),
-            Hasher::Sha512(h) => bootproof_boot::extract::hex(h.finalize()),
+            Hasher::Sha256(h) => bootproof_image::digest::hex(h.finalize()),
+            Hasher::Sha512(h) => bootproof_image::digest::hex(h.finalize()),
         }
     }
 }

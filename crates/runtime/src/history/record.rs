@@ -49,20 +49,7 @@ pub fn file_sha256(path: &std::path::Path, stop: &std::sync::atomic::AtomicBool)
     if hit.is_some() {
         return hit;
     }
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return None;
-        }
-        match std::io::Read::read(&mut f, &mut buf).ok()? {
-            0 => break,
-            n => h.update(&buf[..n]),
-        }
-    }
-    let hex = bootproof_boot::extract::hex(h.finalize());
+    let hex = bootproof_image::digest::sha256_file(path, Some(stop)).ok()?;
     let _ = db.execute(
         "INSERT OR REPLACE INTO file_digests (path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4)",
         params![key, meta.len() as i64, mtime_ns, hex],

@@ -1,0 +1,128 @@
+//! SHA-256 of whole files: the one hasher behind every content-addressed
+//! cache key (unpacked images, unpacked kernel packages) and every recorded
+//! image digest, and the one hex spelling they all write.
+
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::UNIX_EPOCH;
+
+/// Lowercase hex of a digest, as manifests, caches and reports write it.
+pub fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `path`'s content in hex, read in 1 MiB chunks. When
+/// `stop` is given and becomes true, hashing ends with an `Interrupted`
+/// error (a caller giving up on a multi-GB image does not wait for it).
+pub fn sha256_file(path: &Path, stop: Option<&AtomicBool>) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "hashing stopped",
+            ));
+        }
+        match f.read(&mut buf)? {
+            0 => break,
+            n => h.update(&buf[..n]),
+        }
+    }
+    Ok(hex(h.finalize()))
+}
+
+/// The size and modification time (ns since the epoch) that stand for a
+/// file's content while neither changes.
+pub fn file_stamp(path: &Path) -> io::Result<(u64, u128)> {
+    let meta = std::fs::metadata(path)?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok((meta.len(), mtime))
+}
+
+/// [`sha256_file`] remembered in `index` (a directory; one small record per
+/// input path): while the file's size and mtime are what the record says,
+/// the recorded digest is returned without reading the file again. The
+/// trust is the same as `make`'s; a file rewritten in place with the same
+/// size within the same nanosecond is the one change it misses.
+pub fn sha256_file_remembered(path: &Path, index: &Path) -> io::Result<String> {
+    let stamp = file_stamp(path)?;
+    let canonical = std::fs::canonicalize(path)?;
+    let record = index.join(hex(Sha256::digest(
+        canonical.as_os_str().as_encoded_bytes(),
+    )));
+    let want = format!("{} {}", stamp.0, stamp.1);
+    if let Ok(text) = std::fs::read_to_string(&record) {
+        if let Some((seen, digest)) = text.trim_end().rsplit_once(' ') {
+            if seen == want && digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(digest.to_string());
+            }
+        }
+    }
+    let digest = sha256_file(path, None)?;
+    // The record is a cache: failing to write it costs a rehash next time.
+    let tmp = record.with_extension(format!("{}.part", std::process::id()));
+    let written = std::fs::create_dir_all(index)
+        .and_then(|()| std::fs::write(&tmp, format!("{want} {digest}\n")))
+        .and_then(|()| std::fs::rename(&tmp, &record));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_matches_sha256sum_and_is_remembered_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"abc").unwrap();
+        // sha256("abc") from FIPS 180-2.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_file(&file, None).unwrap(), abc);
+        let index = dir.path().join("index");
+        assert_eq!(sha256_file_remembered(&file, &index).unwrap(), abc);
+        assert_eq!(std::fs::read_dir(&index).unwrap().count(), 1);
+        // A record that disagrees with the content is believed while the
+        // stamp holds (that is the point: no read) ...
+        let record = std::fs::read_dir(&index)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let text = std::fs::read_to_string(&record).unwrap();
+        let forged = text.replace(abc, &"0".repeat(64));
+        std::fs::write(&record, forged).unwrap();
+        assert_eq!(
+            sha256_file_remembered(&file, &index).unwrap(),
+            "0".repeat(64)
+        );
+        // ... and dropped once the file changes.
+        std::fs::write(&file, b"abcd").unwrap();
+        let abcd = sha256_file(&file, None).unwrap();
+        assert_ne!(abcd, abc);
+        assert_eq!(sha256_file_remembered(&file, &index).unwrap(), abcd);
+    }
+
+    #[test]
+    fn a_set_stop_flag_interrupts_hashing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"abc").unwrap();
+        let stop = AtomicBool::new(true);
+        let e = sha256_file(&file, Some(&stop)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+    }
+}
