@@ -11,8 +11,9 @@ systemd's stub. OUTDIR/boot-manifest.json records, per image, which source
 files the default entry must extract to.
 """
 import glob, json, os, shutil, subprocess, sys
+from lvmtools import lvm  # shared by both image scripts
 
-VERSION = "10"
+VERSION = "11"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -58,17 +59,6 @@ def standalone_grub(target, pkg_root, output, cfg_path, cfg):
         "--install-modules=part_gpt fat ext2 search configfile normal linux echo test",
         "--locales=", "--themes=", "--fonts=",
         "-o", output, f"boot/grub/grub.cfg={cfg_path}")
-
-
-LVM_CONFIG = ("activation { udev_sync=0 udev_rules=0 monitoring=0 } "
-              "devices { obtain_device_list_from_udev=0 }")
-
-
-def lvm(*args):
-    """An lvm2 command that needs no device mapper (LVs never activated); its output."""
-    env = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
-    return subprocess.run(["lvm", *args, "--config", LVM_CONFIG], check=True, capture_output=True,
-                          text=True, env=env).stdout
 
 
 def lvm_root(path, offset, size):

@@ -17,8 +17,9 @@ The script is idempotent: a finished OUTDIR (manifest present, same script
 version) is left alone.
 """
 import hashlib, json, os, random, shutil, subprocess, sys
+from lvmtools import lvm  # shared by both image scripts
 
-VERSION = "14"
+VERSION = "15"
 MiB = 1024 * 1024
 
 
@@ -119,17 +120,6 @@ def htree(ext_image):
     """mke2fs -d writes big directories as linear lists; e2fsck -D rebuilds
     them as hashed (htree) directories, the form real ext4 roots have."""
     subprocess.run(["e2fsck", "-fyD", ext_image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-LVM_CONFIG = ("activation { udev_sync=0 udev_rules=0 monitoring=0 } "
-              "devices { obtain_device_list_from_udev=0 } global { use_lvmetad=0 }")
-
-
-def lvm(*args):
-    """Runs an lvm2 command that needs no device mapper; its JSON report."""
-    env = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
-    out = subprocess.run(["lvm", *args, "--config", LVM_CONFIG], check=True, capture_output=True, text=True, env=env)
-    return out.stdout
 
 
 def lvm_image(out, W, tree, images):

@@ -200,8 +200,7 @@ fn walk_cpio(
             visit(&rel, &mut data).map_err(|e| corrupt(format!("{name}: {e}")))?;
         }
         // Whatever the visitor left, then the padding.
-        let rest = io::copy(&mut data, &mut io::sink()).map_err(io_err)?;
-        let _ = rest;
+        io::copy(&mut data, &mut io::sink()).map_err(io_err)?;
         if !skip(&mut r, pad(size)).map_err(io_err)? {
             return Err(corrupt("payload: truncated".into()));
         }
