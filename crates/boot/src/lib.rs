@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod companions;
 pub mod decompress;
 pub mod extract;
 pub mod grub;

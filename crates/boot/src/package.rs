@@ -61,7 +61,8 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> PackageError + '_ {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
-    /// A `.deb` package, unpacked into the cache.
+    /// A `.deb` or `.rpm` package (with any companions), unpacked into
+    /// the cache.
     Package,
     /// A directory with an unpacked package.
     Directory,
@@ -102,11 +103,7 @@ pub fn open(
         }
         return Ok(k);
     }
-    let mut magic = [0u8; 8];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| read_up_to(&mut f, &mut magic))
-        .map_err(io_at(path))?;
-    if magic[..n] == *AR_MAGIC || magic[..n.min(4)] == crate::rpm::RPM_MAGIC {
+    if is_package(path)? {
         let tree = unpack_cached(path, cache)?;
         let mut k = from_tree(&tree)?;
         k.origin = Origin::Package;
@@ -155,10 +152,8 @@ fn identify(path: &Path) -> Result<(Arch, Option<String>, String), PackageError>
     Ok((arch, info.version, hex(Sha256::digest(&data))))
 }
 
-/// A kernel in an unpacked package tree: `boot/vmlinuz-<v>` (Debian,
-/// Ubuntu) or `{usr/,}lib/modules/<v>/vmlinuz` (Fedora), with the module
-/// directory beside it.
-fn from_tree(dir: &Path) -> Result<ExternalKernel, PackageError> {
+/// The kernels in an unpacked package tree, with their releases, sorted.
+fn kernels_in(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut found: Vec<(PathBuf, String)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir.join("boot")) {
         for e in rd.flatten() {
@@ -183,6 +178,31 @@ fn from_tree(dir: &Path) -> Result<ExternalKernel, PackageError> {
         }
     }
     found.sort();
+    found
+}
+
+/// Whether an unpacked package tree holds a kernel.
+pub(crate) fn has_kernel(dir: &Path) -> bool {
+    !kernels_in(dir).is_empty()
+}
+
+/// Whether `path` is a kernel package (`.deb` or `.rpm`, by magic).
+pub(crate) fn is_package(path: &Path) -> Result<bool, PackageError> {
+    if std::fs::metadata(path).map_err(io_at(path))?.is_dir() {
+        return Ok(false);
+    }
+    let mut magic = [0u8; 8];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| read_up_to(&mut f, &mut magic))
+        .map_err(io_at(path))?;
+    Ok(magic[..n] == *AR_MAGIC || magic[..n.min(4)] == crate::rpm::RPM_MAGIC)
+}
+
+/// A kernel in an unpacked package tree: `boot/vmlinuz-<v>` (Debian,
+/// Ubuntu) or `{usr/,}lib/modules/<v>/vmlinuz` (Fedora), with the module
+/// directory beside it.
+fn from_tree(dir: &Path) -> Result<ExternalKernel, PackageError> {
+    let mut found = kernels_in(dir);
     let (kernel, version) = match found.len() {
         1 => found.remove(0),
         0 => {
@@ -227,7 +247,7 @@ fn from_tree(dir: &Path) -> Result<ExternalKernel, PackageError> {
 
 /// Unpacks the package's kernel and modules into `cache/kernels/<sha256>`
 /// unless they are already there; returns that directory.
-fn unpack_cached(deb: &Path, cache: &Path) -> Result<PathBuf, PackageError> {
+pub(crate) fn unpack_cached(deb: &Path, cache: &Path) -> Result<PathBuf, PackageError> {
     let digest =
         bootproof_image::digest::sha256_file_remembered(deb, &cache.join("kernel-digests"))
             .map_err(io_at(deb))?;

@@ -463,7 +463,7 @@ fn rpm_kernel_packages_read_as_rpm2cpio_reads_them() {
         ("xz", "w2.xzdio"),
         ("zstd", "w19.zstdio"),
     ] {
-        let rpm = bootproof_testkit::build_rpm(&tree, &dir, payload);
+        let rpm = bootproof_testkit::build_rpm("kernel-core", &tree, &dir, payload);
         // The oracle: rpm's own payload extraction.
         let oracle = dir.join(format!("rpm2cpio-{z}"));
         std::fs::create_dir_all(&oracle).unwrap();

@@ -31,8 +31,9 @@ COMMAND is an argv: no shell parses it on the host or in the guest (use
 
 --kernel PATH adds a row per image of that kernel's architecture
 (`<image>@<release>`): a Debian kernel package (linux-image-*.deb) or an
-RPM one (kernel-core-*.rpm with its modules; gzip, xz or zstd payload),
-read in-process and unpacked once into ~/.cache/bootproof/kernels, a
+RPM one (kernel-core-*.rpm; gzip, xz or zstd payload; module packages
+such as kernel-modules-*.rpm or linux-modules-extra-*.deb given beside it
+join the kernel of their release), unpacked once into the cache, a
 directory with an unpacked one, or a kernel file (built-in drivers only;
 a matrix file's [[kernel]] can name its modules). It boots with its own
 modules and the image's root, so one userland runs on several kernels.
@@ -86,8 +87,8 @@ pub struct RunArgs {
     pub images: Vec<PathBuf>,
     /// Another kernel to boot every image of its architecture with
     /// (repeatable), besides the image's own: a Debian kernel package
-    /// (linux-image-*.deb) or an RPM one (kernel-core-*.rpm), a directory
-    /// with an unpacked one, or a kernel
+    /// (linux-image-*.deb) or an RPM one (kernel-core-*.rpm; module packages
+    /// join it), a directory with an unpacked one, or a kernel
     /// file (built-in drivers only; a matrix file's [[kernel]] can add its
     /// modules).
     #[arg(long = "kernel", value_name = "PATH")]

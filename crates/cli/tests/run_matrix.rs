@@ -362,10 +362,13 @@ fn qemu_wrapper(dir: &Path, cell: &str) -> String {
     format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
 }
 
-/// An RPM kernel package, built by `rpmbuild` around Debian's arm64 kernel
-/// and its whole module tree in Fedora's layout: `run --kernel` reads it
-/// in-process and boots it with the image's root; the command sees that
-/// kernel's release.
+/// A kernel split as Fedora splits it, built by `rpmbuild` around Debian's
+/// arm64 kernel in Fedora's layout: `kernel-core` holds the kernel and the
+/// core of its module tree, `kernel-modules` the drivers (virtio among
+/// them, so the root disk is found only with it). `run --kernel` reads
+/// both in-process, joins the module package to the kernel of its
+/// release, and boots the union with the image's root; the command sees
+/// that kernel's release. The module package alone is refused with a hint.
 #[test]
 fn an_rpm_kernel_package_runs_the_command() {
     let img = boot_images().join("debian-grub-arm64.raw");
@@ -379,22 +382,39 @@ fn an_rpm_kernel_package_runs_the_command() {
         .file_name()
         .into_string()
         .unwrap();
-    let tree = dir.join("tree");
-    let mods = tree.join("lib/modules");
-    std::fs::create_dir_all(&mods).unwrap();
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(root.join("lib/modules").join(&ver))
-        .arg(&mods)
-        .status()
-        .unwrap()
-        .success());
+    let from = root.join("lib/modules").join(&ver);
+    let (core, extra) = (dir.join("core"), dir.join("extra"));
+    for part in std::fs::read_dir(from.join("kernel")).unwrap() {
+        let name = part.unwrap().file_name();
+        let drivers = ["drivers", "net", "sound"].iter().any(|d| name == *d);
+        let to = if drivers { &extra } else { &core };
+        let to = to.join("lib/modules").join(&ver).join("kernel");
+        std::fs::create_dir_all(&to).unwrap();
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(from.join("kernel").join(&name))
+            .arg(&to)
+            .status()
+            .unwrap()
+            .success());
+    }
+    for f in std::fs::read_dir(&from).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(
+                f.path(),
+                core.join("lib/modules").join(&ver).join(f.file_name()),
+            )
+            .unwrap();
+        }
+    }
     std::fs::copy(
         root.join(format!("boot/vmlinuz-{ver}")),
-        mods.join(&ver).join("vmlinuz"),
+        core.join("lib/modules").join(&ver).join("vmlinuz"),
     )
     .unwrap();
-    let rpm = build_rpm(&tree, &dir, "w1.gzdio");
+    let rpm = build_rpm("kernel-core", &core, &dir, "w1.gzdio");
+    let modules_rpm = build_rpm("kernel-modules", &extra, &dir, "w1.gzdio");
     let cache = dir.join("cache");
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args([
@@ -406,6 +426,8 @@ fn an_rpm_kernel_package_runs_the_command() {
             "transport=pci",
             "--kernel",
         ])
+        .arg(&modules_rpm)
+        .arg("--kernel")
         .arg(&rpm)
         .arg(&img)
         .args(["--", "uname", "-r"])
@@ -425,9 +447,30 @@ fn an_rpm_kernel_package_runs_the_command() {
         .unwrap_or_else(|| panic!("no RPM kernel cell: {v:#}"));
     assert_eq!(c["status"], "pass", "{c:#}");
     assert_eq!(c["stdout"].as_str().unwrap().trim(), ver);
+    let merged = std::fs::read_dir(cache.join("bootproof/kernels"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("merged-"))
+        .expect("the two packages' union in the cache");
+    let virtio_blk = merged.path().join(format!(
+        "lib/modules/{ver}/kernel/drivers/block/virtio_blk.ko"
+    ));
+    assert!(virtio_blk.is_file(), "{}", virtio_blk.display());
+    // The module package alone: no kernel of its release was given.
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["run", "--kernel"])
+        .arg(&modules_rpm)
+        .arg(&img)
+        .args(["--", "true"])
+        .env("BOOTPROOF_STATE_DIR", dir.join("state"))
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        cache.join("bootproof/kernels").is_dir(),
-        "unpacked into the cache"
+        err.contains(&format!("holds only modules, for release {ver}")),
+        "{err}"
     );
 }
 

@@ -74,6 +74,10 @@ pub struct KernelEntry {
     pub path: PathBuf,
     /// For a kernel file: its `lib/modules/<version>` directory.
     pub modules: Option<PathBuf>,
+    /// Packages holding more of the kernel package's modules
+    /// (`kernel-modules-core`, `kernel-modules`, `linux-modules-extra`).
+    #[serde(default)]
+    pub companions: Vec<PathBuf>,
     /// Only the images with these names (default: every image of the
     /// kernel's architecture).
     pub images: Option<Vec<String>>,
@@ -169,7 +173,7 @@ pub fn load(path: &Path) -> Result<MatrixFile, Error> {
     let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
         Error::with_hint(
             format!("--matrix {}: {e}", path.display()),
-            "keys: timeout, retries, [[image]] (name, path or catalog, arch, required, timeout, image_kernel), catalog, [[kernel]] (name, path, modules, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
+            "keys: timeout, retries, [[image]] (name, path or catalog, arch, required, timeout, image_kernel), catalog, [[kernel]] (name, path, modules, companions, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
         )
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -218,6 +222,7 @@ pub fn load(path: &Path) -> Result<MatrixFile, Error> {
         if let Some(d) = &mut k.modules {
             resolve(d);
         }
+        k.companions.iter_mut().for_each(&resolve);
     }
     for v in &m.variants {
         v.platform().map_err(|e| {
@@ -269,13 +274,14 @@ mod tests {
         assert!(e.contains("unknown field `requird`"), "{e}");
         std::fs::write(
             &f,
-            "[[image]]\npath = \"a.raw\"\nimage_kernel = false\n[[kernel]]\npath = \"k.deb\"\nmodules = \"/m\"\nimages = [\"a\"]\n",
+            "[[image]]\npath = \"a.raw\"\nimage_kernel = false\n[[kernel]]\npath = \"k.deb\"\nmodules = \"/m\"\ncompanions = [\"m.deb\"]\nimages = [\"a\"]\n",
         )
         .unwrap();
         let m = load(&f).unwrap();
         assert!(!m.images[0].image_kernel);
         assert_eq!(m.kernels[0].path, dir.join("k.deb"));
         assert_eq!(m.kernels[0].modules.as_deref(), Some(Path::new("/m")));
+        assert_eq!(m.kernels[0].companions, [dir.join("m.deb")]);
         assert!(m.kernels[0].required);
         for (text, expect) in [
             ("[[image]]\ncatalog = \"x\"\npath = \"a.raw\"\n", "not both"),

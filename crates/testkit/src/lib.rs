@@ -145,12 +145,13 @@ pub fn backports_kernel(arch: &str) -> PathBuf {
     .join(format!("{arch}.deb"))
 }
 
-/// Builds `kernel-core-6.1.0-1.aarch64.rpm` with `rpmbuild` from the files
-/// under `tree` (every top-level directory there is packaged), its payload
-/// compressed as `payload` says (`w9.gzdio`, `w2.xzdio`, `w19.zstdio`), in
-/// `dir/top-<payload>`; returns the package's path.
-pub fn build_rpm(tree: &Path, dir: &Path, payload: &str) -> PathBuf {
-    let spec = dir.join("kernel.spec");
+/// Builds `<name>-6.1.0-1.aarch64.rpm` (`kernel-core`, `kernel-modules`)
+/// with `rpmbuild` from the files under `tree` (every top-level directory
+/// there is packaged), its payload compressed as `payload` says
+/// (`w9.gzdio`, `w2.xzdio`, `w19.zstdio`), in `dir/top-<name>-<payload>`;
+/// returns the package's path.
+pub fn build_rpm(name: &str, tree: &Path, dir: &Path, payload: &str) -> PathBuf {
+    let spec = dir.join(format!("{name}.spec"));
     let files: Vec<String> = std::fs::read_dir(tree)
         .unwrap()
         .map(|e| format!("/{}", e.unwrap().file_name().to_string_lossy()))
@@ -158,7 +159,7 @@ pub fn build_rpm(tree: &Path, dir: &Path, payload: &str) -> PathBuf {
     std::fs::write(
         &spec,
         format!(
-            "Name: kernel-core\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
+            "Name: {name}\nVersion: 6.1.0\nRelease: 1\nSummary: test\nLicense: GPL\nAutoReqProv: no\n\
              %define __os_install_post %{{nil}}\n%define debug_package %{{nil}}\n%define _build_id_links none\n\
              %description\ntest\n%install\nmkdir -p %{{buildroot}}\ncp -a %{{tree}}/. %{{buildroot}}/\n\
              %files\n{}\n",
@@ -166,7 +167,7 @@ pub fn build_rpm(tree: &Path, dir: &Path, payload: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    let top = dir.join(format!("top-{payload}"));
+    let top = dir.join(format!("top-{name}-{payload}"));
     let ok = Command::new("rpmbuild")
         .args(["-bb", "--quiet", "--target", "aarch64"])
         .arg("--define")
@@ -180,7 +181,7 @@ pub fn build_rpm(tree: &Path, dir: &Path, payload: &str) -> PathBuf {
         .status()
         .unwrap();
     assert!(ok.success(), "rpmbuild ({payload})");
-    top.join("RPMS/aarch64/kernel-core-6.1.0-1.aarch64.rpm")
+    top.join(format!("RPMS/aarch64/{name}-6.1.0-1.aarch64.rpm"))
 }
 
 /// Pipes `data` through a command (a real compressor) and returns its output.

@@ -9,6 +9,7 @@ use crate::matrix::{MatrixFile, VariantEntry};
 use crate::mode::Mode;
 use crate::run::RunRequest;
 use crate::Error;
+use bootproof_boot::companions::{self, Content};
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::{self, Closure, HostDir};
 use bootproof_boot::package::{self, ExternalKernel};
@@ -154,32 +155,52 @@ fn plans(arch: Arch, axes: &Axes, entries: &[VariantEntry]) -> Vec<Plan> {
 }
 
 /// Opens the `--kernel` paths and the matrix file's `[[kernel]]` entries.
+/// A `--kernel` package holding only modules (`kernel-modules*.rpm`,
+/// `linux-modules*.deb`) joins the kernel package of its release given
+/// beside it; a `[[kernel]]` entry names its own in `companions`.
 pub(crate) fn open_kernels(
     paths: &[PathBuf],
     file: Option<&MatrixFile>,
 ) -> Result<Vec<KernelChoice>, Error> {
     let cache = crate::host::cache_dir();
     let mut out: Vec<KernelChoice> = Vec::new();
+    let mut loose: Vec<(String, &PathBuf)> = Vec::new();
+    let mut kernel_paths: Vec<&PathBuf> = Vec::new();
+    for p in paths {
+        match companions::content(p, &cache).map_err(|e| kernel_error(p, e))? {
+            Some(Content::Modules(release)) => loose.push((release, p)),
+            _ => kernel_paths.push(p),
+        }
+    }
     let entries = file.map_or(&[][..], |f| &f.kernels[..]);
-    let given = paths
-        .iter()
-        .map(|p| (None, p, None, None, true))
+    let given = kernel_paths
+        .into_iter()
+        .map(|p| (None, p, None, None, None, true))
         .chain(entries.iter().map(|k| {
             (
                 k.name.clone(),
                 &k.path,
                 k.modules.as_deref(),
+                Some(&k.companions[..]),
                 k.images.clone(),
                 k.required,
             )
         }));
-    for (name, path, modules, images, required) in given {
-        let kernel = package::open(path, modules, &cache).map_err(|e| {
-            Error::with_hint(
-                format!("kernel {}: {e}", path.display()),
-                "give a Debian (linux-image-*.deb) or RPM (kernel-core-*.rpm) kernel package, a directory with an unpacked one, or a kernel file (with `modules` in a [[kernel]] entry)",
-            )
-        })?;
+    for (name, path, modules, named, images, required) in given {
+        let mut kernel = companions::open_with(path, modules, named.unwrap_or_default(), &cache)
+            .map_err(|e| kernel_error(path, e))?;
+        if named.is_none() {
+            let mine: Vec<PathBuf> = loose
+                .iter()
+                .filter(|(r, _)| *r == kernel.version)
+                .map(|(_, p)| (*p).clone())
+                .collect();
+            if !mine.is_empty() {
+                kernel = companions::open_with(path, modules, &mine, &cache)
+                    .map_err(|e| kernel_error(path, e))?;
+                loose.retain(|(r, _)| *r != kernel.version);
+            }
+        }
         let label = name.unwrap_or_else(|| kernel.version.clone());
         if out.iter().any(|k| k.label == label) {
             return Err(Error::with_hint(
@@ -194,7 +215,23 @@ pub(crate) fn open_kernels(
             required,
         });
     }
+    if let Some((release, p)) = loose.first() {
+        return Err(Error::with_hint(
+            format!(
+                "kernel {}: holds only modules, for release {release}, and no --kernel package is that release's kernel",
+                p.display()
+            ),
+            "give the kernel package of that release too (kernel-core-*.rpm, linux-image-*.deb): its module packages join it",
+        ));
+    }
     Ok(out)
+}
+
+fn kernel_error(path: &Path, e: package::PackageError) -> Error {
+    Error::with_hint(
+        format!("kernel {}: {e}", path.display()),
+        "give a Debian (linux-image-*.deb) or RPM (kernel-core-*.rpm) kernel package (with its module packages), a directory with an unpacked one, or a kernel file (with `modules` in a [[kernel]] entry)",
+    )
 }
 
 /// Where an image's OS root is, for the agent to mount.
