@@ -127,13 +127,15 @@ pub fn index(src: &dyn ModuleSource) -> BTreeMap<String, String> {
     found
 }
 
-/// A module file's bytes, decompressed by its extension.
+/// A module file's bytes, decompressed by their magic: `.ko.xz`
+/// (Debian), `.ko.zst` (Ubuntu 23.10 on, Fedora), `.ko.gz`; anything else
+/// as it is. (By magic, not extension: the extensions are not the
+/// compressors' names, and Ubuntu's `.ko.zst` once went in compressed.)
 fn module_bytes(src: &dyn ModuleSource, path: &str) -> Option<Vec<u8>> {
     let raw = src.read(path, MAX_MODULE)?;
-    let ext = path.rsplit('.').next().unwrap_or("");
-    match Compression::from_name(ext) {
-        Some(c) if ext != "ko" => decompress(c, &raw, MAX_MODULE).ok(),
-        _ => Some(raw),
+    match Compression::detect(&raw) {
+        Some(c) if !raw.starts_with(b"\x7fELF") => decompress(c, &raw, MAX_MODULE).ok(),
+        _ => Some(raw), // ELF, or bytes the kernel will name as not ELF.
     }
 }
 
@@ -371,6 +373,18 @@ mod tests {
         assert_eq!(name_of("crc-t10dif.ko").as_deref(), Some("crc_t10dif"));
         assert_eq!(name_of("README"), None);
         let d = parse_dep("kernel/a.ko: kernel/b.ko kernel/c-d.ko.zst\nkernel/b.ko:\n");
+        // Each compression a distribution uses reads back as the ELF.
+        let elf = b"\x7fELF-module".to_vec();
+        for (ext, tool) in [
+            ("xz", &["xz", "-c"][..]),
+            ("zst", &["zstd", "-c"]),
+            ("gz", &["gzip", "-c"]),
+        ] {
+            let mut files = BTreeMap::new();
+            files.insert(format!("m.ko.{ext}"), bootproof_testkit::pipe(tool, &elf));
+            let got = module_bytes(&Mem(files), &format!("m.ko.{ext}"));
+            assert_eq!(got.as_deref(), Some(&elf[..]), "{ext}");
+        }
         assert_eq!(d["a"].1, ["b", "c_d"]);
         assert_eq!(d["b"].0, "kernel/b.ko");
     }
