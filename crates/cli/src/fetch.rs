@@ -4,7 +4,7 @@
 use crate::args::OutputArgs;
 use crate::progress::Progress;
 use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
-use bootproof_runtime::catalog::{cached_copy, ensure, Catalog};
+use bootproof_runtime::catalog::{cached_copy, fetch_named, Catalog};
 use bootproof_runtime::{exit, Error};
 use serde_json::json;
 use std::io::Write;
@@ -12,13 +12,15 @@ use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
 Without NAME, lists the catalog: bootproof's built-in entries (Debian and
-Ubuntu cloud images for aarch64 and x86_64), plus those of --catalog FILE
-and $BOOTPROOF_CATALOG (same name replaces), and whether each is cached.
+Ubuntu cloud images for aarch64 and x86_64, and the kernel library: Debian
+and Ubuntu LTS kernels, in sets for `run --kernel-set`), plus those of
+--catalog FILE and $BOOTPROOF_CATALOG (same name replaces).
 
-With NAMEs, downloads each into ~/.cache/bootproof/images/<name>/ unless a
-verified copy is there, verifying it against the entry's pinned sha256 or
-sha512, or the publisher's checksum file (SHA256SUMS, SHA512SUMS); a
-mismatch discards the download. A checksum file fetched over plain http://
+With NAMEs, downloads each image into ~/.cache/bootproof/images/<name>/
+(a library kernel or set: its packages, as the archive's package index
+lists them, into kernel-packages/) unless a verified copy is there,
+verified against the pinned sha256 or sha512, the publisher's checksum
+file (SHA256SUMS, SHA512SUMS) or the index; a mismatch discards it. A checksum file fetched over plain http://
 is only as trustworthy as that connection: pin sha256/sha512 for such
 mirrors. A matrix file's `[[image]] catalog = \"NAME\"` goes through the
 same cache (docs/matrix.md).
@@ -30,19 +32,21 @@ A catalog file (TOML):
   url = \"https://example.org/images/my-image.qcow2\"   # or http://, file://
   sha256 = \"…\"          # or sha512 = \"…\", or checksums = \"https://…/SHA256SUMS\"
   description = \"…\"
+  [[kernel]] and [[kernel_set]] entries: docs/matrix.md (kernel library).
 
 Exit status: 0 done; 2 an unknown name, a failed download or a checksum
 mismatch.
 
 Examples:
   bootproof fetch
-  bootproof fetch debian-12-arm64
+  bootproof fetch debian-12-arm64 lts-amd64
   bootproof fetch --catalog mirror.toml --json my-image";
 
 /// Everything `bootproof fetch` takes.
 #[derive(clap::Args)]
 pub struct FetchArgs {
-    /// Catalog images to download (none: list the catalog).
+    /// Catalog images, library kernels or kernel sets to download (none:
+    /// list the catalog).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     /// A catalog file adding entries (repeatable; see below).
@@ -68,49 +72,53 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
             })
             .collect();
         if args.output.json {
-            write_json(
-                &mut out,
-                &json!({ "schema": "bootproof.fetch/v1", "catalog": rows }),
-            )?;
+            let (kernels, sets) = (catalog.kernels(), catalog.kernel_sets());
+            let v = json!({ "schema": "bootproof.fetch/v1", "catalog": rows, "kernels": kernels, "kernel_sets": sets });
+            write_json(&mut out, &v)?;
         } else {
-            let rows: Vec<Vec<(String, usize)>> = catalog
-                .entries()
-                .iter()
-                .map(|e| {
-                    let state = match cached_copy(e) {
-                        Some(p) => styled(&format!("cached {}", p.display()), |t| st.green(t)),
-                        None => styled("not fetched", |t| st.dim(t)),
-                    };
-                    vec![cell(&e.name), cell(&e.arch), cell(&e.description), state]
-                })
-                .collect();
+            let images = catalog.entries().iter().map(|e| {
+                let state = match cached_copy(e) {
+                    Some(p) => styled(&format!("cached {}", p.display()), |t| st.green(t)),
+                    None => styled("not fetched", |t| st.dim(t)),
+                };
+                vec![cell(&e.name), cell(&e.arch), cell(&e.description), state]
+            });
+            let kind = || styled("library kernel", |t| st.dim(t));
+            let kernels = (catalog.kernels().iter())
+                .map(|k| vec![cell(&k.name), cell(&k.arch), cell(&k.description), kind()]);
+            let rows: Vec<Vec<(String, usize)>> = images.chain(kernels).collect();
             let header = ["NAME", "ARCH", "DESCRIPTION", "STATE"];
-            out.write_all(table(&header, &rows, st).as_bytes())?;
+            let sets = catalog.kernel_sets().iter();
+            let sets: String = sets
+                .map(|s| format!("  {:<18} {}\n", s.name, s.kernels.join(", ")))
+                .collect();
+            let t = table(&header, &rows, st);
+            write!(out, "{t}\nkernel sets (run --kernel-set):\n{sets}")?;
         }
         return Ok(exit::OK);
     }
     let progress = Progress::new(Style::stderr(args.output.color), args.output.json);
     let mut done = Vec::new();
     for name in &args.names {
-        let e = catalog.get(name)?;
         let started = std::time::Instant::now();
-        let f = ensure(e, &progress)?;
-        if !args.output.json {
-            writeln!(
-                out,
-                "{}  {}  ({}, {} verified{})",
-                f.name,
-                f.path.display(),
-                human_size(f.size),
-                f.algorithm,
-                if f.downloaded {
-                    format!(", downloaded in {:.1} s", started.elapsed().as_secs_f64())
-                } else {
-                    ", cached".into()
-                }
-            )?;
+        for f in fetch_named(&catalog, name, &progress)? {
+            if !args.output.json {
+                writeln!(
+                    out,
+                    "{}  {}  ({}, {} verified{})",
+                    f.name,
+                    f.path.display(),
+                    human_size(f.size),
+                    f.algorithm,
+                    if f.downloaded {
+                        format!(", downloaded in {:.1} s", started.elapsed().as_secs_f64())
+                    } else {
+                        ", cached".into()
+                    }
+                )?;
+            }
+            done.push(f);
         }
-        done.push(f);
     }
     if args.output.json {
         write_json(

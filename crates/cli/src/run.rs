@@ -29,14 +29,12 @@ COMMAND is an argv: no shell parses it on the host or in the guest (use
 `sh -c '…'` for shell syntax). Its stdout and stderr are kept (the last
 16 KiB of each).
 
---kernel PATH adds a row per image of that kernel's architecture
-(`<image>@<release>`): a Debian kernel package (linux-image-*.deb) or an
-RPM one (kernel-core-*.rpm; gzip, xz or zstd payload; module packages
-such as kernel-modules-*.rpm or linux-modules-extra-*.deb given beside it
-join the kernel of their release), unpacked once into the cache, a
-directory with an unpacked one, or a kernel file (built-in drivers only;
-a matrix file's [[kernel]] can name its modules). It boots with its own
-modules and the image's root, so one userland runs on several kernels.
+--kernel PATH adds a row per image of that kernel's arch (`<image>@<release>`):
+a kernel package (linux-image-*.deb, kernel-core-*.rpm; module packages such
+as kernel-modules-*.rpm given beside it join it), a directory with an unpacked
+one, or a kernel file (built-in drivers only; a matrix file's [[kernel]] can
+name its modules); --kernel-set NAME adds the kernel library's (lts-amd64,
+ubuntu-lts-arm64, …). Each boots with its own modules and the image's root.
 
 --mode full boots each image end to end instead (firmware, its boot chain,
 its init); cloud-init or Ignition, given a seed like `verify --mode full`'s
@@ -93,6 +91,10 @@ pub struct RunArgs {
     /// modules).
     #[arg(long = "kernel", value_name = "PATH")]
     pub kernels: Vec<PathBuf>,
+    /// A kernel set of the kernel library (lts-arm64, …; `bootproof fetch`
+    /// lists them) or one of its kernels, fetched and verified (repeatable).
+    #[arg(long = "kernel-set", value_name = "NAME")]
+    pub kernel_sets: Vec<String>,
     /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio), aarch64 images; x86_64 images run on q35. Words without `=` after it are images.
     #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
     pub variants: Vec<String>,
@@ -157,6 +159,7 @@ fn request(args: &RunArgs) -> Result<RunRequest, Error> {
         images,
         matrix: args.matrix.clone(),
         kernels: args.kernels.clone(),
+        kernel_sets: args.kernel_sets.clone(),
         axes: Axes::parse(&axes)?,
         axes_given: !axes.is_empty(),
         mode: args.agent.mode.into(),

@@ -147,7 +147,10 @@ fn catalog_images_download_verified_and_boot_from_a_matrix() {
     }
     let (code, _, err) = bootproof_in(&cache, &["fetch", "--catalog", cat, "no-such"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no image \"no-such\" in the catalog"), "{err}");
+    assert!(
+        err.contains("no image, kernel or kernel set \"no-such\" in the catalog"),
+        "{err}"
+    );
 
     // The listing: the built-in entries and the file's, with cache state.
     let (code, v, _) = bootproof_in(&cache, &["fetch", "--catalog", cat, "--json"]);
@@ -200,4 +203,167 @@ fn catalog_images_download_verified_and_boot_from_a_matrix() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("the catalog \"aarch64\""), "{err}");
+}
+
+/// Runs a tool and asserts it succeeded; its stdout.
+fn tool(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The kernel library over real HTTP: an archive laid out as Debian's,
+/// holding Debian's real backports kernel package and a metapackage
+/// depending on it (built by `dpkg-deb`), indexed by `dpkg-scanpackages`
+/// and compressed by `xz`. A kernel set naming the metapackage is fetched
+/// (the download is the pool's package, byte for byte, verified against the
+/// index's SHA256) and `run --kernel-set` boots that kernel under the
+/// image's userland. A package that no longer matches its index entry is
+/// refused with nothing kept.
+#[test]
+fn library_kernels_resolve_through_the_archive_index_and_boot() {
+    let dir = scratch("fetch", "kernel-library");
+    let archive = dir.join("www/debian");
+    let pool = archive.join("pool/main/l/linux");
+    std::fs::create_dir_all(&pool).unwrap();
+    let real = backports_kernel("arm64");
+    let name = tool(
+        Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&real)
+            .arg("Package"),
+    );
+    let name = name.trim();
+    let release = name.trim_start_matches("linux-image-").to_string();
+    std::fs::copy(&real, pool.join(format!("{name}_arm64.deb"))).unwrap();
+    let meta = dir.join("meta");
+    std::fs::create_dir_all(meta.join("DEBIAN")).unwrap();
+    std::fs::write(
+        meta.join("DEBIAN/control"),
+        format!(
+            "Package: linux-image-arm64\nVersion: 1.0\nArchitecture: arm64\nMaintainer: test <t@example.org>\n\
+             Depends: {name} (>= 0), initramfs-tools | linux-initramfs-tool\nDescription: test metapackage\n"
+        ),
+    )
+    .unwrap();
+    tool(
+        Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(&meta)
+            .arg(pool.join("meta_arm64.deb")),
+    );
+    let dists = archive.join("dists/test/main/binary-arm64");
+    std::fs::create_dir_all(&dists).unwrap();
+    let index = tool(
+        Command::new("dpkg-scanpackages")
+            .args(["-m", "pool", "/dev/null"])
+            .current_dir(&archive),
+    );
+    assert!(index.contains("SHA256: "), "{index}");
+    std::fs::write(dists.join("Packages"), index).unwrap();
+    tool(Command::new("xz").arg("-k").arg(dists.join("Packages")));
+    let (server, port) = serve(&dir.join("www"));
+    let catalog = dir.join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        format!(
+            "[[kernel]]\nname = \"test-kernel\"\narch = \"aarch64\"\ndescription = \"test\"\n\
+             index = \"http://127.0.0.1:{port}/debian/dists/test/main/binary-arm64/Packages.xz\"\n\
+             package = \"linux-image-arm64\"\n[[kernel_set]]\nname = \"test-set\"\nkernels = [\"test-kernel\"]\n"
+        ),
+    )
+    .unwrap();
+    let cat = catalog.to_str().unwrap();
+    let cache = dir.join("cache");
+
+    let (code, v, err) = bootproof_in(&cache, &["fetch", "--catalog", cat, "--json", "test-set"]);
+    assert_eq!(code, 0, "{err}");
+    let got = &v["images"][0];
+    assert_eq!(
+        (got["name"].as_str(), got["downloaded"].as_bool()),
+        (Some("test-kernel"), Some(true))
+    );
+    let path = Path::new(got["path"].as_str().unwrap());
+    assert!(
+        path.starts_with(cache.join("bootproof/kernel-packages/test-kernel")),
+        "{path:?}"
+    );
+    assert!(std::fs::read(path).unwrap() == std::fs::read(&real).unwrap());
+
+    let img = boot_images().join("debian-grub-arm64.raw");
+    let args = [
+        "run",
+        "--json",
+        "--catalog",
+        cat,
+        "--kernel-set",
+        "test-set",
+        "--variants",
+        "gic=3",
+        "acpi=on",
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend([img.to_str().unwrap(), "--", "uname", "-r"]);
+    let (code, v, err) = bootproof_in(&cache, &args);
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    let cell = v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kernel"] == "test-kernel");
+    let cell = cell.unwrap_or_else(|| panic!("no library kernel cell: {v:#}"));
+    assert_eq!(cell["status"], "pass", "{cell:#}");
+    assert_eq!(cell["stdout"].as_str().unwrap().trim(), release);
+
+    // The pool's package changed under its index entry: refused, nothing kept.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(pool.join(format!("{name}_arm64.deb")))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"x").unwrap();
+    drop(f);
+    let fresh = dir.join("cache2");
+    let (code, _, err) = bootproof_in(&fresh, &["fetch", "--catalog", cat, "test-kernel"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    let kept =
+        std::fs::read_dir(fresh.join("bootproof/kernel-packages/test-kernel")).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".deb"))
+                .count()
+        });
+    assert_eq!(kept, 0);
+    // The listing names the library: the file's kernel and set, the built-in ones.
+    let (code, v, _) = bootproof_in(&cache, &["fetch", "--catalog", cat, "--json"]);
+    assert_eq!(code, 0);
+    let names = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        names("kernels").iter().any(|n| n == "test-kernel")
+            && names("kernels")
+                .iter()
+                .any(|n| n == "ubuntu-24.04-ga-amd64")
+    );
+    assert!(
+        names("kernel_sets").iter().any(|n| n == "test-set")
+            && names("kernel_sets").iter().any(|n| n == "lts-arm64")
+    );
+    // Without the archive, fetch says why; an unknown name is named.
+    drop(server);
+    let (code, _, err) = bootproof_in(&cache, &["fetch", "--catalog", cat, "test-set"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("test-kernel"), "{err}");
+    let (code, _, err) = bootproof_in(&cache, &["fetch", "--catalog", cat, "no-such-set"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no image, kernel or kernel set"), "{err}");
 }

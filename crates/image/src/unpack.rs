@@ -62,7 +62,8 @@ impl Compression {
         }
     }
 
-    fn decoder<'a>(self, input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    /// A reader of `input` decompressed.
+    pub fn decoder<'a>(self, input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),

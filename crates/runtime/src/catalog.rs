@@ -13,6 +13,7 @@
 
 use crate::events::Events;
 use crate::host::{cache_dir, file_component};
+use crate::kernel_library::{KernelSet, LibraryKernel};
 use crate::Error;
 use bootproof_platform::Arch;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,10 @@ const MAX_IMAGE: u64 = 64 << 30;
 struct CatalogFile {
     #[serde(default, rename = "image")]
     images: Vec<Entry>,
+    #[serde(default, rename = "kernel")]
+    kernels: Vec<LibraryKernel>,
+    #[serde(default, rename = "kernel_set")]
+    sets: Vec<KernelSet>,
 }
 
 /// One catalog image.
@@ -58,21 +63,47 @@ pub struct Entry {
     /// URL of a `SHA256SUMS`/`SHA512SUMS` file listing the image's file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksums: Option<String>,
+    /// A kernel package of the library (cached under `kernel-packages/`),
+    /// not an image.
+    #[serde(skip)]
+    kernel_package: bool,
+}
+
+impl Entry {
+    /// A kernel package of library kernel `name`, pinned to the digest its
+    /// archive's index gives.
+    pub(crate) fn package(name: &str, arch: &str, url: String, sha256: String) -> Entry {
+        Entry {
+            name: name.to_string(),
+            arch: arch.to_string(),
+            description: String::new(),
+            url,
+            sha256: Some(sha256),
+            sha512: None,
+            checksums: None,
+            kernel_package: true,
+        }
+    }
 }
 
 /// The catalog: built-in entries, then each extra file's (same name
-/// replaces).
+/// replaces): images, library kernels and kernel sets.
 pub struct Catalog {
     entries: Vec<Entry>,
+    kernels: Vec<LibraryKernel>,
+    sets: Vec<KernelSet>,
 }
 
-fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, Error> {
+fn parse(text: &str, origin: &str) -> Result<CatalogFile, Error> {
     let f: CatalogFile = toml::from_str(text).map_err(|e| {
         Error::with_hint(
             format!("catalog {origin}: {e}"),
-            "keys: [[image]] name, arch, description, url, and one of sha256, sha512, checksums",
+            "keys: [[image]] name, arch, description, url, and one of sha256, sha512, checksums; [[kernel]] name, arch, description, notes, index, package, companions; [[kernel_set]] name, description, kernels",
         )
     })?;
+    for k in &f.kernels {
+        crate::kernel_library::validate(k, origin)?;
+    }
     for e in &f.images {
         let pins = [&e.sha256, &e.sha512, &e.checksums]
             .iter()
@@ -103,7 +134,7 @@ fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, Error> {
             ));
         }
     }
-    Ok(f.images)
+    Ok(f)
 }
 
 /// The last path segment of a URL: the cached file's name.
@@ -116,18 +147,84 @@ fn file_name(url: &str) -> Option<&str> {
 impl Catalog {
     /// The built-in catalog plus `extra` files (later ones win by name).
     pub fn load(extra: &[PathBuf]) -> Result<Catalog, Error> {
-        let mut entries = parse(BUILT_IN, "(built in)")?;
+        let built_in = parse(BUILT_IN, "(built in)")?;
+        let mut c = Catalog {
+            entries: built_in.images,
+            kernels: built_in.kernels,
+            sets: built_in.sets,
+        };
         let env = std::env::var_os("BOOTPROOF_CATALOG").map(PathBuf::from);
         for path in env.iter().chain(extra) {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::with_hint(format!("catalog {}: {e}", path.display()), "check the path")
             })?;
-            for e in parse(&text, &path.display().to_string())? {
-                entries.retain(|x| x.name != e.name);
-                entries.push(e);
+            let f = parse(&text, &path.display().to_string())?;
+            for e in f.images {
+                c.entries.retain(|x| x.name != e.name);
+                c.entries.push(e);
+            }
+            for k in f.kernels {
+                c.kernels.retain(|x| x.name != k.name);
+                c.kernels.push(k);
+            }
+            for s in f.sets {
+                c.sets.retain(|x| x.name != s.name);
+                c.sets.push(s);
             }
         }
-        Ok(Catalog { entries })
+        if let Some(k) = c
+            .kernels
+            .iter()
+            .find(|k| c.entries.iter().any(|e| e.name == k.name))
+        {
+            return Err(Error::with_hint(
+                format!(
+                    "catalog: {} names both an image and a library kernel",
+                    k.name
+                ),
+                "rename one of them",
+            ));
+        }
+        for s in &c.sets {
+            if let Some(m) = s
+                .kernels
+                .iter()
+                .find(|m| !c.kernels.iter().any(|k| k.name == **m))
+            {
+                return Err(Error::with_hint(
+                    format!(
+                        "catalog: kernel set {} names {m:?}, which is no library kernel",
+                        s.name
+                    ),
+                    "add a [[kernel]] entry of that name or fix the set",
+                ));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The library's kernels.
+    pub fn kernels(&self) -> &[LibraryKernel] {
+        &self.kernels
+    }
+
+    /// The library's kernel sets.
+    pub fn kernel_sets(&self) -> &[KernelSet] {
+        &self.sets
+    }
+
+    /// The kernels of set `name`, or the one library kernel of that name.
+    pub fn kernel_set(&self, name: &str) -> Result<Vec<&LibraryKernel>, Error> {
+        let find = |n: &str| self.kernels.iter().find(|k| k.name == n);
+        if let Some(s) = self.sets.iter().find(|s| s.name == name) {
+            return Ok(s.kernels.iter().filter_map(|m| find(m)).collect());
+        }
+        find(name).map(|k| vec![k]).ok_or_else(|| {
+            Error::with_hint(
+                format!("no kernel set or library kernel {name:?}"),
+                "`bootproof fetch` lists the kernel library; --catalog FILE adds [[kernel]] and [[kernel_set]] entries",
+            )
+        })
     }
 
     /// Every entry, built-in ones first.
@@ -149,7 +246,11 @@ impl Catalog {
 /// Where the cache keeps an entry's image.
 fn cached_path(e: &Entry) -> PathBuf {
     cache_dir()
-        .join("images")
+        .join(if e.kernel_package {
+            "kernel-packages"
+        } else {
+            "images"
+        })
         .join(file_component(&e.name))
         .join(file_name(&e.url).unwrap_or("image"))
 }
@@ -165,13 +266,7 @@ struct Verified {
 }
 
 fn stamp(path: &Path) -> Option<(u64, u128)> {
-    let m = std::fs::metadata(path).ok()?;
-    let t = m
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    Some((m.len(), t.as_nanos()))
+    bootproof_image::digest::file_stamp(path).ok()
 }
 
 fn sidecar(path: &Path) -> PathBuf {
@@ -183,6 +278,17 @@ fn sidecar(path: &Path) -> PathBuf {
 /// Where an entry's image is cached, when a verified copy is there.
 pub fn cached_copy(e: &Entry) -> Option<PathBuf> {
     cached(e).map(|(p, _)| p)
+}
+
+/// Whether the file at `path` is still what the cache verified.
+pub(crate) fn verified_copy(path: &Path) -> bool {
+    let Some(v) = std::fs::read(sidecar(path))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Verified>(&b).ok())
+    else {
+        return false;
+    };
+    stamp(path) == Some((v.size, v.mtime_ns))
 }
 
 /// The cached image, if it is there and still what was verified.
@@ -230,7 +336,7 @@ fn agent(https: bool) -> ureq::Agent {
 }
 
 /// Opens a URL for reading: (reader, length when known).
-fn open_url(url: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
+pub(crate) fn open_url(url: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
     if let Some(path) = url.strip_prefix("file://") {
         let f = std::fs::File::open(path).map_err(|e| format!("{url}: {e}"))?;
         let len = f.metadata().ok().map(|m| m.len());
@@ -379,6 +485,35 @@ pub fn ensure(e: &Entry, events: &dyn Events) -> Result<Fetched, Error> {
         size,
         downloaded: true,
     })
+}
+
+/// `bootproof fetch NAME`: an image, or every package of a library kernel
+/// or kernel set, in the cache and verified.
+pub fn fetch_named(
+    catalog: &Catalog,
+    name: &str,
+    events: &dyn Events,
+) -> Result<Vec<Fetched>, Error> {
+    if let Ok(e) = catalog.get(name) {
+        return Ok(vec![ensure(e, events)?]);
+    }
+    let mut out = Vec::new();
+    for k in catalog.kernel_set(name).map_err(|_| {
+        Error::with_hint(
+            format!("no image, kernel or kernel set {name:?} in the catalog"),
+            "`bootproof fetch` lists the catalog; --catalog FILE adds entries",
+        )
+    })? {
+        let r = crate::kernel_library::ensure_kernel(k, events)?;
+        if let Some(why) = r.stale {
+            return Err(Error::with_hint(
+                format!("kernel {}: {why}", k.name),
+                "check the network; runs keep using the packages verified before",
+            ));
+        }
+        out.extend(r.fetched);
+    }
+    Ok(out)
 }
 
 /// A matrix file's `catalog = "NAME"`: the verified cached image (fetched

@@ -38,6 +38,7 @@ mod events;
 pub mod history;
 pub mod host;
 pub mod image;
+pub mod kernel_library;
 pub mod launch;
 pub mod matrix;
 mod mode;

@@ -58,6 +58,9 @@ pub struct MatrixFile {
     /// Kernels to boot images with, besides their own.
     #[serde(default, rename = "kernel")]
     pub kernels: Vec<KernelEntry>,
+    /// Kernel sets (or single kernels) of the catalog's kernel library.
+    #[serde(default)]
+    pub kernel_sets: Vec<String>,
     /// The platform variants (columns).
     #[serde(default, rename = "variant")]
     pub variants: Vec<VariantEntry>,
@@ -173,7 +176,7 @@ pub fn load(path: &Path) -> Result<MatrixFile, Error> {
     let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
         Error::with_hint(
             format!("--matrix {}: {e}", path.display()),
-            "keys: timeout, retries, [[image]] (name, path or catalog, arch, required, timeout, image_kernel), catalog, [[kernel]] (name, path, modules, companions, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
+            "keys: timeout, retries, kernel_sets, [[image]] (name, path or catalog, arch, required, timeout, image_kernel), catalog, [[kernel]] (name, path, modules, companions, images, required), [[variant]] (name, gic, acpi, transport, cpus, memory, cmdline, timeout, required); `bootproof run --help` has an example",
         )
     })?;
     let base = path.parent().unwrap_or(Path::new("."));

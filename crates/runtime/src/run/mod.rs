@@ -40,6 +40,9 @@ pub struct RunRequest {
     pub matrix: Option<PathBuf>,
     /// Extra kernels (Debian packages, unpacked trees, kernel files).
     pub kernels: Vec<PathBuf>,
+    /// Library kernel sets or library kernels (`--kernel-set`), fetched
+    /// and verified into the cache.
+    pub kernel_sets: Vec<String>,
     /// The variant axes (when the matrix file names no variants).
     pub axes: Axes,
     /// Whether axes were given (they conflict with `[[variant]]` entries).

@@ -3,7 +3,10 @@
 //! prepared once — kernel extracted, OS root found, module closure
 //! resolved — before any cell boots.
 
+use crate::catalog::Catalog;
+use crate::events::Events;
 use crate::image::{image_closure, no_modules, open, pick_entry, resolve_arch};
+use crate::kernel_library;
 use crate::launch::{How, AGENT_MODULES};
 use crate::matrix::{MatrixFile, VariantEntry};
 use crate::mode::Mode;
@@ -223,6 +226,42 @@ pub(crate) fn open_kernels(
             ),
             "give the kernel package of that release too (kernel-core-*.rpm, linux-image-*.deb): its module packages join it",
         ));
+    }
+    Ok(out)
+}
+
+/// The kernels of the named library sets (each kernel once, however many
+/// sets name it), fetched and verified, then opened with their module
+/// packages; labelled by library name.
+pub(crate) fn library_kernels(
+    catalog: &Catalog,
+    sets: &[&String],
+    given: &[KernelChoice],
+    events: &dyn Events,
+) -> Result<Vec<KernelChoice>, Error> {
+    let cache = crate::host::cache_dir();
+    let mut out: Vec<KernelChoice> = Vec::new();
+    for set in sets {
+        for k in catalog.kernel_set(set)? {
+            if out.iter().chain(given).any(|c| c.label == k.name) {
+                continue;
+            }
+            let r = kernel_library::ensure_kernel(k, events)?;
+            if let Some(why) = &r.stale {
+                events.warning(&format!(
+                    "kernel {}: {why}; using {} {} as verified before",
+                    k.name, r.package, r.version
+                ));
+            }
+            let kernel = companions::open_with(&r.path, None, &r.companions, &cache)
+                .map_err(|e| kernel_error(&r.path, e))?;
+            out.push(KernelChoice {
+                label: k.name.clone(),
+                kernel,
+                images: None,
+                required: true,
+            });
+        }
     }
     Ok(out)
 }

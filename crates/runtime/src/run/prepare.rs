@@ -4,7 +4,7 @@
 //! the deadline and how many cells run at once.
 
 use super::cell::Shard;
-use super::plan::{open_kernels, prepare_rows, KernelChoice, Row, RowSource};
+use super::plan::{library_kernels, open_kernels, prepare_rows, KernelChoice, Row, RowSource};
 use super::{ArchDecision, RunRequest};
 use crate::catalog::{self, Catalog};
 use crate::events::Events;
@@ -79,7 +79,16 @@ pub(super) fn prepare(req: &RunRequest, events: &dyn Events) -> Result<Prepared,
         ));
     }
     let entries: &[VariantEntry] = file.as_ref().map_or(&[], |f| &f.variants);
-    let kernels = open_kernels(&req.kernels, file.as_ref())?;
+    let mut kernels = open_kernels(&req.kernels, file.as_ref())?;
+    let sets: Vec<&String> = file
+        .iter()
+        .flat_map(|f| &f.kernel_sets)
+        .chain(&req.kernel_sets)
+        .collect();
+    if !sets.is_empty() {
+        let catalog = Catalog::load(&catalog_files(req, file.as_ref()))?;
+        kernels.extend(library_kernels(&catalog, &sets, &kernels, events)?);
+    }
     check_kernel_images(&kernels, &sources)?;
     let mut rows = Vec::new();
     for (i, source) in sources.iter().enumerate() {
@@ -210,6 +219,13 @@ fn shipped_files(binaries: &[PathBuf]) -> Result<(GuestFiles, Vec<String>), Erro
     Ok((files, names))
 }
 
+/// The catalog files a run reads: the matrix file's, then `--catalog`'s.
+fn catalog_files(req: &RunRequest, file: Option<&MatrixFile>) -> Vec<PathBuf> {
+    let mut extra: Vec<PathBuf> = file.iter().filter_map(|f| f.catalog.clone()).collect();
+    extra.extend(req.catalogs.iter().cloned());
+    extra
+}
+
 /// The rows' sources: the matrix file's `[[image]]` entries (catalog
 /// references fetched and verified), then the command line's images.
 fn row_sources(
@@ -231,10 +247,7 @@ fn row_sources(
             (Some(p), _) => (p.clone(), declared),
             (None, name) => {
                 if catalog.is_none() {
-                    let mut extra: Vec<PathBuf> =
-                        file.iter().filter_map(|f| f.catalog.clone()).collect();
-                    extra.extend(req.catalogs.iter().cloned());
-                    catalog = Some(Catalog::load(&extra)?);
+                    catalog = Some(Catalog::load(&catalog_files(req, file))?);
                 }
                 let cat = catalog.as_ref().expect("loaded");
                 let (path, arch) =
