@@ -442,3 +442,30 @@ pub fn fuzz_agent_records(data: &[u8]) -> usize {
     let _ = r.done();
     r.records().len()
 }
+
+/// `runtime_package_index`: an archive's `Packages` index (network input)
+/// resolved for the metapackages the library names, with and without
+/// named companions; every answer is a kernel package first, each package
+/// once.
+pub fn fuzz_package_index(data: &[u8]) -> usize {
+    use bootproof_runtime::kernel_library::resolve_in;
+    let mut found = 0;
+    let named = ["linux-modules-{release}".to_string()];
+    for package in [
+        "linux-image-arm64",
+        "linux-image-generic",
+        "linux-image-generic-hwe-24.04",
+    ] {
+        for companions in [&[][..], &named[..]] {
+            if let Ok(p) = resolve_in(data, package, companions) {
+                assert!(p[0].name.starts_with("linux-"), "{p:?}");
+                let mut names: Vec<&str> = p.iter().map(|x| x.name.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                assert!(names.len() == p.len() || !companions.is_empty(), "{p:?}");
+                found += p.len();
+            }
+        }
+    }
+    found
+}

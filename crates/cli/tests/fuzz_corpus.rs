@@ -318,3 +318,34 @@ fn a_symlink_declaring_gigabytes_is_refused_before_it_is_read() {
         "{refused:?}"
     );
 }
+
+/// The package-index seeds are real excerpts of Debian's and Ubuntu's
+/// indexes: each resolves its metapackage to the kernel and, for Ubuntu,
+/// to its module packages found through `Depends`.
+#[test]
+fn package_index_seeds() {
+    use bootproof_runtime::kernel_library::resolve_in;
+    for data in inputs("runtime_package_index") {
+        fuzz_support::fuzz_package_index(&data);
+    }
+    let seed = |n: &str| inputs_named("runtime_package_index", n).remove(0);
+    let debian = resolve_in(&seed("seed-debian")[..], "linux-image-arm64", &[]).unwrap();
+    assert_eq!(debian.len(), 1);
+    assert!(debian[0].name.starts_with("linux-image-6.1.0-") && debian[0].sha256.len() == 64);
+    let ubuntu = resolve_in(
+        &seed("seed-ubuntu")[..],
+        "linux-image-generic-hwe-24.04",
+        &[],
+    )
+    .unwrap();
+    let names: Vec<&str> = ubuntu.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "linux-image-7.0.0-44-generic",
+            "linux-modules-7.0.0-44-generic"
+        ]
+    );
+    let ga = resolve_in(&seed("seed-ubuntu")[..], "linux-image-generic", &[]).unwrap();
+    assert_eq!(ga.len(), 3, "{ga:?}");
+}

@@ -275,8 +275,50 @@ fn archive_root(index: &str) -> &str {
     index.split("/dists/").next().unwrap_or(index)
 }
 
+/// One package as an index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedPackage {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its path below the archive root (`pool/main/l/linux/…`).
+    pub filename: String,
+    /// Its SHA-256, lowercase hex, as the index gives it.
+    pub sha256: String,
+}
+
+/// What `index` (a `Packages` file, decompressed) says to download for
+/// `package`: the kernel package it leads to, then its module packages
+/// (`companions`, or those found through `Depends`). Pure: the fuzz
+/// target drives it with arbitrary bytes.
+pub fn resolve_in(
+    index: impl Read,
+    package: &str,
+    companions: &[String],
+) -> Result<Vec<IndexedPackage>, String> {
+    let index = read_index(index)?;
+    let (name, stanza, chain) = follow(&index, package)?;
+    let release = name.trim_start_matches("linux-image-").to_string();
+    let indexed = |name: &str, s: &Stanza| IndexedPackage {
+        name: name.to_string(),
+        version: s.version.clone(),
+        filename: s.filename.clone(),
+        sha256: s.sha256.clone(),
+    };
+    let mut out = vec![indexed(&name, stanza)];
+    for c in companion_names(&index, &chain, &release, companions) {
+        let s = index
+            .get(&c)
+            .ok_or_else(|| format!("no companion package {c}"))?;
+        out.push(indexed(&c, s));
+    }
+    Ok(out)
+}
+
 /// A catalog entry for one package of the index, pinned to its digest.
-fn package_entry(k: &LibraryKernel, s: &Stanza, what: &str) -> Result<Entry, String> {
+fn package_entry(k: &LibraryKernel, s: &IndexedPackage) -> Result<Entry, String> {
+    let what = &s.name;
     if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("the index gives {what} no SHA256"));
     }
@@ -311,29 +353,25 @@ pub fn ensure_kernel(k: &LibraryKernel, events: &dyn Events) -> Result<ResolvedK
             "check the network and the library entry (`bootproof fetch` lists it); nothing was kept",
         )
     };
-    let index = match fetch_index(&k.index) {
+    let index = match open_index(&k.index) {
         Ok(i) => i,
         Err(e) => return last_resolution(k, &e).ok_or_else(|| fail(e)),
     };
-    let (package, stanza, chain) =
-        follow(&index, &k.package).map_err(|e| fail(format!("{}: {e}", k.index)))?;
-    let release = package.trim_start_matches("linux-image-").to_string();
-    let fetched = catalog::ensure(&package_entry(k, stanza, &package).map_err(&fail)?, events)?;
-    let path = fetched.path.clone();
-    let mut all = vec![fetched];
-    let mut companions = Vec::new();
-    for name in companion_names(&index, &chain, &release, &k.companions) {
-        let s = index
-            .get(&name)
-            .ok_or_else(|| fail(format!("{}: no companion package {name}", k.index)))?;
-        let f = catalog::ensure(&package_entry(k, s, &name).map_err(&fail)?, events)?;
-        companions.push(f.path.clone());
-        all.push(f);
+    let packages = resolve_in(index, &k.package, &k.companions)
+        .map_err(|e| fail(format!("{}: {e}", k.index)))?;
+    let mut all = Vec::new();
+    for p in &packages {
+        all.push(catalog::ensure(
+            &package_entry(k, p).map_err(&fail)?,
+            events,
+        )?);
     }
+    let path = all[0].path.clone();
+    let companions = all[1..].iter().map(|f| f.path.clone()).collect();
     let r = ResolvedKernel {
         name: k.name.clone(),
-        package,
-        version: stanza.version.clone(),
+        package: packages[0].name.clone(),
+        version: packages[0].version.clone(),
         path,
         companions,
         stale: None,
@@ -359,16 +397,15 @@ fn last_resolution(k: &LibraryKernel, why: &str) -> Option<ResolvedKernel> {
     })
 }
 
-/// Downloads and reads an index (decompressed by its magic).
-fn fetch_index(url: &str) -> Result<HashMap<String, Stanza>, String> {
+/// Opens an index for reading, decompressed by its magic.
+fn open_index(url: &str) -> Result<Box<dyn Read>, String> {
     let (r, _) = catalog::open_url(url)?;
     let mut r = BufReader::new(r);
     let head = r.fill_buf().map_err(|e| format!("{url}: {e}"))?;
-    let result = match Compression::sniff(head) {
-        Some(c) => read_index(c.decoder(r).map_err(|e| format!("{url}: {e}"))?),
-        None => read_index(r),
-    };
-    result.map_err(|e| format!("{url}: {e}"))
+    Ok(match Compression::sniff(head) {
+        Some(c) => c.decoder(r).map_err(|e| format!("{url}: {e}"))?,
+        None => Box::new(r),
+    })
 }
 
 #[cfg(test)]
@@ -435,16 +472,15 @@ mod tests {
             package: "linux-image-arm64".into(),
             companions: vec![],
         };
-        let mut s = Stanza {
+        let mut s = IndexedPackage {
+            name: "p".into(),
+            version: "1".into(),
             filename: "pool/../../etc/passwd".into(),
             sha256: "a".repeat(64),
-            ..Stanza::default()
         };
-        assert!(package_entry(&k, &s, "p")
-            .unwrap_err()
-            .contains("file name"));
+        assert!(package_entry(&k, &s).unwrap_err().contains("file name"));
         s.filename = "pool/main/l/linux/k.deb".into();
-        let e = package_entry(&k, &s, "p").unwrap();
+        let e = package_entry(&k, &s).unwrap();
         assert_eq!(e.url, "https://a.example/debian/pool/main/l/linux/k.deb");
         assert!(validate(&k, "t").is_ok());
     }
