@@ -41,6 +41,7 @@ have blkid      || need+=(util-linux)
 have pvcreate   || need+=(lvm2)       # LVM2 test images: its tools write the metadata (the oracle)
 have rpmbuild   || need+=(rpm)        # RPM kernel packages around a Debian kernel; rpm2cpio is the oracle
 have dpkg-scanpackages || need+=(dpkg-dev)  # the kernel library test indexes an archive as Debian does
+have createrepo_c || need+=(createrepo-c)   # ... and an RPM repository as Fedora and RHEL do
 have chromium   || need+=(chromium)   # opens `run --html` reports headless in a test
 # Real Debian boot artifacts (kernels, GRUB, systemd-boot, shim) for arm64 too.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -443,13 +443,27 @@ pub fn fuzz_agent_records(data: &[u8]) -> usize {
     r.records().len()
 }
 
-/// `runtime_package_index`: an archive's `Packages` index (network input)
-/// resolved for the metapackages the library names, with and without
-/// named companions; every answer is a kernel package first, each package
+/// `runtime_package_index`: the same bytes as an archive's `Packages`
+/// index and as an RPM repository's primary metadata (network input),
+/// resolved for the packages the library names, with and without named
+/// companions; every answer is the kernel package first, each package
 /// once.
 pub fn fuzz_package_index(data: &[u8]) -> usize {
-    use bootproof_runtime::kernel_library::resolve_in;
+    use bootproof_runtime::kernel_library::{primary_location, resolve_in, resolve_in_primary};
     let mut found = 0;
+    if let Ok((href, sha)) = primary_location(data) {
+        assert!(!href.is_empty() && sha.len() == 64, "{href} {sha}");
+        found += 1;
+    }
+    for package in ["kernel-core", "kernel-uek-core"] {
+        for companions in [&[][..], &["kernel-modules".to_string()][..]] {
+            if let Ok(p) = resolve_in_primary(data, package, companions, "aarch64") {
+                assert_eq!(p[0].name, package, "{p:?}");
+                assert!(p[1..].iter().all(|c| c.version == p[0].version), "{p:?}");
+                found += p.len();
+            }
+        }
+    }
     let named = ["linux-modules-{release}".to_string()];
     for package in [
         "linux-image-arm64",

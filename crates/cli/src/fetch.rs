@@ -12,15 +12,17 @@ use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
 Without NAME, lists the catalog: bootproof's built-in entries (Debian and
-Ubuntu cloud images for aarch64 and x86_64, and the kernel library: Debian
-and Ubuntu LTS kernels, in sets for `run --kernel-set`), plus those of
+Ubuntu cloud images for aarch64 and x86_64, and the kernel library:
+Debian, Ubuntu LTS, RHEL-family and Oracle UEK kernels, in sets for
+`run --kernel-set`), plus those of
 --catalog FILE and $BOOTPROOF_CATALOG (same name replaces).
 
 With NAMEs, downloads each image into ~/.cache/bootproof/images/<name>/
-(a library kernel or set: its packages, as the archive's package index
-lists them, into kernel-packages/) unless a verified copy is there,
-verified against the pinned sha256 or sha512, the publisher's checksum
-file (SHA256SUMS, SHA512SUMS) or the index; a mismatch discards it. A checksum file fetched over plain http://
+(a library kernel or set: its packages, as the archive's index or the RPM
+repository's metadata lists them, into kernel-packages/) unless a
+verified copy is there, verified against the pinned sha256 or sha512, the
+publisher's checksum file (SHA256SUMS, SHA512SUMS), the index or the
+metadata; a mismatch discards it. A checksum file fetched over plain http://
 is only as trustworthy as that connection: pin sha256/sha512 for such
 mirrors. A matrix file's `[[image]] catalog = \"NAME\"` goes through the
 same cache (docs/matrix.md).

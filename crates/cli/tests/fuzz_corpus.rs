@@ -320,8 +320,8 @@ fn a_symlink_declaring_gigabytes_is_refused_before_it_is_read() {
 }
 
 /// The package-index seeds are real excerpts of Debian's and Ubuntu's
-/// indexes: each resolves its metapackage to the kernel and, for Ubuntu,
-/// to its module packages found through `Depends`.
+/// indexes and createrepo_c's metadata: each resolves its metapackage to
+/// the kernel and, for Ubuntu and RPM, to its module packages.
 #[test]
 fn package_index_seeds() {
     use bootproof_runtime::kernel_library::resolve_in;
@@ -348,4 +348,26 @@ fn package_index_seeds() {
     );
     let ga = resolve_in(&seed("seed-ubuntu")[..], "linux-image-generic", &[]).unwrap();
     assert_eq!(ga.len(), 3, "{ga:?}");
+    // createrepo_c's primary metadata for kernel-core, -modules-core and
+    // -modules packages built by rpmbuild.
+    let primary = seed("seed-createrepo-primary");
+    let rpm = bootproof_runtime::kernel_library::resolve_in_primary(
+        &primary[..],
+        "kernel-core",
+        &[],
+        "aarch64",
+    )
+    .unwrap();
+    let names: Vec<&str> = rpm.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["kernel-core", "kernel-modules-core", "kernel-modules"]
+    );
+    assert_eq!(rpm[0].version, "5.14.0-503.11.1.el9_5");
+    let repomd = seed("seed-createrepo-repomd");
+    let (href, _) = bootproof_runtime::kernel_library::primary_location(&repomd[..]).unwrap();
+    assert!(
+        href.starts_with("repodata/") && href.ends_with("-primary.xml.gz"),
+        "{href}"
+    );
 }

@@ -368,7 +368,10 @@ fn qemu_wrapper(dir: &Path, cell: &str) -> String {
 /// them, so the root disk is found only with it). `run --kernel` reads
 /// both in-process, joins the module package to the kernel of its
 /// release, and boots the union with the image's root; the command sees
-/// that kernel's release. The module package alone is refused with a hint.
+/// that kernel's release. The same packages in a `createrepo_c` repository
+/// served over HTTP boot as a kernel library entry (`repo =`, resolved
+/// through repomd.xml and the primary metadata). The module package alone
+/// is refused with a hint.
 #[test]
 fn an_rpm_kernel_package_runs_the_command() {
     let img = boot_images().join("debian-grub-arm64.raw");
@@ -415,6 +418,26 @@ fn an_rpm_kernel_package_runs_the_command() {
     .unwrap();
     let rpm = build_rpm("kernel-core", &core, &dir, "w1.gzdio");
     let modules_rpm = build_rpm("kernel-modules", &extra, &dir, "w1.gzdio");
+    // The same two packages in an RPM repository made by createrepo_c,
+    // served over HTTP: a kernel library entry resolves kernel-core there.
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("Packages")).unwrap();
+    for p in [&rpm, &modules_rpm] {
+        std::fs::copy(p, repo.join("Packages").join(p.file_name().unwrap())).unwrap();
+    }
+    let made = Command::new("createrepo_c")
+        .arg("-q")
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "createrepo_c");
+    let (_server, port) = serve(&repo);
+    let catalog = dir.join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        format!("[[kernel]]\nname = \"repo-kernel\"\narch = \"aarch64\"\nrepo = \"http://127.0.0.1:{port}/\"\npackage = \"kernel-core\"\n"),
+    )
+    .unwrap();
     let cache = dir.join("cache");
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args([
@@ -429,6 +452,8 @@ fn an_rpm_kernel_package_runs_the_command() {
         .arg(&modules_rpm)
         .arg("--kernel")
         .arg(&rpm)
+        .args(["--kernel-set", "repo-kernel", "--catalog"])
+        .arg(&catalog)
         .arg(&img)
         .args(["--", "uname", "-r"])
         .env("BOOTPROOF_STATE_DIR", dir.join("state"))
@@ -439,14 +464,19 @@ fn an_rpm_kernel_package_runs_the_command() {
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{v:#}");
-    let c = v["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kernel"] != "image")
-        .unwrap_or_else(|| panic!("no RPM kernel cell: {v:#}"));
-    assert_eq!(c["status"], "pass", "{c:#}");
-    assert_eq!(c["stdout"].as_str().unwrap().trim(), ver);
+    for label in [ver.as_str(), "repo-kernel"] {
+        let c = v["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kernel"] == label)
+            .unwrap_or_else(|| panic!("no {label} cell: {v:#}"));
+        assert_eq!(c["status"], "pass", "{c:#}");
+        assert_eq!(c["stdout"].as_str().unwrap().trim(), ver);
+    }
+    // The repository's packages were downloaded, verified, byte for byte.
+    let got = cache.join("bootproof/kernel-packages/repo-kernel/kernel-core-6.1.0-1.aarch64.rpm");
+    assert!(std::fs::read(got).unwrap() == std::fs::read(&rpm).unwrap());
     let merged = std::fs::read_dir(cache.join("bootproof/kernels"))
         .unwrap()
         .flatten()

@@ -32,6 +32,9 @@ pub struct ArchInfo {
     pub aliases: &'static [&'static str],
     /// Debian's architecture name (`arm64`, `amd64`).
     pub debian: &'static str,
+    /// RPM's architecture name (`aarch64`, `x86_64`), as repository
+    /// metadata and package file names spell it.
+    pub rpm: &'static str,
     /// The UEFI removable-media loader (`\EFI\BOOT\<name>`).
     pub removable_loader: &'static str,
     /// PE/COFF machine type of its EFI binaries.
@@ -74,6 +77,7 @@ pub const ARCHES: &[ArchInfo] = &[
         name: "aarch64",
         aliases: &["arm64", "aa64"],
         debian: "arm64",
+        rpm: "aarch64",
         removable_loader: "BOOTAA64.EFI",
         pe_machine: 0xAA64,
         elf_machine: 183,
@@ -95,6 +99,7 @@ pub const ARCHES: &[ArchInfo] = &[
         name: "x86_64",
         aliases: &["amd64", "x64", "x86-64"],
         debian: "amd64",
+        rpm: "x86_64",
         removable_loader: "BOOTX64.EFI",
         pe_machine: 0x8664,
         elf_machine: 62,

@@ -98,7 +98,7 @@ fn parse(text: &str, origin: &str) -> Result<CatalogFile, Error> {
     let f: CatalogFile = toml::from_str(text).map_err(|e| {
         Error::with_hint(
             format!("catalog {origin}: {e}"),
-            "keys: [[image]] name, arch, description, url, and one of sha256, sha512, checksums; [[kernel]] name, arch, description, notes, index, package, companions; [[kernel_set]] name, description, kernels",
+            "keys: [[image]] name, arch, description, url, and one of sha256, sha512, checksums; [[kernel]] name, arch, description, notes, index or repo, package, companions; [[kernel_set]] name, description, kernels",
         )
     })?;
     for k in &f.kernels {

@@ -1,105 +1,20 @@
-//! The kernel library: named kernels from distribution archives
-//! (`[[kernel]]` in a catalog file) and named sets of them
-//! (`[[kernel_set]]`), so `run --kernel-set NAME` boots an image's
-//! userland on every kernel a product must support without anyone
-//! downloading packages by hand.
-//!
-//! An entry names an archive's package index (Debian's and Ubuntu's
-//! `dists/<suite>/<component>/binary-<arch>/Packages.xz`) and a package in
-//! it, usually a metapackage (`linux-image-arm64`, `linux-image-generic`):
-//! the index is the publisher's checksum file. The metapackage is followed
-//! through its `Depends` to the real `linux-image-<release>`, that
-//! package's `Filename` and `SHA256` are taken from the index, and the
-//! download goes through the catalog's verified path (hashed as it streams,
-//! kept only when it matches). Companion packages (Ubuntu's
-//! `linux-modules-<release>`) are found through the same `Depends` (or
-//! named with `{release}`) and fetched the same way. The last resolution is recorded, so a run without network
-//! uses the kernels it verified before, and says so.
-//!
-//! Indexes are streamed once and only `linux-*` stanzas are kept, with
-//! every line, stanza count and byte total bounded: an index is input
-//! from the network like any other.
+//! Debian and Ubuntu archives: a `Packages` index read as a stream (only
+//! `linux-*` stanzas kept, every line, stanza count and hop bounded), a
+//! metapackage followed through `Depends` to its `linux-image-<release>`,
+//! and the `linux-modules*-<release>` packages that complete it.
 
-use crate::catalog::{self, Entry};
-use crate::events::Events;
-use crate::host::{cache_dir, file_component};
-use crate::Error;
-use bootproof_image::Compression;
-use serde::{Deserialize, Serialize};
+use super::IndexedPackage;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 
 /// Largest index read, decompressed (Debian's arm64 main is ~50 MB).
-const MAX_INDEX: u64 = 1 << 30;
+pub(super) const MAX_INDEX: u64 = 1 << 30;
 /// Longest index line kept whole (a long `Depends` is ~2 KiB).
 const MAX_LINE: usize = 64 << 10;
 /// Most `linux-*` stanzas kept from one index.
 const MAX_STANZAS: usize = 200_000;
 /// Most `Depends` hops from a metapackage to its kernel.
 const MAX_HOPS: usize = 8;
-
-/// One kernel in the library.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LibraryKernel {
-    /// The name `--kernel-set` members and `fetch` use.
-    pub name: String,
-    /// `aarch64` or `x86_64`.
-    pub arch: String,
-    /// What it is.
-    #[serde(default)]
-    pub description: String,
-    /// Why it is in the library: what makes it tricky (BTF, backports,
-    /// vendor rebases).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub notes: String,
-    /// URL of the archive's package index (`…/Packages.xz`, `.gz` or plain).
-    pub index: String,
-    /// The package (or metapackage) in the index.
-    pub package: String,
-    /// The packages holding the kernel's modules, `{release}` standing for
-    /// its release (`linux-modules-{release}`); by default every
-    /// `linux-modules*-<release>` package the metapackage or kernel
-    /// package depends on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub companions: Vec<String>,
-}
-
-/// A named group of library kernels.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KernelSet {
-    /// The name `--kernel-set` takes.
-    pub name: String,
-    /// What it covers.
-    #[serde(default)]
-    pub description: String,
-    /// Its kernels, by library name.
-    pub kernels: Vec<String>,
-}
-
-/// A library kernel's packages in the cache, verified.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ResolvedKernel {
-    /// The library name.
-    pub name: String,
-    /// The kernel package the metapackage led to.
-    pub package: String,
-    /// Its version in the archive.
-    pub version: String,
-    /// The downloaded kernel package.
-    pub path: PathBuf,
-    /// The downloaded companion packages.
-    pub companions: Vec<PathBuf>,
-    /// Why the index could not be read, when the last verified
-    /// resolution was used instead.
-    #[serde(skip)]
-    pub stale: Option<String>,
-    /// The packages as fetched now (empty when not fresh).
-    #[serde(skip)]
-    pub fetched: Vec<catalog::Fetched>,
-}
 
 /// The fields of one index stanza bootproof uses.
 #[derive(Debug, Default, Clone)]
@@ -108,36 +23,6 @@ struct Stanza {
     filename: String,
     sha256: String,
     depends: String,
-}
-
-/// Checks a library entry when a catalog file is read.
-pub(crate) fn validate(k: &LibraryKernel, origin: &str) -> Result<(), Error> {
-    let bad = |what: String, hint: &str| {
-        Error::with_hint(format!("catalog {origin}: kernel {}: {what}", k.name), hint)
-    };
-    if bootproof_platform::Arch::parse(&k.arch).is_none() {
-        return Err(bad(
-            format!("arch = {:?}", k.arch),
-            "use \"aarch64\" or \"x86_64\"",
-        ));
-    }
-    if !["https://", "http://", "file://"]
-        .iter()
-        .any(|p| k.index.starts_with(p))
-        || !k.index.contains("/dists/")
-    {
-        return Err(bad(
-            format!("index {} is not an archive's package index", k.index),
-            "give the URL of …/dists/<suite>/<component>/binary-<arch>/Packages.xz",
-        ));
-    }
-    if k.package.is_empty() || k.package.contains(char::is_whitespace) {
-        return Err(bad(
-            format!("package = {:?}", k.package),
-            "name one package",
-        ));
-    }
-    Ok(())
 }
 
 /// Reads the `linux-*` stanzas of an index, bounded.
@@ -270,24 +155,6 @@ fn companion_names(
     out
 }
 
-/// The archive root an index URL belongs to (before `/dists/`).
-fn archive_root(index: &str) -> &str {
-    index.split("/dists/").next().unwrap_or(index)
-}
-
-/// One package as an index lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexedPackage {
-    /// Its name.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// Its path below the archive root (`pool/main/l/linux/…`).
-    pub filename: String,
-    /// Its SHA-256, lowercase hex, as the index gives it.
-    pub sha256: String,
-}
-
 /// What `index` (a `Packages` file, decompressed) says to download for
 /// `package`: the kernel package it leads to, then its module packages
 /// (`companions`, or those found through `Depends`). Pure: the fuzz
@@ -314,98 +181,6 @@ pub fn resolve_in(
         out.push(indexed(&c, s));
     }
     Ok(out)
-}
-
-/// A catalog entry for one package of the index, pinned to its digest.
-fn package_entry(k: &LibraryKernel, s: &IndexedPackage) -> Result<Entry, String> {
-    let what = &s.name;
-    if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("the index gives {what} no SHA256"));
-    }
-    if s.filename.split('/').any(|c| c == ".." || c.is_empty()) {
-        return Err(format!(
-            "the index gives {what} the file name {:?}",
-            s.filename
-        ));
-    }
-    Ok(Entry::package(
-        &k.name,
-        &k.arch,
-        format!("{}/{}", archive_root(&k.index), s.filename),
-        s.sha256.clone(),
-    ))
-}
-
-/// Where the last verified resolution of `name` is recorded.
-fn record_path(name: &str) -> PathBuf {
-    cache_dir()
-        .join("kernel-packages")
-        .join(file_component(name))
-        .join("resolved.json")
-}
-
-/// Resolves a library kernel through its index and puts its packages in
-/// the cache, verified; without the index, the last verified resolution.
-pub fn ensure_kernel(k: &LibraryKernel, events: &dyn Events) -> Result<ResolvedKernel, Error> {
-    let fail = |what: String| {
-        Error::with_hint(
-            format!("kernel {}: {what}", k.name),
-            "check the network and the library entry (`bootproof fetch` lists it); nothing was kept",
-        )
-    };
-    let index = match open_index(&k.index) {
-        Ok(i) => i,
-        Err(e) => return last_resolution(k, &e).ok_or_else(|| fail(e)),
-    };
-    let packages = resolve_in(index, &k.package, &k.companions)
-        .map_err(|e| fail(format!("{}: {e}", k.index)))?;
-    let mut all = Vec::new();
-    for p in &packages {
-        all.push(catalog::ensure(
-            &package_entry(k, p).map_err(&fail)?,
-            events,
-        )?);
-    }
-    let path = all[0].path.clone();
-    let companions = all[1..].iter().map(|f| f.path.clone()).collect();
-    let r = ResolvedKernel {
-        name: k.name.clone(),
-        package: packages[0].name.clone(),
-        version: packages[0].version.clone(),
-        path,
-        companions,
-        stale: None,
-        fetched: all,
-    };
-    let record = record_path(&k.name);
-    if let Some(dir) = record.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(&record, serde_json::to_vec_pretty(&r).unwrap_or_default());
-    Ok(r)
-}
-
-/// The recorded resolution, when every package it names is still in the
-/// cache as it was verified.
-fn last_resolution(k: &LibraryKernel, why: &str) -> Option<ResolvedKernel> {
-    let text = std::fs::read(record_path(&k.name)).ok()?;
-    let mut r: ResolvedKernel = serde_json::from_slice(&text).ok()?;
-    let all = std::iter::once(&r.path).chain(&r.companions);
-    all.into_iter().all(|p| catalog::verified_copy(p)).then(|| {
-        r.stale = Some(why.to_string());
-        r
-    })
-}
-
-/// Opens an index for reading, decompressed by its magic.
-fn open_index(url: &str) -> Result<Box<dyn Read>, String> {
-    let (r, _) = catalog::open_url(url)?;
-    let mut r = BufReader::new(r);
-    let head = r.fill_buf().map_err(|e| format!("{url}: {e}"))?;
-    Ok(match Compression::sniff(head) {
-        Some(c) => c.decoder(r).map_err(|e| format!("{url}: {e}"))?,
-        None => Box::new(r),
-    })
 }
 
 #[cfg(test)]
@@ -459,29 +234,5 @@ mod tests {
             .contains("cycle"));
         let long = format!("Package: linux-x\nDepends: {}\n", "a".repeat(MAX_LINE + 10));
         assert!(read_index(long.as_bytes()).unwrap_err().contains("longer"));
-    }
-
-    #[test]
-    fn file_names_that_leave_the_archive_are_refused() {
-        let k = LibraryKernel {
-            name: "k".into(),
-            arch: "aarch64".into(),
-            description: String::new(),
-            notes: String::new(),
-            index: "https://a.example/debian/dists/x/main/binary-arm64/Packages.xz".into(),
-            package: "linux-image-arm64".into(),
-            companions: vec![],
-        };
-        let mut s = IndexedPackage {
-            name: "p".into(),
-            version: "1".into(),
-            filename: "pool/../../etc/passwd".into(),
-            sha256: "a".repeat(64),
-        };
-        assert!(package_entry(&k, &s).unwrap_err().contains("file name"));
-        s.filename = "pool/main/l/linux/k.deb".into();
-        let e = package_entry(&k, &s).unwrap();
-        assert_eq!(e.url, "https://a.example/debian/pool/main/l/linux/k.deb");
-        assert!(validate(&k, "t").is_ok());
     }
 }
