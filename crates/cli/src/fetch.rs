@@ -11,8 +11,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
-Without NAME, lists the catalog: bootproof's built-in entries (Debian and
-Ubuntu cloud images for aarch64 and x86_64, and the kernel library:
+Without NAME, lists the catalog: bootproof's built-in entries (Debian,
+Ubuntu, AlmaLinux, Rocky, CentOS Stream, openSUSE and Arch cloud images,
+and the kernel library:
 Debian, Ubuntu LTS, RHEL-family and Oracle UEK kernels, in sets for
 `run --kernel-set`), plus those of
 --catalog FILE and $BOOTPROOF_CATALOG (same name replaces).

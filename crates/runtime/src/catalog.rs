@@ -375,20 +375,35 @@ fn expected(e: &Entry) -> Result<(&'static str, String), String> {
         .read_to_string(&mut text)
         .map_err(|err| format!("{url}: {err}"))?;
     let want = file_name(&e.url).unwrap_or_default();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        let (Some(digest), Some(name), None) = (words.next(), words.next(), words.next()) else {
-            continue;
+    if let Some(digest) = listed_digest(&text, want) {
+        return match digest.len() {
+            64 => Ok(("sha256", digest.to_ascii_lowercase())),
+            128 => Ok(("sha512", digest.to_ascii_lowercase())),
+            n => Err(format!("{url}: a {n}-digit digest for {want}")),
         };
-        if name.trim_start_matches('*') == want && digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return match digest.len() {
-                64 => Ok(("sha256", digest.to_ascii_lowercase())),
-                128 => Ok(("sha512", digest.to_ascii_lowercase())),
-                n => Err(format!("{url}: a {n}-digit digest for {want}")),
-            };
-        }
     }
     Err(format!("{url} lists no checksum for {want}"))
+}
+
+/// The digest a checksum file lists for file `want`, in either form the
+/// tools write: GNU (`<hex>  <name>`, `*<name>` in binary mode), as
+/// Debian's and Ubuntu's SHA256SUMS are, or BSD (`SHA256 (<name>) =
+/// <hex>`, `sha256sum --tag`), as Fedora's, AlmaLinux's, Rocky's and
+/// CentOS's CHECKSUM files are (a PGP-signed file's armour lines match
+/// neither form and are skipped).
+fn listed_digest<'a>(text: &'a str, want: &str) -> Option<&'a str> {
+    let hex = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_hexdigit());
+    text.lines().find_map(|line| {
+        if let Some((head, digest)) = line.split_once(") = ") {
+            let (_, name) = head.split_once(" (")?;
+            return (name == want && hex(digest.trim())).then(|| digest.trim());
+        }
+        let mut words = line.split_whitespace();
+        let (Some(digest), Some(name), None) = (words.next(), words.next(), words.next()) else {
+            return None;
+        };
+        (name.trim_start_matches('*') == want && hex(digest)).then_some(digest)
+    })
 }
 
 /// A digest computed as bytes stream through.
@@ -608,6 +623,35 @@ fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both checksum-file forms, as `sha256sum` and `sha256sum --tag`
+    /// write them, and the `*name` of binary mode.
+    #[test]
+    fn checksum_files_in_gnu_and_bsd_form_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.qcow2"), b"a").unwrap();
+        std::fs::write(dir.path().join("b.qcow2"), b"b").unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("sha256sum")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let a = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
+        let gnu = run(&["a.qcow2", "b.qcow2"]);
+        let bsd = format!(
+            "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n# a.qcow2: 1 bytes\n{}",
+            run(&["--tag", "b.qcow2", "a.qcow2"])
+        );
+        let binary = run(&["--binary", "a.qcow2"]);
+        for text in [&gnu, &bsd, &binary] {
+            assert_eq!(listed_digest(text, "a.qcow2"), Some(a), "{text}");
+            assert_eq!(listed_digest(text, "c.qcow2"), None, "{text}");
+        }
+        assert!(bsd.contains("SHA256 (a.qcow2) = "));
+    }
 
     /// A plain-HTTP server on loopback answering each connection in turn:
     /// a redirect to `/final`, then the body. Returns its address and how
