@@ -310,7 +310,14 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let kept: Vec<bool> = outs.iter().map(|p| p.exists()).collect();
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), KEEP);
+        let images = std::fs::read_dir(&cache).unwrap().flatten();
+        let images = images.filter(|e| !e.file_name().to_string_lossy().starts_with('.'));
+        assert_eq!(images.count(), KEEP, "(`.index` holds the inputs' digests)");
+        // Each input's digest was remembered, once.
+        assert_eq!(
+            std::fs::read_dir(cache.join(".index")).unwrap().count(),
+            KEEP + 1
+        );
         assert!(
             kept[0] && !kept[1] && kept[2..].iter().all(|k| *k),
             "{kept:?}"
