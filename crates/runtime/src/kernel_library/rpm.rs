@@ -313,9 +313,10 @@ pub fn resolve_in_primary(
     };
     let mut out = vec![indexed(kernel)];
     for c in &companions {
-        let same = all
-            .iter()
-            .find(|p| p.name == *c && evr_cmp(p, kernel) == Ordering::Equal);
+        // Built from the same source package: the same version strings
+        // (not merely equal under rpmvercmp, which skips separators).
+        let evr = |p: &RpmPackage| (p.epoch.clone(), p.ver.clone(), p.rel.clone());
+        let same = all.iter().find(|p| p.name == *c && evr(p) == evr(kernel));
         match same {
             Some(p) => out.push(indexed(p)),
             None if named => {
@@ -424,6 +425,14 @@ mod tests {
         );
         assert!(e.unwrap_err().contains("no kernel-modules-core"));
         assert!(resolve_in_primary(PRIMARY.as_bytes(), "kernel-uek-core", &[], "aarch64").is_err());
+        // A module package whose version only rpmvercmp calls equal (it
+        // skips separators) is not the kernel's: fuzz finding, kept as
+        // regress-companion-version-spelled-differently.
+        let modules = r#"<name>kernel-modules</name><arch>aarch64</arch><version epoch="0" ver="5.14.0" rel="503.11.1.el9_5"/>"#;
+        assert!(PRIMARY.contains(modules));
+        let odd = PRIMARY.replace(modules, &modules.replace("1.el9_5", "1*el9_5"));
+        let p = resolve_in_primary(odd.as_bytes(), "kernel-core", &[], "aarch64").unwrap();
+        assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]
