@@ -84,13 +84,16 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
                     Some(p) => styled(&format!("cached {}", p.display()), |t| st.green(t)),
                     None => styled("not fetched", |t| st.dim(t)),
                 };
-                vec![cell(&e.name), cell(&e.arch), cell(&e.description), state]
+                let (name, arch, by) = (cell(&e.name), cell(&e.arch), cell(e.verified_by()));
+                vec![name, arch, cell(&e.description), by, state]
             });
             let kind = || styled("library kernel", |t| st.dim(t));
-            let kernels = (catalog.kernels().iter())
-                .map(|k| vec![cell(&k.name), cell(&k.arch), cell(&k.description), kind()]);
+            let kernels = catalog.kernels().iter().map(|k| {
+                let (name, arch, by) = (cell(&k.name), cell(&k.arch), cell(k.verified_by()));
+                vec![name, arch, cell(&k.description), by, kind()]
+            });
             let rows: Vec<Vec<(String, usize)>> = images.chain(kernels).collect();
-            let header = ["NAME", "ARCH", "DESCRIPTION", "STATE"];
+            let header = ["NAME", "ARCH", "DESCRIPTION", "VERIFIED BY", "STATE"];
             let sets = catalog.kernel_sets().iter();
             let sets: String = sets
                 .map(|s| format!("  {:<18} {}\n", s.name, s.kernels.join(", ")))

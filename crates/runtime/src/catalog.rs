@@ -70,6 +70,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// How a download is verified: a pinned digest (the same bytes every
+    /// time: a reproducible matrix) or the publisher's checksum file (its
+    /// latest build).
+    pub fn verified_by(&self) -> &'static str {
+        if self.checksums.is_some() {
+            "latest: checksum file"
+        } else {
+            "pinned digest"
+        }
+    }
+
     /// A kernel package of library kernel `name`, pinned to the digest its
     /// archive's index gives.
     pub(crate) fn package(name: &str, arch: &str, url: String, sha256: String) -> Entry {

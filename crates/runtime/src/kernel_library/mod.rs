@@ -75,6 +75,18 @@ pub struct LibraryKernel {
     pub companions: Vec<String>,
 }
 
+impl LibraryKernel {
+    /// How its packages are verified: always the current kernel of the
+    /// archive's index or the repository's metadata.
+    pub fn verified_by(&self) -> &'static str {
+        if self.repo.is_empty() {
+            "latest: archive index"
+        } else {
+            "latest: repomd"
+        }
+    }
+}
+
 /// A named group of library kernels.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
