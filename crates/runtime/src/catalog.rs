@@ -291,28 +291,25 @@ pub fn cached_copy(e: &Entry) -> Option<PathBuf> {
     cached(e).map(|(p, _)| p)
 }
 
+/// What the cache verified about the file at `path`, while its size and
+/// mtime are still what was verified.
+fn still_verified(path: &Path) -> Option<Verified> {
+    let v: Verified = serde_json::from_slice(&std::fs::read(sidecar(path)).ok()?).ok()?;
+    (stamp(path)? == (v.size, v.mtime_ns)).then_some(v)
+}
+
 /// Whether the file at `path` is still what the cache verified.
 pub(crate) fn verified_copy(path: &Path) -> bool {
-    let Some(v) = std::fs::read(sidecar(path))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Verified>(&b).ok())
-    else {
-        return false;
-    };
-    stamp(path) == Some((v.size, v.mtime_ns))
+    still_verified(path).is_some()
 }
 
 /// The cached image, if it is there and still what was verified.
 fn cached(e: &Entry) -> Option<(PathBuf, Verified)> {
     let path = cached_path(e);
-    let v: Verified = serde_json::from_slice(&std::fs::read(sidecar(&path)).ok()?).ok()?;
-    let (size, mtime_ns) = stamp(&path)?;
+    let v = still_verified(&path)?;
     let pinned = e.sha256.as_ref().or(e.sha512.as_ref());
-    (v.url == e.url
-        && v.size == size
-        && v.mtime_ns == mtime_ns
-        && pinned.is_none_or(|p| p.eq_ignore_ascii_case(&v.digest)))
-    .then_some((path, v))
+    (v.url == e.url && pinned.is_none_or(|p| p.eq_ignore_ascii_case(&v.digest)))
+        .then_some((path, v))
 }
 
 /// A downloaded or cached image.
