@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let lvm = scan(&[FoundPv {
         place: "fuzz".into(),
         device: dev,
+        disk_offset: Some(0),
     }]);
     let mut buf = vec![0u8; 8192];
     for vg in &lvm.vgs {

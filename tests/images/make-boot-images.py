@@ -13,7 +13,7 @@ files the default entry must extract to.
 import glob, json, os, shutil, subprocess, sys
 from lvmtools import lvm  # shared by both image scripts
 
-VERSION = "11"
+VERSION = "12"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -86,7 +86,8 @@ def lvm_root(path, offset, size):
 def disk(path, esp_dir, root_dir, on_lvm=False):
     """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed. With
     `on_lvm`, the second partition is an LVM2 PV and the root is its
-    logical volume bootvg/root."""
+    logical volume bootvg/root. Returns the root filesystem's (byte offset
+    in the disk, size)."""
     w = path + ".work"
     os.makedirs(w, exist_ok=True)
     esp_mib, root_mib = 64, 200
@@ -109,6 +110,7 @@ def disk(path, esp_dir, root_dir, on_lvm=False):
         run("dd", f"if={img}", f"of={path}", "bs=1M", f"seek={offset}", "oflag=seek_bytes",
             "conv=notrunc,sparse", "status=none")
     shutil.rmtree(w)
+    return root_at, size2
 
 
 def main():
@@ -200,9 +202,10 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
                   grub_cfg.replace(f"root=UUID={ROOT_UUID} ro quiet {console}", lvm_cmdline)
                   .replace("insmod ext2", "insmod lvm\n\tinsmod ext2"))
             write(f"{root}/etc/fstab", "/dev/mapper/bootvg-root / ext4 errors=remount-ro 0 1\n")
-            disk(f"{out}/debian-lvm-arm64.raw", esp, root, on_lvm=True)
+            lv_offset, lv_size = disk(f"{out}/debian-lvm-arm64.raw", esp, root, on_lvm=True)
             images["debian-lvm-arm64.raw"] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
-                                              "cmdline": lvm_cmdline, "loader": "grub", "version": ver}
+                                              "cmdline": lvm_cmdline, "loader": "grub", "version": ver,
+                                              "lv_offset": lv_offset, "lv_size": lv_size}
             write(f"{root}/boot/grub/grub.cfg", grub_cfg)
             write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
             # GRUB from grub-mkstandalone: its memdisk grub.cfg searches for the

@@ -106,7 +106,9 @@ pub struct RunSpec {
     pub argv: Vec<String>,
     /// Environment beyond `PATH`, `HOME` and `TERM`.
     pub env: Vec<(String, String)>,
-    /// The root filesystem's block device name in the guest (`vda2`).
+    /// The root filesystem's block device in the guest: a name (`vda2`),
+    /// or `serial:NAME` for the virtio disk whose serial is NAME (a window
+    /// of the boot disk, [`ROOT_WINDOW_SERIAL`]).
     pub root_device: String,
     /// Its filesystem type for mount(2) (`ext4`, `xfs`, `btrfs`).
     pub root_fstype: String,
@@ -116,6 +118,11 @@ pub struct RunSpec {
     /// Seconds the command may run before it is killed.
     pub timeout_secs: u64,
 }
+
+/// The virtio serial of the read-only disk that is a window of the boot
+/// disk holding the image's root (an LVM2 logical volume's extents): the
+/// guest reads the volume with no device mapper.
+pub const ROOT_WINDOW_SERIAL: &str = "bootproof-root";
 
 /// Where shipped binaries are in the agent's initramfs.
 pub const BINARIES_DIR: &str = "/bootproof/bin";

@@ -268,7 +268,8 @@ fn images_in_containers_are_checked_and_booted() {
 /// resolves root=/dev/mapper/bootvg-root and follows GRUB's search into
 /// the LV, and fails the root-drivers rule because this image's initramfs
 /// has no lvm to activate it; `extract` takes the kernel from the LV; a
-/// firmware boot goes through GRUB (which reads LVM itself) to the kernel.
+/// firmware boot goes through GRUB (which reads LVM itself) to the kernel;
+/// `run` mounts the LV in the guest as a window of the disk.
 #[test]
 fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
     let dir = scratch("boot", "lvm-root");
@@ -355,8 +356,9 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
             "powered-off",
         ],
     );
-    // `run`'s agent mode cannot activate the LV yet: skipped, saying so
-    // (not a boot failure of the image).
+    // `run`'s agent mode: the LV reaches the guest as a read-only window of
+    // the disk (its one linear segment), found by serial and mounted as
+    // the root the command runs in.
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args([
             "run",
@@ -367,7 +369,8 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
             "transport=pci",
             &img,
             "--",
-            "true",
+            "cat",
+            "/etc/fstab",
         ])
         .env("BOOTPROOF_STATE_DIR", dir.join("state"))
         .env("BOOTPROOF_HISTORY", dir.join("history.sqlite"))
@@ -375,13 +378,36 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
         .unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cell = &r["cells"][0];
-    assert_eq!(cell["status"], "skipped", "{cell:#}");
+    assert_eq!(cell["status"], "pass", "{cell:#}");
+    assert_eq!(
+        cell["stdout"],
+        "/dev/mapper/bootvg-root / ext4 errors=remount-ro 0 1\n"
+    );
+    let command = cell["run"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "command")
+        .unwrap();
     assert!(
-        cell["detail"]
+        command["root"]
             .as_str()
             .unwrap()
-            .contains("LVM2 logical volume bootvg/root"),
-        "{cell:#}"
+            .starts_with("/dev/vdb (ext4)"),
+        "{command:#}"
+    );
+    let window = format!(
+        "offset={},size={}",
+        m["images"]["debian-lvm-arm64.raw"]["lv_offset"],
+        m["images"]["debian-lvm-arm64.raw"]["lv_size"]
+    );
+    assert!(
+        cell["run"]["qemu"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains(&window)),
+        "the window is where the lvm2 tools put the LV ({window})"
     );
 }
 

@@ -97,6 +97,7 @@ fn partition_table_and_qcow2_seeds() {
         let _ = bootproof_disk::lvm::scan(&[bootproof_disk::lvm::FoundPv {
             place: "input".into(),
             device: dev,
+            disk_offset: Some(0),
         }]);
     }
     for data in inputs_named("disk_lvm", "seed-") {
@@ -104,6 +105,7 @@ fn partition_table_and_qcow2_seeds() {
         let found = bootproof_disk::lvm::scan(&[bootproof_disk::lvm::FoundPv {
             place: "seed".into(),
             device: dev,
+            disk_offset: Some(0),
         }]);
         assert!(
             found

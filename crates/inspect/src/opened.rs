@@ -153,6 +153,7 @@ impl OpenedImage {
                 pvs.push(FoundPv {
                     place: format!("partition {number}"),
                     device: Arc::clone(&dev),
+                    disk_offset: Some(slot.partition.as_ref().map_or(0, |p| p.start)),
                 });
             }
             let embedded = slot

@@ -283,6 +283,9 @@ fn prepare_hint(e: &PrepareError) -> &'static str {
             "install the firmware packages (qemu-efi-aarch64, ovmf; scripts/install-qemu.sh does), or name files with --firmware CODE[,VARS]"
         }
         PrepareError::Io(_) => "check the state directory (BOOTPROOF_STATE_DIR) is writable and short",
+        PrepareError::Window { .. } => {
+            "the image's LVM2 metadata places the volume outside the disk: run `bootproof inspect` on it"
+        }
     }
 }
 
@@ -335,6 +338,7 @@ pub fn boot(
         seed_disk: None,
         fw_cfg: Vec::new(),
         hotplug_disk_bytes: None,
+        disk_window: None,
         run_as: crate::host::qemu_run_as()?,
     };
     let prepared = prepare(&vm, &run_dir).map_err(|e| {

@@ -244,6 +244,9 @@ pub struct Task {
     pub cmdline_append: Option<String>,
     /// This boot's deadline, when not the run's.
     pub timeout: Option<Duration>,
+    /// A read-only window of the image's disk for the guest (a root on an
+    /// LVM2 logical volume, [`bootproof_agent::ROOT_WINDOW_SERIAL`]).
+    pub disk_window: Option<bootproof_vm::machine::DiskWindow>,
 }
 
 impl Task {
@@ -263,6 +266,7 @@ impl Task {
             memory_mib: None,
             cmdline_append: None,
             timeout: None,
+            disk_window: None,
         }
     }
 }
@@ -473,6 +477,7 @@ fn launch_once(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         seed_disk: seed.disk,
         fw_cfg: seed.fw_cfg,
         hotplug_disk_bytes: task.hotplug.then_some(16 << 20),
+        disk_window: task.disk_window.clone(),
         run_as: crate::host::qemu_run_as().map_err(|e| e.to_string())?,
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;

@@ -123,6 +123,7 @@ fn main() {
             seed_disk: None,
             fw_cfg: Vec::new(),
             hotplug_disk_bytes: None,
+            disk_window: None,
             run_as: None,
         };
         let mut args = Vec::new();

@@ -61,6 +61,33 @@ pub struct Disk {
     pub format: String,
 }
 
+/// A window of the boot disk attached read-only as a disk of its own (an
+/// LVM2 logical volume's extents: the guest reads the volume with no
+/// device mapper). The guest finds it by its virtio serial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskWindow {
+    /// Its first byte on the boot disk.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its virtio serial (at most 20 bytes).
+    pub serial: String,
+}
+
+impl DiskWindow {
+    /// Whether it is a non-empty run of whole sectors inside a disk of
+    /// `disk_size` bytes.
+    pub fn fits(&self, disk_size: u64) -> bool {
+        self.size > 0
+            && self.offset.is_multiple_of(512)
+            && self.size.is_multiple_of(512)
+            && self
+                .offset
+                .checked_add(self.size)
+                .is_some_and(|end| end <= disk_size)
+    }
+}
+
 /// Everything that decides a QEMU command line.
 #[derive(Debug, Clone, Serialize)]
 pub struct VmSpec {
@@ -101,6 +128,8 @@ pub struct VmSpec {
     pub ready_channel: Option<PathBuf>,
     /// A read-only raw disk after the boot disk (a cloud-init NoCloud seed).
     pub seed_disk: Option<PathBuf>,
+    /// A read-only window of the boot disk, after it.
+    pub disk_window: Option<DiskWindow>,
     /// fw_cfg blobs, `(name, file)` (an Ignition config at
     /// `opt/com.coreos/config`).
     pub fw_cfg: Vec<(String, PathBuf)>,
@@ -266,6 +295,23 @@ impl VmSpec {
                 ),
             ]);
         }
+        if let (Some(_), Some(w)) = (&self.disk, &self.disk_window) {
+            // share-rw: the boot disk's device keeps its write permission
+            // on the node this window reads.
+            a.extend([
+                "-blockdev".into(),
+                format!(
+                    "driver=raw,node-name=window0,read-only=on,offset={},size={},file=disk0",
+                    w.offset, w.size
+                ),
+                "-device".into(),
+                format!(
+                    "{},drive=window0,serial={},share-rw=on",
+                    self.device("virtio-blk-pci", "virtio-blk-device"),
+                    w.serial.replace(',', ",,")
+                ),
+            ]);
+        }
         if let Some(seed) = &self.seed_disk {
             a.extend([
                 "-blockdev".into(),
@@ -392,6 +438,7 @@ mod tests {
             seed_disk: None,
             fw_cfg: Vec::new(),
             hotplug_disk: None,
+            disk_window: None,
             run_as: None,
         }
     }
@@ -422,6 +469,39 @@ mod tests {
         assert_eq!(after(&a, "-serial"), ["chardev:console"]);
         assert!(a.iter().any(|s| s == "-nodefaults"));
         assert!(after(&a, "-kernel").is_empty());
+    }
+
+    /// A disk window reads the boot disk's node, read-only, on a device
+    /// of its own the guest finds by serial; without a boot disk there is
+    /// nothing to window.
+    #[test]
+    fn a_disk_window_is_a_read_only_view_of_the_boot_disk() {
+        let mut s = spec(Arch::Aarch64);
+        s.disk_window = Some(DiskWindow {
+            offset: 1 << 20,
+            size: 4 << 20,
+            serial: "bootproof-root".into(),
+        });
+        let a = s.qemu_args();
+        assert!(after(&a, "-blockdev").contains(
+            &"driver=raw,node-name=window0,read-only=on,offset=1048576,size=4194304,file=disk0"
+        ));
+        assert!(after(&a, "-device")
+            .contains(&"virtio-blk-pci,drive=window0,serial=bootproof-root,share-rw=on"));
+        s.platform.transport = Transport::Mmio;
+        assert!(after(&s.qemu_args(), "-device")
+            .contains(&"virtio-blk-device,drive=window0,serial=bootproof-root,share-rw=on"));
+        s.disk = None;
+        assert!(!s.qemu_args().iter().any(|a| a.contains("window0")));
+        let w = |offset, size| DiskWindow {
+            offset,
+            size,
+            serial: String::new(),
+        };
+        assert!(w(512, 1024).fits(1536));
+        assert!(!w(512, 1024).fits(1535));
+        assert!(!w(1, 1024).fits(4096) && !w(0, 0).fits(4096));
+        assert!(!w(u64::MAX - 511, 1024).fits(u64::MAX));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::accel::Decision;
 use crate::firmware::{self, Descriptor, FirmwareError, Mapping, Want};
-use crate::machine::{DirectKernel, Disk, FirmwareSetup, FlashImage, Platform, VmSpec};
+use crate::machine::{DirectKernel, Disk, DiskWindow, FirmwareSetup, FlashImage, Platform, VmSpec};
 use crate::overlay::{copy_nvram, create_overlay};
 use crate::privilege::RunAs;
 use crate::qemu::{Qemu, QemuError};
@@ -109,6 +109,9 @@ pub struct VmRequest {
     pub ready_port: bool,
     /// A read-only raw disk attached after the boot disk (a NoCloud seed).
     pub seed_disk: Option<PathBuf>,
+    /// A read-only window of the boot disk attached after it (an LVM2
+    /// root's extents); it must lie inside the disk.
+    pub disk_window: Option<DiskWindow>,
     /// fw_cfg blobs `(name, file)` (an Ignition config).
     pub fw_cfg: Vec<(String, PathBuf)>,
     /// This VM's variable store, kept across boots: used as it is when it
@@ -165,6 +168,16 @@ pub enum PrepareError {
     /// Writing run state failed.
     #[error("preparing the VM's state: {0}")]
     Io(#[from] std::io::Error),
+    /// The disk window asked for does not lie inside the disk.
+    #[error("a disk window of {size} bytes at byte {offset} does not fit the {disk}-byte disk")]
+    Window {
+        /// Its first byte.
+        offset: u64,
+        /// Its length.
+        size: u64,
+        /// The disk's size.
+        disk: u64,
+    },
 }
 
 fn flash_setup(
@@ -342,6 +355,15 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
             )
         }
     };
+    if let Some(w) = &req.disk_window {
+        if !w.fits(req.disk.size) {
+            return Err(PrepareError::Window {
+                offset: w.offset,
+                size: w.size,
+                disk: req.disk.size,
+            });
+        }
+    }
     let hotplug_disk = match req.hotplug_disk_bytes {
         Some(bytes) => {
             let file = run.path().join("hotplug.raw");
@@ -377,6 +399,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         agent_channel: req.agent_channel.clone(),
         ready_channel: req.ready_port.then(|| run.path().join("ready.out")),
         seed_disk: req.seed_disk.clone(),
+        disk_window: req.disk_window.clone(),
         fw_cfg: req.fw_cfg.clone(),
         hotplug_disk,
         run_as: req.run_as,

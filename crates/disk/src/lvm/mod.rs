@@ -57,6 +57,22 @@ pub struct LogicalVolume {
     /// Its bytes, when readable.
     #[serde(skip)]
     pub device: Option<Arc<dyn ReadAt>>,
+    /// Where its bytes lie on the image's disk, when they are one
+    /// contiguous run of it.
+    #[serde(skip)]
+    pub window: Option<DiskWindow>,
+}
+
+/// A logical volume's bytes as one contiguous run of the image's disk (one
+/// linear segment, or linear segments that follow each other on one PV):
+/// a hypervisor can hand exactly that window to a guest as a disk of its
+/// own, so the guest reads the LV with no device mapper.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskWindow {
+    /// Its first byte, from the start of the disk.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub size: u64,
 }
 
 impl VolumeGroup {
@@ -101,6 +117,10 @@ pub struct FoundPv {
     pub place: String,
     /// Its bytes.
     pub device: Arc<dyn ReadAt>,
+    /// Its first byte on the image's disk, when it lies directly on it (a
+    /// partition, or the whole disk): logical volumes on it get a
+    /// [`DiskWindow`].
+    pub disk_offset: Option<u64>,
 }
 
 /// Everything LVM on a disk: volume groups and what went wrong.
@@ -121,7 +141,7 @@ pub fn scan(found: &[FoundPv]) -> Lvm {
             Ok(Some(l)) => {
                 lvm.problems
                     .extend(l.problems.iter().map(|p| format!("{}: {p}", f.place)));
-                labels.push((l, Arc::clone(&f.device)));
+                labels.push((l, f));
             }
             Ok(None) => lvm.problems.push(format!("{}: no LVM2 label", f.place)),
             Err(e) => lvm.problems.push(format!("{}: {e}", f.place)),
@@ -168,7 +188,7 @@ fn volume_group(
     name: &str,
     seqno: u64,
     vg: &Section,
-    labels: &[(pv::PvLabel, Arc<dyn ReadAt>)],
+    labels: &[(pv::PvLabel, &FoundPv)],
 ) -> Result<VolumeGroup, String> {
     let extent_sectors = vg
         .u64("extent_size")
@@ -188,13 +208,18 @@ fn volume_group(
         .take(MAX_ITEMS)
     {
         let uuid = pv.str("id").unwrap_or_default().to_string();
-        let dev = labels
+        let found = labels
             .iter()
             .find(|(l, _)| l.uuid == undashed(&uuid))
-            .map(|(_, d)| Arc::clone(d));
+            .map(|(_, f)| *f);
         let start = pv.u64("pe_start").and_then(|s| s.checked_mul(512));
-        pvs.push((pv_name.clone(), uuid, dev.is_some()));
-        devices.push((pv_name.clone(), dev.zip(start)));
+        pvs.push((pv_name.clone(), uuid, found.is_some()));
+        let data = found.zip(start).map(|(f, start)| PvData {
+            device: Arc::clone(&f.device),
+            start,
+            disk_offset: f.disk_offset,
+        });
+        devices.push((pv_name.clone(), data));
     }
     let mut lvs = Vec::new();
     for (lv_name, lv) in vg
@@ -216,8 +241,16 @@ fn volume_group(
     })
 }
 
-/// A PV by its metadata name, with its device and data start when found.
-type PvDevice = (String, Option<(Arc<dyn ReadAt>, u64)>);
+/// A PV found on the disk: its bytes, where its extents start in them,
+/// and where it starts on the disk when it lies directly on it.
+struct PvData {
+    device: Arc<dyn ReadAt>,
+    start: u64,
+    disk_offset: Option<u64>,
+}
+
+/// A PV by its metadata name, with its data when found.
+type PvDevice = (String, Option<PvData>);
 type PvDevices = [PvDevice];
 
 fn logical_volume(name: &str, lv: &Section, extent: u64, pvs: &PvDevices) -> LogicalVolume {
@@ -238,19 +271,26 @@ fn logical_volume(name: &str, lv: &Section, extent: u64, pvs: &PvDevices) -> Log
             .collect(),
         problem: None,
         device: None,
+        window: None,
     };
     match lv_device(&segments, extent, pvs) {
-        Ok(dev) => {
+        Ok((dev, window)) => {
             out.size = dev.size();
             out.device = Some(Arc::new(dev));
+            out.window = window;
         }
         Err(e) => out.problem = Some(e),
     }
     out
 }
 
-/// The LV's bytes: its segments end to end, in extent order.
-fn lv_device(segments: &[&Section], extent: u64, pvs: &PvDevices) -> Result<Spans, String> {
+/// The LV's bytes: its segments end to end, in extent order; and its
+/// window on the disk when they are one run of it.
+fn lv_device(
+    segments: &[&Section],
+    extent: u64,
+    pvs: &PvDevices,
+) -> Result<(Spans, Option<DiskWindow>), String> {
     let mut ordered: Vec<(u64, &Section)> = segments
         .iter()
         .map(|s| {
@@ -264,6 +304,8 @@ fn lv_device(segments: &[&Section], extent: u64, pvs: &PvDevices) -> Result<Span
     ordered.sort_by_key(|(start, _)| *start);
     let mut spans = Vec::new();
     let mut next = 0u64;
+    // The disk run so far; `None` once the LV is not one run.
+    let mut window = Some(DiskWindow { offset: 0, size: 0 });
     for (start, seg) in ordered {
         if start != next {
             return Err(format!("segments leave a gap or overlap at extent {next}"));
@@ -280,22 +322,36 @@ fn lv_device(segments: &[&Section], extent: u64, pvs: &PvDevices) -> Result<Span
         let len = count
             .checked_mul(extent)
             .ok_or("a segment's size overflows")?;
+        let (device, on_disk) = striped(seg, count, extent, pvs)?;
         spans.push(Span {
             len,
-            source: Some((striped(seg, count, extent, pvs)?, 0)),
+            source: Some((device, 0)),
+        });
+        window = window.zip(on_disk).and_then(|(w, at)| match w.size {
+            0 => Some(DiskWindow {
+                offset: at,
+                size: len,
+            }),
+            _ if w.offset.checked_add(w.size) == Some(at) => Some(DiskWindow {
+                offset: w.offset,
+                size: w.size.checked_add(len)?,
+            }),
+            _ => None,
         });
         next = start.checked_add(count).ok_or("extents overflow")?;
     }
-    Spans::new(spans).ok_or_else(|| "the LV's size overflows".into())
+    let spans = Spans::new(spans).ok_or("the LV's size overflows")?;
+    Ok((spans, window.filter(|w| w.size > 0)))
 }
 
-/// One striped segment (one stripe: linear) over its PVs.
+/// One striped segment (one stripe: linear) over its PVs, and where a
+/// linear one starts on the disk when its PV lies directly on it.
 fn striped(
     seg: &Section,
     count: u64,
     extent: u64,
     pvs: &PvDevices,
-) -> Result<Arc<dyn ReadAt>, String> {
+) -> Result<(Arc<dyn ReadAt>, Option<u64>), String> {
     let stripes = seg.list("stripes").ok_or("a segment without stripes")?;
     let n = seg.u64("stripe_count").unwrap_or(1);
     if n == 0 || n as usize * 2 != stripes.len() || !count.is_multiple_of(n) {
@@ -315,34 +371,39 @@ fn striped(
         let Some((_, found)) = pvs.iter().find(|(name, _)| name == pv) else {
             return Err(format!("a stripe on {pv}, which the VG does not list"));
         };
-        let Some((dev, start)) = found else {
+        let Some(data) = found else {
             return Err(format!("its PV {pv} is not on this disk"));
         };
         let from = u64::try_from(*pe)
             .ok()
             .and_then(|pe| pe.checked_mul(extent))
-            .and_then(|o| o.checked_add(*start))
+            .and_then(|o| o.checked_add(data.start))
             .filter(|o| {
                 o.checked_add(per_stripe)
-                    .is_some_and(|end| end <= dev.size())
+                    .is_some_and(|end| end <= data.device.size())
             })
             .ok_or_else(|| format!("a stripe at extent {pe} past the end of {pv}"))?;
-        legs.push((Arc::clone(dev), from));
+        legs.push((Arc::clone(&data.device), from, data.disk_offset));
     }
     if n == 1 {
-        let (dev, from) = legs.pop().expect("one leg");
-        return Ok(Arc::new(bootproof_image::Slice::new(dev, from, per_stripe)));
+        let (dev, from, disk_offset) = legs.pop().expect("one leg");
+        let on_disk = disk_offset.and_then(|d| d.checked_add(from));
+        let slice = bootproof_image::Slice::new(dev, from, per_stripe);
+        return Ok((Arc::new(slice), on_disk));
     }
     let chunk = seg
         .u64("stripe_size")
         .and_then(|s| s.checked_mul(512))
         .filter(|c| c.is_power_of_two() && *c <= extent)
         .ok_or("a striped segment without a usable stripe_size")?;
-    Ok(Arc::new(Striped {
-        legs,
-        chunk,
-        size: per_stripe * n,
-    }))
+    Ok((
+        Arc::new(Striped {
+            legs: legs.into_iter().map(|(d, from, _)| (d, from)).collect(),
+            chunk,
+            size: per_stripe * n,
+        }),
+        None,
+    ))
 }
 
 /// Striped data: chunk `i` of the segment is on leg `i % legs`, at row

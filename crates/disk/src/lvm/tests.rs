@@ -53,6 +53,7 @@ fn pvs(text: &str) -> Vec<FoundPv> {
             FoundPv {
                 place: format!("partition {}", i + 1),
                 device: Arc::new(MemImage(v)),
+                disk_offset: Some((i as u64 + 1) << 20),
             }
         })
         .collect()
@@ -100,6 +101,61 @@ fn linear_spanning_and_striped_volumes_map_onto_their_pvs() {
     assert_eq!(dm_name("my-vg", "root-lv"), "my--vg-root--lv");
 }
 
+/// A window on the disk exactly when the LV is one run of it: one linear
+/// segment, or linear segments that follow each other on one PV.
+#[test]
+fn a_volume_that_is_one_run_of_the_disk_has_a_window() {
+    let extra = r#"
+one { segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["pv1", 5] } }
+joined {
+segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 6] }
+segment2 { start_extent = 1 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 7] }
+}
+apart {
+segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 7] }
+segment2 { start_extent = 1 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 6] }
+}"#;
+    let lvm = scan(&pvs(&metadata(extra)));
+    let window = |n: &str| lvm.vgs[0].lvs.iter().find(|l| l.name == n).unwrap().window;
+    // pv1 starts at 2 MiB of the disk, its extents at 512 KiB of it.
+    let pv1_extent = |e: u64| (2 << 20) + (512 << 10) + e * 65536;
+    let pv0_extent = |e: u64| (1 << 20) + (512 << 10) + e * 65536;
+    assert_eq!(
+        window("one"),
+        Some(DiskWindow {
+            offset: pv1_extent(5),
+            size: 2 * 65536
+        })
+    );
+    assert_eq!(
+        window("joined"),
+        Some(DiskWindow {
+            offset: pv0_extent(6),
+            size: 2 * 65536
+        })
+    );
+    // Out of order on the PV, across PVs, striped: no window.
+    for n in ["apart", "root", "data", "pool"] {
+        assert_eq!(window(n), None, "{n}");
+    }
+    // The window holds the LV's bytes.
+    let one = lvm.vgs[0].lvs.iter().find(|l| l.name == "one").unwrap();
+    assert_eq!(byte(&**one.device.as_ref().unwrap(), 65536), 160);
+    // A PV not directly on the disk gives its LVs no window.
+    let mut found = pvs(&metadata(extra));
+    found[1].disk_offset = None;
+    let lvm = scan(&found);
+    assert_eq!(
+        lvm.vgs[0]
+            .lvs
+            .iter()
+            .find(|l| l.name == "one")
+            .unwrap()
+            .window,
+        None
+    );
+}
+
 #[test]
 fn missing_pvs_and_hostile_segments_are_problems_not_panics() {
     // Only pv0 on the disk: root (partly on pv1) is unreadable, named why.
@@ -132,6 +188,7 @@ fn missing_pvs_and_hostile_segments_are_problems_not_panics() {
     let none = scan(&[FoundPv {
         place: "partition 9".into(),
         device: Arc::new(MemImage(vec![0; 4096])),
+        disk_offset: None,
     }]);
     assert!(none.problems[0].contains("no LVM2 label"));
 }

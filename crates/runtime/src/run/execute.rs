@@ -248,6 +248,7 @@ impl CellRun<'_> {
                     memory_mib: plan.memory_mib,
                     cmdline_append: plan.cmdline.clone(),
                     timeout: Some(cell_timeout),
+                    disk_window: row.root_window.clone(),
                     ..Task::new(variant.clone(), plan.platform.clone())
                 };
                 match launch(guest, &task) {

@@ -12,6 +12,7 @@ use crate::matrix::{MatrixFile, VariantEntry};
 use crate::mode::Mode;
 use crate::run::RunRequest;
 use crate::Error;
+use bootproof_agent::ROOT_WINDOW_SERIAL;
 use bootproof_boot::companions::{self, Content};
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::{self, Closure, HostDir};
@@ -20,6 +21,7 @@ use bootproof_check::Prediction;
 use bootproof_fs::FsKind;
 use bootproof_inspect::{OpenedImage, PartSelector};
 use bootproof_platform::{Arch, Axes, Platform};
+use bootproof_vm::machine::DiskWindow;
 use bootproof_vm::prepare::BackingDisk;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +72,9 @@ pub(crate) struct Row {
     pub(crate) closure: Closure,
     pub(crate) root_device: String,
     pub(crate) root_fstype: String,
+    /// The window of the disk that holds the root, when it is an LVM2
+    /// logical volume (the guest sees it as a disk of its own).
+    pub(crate) root_window: Option<DiskWindow>,
     pub(crate) how: How,
     /// Why it cannot run, when it cannot (its cells become boot failures).
     pub(crate) problem: Option<String>,
@@ -277,8 +282,9 @@ fn kernel_error(path: &Path, e: package::PackageError) -> Error {
 struct RootFs {
     device: String,
     fstype: &'static str,
-    /// The LVM2 logical volume (`vg/lv`) holding it, when it is one.
-    lv: Option<String>,
+    /// The LVM2 logical volume (`vg/lv`) holding it, when it is one, and
+    /// its window on the disk when it is one run of it.
+    lv: Option<(String, Option<bootproof_disk::lvm::DiskWindow>)>,
 }
 
 /// The OS root: the one the kernel command line's `root=` names
@@ -295,13 +301,25 @@ fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String>
         .ok_or("no root filesystem: the kernel's root= names none in the image, and none has /etc/os-release")?;
     let fstype = fs_type(root.kind)
         .ok_or_else(|| format!("the OS root is {}, which `run` cannot mount", root.kind))?;
+    let lv = root.lv.as_ref().map(|l| {
+        let window = img
+            .lvm
+            .vgs
+            .iter()
+            .filter(|vg| vg.name == l.vg)
+            .flat_map(|vg| &vg.lvs)
+            .find(|v| v.name == l.lv)
+            .and_then(|v| v.window);
+        (format!("{}/{}", l.vg, l.lv), window)
+    });
     Ok(RootFs {
-        device: match &root.partition {
-            Some(_) => format!("vda{}", root.number),
-            None => "vda".into(),
+        device: match (&lv, &root.partition) {
+            (Some(_), _) => format!("serial:{ROOT_WINDOW_SERIAL}"),
+            (None, Some(_)) => format!("vda{}", root.number),
+            (None, None) => "vda".into(),
         },
         fstype,
-        lv: root.lv.as_ref().map(|l| format!("{}/{}", l.vg, l.lv)),
+        lv,
     })
 }
 
@@ -359,6 +377,7 @@ pub(crate) fn prepare_rows(
         closure: Closure::default(),
         root_device: String::new(),
         root_fstype: String::new(),
+        root_window: None,
         how: How::Agent {
             kernel: kernel_dir.join("kernel"),
             cmdline_append: req.cmdline_append.clone(),
@@ -444,17 +463,30 @@ pub(crate) fn prepare_rows(
     Ok(rows)
 }
 
-/// Records where the OS root is, when it was found; a root agent mode
-/// cannot mount yet makes the row's cells skipped, saying why.
+/// Records where the OS root is, when it was found. A root on an LVM2
+/// logical volume reaches the guest as a window of the disk; one that is
+/// not one run of the disk makes the row's cells skipped, saying why.
 fn set_root(row: &mut Row, root: &Result<RootFs, String>) {
     if let Ok(r) = root {
         row.root_device.clone_from(&r.device);
         row.root_fstype = r.fstype.into();
-        if let Some(lv) = &r.lv {
-            row.unsupported = Some(format!(
-                "the OS root is the LVM2 logical volume {lv}, which agent mode cannot activate yet; \
-                 `run --mode full` boots the image's own initramfs, which does"
-            ));
+        match &r.lv {
+            Some((_, Some(w))) => {
+                row.root_window = Some(DiskWindow {
+                    offset: w.offset,
+                    size: w.size,
+                    serial: ROOT_WINDOW_SERIAL.into(),
+                })
+            }
+            Some((lv, None)) => {
+                row.unsupported = Some(format!(
+                    "the OS root is the LVM2 logical volume {lv}, whose extents are not one run \
+                     of the disk (segments apart, on several PVs or striped); agent mode hands \
+                     the guest a window of the disk and cannot assemble that; `run --mode full` \
+                     boots the image's own initramfs, which does"
+                ))
+            }
+            None => {}
         }
     }
 }

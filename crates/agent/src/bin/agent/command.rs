@@ -69,6 +69,33 @@ pub(crate) fn wait_for_device(name: &str, secs: u64) -> bool {
     false
 }
 
+/// The block device [`RunSpec::root_device`] names, once it is there
+/// (up to `secs`): a name as it is, `serial:NAME` the virtio disk whose
+/// `/sys/block/*/serial` is NAME.
+#[cfg(target_os = "linux")]
+fn find_root_device(spec: &str, secs: u64) -> Option<String> {
+    let Some(serial) = spec.strip_prefix("serial:") else {
+        return wait_for_device(spec, secs).then(|| spec.to_string());
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        for entry in std::fs::read_dir("/sys/block")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let found = std::fs::read_to_string(entry.path().join("serial"))
+                .is_ok_and(|s| s.trim_end() == serial);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if found && Path::new(&format!("/dev/{name}")).exists() {
+                return Some(name);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
 /// Sets up the image's root under `/newroot`: read-only at `/image`, a
 /// tmpfs overlay on top (the image stays untouched even inside the VM's
 /// own disk overlay), the pseudo filesystems, the shipped binaries.
@@ -76,12 +103,13 @@ pub(crate) fn wait_for_device(name: &str, secs: u64) -> bool {
 #[cfg(target_os = "linux")]
 pub(crate) fn set_up_root(spec: &RunSpec) -> Result<String, String> {
     use rustix::mount::MountFlags;
-    let dev = format!("/dev/{}", spec.root_device);
-    if !wait_for_device(&spec.root_device, 15) {
+    let Some(name) = find_root_device(&spec.root_device, 15) else {
         return Err(format!(
-            "{dev} did not appear (is the disk driver in the image's modules?)"
+            "{} did not appear (is the disk driver in the image's modules?)",
+            spec.root_device
         ));
-    }
+    };
+    let dev = format!("/dev/{name}");
     let _ = std::fs::create_dir_all("/image");
     rustix::mount::mount(
         dev.as_str(),
