@@ -13,7 +13,7 @@ files the default entry must extract to.
 import glob, json, os, shutil, subprocess, sys
 from lvmtools import lvm  # shared by both image scripts
 
-VERSION = "12"
+VERSION = "13"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -61,33 +61,46 @@ def standalone_grub(target, pkg_root, output, cfg_path, cfg):
         "-o", output, f"boot/grub/grub.cfg={cfg_path}")
 
 
-def lvm_root(path, offset, size):
+def lvm_root(path, offset, size, split=False):
     """Makes partition (offset, size) of `path` an LVM2 PV holding VG
-    "bootvg" with one linear LV "root" filling it, with the lvm2 tools on a
-    loop device; returns (byte offset of the LV in the disk, LV size)."""
+    "bootvg" with a linear LV "root" filling it, with the lvm2 tools on a
+    loop device. With `split`, "root" is made in two pieces with an LV
+    "gap" between them (created at half size, then extended past "gap"),
+    as an LV grown after others were made is. Returns the LV's pieces in
+    LV order as (byte offset in the disk, size), as `lvs --segments` says."""
     loop = subprocess.run(["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), path],
                           check=True, capture_output=True, text=True).stdout.strip()
+    new = ["-q", "--driverloaded", "n", "-an", "-Zn"]
     try:
         lvm("pvcreate", "-q", loop)
         lvm("vgcreate", "-q", "bootvg", loop)
-        lvm("lvcreate", "-q", "--driverloaded", "n", "-an", "-Zn", "-l", "100%FREE", "-n", "root", "bootvg")
-        seg = json.loads(lvm("lvs", "--segments", "--reportformat", "json", "--units", "b", "--nosuffix",
-                             "-o", "seg_pe_ranges,seg_size", "bootvg/root"))["report"][0]["seg"][0]
+        if split:
+            lvm("lvcreate", *new, "-l", "50%FREE", "-n", "root", "bootvg")
+            lvm("lvcreate", *new, "-l", "4", "-n", "gap", "bootvg")
+            lvm("lvextend", "-q", "--driverloaded", "n", "-l", "+100%FREE", "bootvg/root")
+        else:
+            lvm("lvcreate", *new, "-l", "100%FREE", "-n", "root", "bootvg")
+        segs = json.loads(lvm("lvs", "--segments", "--reportformat", "json", "--units", "b", "--nosuffix",
+                              "-o", "seg_start,seg_pe_ranges,seg_size", "bootvg/root"))["report"][0]["seg"]
         pe_start = int(json.loads(lvm("pvs", "--reportformat", "json", "--units", "b", "--nosuffix",
                                       "-o", "pe_start", loop))["report"][0]["pv"][0]["pe_start"])
         extent = int(json.loads(lvm("vgs", "--reportformat", "json", "--units", "b", "--nosuffix",
                                     "-o", "vg_extent_size", "bootvg"))["report"][0]["vg"][0]["vg_extent_size"])
     finally:
         subprocess.run(["losetup", "-d", loop], check=False)
-    first_pe = int(seg["seg_pe_ranges"].split(":")[-1].split("-")[0])
-    return offset + pe_start + first_pe * extent, int(seg["seg_size"])
+    pieces = []
+    for seg in sorted(segs, key=lambda g: int(g["seg_start"])):
+        first_pe = int(seg["seg_pe_ranges"].split(":")[-1].split("-")[0])
+        pieces.append((offset + pe_start + first_pe * extent, int(seg["seg_size"])))
+    assert len(pieces) == (2 if split else 1), pieces
+    return pieces
 
 
-def disk(path, esp_dir, root_dir, on_lvm=False):
+def disk(path, esp_dir, root_dir, on_lvm=False, split=False):
     """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed. With
     `on_lvm`, the second partition is an LVM2 PV and the root is its
-    logical volume bootvg/root. Returns the root filesystem's (byte offset
-    in the disk, size)."""
+    logical volume bootvg/root (in two pieces with `split`). Returns where
+    the root filesystem's bytes are: (byte offset in the disk, size) pieces."""
     w = path + ".work"
     os.makedirs(w, exist_ok=True)
     esp_mib, root_mib = 64, 200
@@ -101,16 +114,19 @@ def disk(path, esp_dir, root_dir, on_lvm=False):
         run("mcopy", "-s", "-i", f"{w}/esp", *entries, "::/")
     start2 = 2048 + esp_mib * 2048
     size2 = (os.path.getsize(path) // 512 - 34 - start2) * 512
-    root_at = start2 * 512
+    pieces = [(start2 * 512, size2)]
     if on_lvm:
-        root_at, size2 = lvm_root(path, start2 * 512, size2)
+        pieces = lvm_root(path, start2 * 512, size2, split)
+    size2 = sum(n for _, n in pieces)
     run("mkfs.ext4", "-q", "-L", "root", "-U", ROOT_UUID, "-d", root_dir, f"{w}/root", f"{size2 // 1024}k")
-    for img, offset in [(f"{w}/esp", 2048 * 512), (f"{w}/root", root_at)]:
-        # Sparse: all-zero blocks stay holes (a CI machine's disk can be small).
-        run("dd", f"if={img}", f"of={path}", "bs=1M", f"seek={offset}", "oflag=seek_bytes",
-            "conv=notrunc,sparse", "status=none")
+    # Each piece of the filesystem where the disk holds it. Sparse: all-zero
+    # blocks stay holes (a CI machine's disk can be small).
+    for img, offset, skip, count in [(f"{w}/esp", 2048 * 512, 0, esp_mib * MiB)] + \
+            [(f"{w}/root", o, sum(n for _, n in pieces[:i]), n) for i, (o, n) in enumerate(pieces)]:
+        run("dd", f"if={img}", f"of={path}", "bs=1M", f"seek={offset}", f"skip={skip}", f"count={count}",
+            "oflag=seek_bytes", "iflag=skip_bytes,count_bytes", "conv=notrunc,sparse", "status=none")
     shutil.rmtree(w)
-    return root_at, size2
+    return pieces
 
 
 def main():
@@ -202,10 +218,11 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
                   grub_cfg.replace(f"root=UUID={ROOT_UUID} ro quiet {console}", lvm_cmdline)
                   .replace("insmod ext2", "insmod lvm\n\tinsmod ext2"))
             write(f"{root}/etc/fstab", "/dev/mapper/bootvg-root / ext4 errors=remount-ro 0 1\n")
-            lv_offset, lv_size = disk(f"{out}/debian-lvm-arm64.raw", esp, root, on_lvm=True)
-            images["debian-lvm-arm64.raw"] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
-                                              "cmdline": lvm_cmdline, "loader": "grub", "version": ver,
-                                              "lv_offset": lv_offset, "lv_size": lv_size}
+            for name, split in [("debian-lvm-arm64.raw", False), ("debian-lvm-split-arm64.raw", True)]:
+                pieces = disk(f"{out}/{name}", esp, root, on_lvm=True, split=split)
+                images[name] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
+                                "cmdline": lvm_cmdline, "loader": "grub", "version": ver,
+                                "lv_pieces": pieces}
             write(f"{root}/boot/grub/grub.cfg", grub_cfg)
             write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
             # GRUB from grub-mkstandalone: its memdisk grub.cfg searches for the

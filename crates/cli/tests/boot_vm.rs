@@ -359,6 +359,60 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
     // `run`'s agent mode: the LV reaches the guest as a read-only window of
     // the disk (its one linear segment), found by serial and mounted as
     // the root the command runs in.
+    let pieces = |name: &str| -> Vec<(u64, u64)> {
+        serde_json::from_value(m["images"][name]["lv_pieces"].clone()).unwrap()
+    };
+    let [(offset, size)] = pieces("debian-lvm-arm64.raw")[..] else {
+        panic!("one piece")
+    };
+    let cell = run_cat_fstab(&dir, &img);
+    assert!(
+        cell["run"]["qemu"].as_array().unwrap().iter().any(|a| a
+            .as_str()
+            .unwrap()
+            .contains(&format!("offset={offset},size={size},"))),
+        "the window is where the lvm2 tools put the LV ({offset}, {size})"
+    );
+}
+
+/// A root LV in two pieces (grown past another LV, as `lvextend` leaves
+/// it): on a raw image QEMU joins the pieces (a VMDK descriptor of flat
+/// extents over the file) and `run` mounts the LV; on a qcow2 copy it
+/// cannot, and the cell is skipped, saying why.
+#[test]
+fn an_lvm_root_in_pieces_runs_on_a_raw_image() {
+    let dir = scratch("boot", "lvm-split");
+    let img = image("debian-lvm-split-arm64.raw");
+    let cell = run_cat_fstab(&dir, &img);
+    assert!(
+        cell["run"]["qemu"].as_array().unwrap().iter().any(|a| a
+            .as_str()
+            .unwrap()
+            .starts_with("driver=vmdk,node-name=window0")),
+        "{:#}",
+        cell["run"]["qemu"]
+    );
+    let qcow2 = dir.join("split.qcow2");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-O", "qcow2", &img])
+        .arg(&qcow2)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = run_json(&dir, &[qcow2.to_str().unwrap(), "--", "true"]);
+    let cell = &r["cells"][0];
+    assert_eq!(cell["status"], "skipped", "{cell:#}");
+    assert!(
+        cell["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 pieces are joined only over a raw image"),
+        "{cell:#}"
+    );
+}
+
+/// `bootproof run --json` on one variant (GICv3, ACPI, PCI).
+fn run_json(dir: &Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args([
             "run",
@@ -367,17 +421,21 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
             "gic=3",
             "acpi=on",
             "transport=pci",
-            &img,
-            "--",
-            "cat",
-            "/etc/fstab",
         ])
+        .args(args)
         .env("BOOTPROOF_STATE_DIR", dir.join("state"))
         .env("BOOTPROOF_HISTORY", dir.join("history.sqlite"))
         .output()
         .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let cell = &r["cells"][0];
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Runs `cat /etc/fstab` in an LVM-root image: it passes, reads the LV's
+/// fstab and mounted the root from the window disk (vdb). The cell.
+fn run_cat_fstab(dir: &Path, img: &str) -> Value {
+    let r = run_json(dir, &[img, "--", "cat", "/etc/fstab"]);
+    let cell = r["cells"][0].clone();
     assert_eq!(cell["status"], "pass", "{cell:#}");
     assert_eq!(
         cell["stdout"],
@@ -388,7 +446,8 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
         .unwrap()
         .iter()
         .find(|r| r["type"] == "command")
-        .unwrap();
+        .unwrap()
+        .clone();
     assert!(
         command["root"]
             .as_str()
@@ -396,19 +455,7 @@ fn an_lvm_root_image_is_inspected_checked_extracted_and_booted() {
             .starts_with("/dev/vdb (ext4)"),
         "{command:#}"
     );
-    let window = format!(
-        "offset={},size={}",
-        m["images"]["debian-lvm-arm64.raw"]["lv_offset"],
-        m["images"]["debian-lvm-arm64.raw"]["lv_size"]
-    );
-    assert!(
-        cell["run"]["qemu"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a.as_str().unwrap().contains(&window)),
-        "the window is where the lvm2 tools put the LV ({window})"
-    );
+    cell
 }
 
 /// A dynamic VHD (QEMU's `vpc`), as Azure and Hyper-V take them.

@@ -284,7 +284,7 @@ fn prepare_hint(e: &PrepareError) -> &'static str {
         }
         PrepareError::Io(_) => "check the state directory (BOOTPROOF_STATE_DIR) is writable and short",
         PrepareError::Window { .. } => {
-            "the image's LVM2 metadata places the volume outside the disk: run `bootproof inspect` on it"
+            "run `bootproof inspect` on the image to see its LVM2 volumes and where they lie"
         }
     }
 }

@@ -246,7 +246,7 @@ pub struct Task {
     pub timeout: Option<Duration>,
     /// A read-only window of the image's disk for the guest (a root on an
     /// LVM2 logical volume, [`bootproof_agent::ROOT_WINDOW_SERIAL`]).
-    pub disk_window: Option<bootproof_vm::machine::DiskWindow>,
+    pub disk_window: Option<bootproof_vm::prepare::DiskWindow>,
 }
 
 impl Task {

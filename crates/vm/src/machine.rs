@@ -61,31 +61,30 @@ pub struct Disk {
     pub format: String,
 }
 
-/// A window of the boot disk attached read-only as a disk of its own (an
+/// Bytes of the boot disk attached read-only as a disk of their own (an
 /// LVM2 logical volume's extents: the guest reads the volume with no
 /// device mapper). The guest finds it by its virtio serial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DiskWindow {
-    /// Its first byte on the boot disk.
-    pub offset: u64,
-    /// Its length in bytes.
-    pub size: u64,
+pub struct WindowDisk {
+    /// Where its bytes come from.
+    pub source: WindowSource,
     /// Its virtio serial (at most 20 bytes).
     pub serial: String,
 }
 
-impl DiskWindow {
-    /// Whether it is a non-empty run of whole sectors inside a disk of
-    /// `disk_size` bytes.
-    pub fn fits(&self, disk_size: u64) -> bool {
-        self.size > 0
-            && self.offset.is_multiple_of(512)
-            && self.size.is_multiple_of(512)
-            && self
-                .offset
-                .checked_add(self.size)
-                .is_some_and(|end| end <= disk_size)
-    }
+/// Where a [`WindowDisk`]'s bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum WindowSource {
+    /// One run of the boot disk, read through its node (any format).
+    Range {
+        /// Its first byte on the boot disk.
+        offset: u64,
+        /// Its length in bytes.
+        size: u64,
+    },
+    /// Several runs of a raw image file joined by a VMDK descriptor of
+    /// flat extents (QEMU's way to concatenate files' ranges).
+    Descriptor(PathBuf),
 }
 
 /// Everything that decides a QEMU command line.
@@ -128,8 +127,8 @@ pub struct VmSpec {
     pub ready_channel: Option<PathBuf>,
     /// A read-only raw disk after the boot disk (a cloud-init NoCloud seed).
     pub seed_disk: Option<PathBuf>,
-    /// A read-only window of the boot disk, after it.
-    pub disk_window: Option<DiskWindow>,
+    /// Bytes of the boot disk as a read-only disk of their own, after it.
+    pub disk_window: Option<WindowDisk>,
     /// fw_cfg blobs, `(name, file)` (an Ignition config at
     /// `opt/com.coreos/config`).
     pub fw_cfg: Vec<(String, PathBuf)>,
@@ -297,13 +296,18 @@ impl VmSpec {
         }
         if let (Some(_), Some(w)) = (&self.disk, &self.disk_window) {
             // share-rw: the boot disk's device keeps its write permission
-            // on the node this window reads.
+            // on the node a range reads.
             a.extend([
                 "-blockdev".into(),
-                format!(
-                    "driver=raw,node-name=window0,read-only=on,offset={},size={},file=disk0",
-                    w.offset, w.size
-                ),
+                match &w.source {
+                    WindowSource::Range { offset, size } => format!(
+                        "driver=raw,node-name=window0,read-only=on,offset={offset},size={size},file=disk0"
+                    ),
+                    WindowSource::Descriptor(file) => format!(
+                        "driver=vmdk,node-name=window0,read-only=on,file.driver=file,file.filename={},file.read-only=on",
+                        path(file)
+                    ),
+                },
                 "-device".into(),
                 format!(
                     "{},drive=window0,serial={},share-rw=on",
@@ -477,9 +481,11 @@ mod tests {
     #[test]
     fn a_disk_window_is_a_read_only_view_of_the_boot_disk() {
         let mut s = spec(Arch::Aarch64);
-        s.disk_window = Some(DiskWindow {
-            offset: 1 << 20,
-            size: 4 << 20,
+        s.disk_window = Some(WindowDisk {
+            source: WindowSource::Range {
+                offset: 1 << 20,
+                size: 4 << 20,
+            },
             serial: "bootproof-root".into(),
         });
         let a = s.qemu_args();
@@ -491,17 +497,13 @@ mod tests {
         s.platform.transport = Transport::Mmio;
         assert!(after(&s.qemu_args(), "-device")
             .contains(&"virtio-blk-device,drive=window0,serial=bootproof-root,share-rw=on"));
+        s.disk_window.as_mut().unwrap().source =
+            WindowSource::Descriptor("/run/x/root.vmdk".into());
+        assert!(after(&s.qemu_args(), "-blockdev").contains(
+            &"driver=vmdk,node-name=window0,read-only=on,file.driver=file,file.filename=/run/x/root.vmdk,file.read-only=on"
+        ));
         s.disk = None;
         assert!(!s.qemu_args().iter().any(|a| a.contains("window0")));
-        let w = |offset, size| DiskWindow {
-            offset,
-            size,
-            serial: String::new(),
-        };
-        assert!(w(512, 1024).fits(1536));
-        assert!(!w(512, 1024).fits(1535));
-        assert!(!w(1, 1024).fits(4096) && !w(0, 0).fits(4096));
-        assert!(!w(u64::MAX - 511, 1024).fits(u64::MAX));
     }
 
     #[test]

@@ -10,6 +10,35 @@ const CLUSTER_BITS: u32 = 16;
 const CLUSTER: u64 = 1 << CLUSTER_BITS;
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 
+/// A VMDK descriptor (VMware's "Virtual Disk Format 1.1", as QEMU's vmdk
+/// driver reads it) joining byte runs `(offset, size)` of the raw file
+/// `file` into one disk, in order: flat extents, each at its offset.
+/// Offsets and sizes must be whole sectors; the path may not hold a quote
+/// or a line break (the descriptor quotes it).
+pub fn flat_descriptor(file: &str, runs: &[(u64, u64)]) -> io::Result<String> {
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
+    if file.contains(['"', '\n', '\r']) {
+        return Err(invalid("the image's path holds a quote or a line break"));
+    }
+    let mut text = String::from(
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+         createType=\"monolithicFlat\"\n\n# Extent description\n",
+    );
+    for &(offset, size) in runs {
+        if !offset.is_multiple_of(512) || !size.is_multiple_of(512) || size == 0 {
+            return Err(invalid("a run that is not whole sectors"));
+        }
+        // QEMU takes only RW extents; the node is opened read-only.
+        text.push_str(&format!(
+            "RW {} FLAT \"{file}\" {}\n",
+            size / 512,
+            offset / 512
+        ));
+    }
+    text.push_str("\n# The Disk Data Base\nddb.virtualHWVersion = \"4\"\n");
+    Ok(text)
+}
+
 /// Writes an empty qcow2 v3 overlay of `size` bytes at `path`, backed by
 /// `backing` (format `backing_format`): every read falls through to the
 /// input image, every write lands in the overlay.

@@ -6,7 +6,9 @@
 
 use crate::accel::Decision;
 use crate::firmware::{self, Descriptor, FirmwareError, Mapping, Want};
-use crate::machine::{DirectKernel, Disk, DiskWindow, FirmwareSetup, FlashImage, Platform, VmSpec};
+use crate::machine::{
+    DirectKernel, Disk, FirmwareSetup, FlashImage, Platform, VmSpec, WindowDisk, WindowSource,
+};
 use crate::overlay::{copy_nvram, create_overlay};
 use crate::privilege::RunAs;
 use crate::qemu::{Qemu, QemuError};
@@ -109,8 +111,8 @@ pub struct VmRequest {
     pub ready_port: bool,
     /// A read-only raw disk attached after the boot disk (a NoCloud seed).
     pub seed_disk: Option<PathBuf>,
-    /// A read-only window of the boot disk attached after it (an LVM2
-    /// root's extents); it must lie inside the disk.
+    /// Bytes of the disk attached after it as a read-only disk of their
+    /// own (an LVM2 root's extents).
     pub disk_window: Option<DiskWindow>,
     /// fw_cfg blobs `(name, file)` (an Ignition config).
     pub fw_cfg: Vec<(String, PathBuf)>,
@@ -168,16 +170,96 @@ pub enum PrepareError {
     /// Writing run state failed.
     #[error("preparing the VM's state: {0}")]
     Io(#[from] std::io::Error),
-    /// The disk window asked for does not lie inside the disk.
-    #[error("a disk window of {size} bytes at byte {offset} does not fit the {disk}-byte disk")]
-    Window {
-        /// Its first byte.
-        offset: u64,
-        /// Its length.
-        size: u64,
-        /// The disk's size.
-        disk: u64,
-    },
+    /// The disk window asked for cannot be attached.
+    #[error("a window of the disk: {0}")]
+    Window(String),
+}
+
+/// Most runs a [`DiskWindow`] may join (LVM2 metadata's own cap on
+/// segments).
+pub const MAX_WINDOW_RUNS: usize = 4096;
+
+/// Runs of the disk joined, in order, into a disk of their own that the
+/// guest finds by its virtio serial (an LVM2 logical volume's extents:
+/// the guest reads the volume with no device mapper). One run works on
+/// any image format; several need a raw image (QEMU joins them with a
+/// VMDK descriptor of flat extents over the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskWindow {
+    /// `(offset, size)` in bytes of the disk, in the order the new disk
+    /// holds them.
+    pub runs: Vec<(u64, u64)>,
+    /// Its virtio serial (at most 20 bytes).
+    pub serial: String,
+}
+
+impl DiskWindow {
+    /// Why it cannot be attached to a disk of `disk_size` bytes in
+    /// `format`, if it cannot: runs must be whole sectors inside the disk,
+    /// at least one and at most [`MAX_WINDOW_RUNS`]; several need `raw`.
+    pub fn unfit(&self, disk_size: u64, format: &str) -> Option<String> {
+        let inside = |&(offset, size): &(u64, u64)| {
+            size > 0
+                && offset.is_multiple_of(512)
+                && size.is_multiple_of(512)
+                && offset.checked_add(size).is_some_and(|end| end <= disk_size)
+        };
+        if self.runs.is_empty() || self.runs.len() > MAX_WINDOW_RUNS {
+            Some(format!(
+                "{} runs (1 to {MAX_WINDOW_RUNS} are joined)",
+                self.runs.len()
+            ))
+        } else if let Some((offset, size)) = self.runs.iter().find(|r| !inside(r)) {
+            Some(format!(
+                "{size} bytes at byte {offset} are not whole sectors inside the {disk_size}-byte disk"
+            ))
+        } else if self.runs.len() > 1 && format != "raw" {
+            Some(format!(
+                "{} pieces are joined only over a raw image (QEMU's flat extents), and this one is {format}",
+                self.runs.len()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The window as QEMU attaches it: a range of the boot disk's node, or a
+/// descriptor written to the run directory joining runs of the raw file.
+fn window_disk(
+    w: &DiskWindow,
+    disk: &BackingDisk,
+    run: &RunDir,
+) -> Result<WindowDisk, PrepareError> {
+    if let Some(why) = w.unfit(disk.size, &disk.format) {
+        return Err(PrepareError::Window(why));
+    }
+    let source = match w.runs[..] {
+        [(offset, size)] => WindowSource::Range { offset, size },
+        _ => {
+            // The disk may be a byte range of the file (a tar member).
+            let base = disk.window.map_or(0, |(offset, _)| offset);
+            let runs: Option<Vec<(u64, u64)>> = w
+                .runs
+                .iter()
+                .map(|&(o, n)| Some((o.checked_add(base)?, n)))
+                .collect();
+            let runs = runs.ok_or_else(|| PrepareError::Window("offsets overflow".into()))?;
+            let file = std::fs::canonicalize(&disk.path)?;
+            let file = file
+                .to_str()
+                .ok_or_else(|| PrepareError::Window("the image's path is not UTF-8".into()))?;
+            let text = crate::overlay::flat_descriptor(file, &runs)
+                .map_err(|e| PrepareError::Window(e.to_string()))?;
+            let desc = run.path().join("window.vmdk");
+            std::fs::write(&desc, text)?;
+            WindowSource::Descriptor(desc)
+        }
+    };
+    Ok(WindowDisk {
+        source,
+        serial: w.serial.clone(),
+    })
 }
 
 fn flash_setup(
@@ -355,15 +437,10 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
             )
         }
     };
-    if let Some(w) = &req.disk_window {
-        if !w.fits(req.disk.size) {
-            return Err(PrepareError::Window {
-                offset: w.offset,
-                size: w.size,
-                disk: req.disk.size,
-            });
-        }
-    }
+    let disk_window = match &req.disk_window {
+        Some(w) => Some(window_disk(w, &req.disk, run)?),
+        None => None,
+    };
     let hotplug_disk = match req.hotplug_disk_bytes {
         Some(bytes) => {
             let file = run.path().join("hotplug.raw");
@@ -399,7 +476,7 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         agent_channel: req.agent_channel.clone(),
         ready_channel: req.ready_port.then(|| run.path().join("ready.out")),
         seed_disk: req.seed_disk.clone(),
-        disk_window: req.disk_window.clone(),
+        disk_window,
         fw_cfg: req.fw_cfg.clone(),
         hotplug_disk,
         run_as: req.run_as,

@@ -222,6 +222,46 @@ fn an_overlay_over_an_archive_member_reads_as_the_member() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// QEMU reads a flat-extent descriptor as the runs it names, joined in
+/// order (out of file order, too): what a guest sees of an LVM2 volume in
+/// several pieces.
+#[test]
+fn a_flat_descriptor_joins_runs_of_a_raw_file_as_qemu_reads_them() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("bootproof-flat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("base,raw");
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 13 % 251) as u8).collect();
+    std::fs::write(&base, &data).unwrap();
+    let runs = [
+        (300 * 512, 8 * 512),
+        (10 * 512, 16 * 512),
+        (2000 * 512, 512),
+    ];
+    let text = bootproof_vm::overlay::flat_descriptor(base.to_str().unwrap(), &runs).unwrap();
+    let desc = dir.join("joined.vmdk");
+    std::fs::write(&desc, text).unwrap();
+    let out = dir.join("joined.out");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-f", "vmdk", "-O", "raw"])
+        .arg(&desc)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let want: Vec<u8> = runs
+        .iter()
+        .flat_map(|&(o, n)| data[o as usize..(o + n) as usize].to_vec())
+        .collect();
+    assert!(std::fs::read(&out).unwrap() == want, "the runs, in order");
+    for bad in [&[(1, 512)][..], &[(0, 0)], &[(0, 100)]] {
+        assert!(bootproof_vm::overlay::flat_descriptor("/x", bad).is_err());
+    }
+    assert!(bootproof_vm::overlay::flat_descriptor("/a\"b", &runs).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn overlay_is_a_valid_qcow2_that_reads_as_its_backing_image() {
     use bootproof_image::{Image, OpenOptions, ReadAt};

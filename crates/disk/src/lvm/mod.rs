@@ -57,18 +57,18 @@ pub struct LogicalVolume {
     /// Its bytes, when readable.
     #[serde(skip)]
     pub device: Option<Arc<dyn ReadAt>>,
-    /// Where its bytes lie on the image's disk, when they are one
-    /// contiguous run of it.
+    /// Where its bytes lie on the image's disk, in order, when every
+    /// segment is linear on a PV directly on the disk (runs that follow
+    /// each other are one): a hypervisor can hand exactly those bytes to a
+    /// guest as a disk of its own, so the guest reads the LV with no device
+    /// mapper. `None` for striped volumes and PVs elsewhere.
     #[serde(skip)]
-    pub window: Option<DiskWindow>,
+    pub disk_runs: Option<Vec<DiskRun>>,
 }
 
-/// A logical volume's bytes as one contiguous run of the image's disk (one
-/// linear segment, or linear segments that follow each other on one PV):
-/// a hypervisor can hand exactly that window to a guest as a disk of its
-/// own, so the guest reads the LV with no device mapper.
+/// A run of bytes of the image's disk.
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DiskWindow {
+pub struct DiskRun {
     /// Its first byte, from the start of the disk.
     pub offset: u64,
     /// Its length in bytes.
@@ -271,26 +271,26 @@ fn logical_volume(name: &str, lv: &Section, extent: u64, pvs: &PvDevices) -> Log
             .collect(),
         problem: None,
         device: None,
-        window: None,
+        disk_runs: None,
     };
     match lv_device(&segments, extent, pvs) {
-        Ok((dev, window)) => {
+        Ok((dev, runs)) => {
             out.size = dev.size();
             out.device = Some(Arc::new(dev));
-            out.window = window;
+            out.disk_runs = runs;
         }
         Err(e) => out.problem = Some(e),
     }
     out
 }
 
-/// The LV's bytes: its segments end to end, in extent order; and its
-/// window on the disk when they are one run of it.
+/// The LV's bytes: its segments end to end, in extent order; and where
+/// they lie on the disk when every segment is linear there.
 fn lv_device(
     segments: &[&Section],
     extent: u64,
     pvs: &PvDevices,
-) -> Result<(Spans, Option<DiskWindow>), String> {
+) -> Result<(Spans, Option<Vec<DiskRun>>), String> {
     let mut ordered: Vec<(u64, &Section)> = segments
         .iter()
         .map(|s| {
@@ -304,8 +304,8 @@ fn lv_device(
     ordered.sort_by_key(|(start, _)| *start);
     let mut spans = Vec::new();
     let mut next = 0u64;
-    // The disk run so far; `None` once the LV is not one run.
-    let mut window = Some(DiskWindow { offset: 0, size: 0 });
+    // The disk runs so far; `None` once a segment is not on the disk.
+    let mut runs: Option<Vec<DiskRun>> = Some(Vec::new());
     for (start, seg) in ordered {
         if start != next {
             return Err(format!("segments leave a gap or overlap at extent {next}"));
@@ -327,21 +327,23 @@ fn lv_device(
             len,
             source: Some((device, 0)),
         });
-        window = window.zip(on_disk).and_then(|(w, at)| match w.size {
-            0 => Some(DiskWindow {
-                offset: at,
-                size: len,
-            }),
-            _ if w.offset.checked_add(w.size) == Some(at) => Some(DiskWindow {
-                offset: w.offset,
-                size: w.size.checked_add(len)?,
-            }),
-            _ => None,
+        runs = runs.zip(on_disk).and_then(|(mut runs, at)| {
+            match runs.last_mut() {
+                Some(last) if last.offset.checked_add(last.size) == Some(at) => {
+                    last.size = last.size.checked_add(len)?
+                }
+                _ if len > 0 => runs.push(DiskRun {
+                    offset: at,
+                    size: len,
+                }),
+                _ => {}
+            }
+            Some(runs)
         });
         next = start.checked_add(count).ok_or("extents overflow")?;
     }
     let spans = Spans::new(spans).ok_or("the LV's size overflows")?;
-    Ok((spans, window.filter(|w| w.size > 0)))
+    Ok((spans, runs.filter(|r| !r.is_empty())))
 }
 
 /// One striped segment (one stripe: linear) over its PVs, and where a

@@ -101,10 +101,10 @@ fn linear_spanning_and_striped_volumes_map_onto_their_pvs() {
     assert_eq!(dm_name("my-vg", "root-lv"), "my--vg-root--lv");
 }
 
-/// A window on the disk exactly when the LV is one run of it: one linear
-/// segment, or linear segments that follow each other on one PV.
+/// Where a linear LV lies on the disk, run by run (runs that follow each
+/// other are one); nothing for striped volumes or PVs not on the disk.
 #[test]
-fn a_volume_that_is_one_run_of_the_disk_has_a_window() {
+fn linear_volumes_say_where_they_lie_on_the_disk() {
     let extra = r#"
 one { segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["pv1", 5] } }
 joined {
@@ -116,44 +116,36 @@ segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 s
 segment2 { start_extent = 1 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 6] }
 }"#;
     let lvm = scan(&pvs(&metadata(extra)));
-    let window = |n: &str| lvm.vgs[0].lvs.iter().find(|l| l.name == n).unwrap().window;
-    // pv1 starts at 2 MiB of the disk, its extents at 512 KiB of it.
-    let pv1_extent = |e: u64| (2 << 20) + (512 << 10) + e * 65536;
-    let pv0_extent = |e: u64| (1 << 20) + (512 << 10) + e * 65536;
-    assert_eq!(
-        window("one"),
-        Some(DiskWindow {
-            offset: pv1_extent(5),
-            size: 2 * 65536
-        })
-    );
-    assert_eq!(
-        window("joined"),
-        Some(DiskWindow {
-            offset: pv0_extent(6),
-            size: 2 * 65536
-        })
-    );
-    // Out of order on the PV, across PVs, striped: no window.
-    for n in ["apart", "root", "data", "pool"] {
-        assert_eq!(window(n), None, "{n}");
-    }
-    // The window holds the LV's bytes.
-    let one = lvm.vgs[0].lvs.iter().find(|l| l.name == "one").unwrap();
-    assert_eq!(byte(&**one.device.as_ref().unwrap(), 65536), 160);
-    // A PV not directly on the disk gives its LVs no window.
-    let mut found = pvs(&metadata(extra));
-    found[1].disk_offset = None;
-    let lvm = scan(&found);
-    assert_eq!(
+    let runs = |n: &str| {
         lvm.vgs[0]
             .lvs
             .iter()
-            .find(|l| l.name == "one")
+            .find(|l| l.name == n)
             .unwrap()
-            .window,
-        None
-    );
+            .disk_runs
+            .clone()
+    };
+    // pv0 starts at 1 MiB of the disk, pv1 at 2 MiB; extents at 512 KiB of each.
+    let pv0 = |e: u64| (1 << 20) + (512 << 10) + e * 65536;
+    let pv1 = |e: u64| (2 << 20) + (512 << 10) + e * 65536;
+    let run = |offset, extents: u64| DiskRun {
+        offset,
+        size: extents * 65536,
+    };
+    assert_eq!(runs("one"), Some(vec![run(pv1(5), 2)]));
+    assert_eq!(runs("joined"), Some(vec![run(pv0(6), 2)]));
+    assert_eq!(runs("apart"), Some(vec![run(pv0(7), 1), run(pv0(6), 1)]));
+    // root: extents 0-1 on pv0 from its extent 1, extent 2 on pv1's 0.
+    assert_eq!(runs("root"), Some(vec![run(pv0(1), 2), run(pv1(0), 1)]));
+    assert_eq!(runs("data"), None, "striped");
+    assert_eq!(runs("pool"), None, "unreadable");
+    // A PV not directly on the disk gives its LVs no runs.
+    let mut found = pvs(&metadata(extra));
+    found[1].disk_offset = None;
+    let lvm = scan(&found);
+    let one = lvm.vgs[0].lvs.iter().find(|l| l.name == "one").unwrap();
+    assert_eq!(one.disk_runs, None);
+    assert_eq!(byte(&**one.device.as_ref().unwrap(), 65536), 160);
 }
 
 #[test]

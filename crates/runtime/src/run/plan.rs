@@ -21,8 +21,7 @@ use bootproof_check::Prediction;
 use bootproof_fs::FsKind;
 use bootproof_inspect::{OpenedImage, PartSelector};
 use bootproof_platform::{Arch, Axes, Platform};
-use bootproof_vm::machine::DiskWindow;
-use bootproof_vm::prepare::BackingDisk;
+use bootproof_vm::prepare::{BackingDisk, DiskWindow};
 use std::path::{Path, PathBuf};
 
 /// The `kernel` of cells booted with the image's own kernel.
@@ -283,8 +282,8 @@ struct RootFs {
     device: String,
     fstype: &'static str,
     /// The LVM2 logical volume (`vg/lv`) holding it, when it is one, and
-    /// its window on the disk when it is one run of it.
-    lv: Option<(String, Option<bootproof_disk::lvm::DiskWindow>)>,
+    /// where it lies on the disk when all of it is linear there.
+    lv: Option<(String, Option<Vec<bootproof_disk::lvm::DiskRun>>)>,
 }
 
 /// The OS root: the one the kernel command line's `root=` names
@@ -302,15 +301,15 @@ fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String>
     let fstype = fs_type(root.kind)
         .ok_or_else(|| format!("the OS root is {}, which `run` cannot mount", root.kind))?;
     let lv = root.lv.as_ref().map(|l| {
-        let window = img
+        let runs = img
             .lvm
             .vgs
             .iter()
             .filter(|vg| vg.name == l.vg)
             .flat_map(|vg| &vg.lvs)
             .find(|v| v.name == l.lv)
-            .and_then(|v| v.window);
-        (format!("{}/{}", l.vg, l.lv), window)
+            .and_then(|v| v.disk_runs.clone());
+        (format!("{}/{}", l.vg, l.lv), runs)
     });
     Ok(RootFs {
         device: match (&lv, &root.partition) {
@@ -464,29 +463,30 @@ pub(crate) fn prepare_rows(
 }
 
 /// Records where the OS root is, when it was found. A root on an LVM2
-/// logical volume reaches the guest as a window of the disk; one that is
-/// not one run of the disk makes the row's cells skipped, saying why.
+/// logical volume reaches the guest as its runs of the disk joined into a
+/// disk of their own; one that cannot (striped, or in pieces on an image
+/// QEMU cannot join them over) makes the row's cells skipped, saying why.
 fn set_root(row: &mut Row, root: &Result<RootFs, String>) {
-    if let Ok(r) = root {
-        row.root_device.clone_from(&r.device);
-        row.root_fstype = r.fstype.into();
-        match &r.lv {
-            Some((_, Some(w))) => {
-                row.root_window = Some(DiskWindow {
-                    offset: w.offset,
-                    size: w.size,
-                    serial: ROOT_WINDOW_SERIAL.into(),
-                })
-            }
-            Some((lv, None)) => {
-                row.unsupported = Some(format!(
-                    "the OS root is the LVM2 logical volume {lv}, whose extents are not one run \
-                     of the disk (segments apart, on several PVs or striped); agent mode hands \
-                     the guest a window of the disk and cannot assemble that; `run --mode full` \
-                     boots the image's own initramfs, which does"
-                ))
-            }
-            None => {}
+    let Ok(r) = root else { return };
+    row.root_device.clone_from(&r.device);
+    row.root_fstype = r.fstype.into();
+    let Some((lv, runs)) = &r.lv else { return };
+    let window = runs.as_ref().map(|runs| DiskWindow {
+        runs: runs.iter().map(|r| (r.offset, r.size)).collect(),
+        serial: ROOT_WINDOW_SERIAL.into(),
+    });
+    let why = match &window {
+        None => Some("it is striped, which only a device mapper assembles".to_string()),
+        Some(w) => w.unfit(row.disk.size, &row.disk.format),
+    };
+    match why {
+        None => row.root_window = window,
+        Some(why) => {
+            row.unsupported = Some(format!(
+                "the OS root is the LVM2 logical volume {lv}, which agent mode cannot hand the \
+                 guest: {why}; `run --mode full` boots the image's own initramfs, which \
+                 activates it"
+            ))
         }
     }
 }
