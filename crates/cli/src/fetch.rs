@@ -14,7 +14,7 @@ pub const AFTER_HELP: &str = "\
 Without NAME, lists the catalog: bootproof's built-in entries (Debian,
 Ubuntu, AlmaLinux, Rocky, CentOS Stream, openSUSE and Arch cloud images,
 and the kernel library:
-Debian, Ubuntu LTS, RHEL-family and Oracle UEK kernels, in sets for
+Debian, Ubuntu LTS, RHEL-family, Oracle UEK and Amazon Linux kernels, in sets for
 `run --kernel-set`), plus those of
 --catalog FILE and $BOOTPROOF_CATALOG (same name replaces).
 

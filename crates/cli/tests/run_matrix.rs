@@ -486,6 +486,31 @@ fn an_rpm_kernel_package_runs_the_command() {
         "lib/modules/{ver}/kernel/drivers/block/virtio_blk.ko"
     ));
     assert!(virtio_blk.is_file(), "{}", virtio_blk.display());
+    // Found through a mirror list (Amazon Linux's way): the first
+    // repository it names, the same packages, verified.
+    std::fs::write(
+        repo.join("mirror.list"),
+        format!("# mirrors\n\nhttp://127.0.0.1:{port}/\nhttp://127.0.0.1:1/\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &catalog,
+        format!("[[kernel]]\nname = \"mirrored\"\narch = \"aarch64\"\nmirrorlist = \"http://127.0.0.1:{port}/mirror.list\"\npackage = \"kernel-core\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .args(["fetch", "mirrored", "--catalog"])
+        .arg(&catalog)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = cache.join("bootproof/kernel-packages/mirrored/kernel-modules-6.1.0-1.aarch64.rpm");
+    assert!(std::fs::read(got).unwrap() == std::fs::read(&modules_rpm).unwrap());
     // The module package alone: no kernel of its release was given.
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
         .args(["run", "--kernel"])

@@ -20,7 +20,8 @@
 //! `kernel-uek-core`): `repodata/repomd.xml` gives the primary metadata
 //! and its SHA-256, which gives the newest package's location and SHA-256
 //! and its `-modules-core`/`-modules` packages of the same version
-//! ([`rpm`]).
+//! ([`rpm`]). Amazon Linux finds its repository through a mirror list
+//! (`mirrorlist`: one repository URL per line; the first is used).
 //!
 //! The last resolution is recorded, so a run without network uses the
 //! kernels it verified before, and says so. Indexes and metadata are
@@ -60,9 +61,13 @@ pub struct LibraryKernel {
     /// `.gz` or plain); or:
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub index: String,
-    /// URL of an RPM repository (the directory holding `repodata/`).
+    /// URL of an RPM repository (the directory holding `repodata/`); or:
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub repo: String,
+    /// URL of a mirror list naming RPM repositories, one URL per line
+    /// (Amazon Linux's `mirror.list`): the first is used.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mirrorlist: String,
     /// The package (or metapackage) in the index or repository.
     pub package: String,
     /// The packages holding the kernel's modules: in an archive,
@@ -79,10 +84,10 @@ impl LibraryKernel {
     /// How its packages are verified: always the current kernel of the
     /// archive's index or the repository's metadata.
     pub fn verified_by(&self) -> &'static str {
-        if self.repo.is_empty() {
-            "latest: archive index"
-        } else {
+        if self.index.is_empty() {
             "latest: repomd"
+        } else {
+            "latest: archive index"
         }
     }
 }
@@ -138,15 +143,24 @@ pub(crate) fn validate(k: &LibraryKernel, origin: &str) -> Result<(), Error> {
             .iter()
             .any(|p| u.starts_with(p))
     };
-    match (k.index.is_empty(), k.repo.is_empty()) {
-        (false, true) if url(&k.index) && k.index.contains("/dists/") => {}
-        (true, false) if url(&k.repo) => {}
-        _ => {
-            return Err(bad(
-                format!("index = {:?}, repo = {:?}", k.index, k.repo),
-                "give one: index = \"…/dists/<suite>/<component>/binary-<arch>/Packages.xz\" or repo = \"<RPM repository URL, the directory holding repodata/>\"",
-            ))
-        }
+    let given: Vec<&str> = [&k.index, &k.repo, &k.mirrorlist]
+        .into_iter()
+        .filter(|u| !u.is_empty())
+        .map(String::as_str)
+        .collect();
+    let fine = match given[..] {
+        [u] if u == k.index => url(u) && u.contains("/dists/"),
+        [u] => url(u),
+        _ => false,
+    };
+    if !fine {
+        return Err(bad(
+            format!(
+                "index = {:?}, repo = {:?}, mirrorlist = {:?}",
+                k.index, k.repo, k.mirrorlist
+            ),
+            "give one: index = \"…/dists/<suite>/<component>/binary-<arch>/Packages.xz\", repo = \"<RPM repository URL, the directory holding repodata/>\" or mirrorlist = \"<URL of a list of such repositories>\"",
+        ));
     }
     if k.package.is_empty() || k.package.contains(char::is_whitespace) {
         return Err(bad(
@@ -157,14 +171,31 @@ pub(crate) fn validate(k: &LibraryKernel, origin: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Most bytes of a mirror list read.
+const MAX_MIRROR_LIST: u64 = 64 << 10;
+
 /// What a package's file name is relative to: the archive root, or the
-/// RPM repository.
-fn base_url(k: &LibraryKernel) -> &str {
-    if k.repo.is_empty() {
-        archive_root(&k.index)
-    } else {
-        k.repo.trim_end_matches('/')
+/// RPM repository (the first a mirror list names).
+fn base_url(k: &LibraryKernel) -> Result<String, String> {
+    if !k.index.is_empty() {
+        return Ok(archive_root(&k.index).to_string());
     }
+    if k.mirrorlist.is_empty() {
+        return Ok(k.repo.trim_end_matches('/').to_string());
+    }
+    let (r, _) = catalog::open_url(&k.mirrorlist)?;
+    let mut text = String::new();
+    r.take(MAX_MIRROR_LIST)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", k.mirrorlist))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| {
+            (l.starts_with("https://") || l.starts_with("http://"))
+                && !l.contains(char::is_whitespace)
+        })
+        .map(|l| l.trim_end_matches('/').to_string())
+        .ok_or_else(|| format!("{}: the mirror list names no repository", k.mirrorlist))
 }
 
 /// The archive root an index URL belongs to (before `/dists/`).
@@ -185,8 +216,9 @@ pub struct IndexedPackage {
     pub sha256: String,
 }
 
-/// A catalog entry for one package of the index, pinned to its digest.
-fn package_entry(k: &LibraryKernel, s: &IndexedPackage) -> Result<Entry, String> {
+/// A catalog entry for one package of the index (file names relative to
+/// `base`), pinned to its digest.
+fn package_entry(k: &LibraryKernel, base: &str, s: &IndexedPackage) -> Result<Entry, String> {
     let what = &s.name;
     if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("the index gives {what} no SHA256"));
@@ -200,7 +232,7 @@ fn package_entry(k: &LibraryKernel, s: &IndexedPackage) -> Result<Entry, String>
     Ok(Entry::package(
         &k.name,
         &k.arch,
-        format!("{}/{}", base_url(k), s.filename),
+        format!("{base}/{}", s.filename),
         s.sha256.clone(),
     ))
 }
@@ -222,7 +254,11 @@ pub fn ensure_kernel(k: &LibraryKernel, events: &dyn Events) -> Result<ResolvedK
             "check the network and the library entry (`bootproof fetch` lists it); nothing was kept",
         )
     };
-    let packages = if k.repo.is_empty() {
+    let base = match base_url(k) {
+        Ok(b) => b,
+        Err(e) => return last_resolution(k, &e).ok_or_else(|| fail(e)),
+    };
+    let packages = if !k.index.is_empty() {
         let index = match open_index(&k.index) {
             Ok(i) => i,
             Err(e) => return last_resolution(k, &e).ok_or_else(|| fail(e)),
@@ -230,14 +266,14 @@ pub fn ensure_kernel(k: &LibraryKernel, events: &dyn Events) -> Result<ResolvedK
         resolve_in(index, &k.package, &k.companions)
             .map_err(|e| fail(format!("{}: {e}", k.index)))?
     } else {
-        let repomd = format!("{}/repodata/repomd.xml", base_url(k));
+        let repomd = format!("{base}/repodata/repomd.xml");
         let located = catalog::open_url(&repomd)
             .and_then(|(r, _)| rpm::primary_location(r).map_err(|e| format!("{repomd}: {e}")));
         let (href, sha) = match located {
             Ok(l) => l,
             Err(e) => return last_resolution(k, &e).ok_or_else(|| fail(e)),
         };
-        let primary = format!("{}/{href}", base_url(k));
+        let primary = format!("{base}/{href}");
         let arch = bootproof_platform::Arch::parse(&k.arch).map_or("", |a| a.info().rpm);
         catalog::open_url(&primary)
             .and_then(|(r, _)| {
@@ -248,7 +284,7 @@ pub fn ensure_kernel(k: &LibraryKernel, events: &dyn Events) -> Result<ResolvedK
     let mut all = Vec::new();
     for p in &packages {
         all.push(catalog::ensure(
-            &package_entry(k, p).map_err(&fail)?,
+            &package_entry(k, &base, p).map_err(&fail)?,
             events,
         )?);
     }
@@ -312,6 +348,7 @@ mod tests {
             notes: String::new(),
             index: "https://a.example/debian/dists/x/main/binary-arm64/Packages.xz".into(),
             repo: String::new(),
+            mirrorlist: String::new(),
             package: "linux-image-arm64".into(),
             companions: vec![],
         };
@@ -321,9 +358,13 @@ mod tests {
             filename: "pool/../../etc/passwd".into(),
             sha256: "a".repeat(64),
         };
-        assert!(package_entry(&k, &s).unwrap_err().contains("file name"));
+        let base = base_url(&k).unwrap();
+        assert_eq!(base, "https://a.example/debian");
+        assert!(package_entry(&k, &base, &s)
+            .unwrap_err()
+            .contains("file name"));
         s.filename = "pool/main/l/linux/k.deb".into();
-        let e = package_entry(&k, &s).unwrap();
+        let e = package_entry(&k, &base, &s).unwrap();
         assert_eq!(e.url, "https://a.example/debian/pool/main/l/linux/k.deb");
         assert!(validate(&k, "t").is_ok());
         let rpm = LibraryKernel {
@@ -334,7 +375,7 @@ mod tests {
         };
         assert!(validate(&rpm, "t").is_ok());
         s.filename = "Packages/k/kernel-core.rpm".into();
-        let e = package_entry(&rpm, &s).unwrap();
+        let e = package_entry(&rpm, &base_url(&rpm).unwrap(), &s).unwrap();
         assert_eq!(
             e.url,
             "https://r.example/9/BaseOS/aarch64/os/Packages/k/kernel-core.rpm"
@@ -346,8 +387,18 @@ mod tests {
         assert!(validate(&both, "t").is_err());
         let neither = LibraryKernel {
             repo: String::new(),
-            ..rpm
+            ..rpm.clone()
         };
         assert!(validate(&neither, "t").is_err());
+        let mirrored = LibraryKernel {
+            mirrorlist: "https://cdn.example/al2023/mirror.list".into(),
+            ..neither.clone()
+        };
+        assert!(validate(&mirrored, "t").is_ok());
+        let two = LibraryKernel {
+            mirrorlist: mirrored.mirrorlist.clone(),
+            ..rpm
+        };
+        assert!(validate(&two, "t").is_err());
     }
 }
