@@ -273,6 +273,7 @@ fn library_kernels_resolve_through_the_archive_index_and_boot() {
     ];
     let mut args: Vec<&str> = args.to_vec();
     args.extend([img.to_str().unwrap(), "--", "uname", "-r"]);
+    let run_args = args.clone();
     let (code, v, err) = bootproof_in(&cache, &args);
     assert_eq!(code, 0, "{err}\n{v:#}");
     let cell = v["cells"]
@@ -302,6 +303,31 @@ fn library_kernels_resolve_through_the_archive_index_and_boot() {
                 .count()
         });
     assert_eq!(kept, 0);
+    // A run with that package never verified: the library kernel's cell is
+    // an infra error saying why, the image's own kernel still runs (exit 3).
+    let (code, v, err) = bootproof_in(&fresh, &run_args);
+    assert_eq!(code, 3, "{err}\n{v:#}");
+    let status = |kernel: &str| {
+        let c = v["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kernel"] == kernel);
+        let c = c.unwrap_or_else(|| panic!("no {kernel} cell: {v:#}"));
+        (
+            c["status"].clone(),
+            c["detail"].as_str().unwrap().to_string(),
+        )
+    };
+    let (library, detail) = status("test-kernel");
+    assert_eq!(library, "infra-error");
+    assert!(detail.contains("sha256 mismatch"), "{detail}");
+    assert_eq!(status("image").0, "pass");
+    assert!(err.contains("its cells are infra errors"), "{err}");
+    assert_eq!(
+        v["kernels"][0]["unavailable"].as_str(),
+        Some(detail.as_str())
+    );
     // The listing names the library: the file's kernel and set, the built-in ones.
     let (code, v, _) = bootproof_in(&cache, &["fetch", "--catalog", cat, "--json"]);
     assert_eq!(code, 0);

@@ -203,6 +203,10 @@ impl CellRun<'_> {
         if let Some(why) = &row.unsupported {
             cell.status = CellStatus::Skipped;
             cell.detail = why.clone();
+        } else if let Some(why) = &row.unavailable {
+            cell.status = CellStatus::InfraError;
+            cell.detail = why.clone();
+            cell.infra_errors.push(why.clone());
         } else if let Some(problem) = &row.problem {
             cell.status = CellStatus::BootFailure;
             cell.detail = problem.clone();

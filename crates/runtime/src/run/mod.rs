@@ -106,11 +106,16 @@ pub struct ArchDecision {
 /// An extra kernel as the report lists it.
 #[derive(Debug, Serialize)]
 pub struct KernelEntry {
-    /// The kernel.
+    /// The kernel, when it could be had.
     #[serde(flatten)]
-    pub kernel: ExternalKernel,
+    pub kernel: Option<ExternalKernel>,
     /// Its name in cell ids (`<image>@<name>`).
     pub name: String,
+    /// Why it could not be had (a library kernel whose archive did not
+    /// answer and that was never verified before): its cells are infra
+    /// errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// The result of `run` (schema `bootproof.run/v1`, docs/json.md).
@@ -191,9 +196,16 @@ pub fn run(
         binaries: names,
         kernels: kernels
             .into_iter()
-            .map(|k| KernelEntry {
-                kernel: k.kernel,
-                name: k.label,
+            .map(|k| {
+                let (kernel, unavailable) = match k.kernel {
+                    Ok(kernel) => (Some(kernel), None),
+                    Err((_, why)) => (None, Some(why)),
+                };
+                KernelEntry {
+                    kernel,
+                    name: k.label,
+                    unavailable,
+                }
             })
             .collect(),
         accel,

@@ -80,6 +80,8 @@ pub(crate) struct Row {
     /// What bootproof cannot do for it yet (its cells are skipped, saying
     /// so: not the image's failure).
     pub(crate) unsupported: Option<String>,
+    /// Why its kernel could not be had (its cells are infra errors).
+    pub(crate) unavailable: Option<String>,
     pub(crate) plans: Vec<Plan>,
     /// Full mode, the image's own chain: `check`'s prediction of its
     /// firmware boot and the milliseconds it took (for the ledger).
@@ -90,10 +92,23 @@ pub(crate) struct Row {
 pub(crate) struct KernelChoice {
     /// Display name: the matrix entry's `name`, else the release.
     pub(crate) label: String,
-    pub(crate) kernel: ExternalKernel,
+    /// The kernel; or, for a library kernel whose archive did not answer
+    /// and that was never verified before, its arch and why (its cells
+    /// are infra errors; the rest of the run goes on).
+    pub(crate) kernel: Result<ExternalKernel, (Arch, String)>,
     /// Only these images (by name), else every image of its arch.
     pub(crate) images: Option<Vec<String>>,
     pub(crate) required: bool,
+}
+
+impl KernelChoice {
+    /// The architecture it is for.
+    pub(crate) fn arch(&self) -> Arch {
+        match &self.kernel {
+            Ok(k) => k.arch,
+            Err((arch, _)) => *arch,
+        }
+    }
 }
 
 /// The filesystem type to mount a root of this kind with.
@@ -217,7 +232,7 @@ pub(crate) fn open_kernels(
         }
         out.push(KernelChoice {
             label,
-            kernel,
+            kernel: Ok(kernel),
             images,
             required,
         });
@@ -250,15 +265,26 @@ pub(crate) fn library_kernels(
             if out.iter().chain(given).any(|c| c.label == k.name) {
                 continue;
             }
-            let r = kernel_library::ensure_kernel(k, events)?;
-            if let Some(why) = &r.stale {
-                events.warning(&format!(
-                    "kernel {}: {why}; using {} {} as verified before",
-                    k.name, r.package, r.version
-                ));
-            }
-            let kernel = companions::open_with(&r.path, None, &r.companions, &cache)
-                .map_err(|e| kernel_error(&r.path, e))?;
+            let kernel = match kernel_library::ensure_kernel(k, events) {
+                Ok(r) => {
+                    if let Some(why) = &r.stale {
+                        events.warning(&format!(
+                            "kernel {}: {why}; using {} {} as verified before",
+                            k.name, r.package, r.version
+                        ));
+                    }
+                    let opened = companions::open_with(&r.path, None, &r.companions, &cache);
+                    Ok(opened.map_err(|e| kernel_error(&r.path, e))?)
+                }
+                // Unreachable and never verified: only this kernel's cells
+                // go without a verdict.
+                Err(e) => {
+                    let why = e.to_string();
+                    events.warning(&format!("{why}; its cells are infra errors"));
+                    let arch = Arch::parse(&k.arch).expect("checked when the catalog was read");
+                    Err((arch, why))
+                }
+            };
             out.push(KernelChoice {
                 label: k.name.clone(),
                 kernel,
@@ -383,6 +409,7 @@ pub(crate) fn prepare_rows(
         },
         problem: None,
         unsupported: None,
+        unavailable: None,
         plans: plans(arch, &req.axes, entries),
         prediction: None,
     };
@@ -391,7 +418,7 @@ pub(crate) fn prepare_rows(
     let extra_kernels: Vec<&KernelChoice> = kernels
         .iter()
         .filter(|k| {
-            k.kernel.arch == arch
+            k.arch() == arch
                 && k.images
                     .as_ref()
                     .is_none_or(|names| names.contains(&source.name))
@@ -401,13 +428,18 @@ pub(crate) fn prepare_rows(
         .iter()
         .map(|k| {
             let mut row = base(format!("{}@{}", source.name, k.label), k.label.clone());
-            row.version = Some(k.kernel.version.clone());
             row.required &= k.required;
-            row.kernel_sha256 = Some(k.kernel.sha256.clone());
-            row.how = How::Agent {
-                kernel: k.kernel.kernel.clone(),
-                cmdline_append: req.cmdline_append.clone(),
-            };
+            match &k.kernel {
+                Ok(kernel) => {
+                    row.version = Some(kernel.version.clone());
+                    row.kernel_sha256 = Some(kernel.sha256.clone());
+                    row.how = How::Agent {
+                        kernel: kernel.kernel.clone(),
+                        cmdline_append: req.cmdline_append.clone(),
+                    };
+                }
+                Err((_, why)) => row.unavailable = Some(why.clone()),
+            }
             row
         })
         .collect();
@@ -447,9 +479,10 @@ pub(crate) fn prepare_rows(
             Err(e) => row.problem = Some(e.clone()),
             Ok(r) => {
                 let wanted = wanted_modules(r.fstype);
-                row.closure = match &k.kernel.modules {
-                    Some(dir) => modules::resolve(&HostDir(dir.clone()), &wanted),
-                    None => no_modules(
+                row.closure = match k.kernel.as_ref().map(|k| &k.modules) {
+                    Err(_) => Closure::default(),
+                    Ok(Some(dir)) => modules::resolve(&HostDir(dir.clone()), &wanted),
+                    Ok(None) => no_modules(
                         &wanted,
                         "no module directory was given (built-in drivers only)",
                     ),
