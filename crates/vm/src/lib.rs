@@ -26,5 +26,6 @@ pub mod qemu;
 pub mod qmp;
 pub mod ready;
 pub mod seed;
+mod stage;
 pub mod state;
 pub mod supervise;

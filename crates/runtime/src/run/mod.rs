@@ -8,6 +8,7 @@ mod cell;
 mod execute;
 mod plan;
 mod prepare;
+mod root;
 
 pub use cell::{
     exit_status, judge, stable_hash, summary, write_evidence, Cell, CellStatus, CellView, Shard,

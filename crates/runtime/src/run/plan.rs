@@ -3,23 +3,22 @@
 //! prepared once — kernel extracted, OS root found, module closure
 //! resolved — before any cell boots.
 
+use super::root::{find_root, set_root, wanted_modules};
 use crate::catalog::Catalog;
 use crate::events::Events;
 use crate::image::{image_closure, no_modules, open, pick_entry, resolve_arch};
 use crate::kernel_library;
-use crate::launch::{How, AGENT_MODULES};
+use crate::launch::How;
 use crate::matrix::{MatrixFile, VariantEntry};
 use crate::mode::Mode;
 use crate::run::RunRequest;
 use crate::Error;
-use bootproof_agent::ROOT_WINDOW_SERIAL;
 use bootproof_boot::companions::{self, Content};
 use bootproof_boot::extract::extract;
 use bootproof_boot::modules::{self, Closure, HostDir};
 use bootproof_boot::package::{self, ExternalKernel};
 use bootproof_check::Prediction;
-use bootproof_fs::FsKind;
-use bootproof_inspect::{OpenedImage, PartSelector};
+use bootproof_inspect::OpenedImage;
 use bootproof_platform::{Arch, Axes, Platform};
 use bootproof_vm::prepare::{BackingDisk, DiskWindow};
 use std::path::{Path, PathBuf};
@@ -108,35 +107,6 @@ impl KernelChoice {
             Ok(k) => k.arch,
             Err((arch, _)) => *arch,
         }
-    }
-}
-
-/// The filesystem type to mount a root of this kind with.
-fn fs_type(kind: FsKind) -> Option<&'static str> {
-    match kind {
-        FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => Some("ext4"),
-        FsKind::Xfs => Some("xfs"),
-        FsKind::Btrfs => Some("btrfs"),
-        _ => None,
-    }
-}
-
-/// Modules a root of this type needs: the filesystem's own, and the
-/// checksum it asks the crypto API for at mount time (a `softdep`, which
-/// no symbol dependency pulls in: without it ext4 fails with ENOENT,
-/// "Cannot load crc32c driver"). Built-in ones are skipped by the resolver.
-fn fs_modules(fstype: &str) -> &'static [&'static str] {
-    match fstype {
-        "ext4" => &["ext4", "crc32c_generic"],
-        "xfs" => &["xfs", "crc32c_generic"],
-        "btrfs" => &[
-            "btrfs",
-            "crc32c_generic",
-            "xxhash_generic",
-            "blake2b_generic",
-            "sha256_generic",
-        ],
-        _ => &[],
     }
 }
 
@@ -303,59 +273,6 @@ fn kernel_error(path: &Path, e: package::PackageError) -> Error {
     )
 }
 
-/// Where an image's OS root is, for the agent to mount.
-struct RootFs {
-    device: String,
-    fstype: &'static str,
-    /// The LVM2 logical volume (`vg/lv`) holding it, when it is one, and
-    /// where it lies on the disk when all of it is linear there.
-    lv: Option<(String, Option<Vec<bootproof_disk::lvm::DiskRun>>)>,
-}
-
-/// The OS root: the one the kernel command line's `root=` names
-/// (`UUID=…`, `PARTUUID=…`, `LABEL=…`), else the filesystem with an
-/// os-release.
-fn find_root(img: &OpenedImage, cmdline: Option<&str>) -> Result<RootFs, String> {
-    let from_cmdline = cmdline
-        .and_then(|c| c.split_whitespace().find_map(|t| t.strip_prefix("root=")))
-        .and_then(PartSelector::from_device_ref)
-        .and_then(|sel| img.select(&sel).ok());
-    let root = from_cmdline
-        .or_else(|| img.slots.iter().find(|s| s.is_root))
-        .filter(|s| s.volume.is_some())
-        .ok_or("no root filesystem: the kernel's root= names none in the image, and none has /etc/os-release")?;
-    let fstype = fs_type(root.kind)
-        .ok_or_else(|| format!("the OS root is {}, which `run` cannot mount", root.kind))?;
-    let lv = root.lv.as_ref().map(|l| {
-        let runs = img
-            .lvm
-            .vgs
-            .iter()
-            .filter(|vg| vg.name == l.vg)
-            .flat_map(|vg| &vg.lvs)
-            .find(|v| v.name == l.lv)
-            .and_then(|v| v.disk_runs.clone());
-        (format!("{}/{}", l.vg, l.lv), runs)
-    });
-    Ok(RootFs {
-        device: match (&lv, &root.partition) {
-            (Some(_), _) => format!("serial:{ROOT_WINDOW_SERIAL}"),
-            (None, Some(_)) => format!("vda{}", root.number),
-            (None, None) => "vda".into(),
-        },
-        fstype,
-        lv,
-    })
-}
-
-/// The modules the agent needs to mount a root of `fstype` and overlay it.
-fn wanted_modules(fstype: &str) -> Vec<&'static str> {
-    let mut wanted: Vec<&str> = AGENT_MODULES.to_vec();
-    wanted.extend(fs_modules(fstype));
-    wanted.push("overlay");
-    wanted
-}
-
 /// The image's architecture, checked against the one its source declares.
 fn row_arch(img: &OpenedImage, source: &RowSource) -> Result<Arch, Error> {
     let Some(declared) = source.arch else {
@@ -493,35 +410,6 @@ pub(crate) fn prepare_rows(
         rows.push(row);
     }
     Ok(rows)
-}
-
-/// Records where the OS root is, when it was found. A root on an LVM2
-/// logical volume reaches the guest as its runs of the disk joined into a
-/// disk of their own; one that cannot (striped, or in pieces on an image
-/// QEMU cannot join them over) makes the row's cells skipped, saying why.
-fn set_root(row: &mut Row, root: &Result<RootFs, String>) {
-    let Ok(r) = root else { return };
-    row.root_device.clone_from(&r.device);
-    row.root_fstype = r.fstype.into();
-    let Some((lv, runs)) = &r.lv else { return };
-    let window = runs.as_ref().map(|runs| DiskWindow {
-        runs: runs.iter().map(|r| (r.offset, r.size)).collect(),
-        serial: ROOT_WINDOW_SERIAL.into(),
-    });
-    let why = match &window {
-        None => Some("it is striped, which only a device mapper assembles".to_string()),
-        Some(w) => w.unfit(row.disk.size, &row.disk.format),
-    };
-    match why {
-        None => row.root_window = window,
-        Some(why) => {
-            row.unsupported = Some(format!(
-                "the OS root is the LVM2 logical volume {lv}, which agent mode cannot hand the \
-                 guest: {why}; `run --mode full` boots the image's own initramfs, which \
-                 activates it"
-            ))
-        }
-    }
 }
 
 /// Full mode: the image's own chain boots, so its row gets a seed and the
