@@ -13,7 +13,7 @@ files the default entry must extract to.
 import glob, json, os, shutil, subprocess, sys
 from lvmtools import lvm  # shared by both image scripts
 
-VERSION = "13"
+VERSION = "14"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -218,9 +218,9 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
                   grub_cfg.replace(f"root=UUID={ROOT_UUID} ro quiet {console}", lvm_cmdline)
                   .replace("insmod ext2", "insmod lvm\n\tinsmod ext2"))
             write(f"{root}/etc/fstab", "/dev/mapper/bootvg-root / ext4 errors=remount-ro 0 1\n")
-            for name, split in [("debian-lvm-arm64.raw", False), ("debian-lvm-split-arm64.raw", True)]:
-                pieces = disk(f"{out}/{name}", esp, root, on_lvm=True, split=split)
-                images[name] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
+            for lvm_name, split in [("debian-lvm-arm64.raw", False), ("debian-lvm-split-arm64.raw", True)]:
+                pieces = disk(f"{out}/{lvm_name}", esp, root, on_lvm=True, split=split)
+                images[lvm_name] = {"arch": "aarch64", "kernel": kernel, "initrd": initrd,
                                 "cmdline": lvm_cmdline, "loader": "grub", "version": ver,
                                 "lv_pieces": pieces}
             write(f"{root}/boot/grub/grub.cfg", grub_cfg)

@@ -6,6 +6,7 @@ use crate::decompress::{decompress, Compression, DecompressError};
 use bootproof_platform::Arch;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::io::{Read, Write};
 
 /// Largest decompressed kernel accepted (real ones are 30–80 MiB).
 pub const MAX_KERNEL: u64 = 256 << 20;
@@ -62,6 +63,9 @@ pub enum KernelError {
     /// A header points outside the file.
     #[error("corrupt kernel image: {0}")]
     Corrupt(String),
+    /// Reading the kernel or writing its loadable form failed.
+    #[error("kernel data: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 fn le16(b: &[u8], at: usize) -> Option<u16> {
@@ -203,4 +207,175 @@ pub fn load(data: &[u8]) -> Result<(KernelInfo, Cow<'_, [u8]>), KernelError> {
         return Ok((info, Cow::Owned(inner)));
     }
     Err(KernelError::Unknown)
+}
+
+/// The start of a kernel that identifies it: every header field read lies
+/// in it (the arm64 Image header, the zboot header, the bzImage setup
+/// header and the version string it points to).
+const HEAD: usize = 64 << 10;
+
+/// [`load`] as a stream: reads the kernel from `input` and writes its
+/// loadable form to `out` as it goes (zboot payloads and compression
+/// wrappers decompressed on the way, up to [`MAX_KERNEL`] bytes), so
+/// memory stays at a buffer and the first 64 KiB whatever the kernel's
+/// size. The version comes from the banner found in the stream.
+pub fn load_stream(mut input: impl Read, out: &mut dyn Write) -> Result<KernelInfo, KernelError> {
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut input).take(HEAD as u64).read_to_end(&mut head)?;
+    let plain = arm64(&head)
+        .or_else(|| bzimage(&head))
+        .or_else(|| elf(&head));
+    let mut whole = std::io::Cursor::new(&head).chain(input);
+    if let Some(mut info) = plain {
+        let mut sink = Tracked::new(out);
+        std::io::copy(&mut whole, &mut sink)?;
+        info.loadable_size = sink.written;
+        if info.format != KernelFormat::BzImage {
+            info.version = sink.banner.version();
+        }
+        return Ok(info);
+    }
+    // The compressed payload: zboot's (after its PE, `len` bytes), or the
+    // whole file inside a compression wrapper.
+    let (compression, format, efi_stub, payload_len) =
+        if head.get(..2) == Some(b"MZ") && head.get(4..8) == Some(b"zimg") {
+            let off = le32(&head, 8).ok_or(KernelError::Unknown)?;
+            let len = le32(&head, 12).ok_or(KernelError::Unknown)?;
+            let name_raw = head.get(24..56).ok_or(KernelError::Unknown)?;
+            let name = String::from_utf8_lossy(
+                &name_raw[..name_raw.iter().position(|&c| c == 0).unwrap_or(32)],
+            )
+            .into_owned();
+            let c = Compression::from_name(&name).ok_or_else(|| {
+                KernelError::Corrupt(format!("zboot compression `{name}` is not supported"))
+            })?;
+            let skipped = std::io::copy(&mut (&mut whole).take(off.into()), &mut std::io::sink())?;
+            if skipped < u64::from(off) {
+                return Err(KernelError::Corrupt(format!(
+                    "zboot payload {off}+{len} lies outside the {skipped}-byte file"
+                )));
+            }
+            // The zboot PE itself is what firmware runs.
+            (c, KernelFormat::Zboot, has_pe_header(&head), Some(len))
+        } else if let Some(c) = Compression::detect(&head) {
+            // A compressed file cannot be started by firmware.
+            (c, KernelFormat::Wrapped, false, None)
+        } else {
+            return Err(KernelError::Unknown);
+        };
+    let source: Box<dyn Read + '_> = match payload_len {
+        Some(len) => Box::new((&mut whole).take(len.into())),
+        None => Box::new(&mut whole),
+    };
+    let mut sink = Tracked::new(out);
+    let decoded = crate::decompress::reader(compression, source)?;
+    let n = std::io::copy(&mut decoded.take(MAX_KERNEL + 1), &mut sink).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::InvalidData
+            | std::io::ErrorKind::InvalidInput
+            | std::io::ErrorKind::UnexpectedEof => {
+                KernelError::Decompress(DecompressError::Corrupt {
+                    format: compression.name(),
+                    detail: e.to_string(),
+                })
+            }
+            _ => KernelError::Io(e),
+        }
+    })?;
+    if n > MAX_KERNEL {
+        return Err(KernelError::Decompress(DecompressError::TooLarge {
+            format: compression.name(),
+            limit: MAX_KERNEL,
+        }));
+    }
+    let inner = arm64(&sink.head).or_else(|| match format {
+        KernelFormat::Wrapped => elf(&sink.head),
+        _ => None,
+    });
+    let mut info = inner.ok_or_else(|| match format {
+        KernelFormat::Zboot => KernelError::Corrupt("zboot payload is not an arm64 Image".into()),
+        _ => KernelError::Unknown,
+    })?;
+    info.format = format;
+    info.compression = Some(compression);
+    info.efi_stub = efi_stub;
+    info.loadable_size = sink.written;
+    info.version = sink.banner.version();
+    Ok(info)
+}
+
+/// A writer that passes bytes on and keeps what identifies them: how many,
+/// the first [`HEAD`] bytes, and the version banner.
+struct Tracked<'a> {
+    out: &'a mut dyn Write,
+    written: u64,
+    head: Vec<u8>,
+    banner: BannerScan,
+}
+
+impl<'a> Tracked<'a> {
+    fn new(out: &'a mut dyn Write) -> Tracked<'a> {
+        Tracked {
+            out,
+            written: 0,
+            head: Vec::new(),
+            banner: BannerScan::default(),
+        }
+    }
+}
+
+impl Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        let done = &buf[..n];
+        self.written += n as u64;
+        let room = HEAD.saturating_sub(self.head.len()).min(n);
+        self.head.extend_from_slice(&done[..room]);
+        self.banner.feed(done);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Finds the first `Linux version ` banner in a stream: keeps only the
+/// bytes a match could straddle, then the 128 bytes after it.
+#[derive(Default)]
+struct BannerScan {
+    carry: Vec<u8>,
+    after: Option<Vec<u8>>,
+}
+
+impl BannerScan {
+    const NEEDLE: &'static [u8] = b"Linux version ";
+    const AFTER: usize = 128;
+
+    fn feed(&mut self, buf: &[u8]) {
+        if let Some(after) = &mut self.after {
+            let room = Self::AFTER.saturating_sub(after.len()).min(buf.len());
+            after.extend_from_slice(&buf[..room]);
+            return;
+        }
+        let mut joined = std::mem::take(&mut self.carry);
+        joined.extend_from_slice(buf);
+        match joined
+            .windows(Self::NEEDLE.len())
+            .position(|w| w == Self::NEEDLE)
+        {
+            Some(at) => {
+                let rest = &joined[at + Self::NEEDLE.len()..];
+                self.after = Some(rest[..rest.len().min(Self::AFTER)].to_vec());
+            }
+            None => {
+                let keep = joined.len().saturating_sub(Self::NEEDLE.len() - 1);
+                self.carry = joined.split_off(keep);
+            }
+        }
+    }
+
+    fn version(&self) -> Option<String> {
+        let after = self.after.as_ref()?;
+        banner_version(&[Self::NEEDLE, after].concat())
+    }
 }

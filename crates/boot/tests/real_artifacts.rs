@@ -95,30 +95,55 @@ fn efi_binaries_are_identified() {
     assert!(pe::analyze(b"MZ\0\0truncated").is_none());
 }
 
+/// [`kernel::load`] and [`kernel::load_stream`] on the same bytes: both
+/// must agree on what the kernel is and give the same loadable bytes.
+fn load_both(data: &[u8]) -> Result<(kernel::KernelInfo, Vec<u8>), kernel::KernelError> {
+    let streamed = {
+        let mut out = Vec::new();
+        kernel::load_stream(data, &mut out).map(|info| (info, out))
+    };
+    match kernel::load(data) {
+        Ok((info, loadable)) => {
+            let (s_info, s_out) = streamed.unwrap_or_else(|e| panic!("streamed: {e}"));
+            assert_eq!(
+                serde_json::to_value(&info).unwrap(),
+                serde_json::to_value(&s_info).unwrap(),
+                "load and load_stream agree"
+            );
+            assert!(s_out == *loadable, "the same loadable bytes");
+            Ok((info, loadable.into_owned()))
+        }
+        Err(e) => {
+            assert!(streamed.is_err(), "load_stream fails too: {e}");
+            Err(e)
+        }
+    }
+}
+
 #[test]
 fn debian_kernels_are_recognised() {
     let (k, version) = kernel_of("arm64");
     let data = std::fs::read(&k).unwrap();
-    let (info, loadable) = kernel::load(&data).unwrap();
+    let (info, loadable) = load_both(&data).unwrap();
     assert_eq!(info.format, KernelFormat::Arm64Image);
     assert_eq!(info.arch, "aarch64");
     assert_eq!(info.version.as_deref(), Some(version.as_str()));
     assert!(info.efi_stub);
     assert_eq!(info.page_size, Some(4096));
     assert_eq!(
-        &*loadable,
+        &loadable[..],
         &data[..],
         "an uncompressed Image is loaded as is"
     );
 
     let (k, version) = kernel_of("amd64");
     let data = std::fs::read(&k).unwrap();
-    let (info, loadable) = kernel::load(&data).unwrap();
+    let (info, loadable) = load_both(&data).unwrap();
     assert_eq!(info.format, KernelFormat::BzImage);
     assert_eq!(info.arch, "x86_64");
     assert_eq!(info.version.as_deref(), Some(version.as_str()));
     assert!(info.efi_stub);
-    assert_eq!(&*loadable, &data[..]);
+    assert_eq!(&loadable[..], &data[..]);
 }
 
 #[test]
@@ -136,7 +161,7 @@ fn every_compression_loads_the_same_image() {
     for (tool, c) in tools {
         let packed = bootproof_testkit::pipe(tool, &image);
         // Wrapped (Ubuntu-style vmlinuz).
-        let (info, loadable) = kernel::load(&packed).unwrap_or_else(|e| panic!("{tool:?}: {e}"));
+        let (info, loadable) = load_both(&packed).unwrap_or_else(|e| panic!("{tool:?}: {e}"));
         assert_eq!(info.format, KernelFormat::Wrapped, "{tool:?}");
         assert_eq!(info.compression, Some(*c));
         assert_eq!(info.version.as_deref(), Some(version.as_str()));
@@ -145,7 +170,7 @@ fn every_compression_loads_the_same_image() {
             "a compressed file cannot be run by firmware"
         );
         assert!(
-            *loadable == image[..],
+            loadable[..] == image[..],
             "{tool:?}: decompressed Image differs"
         );
         // EFI zboot: the kernel's zboot header (MZ, "zimg", payload offset
@@ -161,10 +186,10 @@ fn every_compression_loads_the_same_image() {
         z[12..16].copy_from_slice(&(packed.len() as u32).to_le_bytes());
         z[24..24 + name.len()].copy_from_slice(name.as_bytes());
         z.extend_from_slice(&packed);
-        let (info, loadable) = kernel::load(&z).unwrap_or_else(|e| panic!("zboot {tool:?}: {e}"));
+        let (info, loadable) = load_both(&z).unwrap_or_else(|e| panic!("zboot {tool:?}: {e}"));
         assert_eq!(info.format, KernelFormat::Zboot);
         assert_eq!(info.compression, Some(*c));
-        assert!(*loadable == image[..], "zboot {tool:?}");
+        assert!(loadable[..] == image[..], "zboot {tool:?}");
     }
 }
 
@@ -173,9 +198,9 @@ fn bad_kernels_get_errors() {
     let (k, _) = kernel_of("arm64");
     let image = std::fs::read(&k).unwrap();
     let gz = bootproof_testkit::pipe(&["gzip", "-c"], &image);
-    assert!(kernel::load(&gz[..gz.len() / 2]).is_err(), "truncated");
+    assert!(load_both(&gz[..gz.len() / 2]).is_err(), "truncated");
     assert!(matches!(
-        kernel::load(b"random bytes, not a kernel"),
+        load_both(b"random bytes, not a kernel"),
         Err(kernel::KernelError::Unknown)
     ));
     let mut z = vec![0u8; 64];
@@ -184,7 +209,11 @@ fn bad_kernels_get_errors() {
     z[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     z[12..16].copy_from_slice(&16u32.to_le_bytes());
     assert!(matches!(
-        kernel::load(&z),
+        load_both(&z),
+        Err(kernel::KernelError::Corrupt(_))
+    ));
+    assert!(matches!(
+        kernel::load_stream(&z[..], &mut Vec::new()),
         Err(kernel::KernelError::Corrupt(_))
     ));
 }

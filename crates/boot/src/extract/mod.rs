@@ -2,14 +2,17 @@
 //! kernel boot, atomically, with a manifest; cached by content.
 
 use crate::chain::{Arch, BootChain, BootEntry, FileRef};
-use crate::kernel::{self, KernelInfo};
+use crate::kernel;
 use crate::pe::PeInfo;
 use bootproof_inspect::OpenedImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+mod write;
+use write::{persist, stage_initrd, stage_kernel, write_atomic};
 
 /// Schema of `manifest.json`.
 pub const EXTRACT_SCHEMA: &str = "bootproof.extract/v1";
@@ -177,161 +180,6 @@ pub fn entry_from_boot_dir(img: &OpenedImage) -> Option<BootEntry> {
     None
 }
 
-/// Writes `data` to `dir/name` atomically: a temp file created with a
-/// random name and `O_EXCL` in `dir` (a file or symlink planted there
-/// cannot receive the data), fsync, then rename over `name` (which
-/// replaces a symlink there instead of writing through it).
-fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), ExtractError> {
-    let path = dir.join(name);
-    let mut f = temp_in(dir, name)?;
-    f.write_all(data).map_err(|source| ExtractError::Write {
-        path: path.clone(),
-        source,
-    })?;
-    persist(f, &path)
-}
-
-/// Creates a temp file in `dir` for output `name`: random name, `O_EXCL`
-/// (a file or symlink planted there cannot receive the data).
-fn temp_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, ExtractError> {
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .map_err(|source| ExtractError::Write {
-            path: dir.join(name),
-            source,
-        })
-}
-
-/// Syncs a finished temp file and renames it over `path` (replacing a
-/// symlink there instead of writing through it).
-fn persist(f: tempfile::NamedTempFile, path: &Path) -> Result<(), ExtractError> {
-    let err = |source| ExtractError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    f.as_file().sync_all().map_err(err)?;
-    f.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
-}
-
-/// The entry's initrd, written to a temp file as it streams.
-struct StagedInitrd {
-    file: tempfile::NamedTempFile,
-    size: u64,
-    sha256: String,
-}
-
-/// Concatenates `embedded` (a UKI's `.initrd`) and `files` into a temp
-/// file in `dir`, hashing on the way: memory stays at one buffer however
-/// large or repeated the files are; their declared total is checked
-/// against [`MAX_INITRD_TOTAL`] before a byte is copied.
-fn stage_initrd(
-    img: &OpenedImage,
-    dir: &Path,
-    embedded: &[u8],
-    files: &[FileRef],
-) -> Result<Option<StagedInitrd>, ExtractError> {
-    let mut opened = Vec::with_capacity(files.len());
-    let mut total = embedded.len() as u64;
-    for f in files {
-        let (r, size) = img.open_file(f).map_err(|e| ExtractError::Source {
-            file: f.to_string(),
-            detail: e.to_string(),
-        })?;
-        total = total.saturating_add(size);
-        if total > MAX_INITRD_TOTAL {
-            return Err(ExtractError::Source {
-                file: f.to_string(),
-                detail: format!(
-                    "the entry's initrds total over {MAX_INITRD_TOTAL} bytes (listed repeatedly, or not an initrd)"
-                ),
-            });
-        }
-        opened.push((f, r, size));
-    }
-    if total == 0 {
-        return Ok(None);
-    }
-    let file = temp_in(dir, "initrd")?;
-    let path = file.path().to_path_buf();
-    let sha256 = copy_hashed(&file, embedded, opened).map_err(|e| match e {
-        CopyError::Write(source) => ExtractError::Write {
-            path: path.clone(),
-            source,
-        },
-        CopyError::Source(e) => e,
-    })?;
-    Ok(Some(StagedInitrd {
-        file,
-        size: total,
-        sha256,
-    }))
-}
-
-enum CopyError {
-    Write(std::io::Error),
-    Source(ExtractError),
-}
-
-/// Writes `embedded` and then each opened file to `file`; returns the
-/// sha256 of everything written.
-fn copy_hashed(
-    file: &tempfile::NamedTempFile,
-    embedded: &[u8],
-    opened: Vec<(&FileRef, Box<dyn Read + '_>, u64)>,
-) -> Result<String, CopyError> {
-    let mut out = HashingWriter {
-        inner: std::io::BufWriter::new(file.as_file()),
-        hash: Sha256::new(),
-    };
-    out.write_all(embedded).map_err(CopyError::Write)?;
-    for (f, r, size) in opened {
-        let source = |detail: String| {
-            CopyError::Source(ExtractError::Source {
-                file: f.to_string(),
-                detail,
-            })
-        };
-        let copied =
-            std::io::copy(&mut r.take(size), &mut out).map_err(|e| source(e.to_string()))?;
-        if copied != size {
-            return Err(source(format!(
-                "file data ends after {copied} of {size} bytes"
-            )));
-        }
-    }
-    out.inner.flush().map_err(CopyError::Write)?;
-    Ok(hex(out.hash.finalize()))
-}
-
-/// Hashes what passes through to the file.
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn output(file: &str, data: &[u8], sources: Vec<String>, transform: String) -> Output {
-    Output {
-        file: file.into(),
-        size: data.len() as u64,
-        sha256: hex(Sha256::digest(data)),
-        sources,
-        transform,
-    }
-}
-
 /// Extracts `entry` into `dir`.
 pub fn extract(
     img: &OpenedImage,
@@ -340,9 +188,17 @@ pub fn extract(
     dir: &Path,
 ) -> Result<Manifest, ExtractError> {
     let arch = chain.arch;
-    let raw = read(img, &entry.kernel, MAX_KERNEL_FILE)?;
-    let (kernel_bytes, kernel_src_desc, initrd_bytes, mut initrd_sources, mut configured) =
+    fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let kernel_error = |source| ExtractError::Kernel {
+        file: entry.kernel.to_string(),
+        source,
+    };
+    let (staged_kernel, info, kernel_src_desc, initrd_bytes, mut initrd_sources, mut configured) =
         if entry.uki {
+            let raw = read(img, &entry.kernel, MAX_KERNEL_FILE)?;
             let section = |s: &str| PeInfo::section_data(&raw, s).map(<[u8]>::to_vec);
             let linux = section(".linux").ok_or_else(|| ExtractError::Source {
                 file: entry.kernel.to_string(),
@@ -362,36 +218,47 @@ pub fn extract(
             } else {
                 vec![format!("{} (.initrd)", entry.kernel)]
             };
+            let (staged, info) = stage_kernel(dir, |out| kernel::load_stream(&linux[..], out))
+                .map_err(|e| e.or_kernel(kernel_error))?;
             (
-                linux,
+                staged,
+                info,
                 format!("{} (.linux)", entry.kernel),
                 initrd,
                 srcs,
                 cmdline,
             )
         } else {
+            let (r, size) = img
+                .open_file(&entry.kernel)
+                .map_err(|e| ExtractError::Source {
+                    file: entry.kernel.to_string(),
+                    detail: e.to_string(),
+                })?;
+            if size > MAX_KERNEL_FILE {
+                return Err(ExtractError::Source {
+                    file: entry.kernel.to_string(),
+                    detail: format!(
+                        "{size} bytes is larger than any kernel ({MAX_KERNEL_FILE} at most)"
+                    ),
+                });
+            }
+            let (staged, info) = stage_kernel(dir, |out| kernel::load_stream(r.take(size), out))
+                .map_err(|e| e.or_kernel(kernel_error))?;
             (
-                raw,
+                staged,
+                info,
                 entry.kernel.to_string(),
                 Vec::new(),
                 Vec::new(),
                 entry.cmdline.clone(),
             )
         };
-    let (info, loadable): (KernelInfo, _) =
-        kernel::load(&kernel_bytes).map_err(|source| ExtractError::Kernel {
-            file: entry.kernel.to_string(),
-            source,
-        })?;
     let transform = match (info.format, info.compression) {
         (_, Some(c)) => format!("decompressed {} ({:?})", c.name(), info.format),
         _ if entry.uki => "UKI .linux section".to_string(),
         _ => "copied".to_string(),
     };
-    fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     initrd_sources.extend(entry.initrds.iter().map(|f| f.to_string()));
     let staged = stage_initrd(img, dir, &initrd_bytes, &entry.initrds)?;
     drop(initrd_bytes);
@@ -412,7 +279,13 @@ pub fn extract(
         .collect::<Vec<_>>()
         .join(" ");
 
-    let kernel_out = output("kernel", &loadable, vec![kernel_src_desc], transform);
+    let kernel_out = Output {
+        file: "kernel".into(),
+        size: staged_kernel.size,
+        sha256: staged_kernel.sha256.clone(),
+        sources: vec![kernel_src_desc],
+        transform,
+    };
     let initrd_out = staged.as_ref().map(|s| Output {
         file: "initrd".into(),
         size: s.size,
@@ -458,7 +331,8 @@ pub fn extract(
     if let Ok(old) = fs::read(dir.join("manifest.json")) {
         if let Ok(old) = serde_json::from_slice::<Manifest>(&old) {
             let intact = |o: &Output| {
-                fs::read(dir.join(&o.file)).is_ok_and(|d| hex(Sha256::digest(&d)) == o.sha256)
+                bootproof_image::digest::sha256_file(&dir.join(&o.file), None)
+                    .is_ok_and(|d| d == o.sha256)
             };
             if old.key == manifest.key
                 && intact(&old.kernel)
@@ -470,7 +344,7 @@ pub fn extract(
             }
         }
     }
-    write_atomic(dir, "kernel", &loadable)?;
+    persist(staged_kernel.file, &dir.join("kernel"))?;
     match staged {
         None => {
             let _ = fs::remove_file(dir.join("initrd"));
@@ -484,32 +358,4 @@ pub fn extract(
         let _ = d.sync_all();
     }
     Ok(manifest)
-}
-
-#[cfg(test)]
-mod write_tests {
-    use super::write_atomic;
-
-    /// Planted symlinks in the output directory, at the old predictable
-    /// temp name and at the output's own name, send nothing outside it.
-    #[test]
-    fn planted_symlinks_are_not_followed() {
-        let base = std::env::temp_dir().join(format!("bp-extract-links-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let (out, victim) = (base.join("out"), base.join("victim"));
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(&victim, b"precious").unwrap();
-        let old_tmp = out.join(format!(".kernel.tmp-{}", std::process::id()));
-        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
-        std::os::unix::fs::symlink(&victim, out.join("kernel")).unwrap();
-        write_atomic(&out, "kernel", b"new kernel").unwrap();
-        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        let meta = std::fs::symlink_metadata(out.join("kernel")).unwrap();
-        assert!(
-            meta.file_type().is_file(),
-            "the link was replaced, not followed"
-        );
-        assert_eq!(std::fs::read(out.join("kernel")).unwrap(), b"new kernel");
-        std::fs::remove_dir_all(&base).unwrap();
-    }
 }
