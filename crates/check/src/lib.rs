@@ -212,22 +212,31 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
         findings: Vec::new(),
     };
     if let Some(e) = ctx.entry.clone() {
-        let raw = read(img, &e.kernel, MAX_KERNEL).ok();
-        let section = |name| {
-            raw.as_deref()
-                .and_then(|r| PeInfo::section_data(r, name))
-                .unwrap_or_default()
+        let loaded = |r: &mut dyn std::io::Read| {
+            kernel::load_stream(r, &mut std::io::sink())
+                .map_err(|err| format!("{}: {err}", e.kernel))
         };
-        if let Some(raw) = &raw {
-            let bytes = if e.uki { section(".linux") } else { raw };
-            ctx.kernel = Some(
-                kernel::load(bytes)
-                    .map(|(i, _)| i)
-                    .map_err(|err| format!("{}: {err}", e.kernel)),
-            );
+        if e.uki {
+            // A UKI is read whole: its sections are the kernel and initrd.
+            let raw = read(img, &e.kernel, MAX_KERNEL).ok();
+            let section = |name| {
+                raw.as_deref()
+                    .and_then(|r| PeInfo::section_data(r, name))
+                    .unwrap_or_default()
+            };
+            if raw.is_some() {
+                ctx.kernel = Some(loaded(&mut section(".linux")));
+            }
+            ctx.initrd = initrd_listing(img, &e, section(".initrd"));
+        } else {
+            // Streamed: only the facts are kept, never the kernel.
+            if let Ok((mut r, size)) = img.open_file(&e.kernel) {
+                if size <= MAX_KERNEL {
+                    ctx.kernel = Some(loaded(&mut r));
+                }
+            }
+            ctx.initrd = initrd_listing(img, &e, &[]);
         }
-        let embedded = if e.uki { section(".initrd") } else { &[] };
-        ctx.initrd = initrd_listing(img, &e, embedded);
     }
     ctx.image_rules();
     ctx.chain_rules();
