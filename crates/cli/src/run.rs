@@ -246,5 +246,5 @@ fn human(out: &mut impl Write, r: &RunReport, so: Style) -> std::io::Result<()> 
             }
         }
     }
-    Ok(())
+    writeln!(out, "{}", r.summary_line())
 }

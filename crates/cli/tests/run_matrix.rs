@@ -464,6 +464,13 @@ fn an_rpm_kernel_package_runs_the_command() {
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{v:#}");
+    // Every cell booted; the rate is theirs over the run's wall time.
+    let t = &v["throughput"];
+    assert_eq!(t["cells_run"], v["cells"].as_array().unwrap().len());
+    let rate = t["cells_per_hour"].as_f64().unwrap();
+    let cells = v["cells"].as_array().unwrap().len() as f64;
+    let want = cells * 3600.0 / t["wall_secs"].as_f64().unwrap();
+    assert!((rate - want).abs() < 1e-6 * want, "{t}");
     for label in [ver.as_str(), "repo-kernel"] {
         let c = v["cells"]
             .as_array()
