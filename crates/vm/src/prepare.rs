@@ -490,3 +490,25 @@ pub fn prepare(req: &VmRequest, run: &RunDir) -> Result<Prepared, PrepareError> 
         firmware: report,
     })
 }
+
+#[cfg(test)]
+mod window_tests {
+    use super::DiskWindow;
+
+    #[test]
+    fn a_window_fits_whole_sectors_inside_the_disk_and_pieces_need_raw() {
+        let w = |runs: &[(u64, u64)]| DiskWindow {
+            runs: runs.to_vec(),
+            serial: "s".into(),
+        };
+        assert_eq!(w(&[(512, 1024)]).unfit(1536, "qcow2"), None);
+        assert_eq!(w(&[(4096, 512), (512, 512)]).unfit(8192, "raw"), None);
+        let why = |w: DiskWindow, size, format| w.unfit(size, format).unwrap();
+        assert!(why(w(&[(512, 1024)]), 1535, "raw").contains("inside the 1535-byte disk"));
+        assert!(why(w(&[(1, 512)]), 4096, "raw").contains("whole sectors"));
+        assert!(why(w(&[(0, 0)]), 4096, "raw").contains("whole sectors"));
+        assert!(why(w(&[(u64::MAX - 511, 1024)]), u64::MAX, "raw").contains("inside"));
+        assert!(why(w(&[]), 4096, "raw").contains("0 runs"));
+        assert!(why(w(&[(0, 512), (1024, 512)]), 4096, "vmdk").contains("only over a raw image"));
+    }
+}
