@@ -29,3 +29,4 @@ pub mod seed;
 mod stage;
 pub mod state;
 pub mod supervise;
+pub mod window;
