@@ -26,6 +26,33 @@ pub struct RunSummary {
     pub counts: serde_json::Value,
 }
 
+/// Runs whose cells [`cell_costs`] reads: the newest this many.
+const COST_RUNS: i64 = 50;
+
+/// Each cell's seconds in the newest recorded run that booted it (of the
+/// last [`COST_RUNS`] runs), by cell id; empty without a history. What
+/// `run` orders its cells by, longest first. Never creates the database.
+pub fn cell_costs() -> std::collections::HashMap<String, f64> {
+    let mut costs = std::collections::HashMap::new();
+    if !super::db_path().exists() {
+        return costs;
+    }
+    let Ok(db) = open_db() else { return costs };
+    let Ok(mut stmt) = db.prepare(
+        "SELECT cell_id, secs FROM cells WHERE attempts > 0 AND status != 'skipped'
+         AND run_id > (SELECT COALESCE(MAX(id), 0) FROM runs) - ?1 ORDER BY run_id",
+    ) else {
+        return costs;
+    };
+    let rows = stmt.query_map(params![COST_RUNS], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+    });
+    for (id, secs) in rows.into_iter().flatten().flatten() {
+        costs.insert(id, secs); // later runs replace earlier ones
+    }
+    costs
+}
+
 /// The newest `limit` runs, newest first (`bootproof history`).
 pub fn list_runs(limit: usize) -> Result<Vec<RunSummary>, Error> {
     let db = open_db()?;

@@ -30,6 +30,17 @@ struct Pending {
     id: String,
 }
 
+/// Orders cells longest first by their last recorded seconds, so the pool
+/// does not end waiting on one long cell started last; a cell never
+/// recorded counts as long as the longest known one (it may be long, and
+/// the run learns it). Stable: ties keep matrix order. Results are placed
+/// by each cell's index, so reports keep matrix order.
+fn longest_first(jobs: &mut [Pending], costs: &std::collections::HashMap<String, f64>) {
+    let longest = costs.values().copied().fold(0.0, f64::max);
+    let cost = |j: &Pending| costs.get(&j.id).copied().unwrap_or(longest);
+    jobs.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+}
+
 fn cell_id(row: &Row, plan: &Plan) -> String {
     format!("{} / {}", row.name, plan.variant)
 }
@@ -87,7 +98,10 @@ pub(super) fn execute(
     events: &dyn Events,
     interrupted: &AtomicBool,
 ) -> (Vec<Cell>, Digests) {
-    let (mut cells, pending) = lay_out(&p.rows, p.shard);
+    let (mut cells, mut pending) = lay_out(&p.rows, p.shard);
+    if req.record_history {
+        longest_first(&mut pending, &history::cell_costs());
+    }
     let mut images: Vec<&Path> = p.rows.iter().map(|r| r.image.as_path()).collect();
     images.dedup();
     events.run_started(&super::RunPlan {
@@ -309,5 +323,40 @@ impl Cell {
             evidence: None,
             run: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::{longest_first, Pending};
+
+    #[test]
+    fn cells_run_longest_first_and_new_ones_with_the_longest() {
+        let job = |idx: usize, id: &str| Pending {
+            idx,
+            row: 0,
+            plan: idx,
+            id: id.into(),
+        };
+        let mut jobs = vec![
+            job(0, "a"),
+            job(1, "b"),
+            job(2, "new"),
+            job(3, "c"),
+            job(4, "d"),
+        ];
+        let costs = [("a", 10.0), ("b", 40.0), ("c", 25.0), ("d", 40.0)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        longest_first(&mut jobs, &costs);
+        let order: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(order, ["b", "new", "d", "c", "a"]);
+        // Without a history nothing moves.
+        longest_first(&mut jobs, &Default::default());
+        assert_eq!(
+            jobs.iter().map(|j| j.idx).collect::<Vec<_>>(),
+            [1, 2, 4, 3, 0]
+        );
     }
 }
