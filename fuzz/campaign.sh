@@ -35,12 +35,13 @@ for t in "${targets[@]}"; do
   feats=$(grep -oP 'ft: \K\d+' <<<"$last" || echo 0)
   files=$(find "$scratch/$t" -type f | wc -l)
   findings=$(grep -c 'Test unit written to' "$log" || true)
-  # libFuzzer's timeout is wall-clock: a fuzzer starved of CPU (it runs at
-  # nice 19 beside builds and boots) can pass 10 s on a fast input. Each
-  # timeout input is run again alone, at normal priority; one that ends
-  # within the limit there is moved to artifacts/<target>/starved/ and
-  # not counted (a real timeout stays a finding).
-  for art in $(grep -oP 'Test unit written to \K\S*timeout-\S+' "$log" || true); do
+  # libFuzzer's timeout (and its 10 s slow-unit report) is wall-clock: a
+  # fuzzer starved of CPU (it runs at nice 19 beside builds and boots) can
+  # pass 10 s on a fast input. Each timeout or slow-unit input is run again
+  # alone, at normal priority; one that ends within the limit there is
+  # moved to artifacts/<target>/starved/ and not counted (a real timeout
+  # stays a finding).
+  for art in $(grep -oP 'Test unit written to \K\S*(timeout|slow-unit)-\S+' "$log" || true); do
     [ -f "$art" ] || continue
     if nice -n "$((0 - $(nice)))" "target/x86_64-unknown-linux-gnu/release/$t" -timeout=10 -rss_limit_mb=512 "$art" >/dev/null 2>&1; then
       mkdir -p "artifacts/$t/starved"
