@@ -211,8 +211,9 @@ pub fn load(data: &[u8]) -> Result<(KernelInfo, Cow<'_, [u8]>), KernelError> {
 
 /// The start of a kernel that identifies it: every header field read lies
 /// in it (the arm64 Image header, the zboot header, the bzImage setup
-/// header and the version string it points to).
-const HEAD: usize = 64 << 10;
+/// header and the version string it points to: at most 0xffff + 0x200 +
+/// 128 bytes in).
+const HEAD: usize = (64 << 10) + 1024;
 
 /// [`load`] as a stream: reads the kernel from `input` and writes its
 /// loadable form to `out` as it goes (zboot payloads and compression
@@ -263,12 +264,9 @@ pub fn load_stream(mut input: impl Read, out: &mut dyn Write) -> Result<KernelIn
         } else {
             return Err(KernelError::Unknown);
         };
-    let source: Box<dyn Read + '_> = match payload_len {
-        Some(len) => Box::new((&mut whole).take(len.into())),
-        None => Box::new(&mut whole),
-    };
+    let mut payload = (&mut whole).take(payload_len.map_or(u64::MAX, u64::from));
     let mut sink = Tracked::new(out);
-    let decoded = crate::decompress::reader(compression, source)?;
+    let decoded = crate::decompress::reader(compression, &mut payload)?;
     let n = std::io::copy(&mut decoded.take(MAX_KERNEL + 1), &mut sink).map_err(|e| {
         match e.kind() {
             std::io::ErrorKind::InvalidData
@@ -287,6 +285,18 @@ pub fn load_stream(mut input: impl Read, out: &mut dyn Write) -> Result<KernelIn
             format: compression.name(),
             limit: MAX_KERNEL,
         }));
+    }
+    if let Some(len) = payload_len {
+        // The declared payload must lie inside the file, as `load` checks,
+        // even when its stream ended earlier.
+        let unread = payload.limit();
+        let rest = std::io::copy(&mut whole, &mut std::io::sink())?;
+        if unread > rest {
+            return Err(KernelError::Corrupt(format!(
+                "zboot payload of {len} bytes runs {} bytes past the end of the file",
+                unread - rest
+            )));
+        }
     }
     let inner = arm64(&sink.head).or_else(|| match format {
         KernelFormat::Wrapped => elf(&sink.head),

@@ -199,6 +199,19 @@ fn bad_kernels_get_errors() {
     let image = std::fs::read(&k).unwrap();
     let gz = bootproof_testkit::pipe(&["gzip", "-c"], &image);
     assert!(load_both(&gz[..gz.len() / 2]).is_err(), "truncated");
+    // A zboot payload declared past the end of the file, its stream whole:
+    // refused by both (the stream would decode).
+    let mut z = vec![0u8; 0x100];
+    z[..2].copy_from_slice(b"MZ");
+    z[4..8].copy_from_slice(b"zimg");
+    z[8..12].copy_from_slice(&0x100u32.to_le_bytes());
+    z[12..16].copy_from_slice(&(gz.len() as u32 + 100).to_le_bytes());
+    z[24..28].copy_from_slice(b"gzip");
+    z.extend_from_slice(&gz);
+    assert!(matches!(
+        load_both(&z),
+        Err(kernel::KernelError::Corrupt(_))
+    ));
     assert!(matches!(
         load_both(b"random bytes, not a kernel"),
         Err(kernel::KernelError::Unknown)
