@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Folds the scratch corpus of each named target (default: all) into the
 # committed one, minimized: libFuzzer's -merge=1 keeps the smallest set of
-# inputs that covers every feature of both; named inputs (seed-*,
-# regress-*) always stay. Usage: fuzz/merge-corpus.sh [TARGET...]
+# inputs that covers every feature of both, then keeps those of at most
+# 16 KiB, the 300 smallest; named inputs (seed-*, regress-*) always stay.
+# Usage: fuzz/merge-corpus.sh [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")"
 scratch=${FUZZ_SCRATCH:-../target/fuzz-corpus}
@@ -26,5 +27,10 @@ for t in "${targets[@]}"; do
     kept=$((kept + 1))
   done
   rm -rf "$out"
+  # Keep the repository small: of the merged inputs, those of at most
+  # 16 KiB, the 300 smallest (named seeds and regressions always stay).
+  find "corpus/$t" -maxdepth 1 -type f ! -name 'seed-*' ! -name 'regress-*' -size +16k -delete
+  find "corpus/$t" -maxdepth 1 -type f ! -name 'seed-*' ! -name 'regress-*' -printf '%s %p\n' |
+    sort -n | tail -n +301 | cut -d' ' -f2- | xargs -r rm -f
   echo "$t: $(ls "corpus/$t" | wc -l) committed inputs ($kept from merging), $(du -sk "corpus/$t" | cut -f1) KiB"
 done
