@@ -4,10 +4,76 @@
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
+
+/// A reader that hashes (SHA-256) what passes through it: the digest of a
+/// stream read once for something else.
+pub struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    /// Reads the rest of the stream, then gives the hex digest of all of it.
+    pub fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(hex(self.hash.finalize()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A writer that hashes (SHA-256) what it passes on: the digest of an
+/// output written once.
+pub struct HashingWriter<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Hashes what is written to `inner`.
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    /// Flushes `inner`, then gives it back with the hex digest of
+    /// everything written.
+    pub fn finish(mut self) -> io::Result<(W, String)> {
+        self.inner.flush()?;
+        Ok((self.inner, hex(self.hash.finalize())))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Lowercase hex of a digest, as manifests, caches and reports write it.
 pub fn hex(d: impl AsRef<[u8]>) -> String {
@@ -124,5 +190,20 @@ mod tests {
         let stop = AtomicBool::new(true);
         let e = sha256_file(&file, Some(&stop)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+    }
+
+    /// The hashing reader counts what the reader read and what `finish`
+    /// drained; the writer, what passed to its inner writer.
+    #[test]
+    fn hashing_reader_and_writer_digest_the_whole_stream() {
+        let abc = hex(Sha256::digest(b"abc"));
+        let mut r = HashingReader::new(&b"abc"[..]);
+        let mut first = [0u8; 1];
+        r.read_exact(&mut first).unwrap();
+        assert_eq!(r.finish().unwrap(), abc);
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"ab").unwrap();
+        w.write_all(b"c").unwrap();
+        assert_eq!(w.finish().unwrap(), (b"abc".to_vec(), abc));
     }
 }

@@ -6,9 +6,8 @@
 use super::{ExtractError, MAX_INITRD_TOTAL};
 use crate::chain::FileRef;
 use crate::kernel::{self, KernelInfo};
-use bootproof_image::digest::hex;
+use bootproof_image::digest::HashingWriter;
 use bootproof_inspect::OpenedImage;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -136,20 +135,15 @@ pub(super) fn stage_kernel(
 ) -> Result<(Staged, KernelInfo), StageKernelError> {
     let file = temp_in(dir, "kernel").map_err(StageKernelError::Write)?;
     let (info, sha256) = {
-        let mut out = HashingWriter {
-            inner: std::io::BufWriter::new(file.as_file()),
-            hash: Sha256::new(),
-        };
+        let mut out = HashingWriter::new(std::io::BufWriter::new(file.as_file()));
         let info = load(&mut out).map_err(StageKernelError::Kernel)?;
-        out.inner.flush().map_err(|source| {
+        let (_, sha256) = out.finish().map_err(|source| {
             StageKernelError::Write(ExtractError::Write {
                 path: dir.join("kernel"),
                 source,
             })
         })?;
-        let HashingWriter { inner, hash } = out;
-        drop(inner);
-        (info, hex(hash.finalize()))
+        (info, sha256)
     };
     Ok((
         Staged {
@@ -168,10 +162,7 @@ pub(super) fn copy_hashed(
     embedded: &[u8],
     opened: Vec<(&FileRef, Box<dyn Read + '_>, u64)>,
 ) -> Result<String, CopyError> {
-    let mut out = HashingWriter {
-        inner: std::io::BufWriter::new(file.as_file()),
-        hash: Sha256::new(),
-    };
+    let mut out = HashingWriter::new(std::io::BufWriter::new(file.as_file()));
     out.write_all(embedded).map_err(CopyError::Write)?;
     for (f, r, size) in opened {
         let source = |detail: String| {
@@ -188,25 +179,8 @@ pub(super) fn copy_hashed(
             )));
         }
     }
-    out.inner.flush().map_err(CopyError::Write)?;
-    Ok(hex(out.hash.finalize()))
-}
-
-/// Hashes what passes through to the file.
-pub(super) struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+    let (_, sha256) = out.finish().map_err(CopyError::Write)?;
+    Ok(sha256)
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@
 
 use super::IndexedPackage;
 use quick_xml::events::Event;
-use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::io::{BufReader, Read};
 
@@ -339,10 +338,7 @@ pub(super) fn resolve_verified(
     companions: &[String],
     arch: &str,
 ) -> Result<Vec<IndexedPackage>, String> {
-    let mut hashing = Hashing {
-        inner: compressed,
-        hash: Sha256::new(),
-    };
+    let mut hashing = bootproof_image::digest::HashingReader::new(compressed);
     let result = {
         let mut plain = decode(Box::new(&mut hashing))?;
         let r = resolve_in_primary(&mut plain, package, companions, arch);
@@ -350,28 +346,13 @@ pub(super) fn resolve_verified(
         std::io::copy(&mut plain, &mut std::io::sink()).map_err(|e| e.to_string())?;
         r
     };
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| e.to_string())?;
-    let got = bootproof_image::digest::hex(hashing.hash.finalize());
+    let got = hashing.finish().map_err(|e| e.to_string())?;
     if !got.eq_ignore_ascii_case(want_sha256) {
         return Err(format!(
             "the primary metadata's sha256 is {got}, repomd.xml says {want_sha256}"
         ));
     }
     result
-}
-
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
