@@ -1,12 +1,12 @@
-//! Fuzzes kernel-format detection and bounded decompression, whole and
-//! streamed: `load` and `load_stream` must agree on every input (both
-//! fail, or both succeed with the same facts and the same loadable bytes,
-//! compared by length and digest so memory stays at one copy).
+//! Fuzzes kernel-format detection and bounded, streamed decompression
+//! (`kernel::load_stream`, which `load` wraps), into a sink that keeps only
+//! a count and a digest: memory stays at one buffer, and the loadable size
+//! the kernel reports must be what was written.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 
-/// A sink that keeps only the digest of what it is given.
+/// A sink that keeps only the digest and length of what it is given.
 struct Hashed(Sha256, u64);
 
 impl std::io::Write for Hashed {
@@ -21,16 +21,8 @@ impl std::io::Write for Hashed {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let whole = bootproof_boot::kernel::load(data);
     let mut sink = Hashed(Sha256::new(), 0);
-    let streamed = bootproof_boot::kernel::load_stream(data, &mut sink);
-    match (whole, streamed) {
-        (Ok((a, bytes)), Ok(b)) => {
-            assert_eq!(format!("{a:?}"), format!("{b:?}"));
-            assert_eq!(bytes.len() as u64, sink.1);
-            assert!(Sha256::digest(&bytes) == sink.0.finalize());
-        }
-        (Err(_), Err(_)) => {}
-        (a, b) => panic!("load {:?} but load_stream {:?}", a.map(|x| x.0), b),
+    if let Ok(info) = bootproof_boot::kernel::load_stream(data, &mut sink) {
+        assert_eq!(info.loadable_size, sink.1);
     }
 });

@@ -2,10 +2,9 @@
 //! there is an EFI stub, and the form a hypervisor's direct kernel boot loads
 //! (arm64: the uncompressed `Image`; x86: the bzImage as is).
 
-use crate::decompress::{decompress, Compression, DecompressError};
+use crate::decompress::{Compression, DecompressError};
 use bootproof_platform::Arch;
 use serde::Serialize;
-use std::borrow::Cow;
 use std::io::{Read, Write};
 
 /// Largest decompressed kernel accepted (real ones are 30–80 MiB).
@@ -160,53 +159,12 @@ fn elf(data: &[u8]) -> Option<KernelInfo> {
 
 /// Identifies a kernel and returns it in loadable form: zboot payloads and
 /// compression wrappers are decompressed (up to [`MAX_KERNEL`] bytes), other
-/// formats are returned as they are.
-pub fn load(data: &[u8]) -> Result<(KernelInfo, Cow<'_, [u8]>), KernelError> {
-    if let Some(i) = arm64(data).or_else(|| bzimage(data)).or_else(|| elf(data)) {
-        return Ok((i, Cow::Borrowed(data)));
-    }
-    if data.get(..2) == Some(b"MZ") && data.get(4..8) == Some(b"zimg") {
-        // EFI zboot header: payload offset (8), size (12), compression name (24).
-        let off = le32(data, 8).ok_or(KernelError::Unknown)? as usize;
-        let len = le32(data, 12).ok_or(KernelError::Unknown)? as usize;
-        let name_raw = data.get(24..56).ok_or(KernelError::Unknown)?;
-        let name = String::from_utf8_lossy(
-            &name_raw[..name_raw.iter().position(|&c| c == 0).unwrap_or(32)],
-        )
-        .into_owned();
-        let payload = off
-            .checked_add(len)
-            .and_then(|end| data.get(off..end))
-            .ok_or_else(|| {
-                KernelError::Corrupt(format!(
-                    "zboot payload {off}+{len} lies outside the {}-byte file",
-                    data.len()
-                ))
-            })?;
-        let c = Compression::from_name(&name).ok_or_else(|| {
-            KernelError::Corrupt(format!("zboot compression `{name}` is not supported"))
-        })?;
-        let inner = decompress(c, payload, MAX_KERNEL)?;
-        let mut info = arm64(&inner)
-            .ok_or_else(|| KernelError::Corrupt("zboot payload is not an arm64 Image".into()))?;
-        info.format = KernelFormat::Zboot;
-        info.compression = Some(c);
-        // The zboot PE itself is what firmware runs.
-        info.efi_stub = has_pe_header(data);
-        return Ok((info, Cow::Owned(inner)));
-    }
-    if let Some(c) = Compression::detect(data) {
-        let inner = decompress(c, data, MAX_KERNEL)?;
-        let mut info = arm64(&inner)
-            .or_else(|| elf(&inner))
-            .ok_or(KernelError::Unknown)?;
-        info.format = KernelFormat::Wrapped;
-        info.compression = Some(c);
-        // A compressed file cannot be started by firmware.
-        info.efi_stub = false;
-        return Ok((info, Cow::Owned(inner)));
-    }
-    Err(KernelError::Unknown)
+/// formats are returned as they are. [`load_stream`] into memory: callers
+/// that need only the facts, or write the kernel out, stream instead.
+pub fn load(data: &[u8]) -> Result<(KernelInfo, Vec<u8>), KernelError> {
+    let mut loadable = Vec::new();
+    let info = load_stream(data, &mut loadable)?;
+    Ok((info, loadable))
 }
 
 /// The start of a kernel that identifies it: every header field read lies
@@ -215,7 +173,7 @@ pub fn load(data: &[u8]) -> Result<(KernelInfo, Cow<'_, [u8]>), KernelError> {
 /// 128 bytes in).
 const HEAD: usize = (64 << 10) + 1024;
 
-/// [`load`] as a stream: reads the kernel from `input` and writes its
+/// Identifies a kernel as a stream: reads it from `input` and writes its
 /// loadable form to `out` as it goes (zboot payloads and compression
 /// wrappers decompressed on the way, up to [`MAX_KERNEL`] bytes), so
 /// memory stays at a buffer and the first 64 KiB whatever the kernel's

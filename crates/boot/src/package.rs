@@ -15,11 +15,10 @@
 //! and sizes past fixed limits are refused or skipped, and a cache entry
 //! appears only complete (unpacked beside it, then renamed).
 
-use crate::extract::hex;
 use crate::kernel;
+use bootproof_image::digest::HashingReader;
 use bootproof_image::read_up_to;
 use bootproof_platform::Arch;
-use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
@@ -138,9 +137,13 @@ fn identify(path: &Path) -> Result<(Arch, Option<String>, String), PackageError>
             path.display()
         )));
     }
-    let data = std::fs::read(path).map_err(io_at(path))?;
-    let (info, _) = kernel::load(&data)
+    // Streamed: the facts and the file's digest in one read, the kernel
+    // never held.
+    let file = std::fs::File::open(path).map_err(io_at(path))?;
+    let mut read = HashingReader::new(std::io::BufReader::new(file));
+    let info = kernel::load_stream(&mut read, &mut io::sink())
         .map_err(|e| PackageError::Unsupported(format!("{}: {e}", path.display())))?;
+    let sha256 = read.finish().map_err(io_at(path))?;
     let arch = Arch::parse(info.arch).ok_or_else(|| {
         PackageError::Unsupported(format!(
             "{}: a {} kernel; bootproof boots {}",
@@ -149,7 +152,7 @@ fn identify(path: &Path) -> Result<(Arch, Option<String>, String), PackageError>
             Arch::ALL.map(Arch::name).join(" and ")
         ))
     })?;
-    Ok((arch, info.version, hex(Sha256::digest(&data))))
+    Ok((arch, info.version, sha256))
 }
 
 /// The kernels in an unpacked package tree, with their releases, sorted.

@@ -95,8 +95,9 @@ fn efi_binaries_are_identified() {
     assert!(pe::analyze(b"MZ\0\0truncated").is_none());
 }
 
-/// [`kernel::load`] and [`kernel::load_stream`] on the same bytes: both
-/// must agree on what the kernel is and give the same loadable bytes.
+/// [`kernel::load`] (in memory) and [`kernel::load_stream`] into a writer
+/// on the same bytes: the same facts, the same loadable bytes, and the
+/// size reported is the size written.
 fn load_both(data: &[u8]) -> Result<(kernel::KernelInfo, Vec<u8>), kernel::KernelError> {
     let streamed = {
         let mut out = Vec::new();
@@ -110,8 +111,9 @@ fn load_both(data: &[u8]) -> Result<(kernel::KernelInfo, Vec<u8>), kernel::Kerne
                 serde_json::to_value(&s_info).unwrap(),
                 "load and load_stream agree"
             );
-            assert!(s_out == *loadable, "the same loadable bytes");
-            Ok((info, loadable.into_owned()))
+            assert!(s_out == loadable, "the same loadable bytes");
+            assert_eq!(info.loadable_size, loadable.len() as u64);
+            Ok((info, loadable))
         }
         Err(e) => {
             assert!(streamed.is_err(), "load_stream fails too: {e}");

@@ -147,13 +147,9 @@ fn rpm_seeds() {
 #[test]
 fn boot_parser_seeds() {
     for data in inputs("boot_kernel") {
-        let whole = bootproof_boot::kernel::load(&data).map(|(_, bytes)| bytes.into_owned());
         let mut out = Vec::new();
-        let streamed = bootproof_boot::kernel::load_stream(&data[..], &mut out).map(|_| out);
-        match (whole, streamed) {
-            (Ok(a), Ok(b)) => assert!(a == b, "load and load_stream differ"),
-            (Err(_), Err(_)) => {}
-            (a, b) => panic!("load ok: {}, load_stream ok: {}", a.is_ok(), b.is_ok()),
+        if let Ok(info) = bootproof_boot::kernel::load_stream(&data[..], &mut out) {
+            assert_eq!(info.loadable_size, out.len() as u64);
         }
     }
     for data in inputs("boot_initrd") {
