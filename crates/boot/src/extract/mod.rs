@@ -180,6 +180,90 @@ pub fn entry_from_boot_dir(img: &OpenedImage) -> Option<BootEntry> {
     None
 }
 
+/// The entry's kernel, staged in `dir` in loadable form: streamed from a
+/// plain kernel file, or from a UKI's `.linux` section (whose `.initrd`
+/// and `.cmdline` come with it).
+struct EntryKernel {
+    staged: write::Staged,
+    info: kernel::KernelInfo,
+    /// Where it came from, for the manifest.
+    source: String,
+    /// A UKI's `.initrd` (empty otherwise).
+    embedded_initrd: Vec<u8>,
+    /// Its initrd sources so far (the UKI's `.initrd`).
+    initrd_sources: Vec<String>,
+    /// The command line as configured.
+    cmdline: String,
+}
+
+fn stage_entry_kernel(
+    img: &OpenedImage,
+    entry: &BootEntry,
+    dir: &Path,
+) -> Result<EntryKernel, ExtractError> {
+    let kernel_error = |source| ExtractError::Kernel {
+        file: entry.kernel.to_string(),
+        source,
+    };
+    Ok(if entry.uki {
+        let raw = read(img, &entry.kernel, MAX_KERNEL_FILE)?;
+        let section = |s: &str| PeInfo::section_data(&raw, s).map(<[u8]>::to_vec);
+        let linux = section(".linux").ok_or_else(|| ExtractError::Source {
+            file: entry.kernel.to_string(),
+            detail: "UKI has no .linux section".into(),
+        })?;
+        let initrd = section(".initrd").unwrap_or_default();
+        let cmdline = section(".cmdline")
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .trim_end_matches('\0')
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let srcs = if initrd.is_empty() {
+            vec![]
+        } else {
+            vec![format!("{} (.initrd)", entry.kernel)]
+        };
+        let (staged, info) = stage_kernel(dir, |out| kernel::load_stream(&linux[..], out))
+            .map_err(|e| e.or_kernel(kernel_error))?;
+        EntryKernel {
+            staged,
+            info,
+            source: format!("{} (.linux)", entry.kernel),
+            embedded_initrd: initrd,
+            initrd_sources: srcs,
+            cmdline,
+        }
+    } else {
+        let (r, size) = img
+            .open_file(&entry.kernel)
+            .map_err(|e| ExtractError::Source {
+                file: entry.kernel.to_string(),
+                detail: e.to_string(),
+            })?;
+        if size > MAX_KERNEL_FILE {
+            return Err(ExtractError::Source {
+                file: entry.kernel.to_string(),
+                detail: format!(
+                    "{size} bytes is larger than any kernel ({MAX_KERNEL_FILE} at most)"
+                ),
+            });
+        }
+        let (staged, info) = stage_kernel(dir, |out| kernel::load_stream(r.take(size), out))
+            .map_err(|e| e.or_kernel(kernel_error))?;
+        EntryKernel {
+            staged,
+            info,
+            source: entry.kernel.to_string(),
+            embedded_initrd: Vec::new(),
+            initrd_sources: Vec::new(),
+            cmdline: entry.cmdline.clone(),
+        }
+    })
+}
+
 /// Extracts `entry` into `dir`.
 pub fn extract(
     img: &OpenedImage,
@@ -192,68 +276,14 @@ pub fn extract(
         path: dir.to_path_buf(),
         source,
     })?;
-    let kernel_error = |source| ExtractError::Kernel {
-        file: entry.kernel.to_string(),
-        source,
-    };
-    let (staged_kernel, info, kernel_src_desc, initrd_bytes, mut initrd_sources, mut configured) =
-        if entry.uki {
-            let raw = read(img, &entry.kernel, MAX_KERNEL_FILE)?;
-            let section = |s: &str| PeInfo::section_data(&raw, s).map(<[u8]>::to_vec);
-            let linux = section(".linux").ok_or_else(|| ExtractError::Source {
-                file: entry.kernel.to_string(),
-                detail: "UKI has no .linux section".into(),
-            })?;
-            let initrd = section(".initrd").unwrap_or_default();
-            let cmdline = section(".cmdline")
-                .map(|c| {
-                    String::from_utf8_lossy(&c)
-                        .trim_end_matches('\0')
-                        .trim()
-                        .to_string()
-                })
-                .unwrap_or_default();
-            let srcs = if initrd.is_empty() {
-                vec![]
-            } else {
-                vec![format!("{} (.initrd)", entry.kernel)]
-            };
-            let (staged, info) = stage_kernel(dir, |out| kernel::load_stream(&linux[..], out))
-                .map_err(|e| e.or_kernel(kernel_error))?;
-            (
-                staged,
-                info,
-                format!("{} (.linux)", entry.kernel),
-                initrd,
-                srcs,
-                cmdline,
-            )
-        } else {
-            let (r, size) = img
-                .open_file(&entry.kernel)
-                .map_err(|e| ExtractError::Source {
-                    file: entry.kernel.to_string(),
-                    detail: e.to_string(),
-                })?;
-            if size > MAX_KERNEL_FILE {
-                return Err(ExtractError::Source {
-                    file: entry.kernel.to_string(),
-                    detail: format!(
-                        "{size} bytes is larger than any kernel ({MAX_KERNEL_FILE} at most)"
-                    ),
-                });
-            }
-            let (staged, info) = stage_kernel(dir, |out| kernel::load_stream(r.take(size), out))
-                .map_err(|e| e.or_kernel(kernel_error))?;
-            (
-                staged,
-                info,
-                entry.kernel.to_string(),
-                Vec::new(),
-                Vec::new(),
-                entry.cmdline.clone(),
-            )
-        };
+    let EntryKernel {
+        staged: staged_kernel,
+        info,
+        source: kernel_src_desc,
+        embedded_initrd: initrd_bytes,
+        mut initrd_sources,
+        cmdline: mut configured,
+    } = stage_entry_kernel(img, entry, dir)?;
     let transform = match (info.format, info.compression) {
         (_, Some(c)) => format!("decompressed {} ({:?})", c.name(), info.format),
         _ if entry.uki => "UKI .linux section".to_string(),
