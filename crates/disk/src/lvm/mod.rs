@@ -118,8 +118,8 @@ pub struct FoundPv {
     /// Its bytes.
     pub device: Arc<dyn ReadAt>,
     /// Its first byte on the image's disk, when it lies directly on it (a
-    /// partition, or the whole disk): logical volumes on it get a
-    /// [`DiskWindow`].
+    /// partition, or the whole disk): linear logical volumes on it get
+    /// their [`LogicalVolume::disk_runs`].
     pub disk_offset: Option<u64>,
 }
 

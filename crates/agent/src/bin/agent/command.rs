@@ -1,7 +1,7 @@
 //! `bootproof run`: the user's command as root in the image's own root,
 //! mounted read-only under a tmpfs overlay, chrooted, argv never re-parsed.
 
-use crate::sys::{kernel_log, mount};
+use crate::sys::{kernel_log, list, mount, poll, read};
 use bootproof_agent::{
     binary_env_var, Arch, Record, RunSpec, BINARIES_DIR, BINARIES_IN_ROOT, CHROOT_EXEC_ARG,
     MAX_OUTPUT,
@@ -57,43 +57,20 @@ pub(crate) fn tail_of(
     })
 }
 
-/// Waits up to `secs` for `/dev/<name>` (virtio-blk probes asynchronously).
-pub(crate) fn wait_for_device(name: &str, secs: u64) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(secs) {
-        if Path::new(&format!("/dev/{name}")).exists() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    false
-}
-
 /// The block device [`RunSpec::root_device`] names, once it is there
-/// (up to `secs`): a name as it is, `serial:NAME` the virtio disk whose
-/// `/sys/block/*/serial` is NAME.
+/// (up to `secs`; virtio-blk probes asynchronously): a name as it is,
+/// `serial:NAME` the virtio disk whose `/sys/block/*/serial` is NAME.
 #[cfg(target_os = "linux")]
 fn find_root_device(spec: &str, secs: u64) -> Option<String> {
-    let Some(serial) = spec.strip_prefix("serial:") else {
-        return wait_for_device(spec, secs).then(|| spec.to_string());
-    };
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(secs) {
-        for entry in std::fs::read_dir("/sys/block")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let found = std::fs::read_to_string(entry.path().join("serial"))
-                .is_ok_and(|s| s.trim_end() == serial);
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if found && Path::new(&format!("/dev/{name}")).exists() {
-                return Some(name);
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    None
+    let serial = spec.strip_prefix("serial:");
+    let has_node = |name: &str| Path::new(&format!("/dev/{name}")).exists();
+    poll(secs, 50, || match serial {
+        None => has_node(spec).then(|| spec.to_string()),
+        Some(serial) => list("/sys/block").into_iter().find(|name| {
+            read(&format!("/sys/block/{name}/serial")).is_some_and(|s| s.trim_end() == serial)
+                && has_node(name)
+        }),
+    })
 }
 
 /// Sets up the image's root under `/newroot`: read-only at `/image`, a

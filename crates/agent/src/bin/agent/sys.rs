@@ -5,6 +5,21 @@ pub(crate) fn read(p: &str) -> Option<String> {
     std::fs::read_to_string(p).ok()
 }
 
+/// Asks `found` every `every_ms` until it answers or `secs` pass: devices
+/// appear asynchronously (virtio-blk probes, hotplug).
+pub(crate) fn poll<T>(secs: u64, every_ms: u64, mut found: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(t) = found() {
+            return Some(t);
+        }
+        if start.elapsed() >= std::time::Duration::from_secs(secs) {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(every_ms));
+    }
+}
+
 pub(crate) fn list(p: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
         .map(|rd| {

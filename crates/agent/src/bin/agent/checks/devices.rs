@@ -2,7 +2,7 @@
 //! binding and transport, a clean kernel log, PCIe hotplug.
 
 use crate::report::Reporter;
-use crate::sys::{list, read};
+use crate::sys::{list, poll, read};
 use bootproof_agent::{AgentConfig, Record, Transport};
 use std::path::Path;
 
@@ -142,17 +142,14 @@ pub(crate) fn hotplug_checks(r: &mut Reporter, cfg: &AgentConfig) {
         what: "hotplug".into(),
     });
     let start = std::time::Instant::now();
-    let mut new = Vec::new();
-    while start.elapsed() < std::time::Duration::from_secs(60) {
-        new = list("/sys/block")
+    let new: Vec<String> = poll(60, 100, || {
+        let new: Vec<String> = list("/sys/block")
             .into_iter()
             .filter(|b| b.starts_with("vd") && !before.contains(b))
             .collect();
-        if !new.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        (!new.is_empty()).then_some(new)
+    })
+    .unwrap_or_default();
     r.pass_if(
         "pci.hotplug-disk",
         !new.is_empty(),
