@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds a real Debian 12 cloud image for bootproof's full-mode tests:
 # an mmdebstrap root (minbase + systemd, udev, cloud-init, ifupdown, the
-# distro kernel and its initramfs) on a GPT disk with an ESP holding GRUB
-# at the removable path (grub-mkstandalone from the root's own
-# grub-efi-*-bin) and an ext4 root (mkfs.ext4 -d). Nothing is mounted.
+# distro kernel and its initramfs, zstd-compressed as on Debian's own
+# cloud images: without the zstd tool initramfs-tools falls back to gzip)
+# on a GPT disk with an ESP holding GRUB at the removable path
+# (grub-mkstandalone from the root's own grub-efi-*-bin) and an ext4 root
+# (mkfs.ext4 -d). Nothing is mounted.
 #
 #   tests/images/make-cloud-image.sh ARCH OUT.raw      ARCH: amd64 | arm64
 #
@@ -12,7 +14,7 @@
 # mkinitramfs): the opt-in test builds it, the default suite does not.
 # Idempotent: OUT.raw.stamp records the recipe version.
 set -euo pipefail
-VERSION=2
+VERSION=3
 arch=$1; out=$(realpath -m "$2")
 [ "$(cat "$out.stamp" 2>/dev/null)" = "$VERSION $arch" ] && [ -f "$out" ] && exit 0
 case $arch in
@@ -44,7 +46,7 @@ root="$work/root"
 # patterns break packages that create directories under them).
 mmdebstrap --quiet --variant=minbase --arch="$arch" \
   --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/* "$1"/var/cache/apt/*.bin' \
-  --include="systemd-sysv,udev,cloud-init,ifupdown,linux-image-$arch,initramfs-tools,grub-efi-$arch-bin" \
+  --include="systemd-sysv,udev,cloud-init,ifupdown,linux-image-$arch,initramfs-tools,zstd,grub-efi-$arch-bin" \
   bookworm "$root" \
   "deb http://deb.debian.org/debian bookworm main" \
   "deb http://deb.debian.org/debian bookworm-updates main" \

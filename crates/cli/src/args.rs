@@ -189,6 +189,10 @@ pub struct VmArgs {
     /// kernel warnings or oopses, device timeouts, OOM kills, fsck errors.
     #[arg(long)]
     pub strict: bool,
+    /// Boot a cloud-init image without bootproof's empty NoCloud seed (its
+    /// datasource search may then wait minutes on metadata services).
+    #[arg(long)]
+    pub no_seed: bool,
 }
 
 impl VmArgs {
@@ -215,6 +219,7 @@ impl VmArgs {
                 transport: self.transport,
             },
             network: self.network,
+            no_seed: self.no_seed,
         }
     }
 }

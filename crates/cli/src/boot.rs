@@ -25,6 +25,10 @@ architecture and a probe guest runs under it; otherwise TCG (the report says
 why). QEMU cannot outlive bootproof (it is killed with it, even by kill -9),
 and the next run removes state a killed run left behind.
 
+An image with cloud-init gets an empty NoCloud seed (a read-only CIDATA volume:
+an instance id, no user data), so its datasource search ends at once instead of
+waiting on every cloud's metadata service; --no-seed boots the image as it is.
+
 Stages (--until): firmware, bootloader, kernel, userspace, login
 
 Exit status:
@@ -109,7 +113,7 @@ pub fn run(args: &BootArgs) -> Result<u8, Error> {
             eprintln!("error: {e}");
             return Ok(exit::ERROR);
         }
-        Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
+        Err(e) => return Err(e.into_error()),
     };
     let code = report.exit_status(args.vm.strict);
     let mut stdout = SafeStdout::default();
@@ -144,6 +148,9 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
     )?;
     if let Some(d) = &r.direct {
         writeln!(out, "{} {}", so.bold("Cmdline "), d.cmdline)?;
+    }
+    if let Some(s) = &r.seed {
+        writeln!(out, "{} {}", so.bold("Seed    "), s.reason)?;
     }
     writeln!(out, "{}", so.bold("Stages"))?;
     if r.result.stages.is_empty() {

@@ -129,9 +129,5 @@ pub fn run(
     } else {
         stdout.write_all(human(&report, &name, Style::stdout(out.color)).as_bytes())?;
     }
-    Ok(if report.failed() {
-        exit::FAIL
-    } else {
-        exit::OK
-    })
+    Ok(exit::fail_if(report.failed()))
 }

@@ -49,11 +49,7 @@ pub fn history(limit: usize, output: OutputArgs) -> Result<u8, Error> {
 /// `bootproof compare A B`: exit 1 when a cell regressed.
 pub fn compare(a: &str, b: &str, output: OutputArgs) -> Result<u8, Error> {
     let c = compare_runs(a, b)?;
-    let code = if c.regressed > 0 {
-        exit::FAIL
-    } else {
-        exit::OK
-    };
+    let code = exit::fail_if(c.regressed > 0);
     let mut out = SafeStdout::default();
     if output.json {
         let doc = serde_json::to_value(&c).map_err(std::io::Error::other)?;

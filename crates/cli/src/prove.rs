@@ -66,10 +66,8 @@ pub fn run(args: &ProveArgs) -> Result<u8, Error> {
     let interrupted = interrupt_flag();
     let quiet = args.output.json || args.junit;
     let progress = Progress::new(Style::stderr(args.output.color), quiet);
-    let report = match prove(&req, args.verify, &progress, &interrupted) {
-        Ok(r) => r,
-        Err(BootError::NotStarted(_, e) | BootError::Other(e)) => return Err(e),
-    };
+    let report =
+        prove(&req, args.verify, &progress, &interrupted).map_err(BootError::into_error)?;
     if let Err(e) = (!args.no_history)
         .then(|| record_prediction(&report, &interrupted))
         .transpose()

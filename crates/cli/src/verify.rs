@@ -12,7 +12,7 @@ use bootproof_runtime::history::record_verify;
 use bootproof_runtime::launch::outcome_words;
 use bootproof_runtime::render::verify_junit;
 use bootproof_runtime::verify::{verify, Persistence, VerifyReport, VerifyRequest};
-use bootproof_runtime::{exit, Error};
+use bootproof_runtime::Error;
 use clap::ValueEnum;
 use std::io::Write;
 use std::path::PathBuf;
@@ -167,15 +167,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, Error> {
     {
         eprintln!("warning: {}", e.message());
     }
-    let code = if report.interrupted {
-        exit::INTERRUPTED
-    } else if !report.errors.is_empty() {
-        exit::ERROR
-    } else if report.passed {
-        exit::OK
-    } else {
-        exit::FAIL
-    };
+    let code = report.exit_status();
     let mut stdout = SafeStdout::default();
     if args.junit {
         stdout

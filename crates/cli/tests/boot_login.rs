@@ -115,6 +115,17 @@ fn the_images_readiness_signal_ends_the_boot() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let r = &v["result"];
     assert_eq!(r["outcome"], "booted", "{r:#}");
+    // Debian 12's cloud-init disables itself on x86_64 when it finds no
+    // datasource (boot_seed.rs has the image that searches): no seed.
+    let seed = &v["seed"];
+    assert_eq!(seed["attached"], false, "{seed}");
+    assert!(
+        seed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ds-identify's default on x86_64"),
+        "{seed}"
+    );
     let stages: Vec<&str> = r["stages"]
         .as_array()
         .unwrap()

@@ -2,6 +2,8 @@
 //! or its kernel directly — watch the console, and report the stage
 //! reached, the timeline and why it stopped ([`BootReport`]).
 
+use crate::cloud_init::{without_datasource, NoDatasource};
+use crate::deliver::{detect_seed, write_empty_nocloud, SeedKind};
 use crate::events::Events;
 use crate::host::{cache_dir, choose_accel, deadline, log_path};
 use crate::image::{open, pick_entry, resolve_arch};
@@ -67,6 +69,8 @@ pub struct BootRequest {
     pub platform: Platform,
     /// Attach a user-mode NIC.
     pub network: bool,
+    /// Boot a cloud-init image without bootproof's empty NoCloud seed.
+    pub no_seed: bool,
 }
 
 /// Direct mode: what was booted.
@@ -138,6 +142,47 @@ pub struct BootReport {
     pub run_dir: Option<PathBuf>,
     /// Stale run directories removed first.
     pub stale_cleanup: Cleanup,
+    /// The image has cloud-init: whether bootproof gave it a seed, and
+    /// why (`None`: no cloud-init in the image).
+    pub seed: Option<BootSeed>,
+}
+
+/// What `boot` did about a cloud-init image's datasource.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootSeed {
+    /// An empty NoCloud seed was attached.
+    pub attached: bool,
+    /// `nocloud`.
+    pub kind: SeedKind,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl BootSeed {
+    /// The decision for a cloud-init image: attach where cloud-init would
+    /// otherwise search for a datasource, unless `--no-seed`.
+    fn decide(no_seed: bool, search: &NoDatasource) -> BootSeed {
+        let why = &search.evidence;
+        let attached = search.searches && !no_seed;
+        let reason = if no_seed {
+            "none (--no-seed): cloud-init does as the image is configured to".to_string()
+        } else if attached {
+            format!(
+                "an empty NoCloud seed (CIDATA volume, no user data): with none, cloud-init \
+                 would try every datasource in its list ({why}); --no-seed boots without it"
+            )
+        } else {
+            format!(
+                "none needed: with no datasource cloud-init disables itself ({why}); \
+                 a seed would only make it run"
+            )
+        };
+        BootSeed {
+            attached,
+            kind: SeedKind::NoCloud,
+            reason,
+        }
+    }
 }
 
 impl BootReport {
@@ -179,6 +224,15 @@ pub enum BootError {
     NotStarted(Box<NotStarted>, Error),
     /// Anything earlier or later.
     Other(Error),
+}
+
+impl BootError {
+    /// The error, whatever was known when it happened.
+    pub fn into_error(self) -> Error {
+        match self {
+            BootError::NotStarted(_, e) | BootError::Other(e) => e,
+        }
+    }
 }
 
 impl From<Error> for BootError {
@@ -318,6 +372,17 @@ pub fn boot(
         }
         BootMode::Firmware => (None, None),
     };
+    let seed = (detect_seed(&img) == Some(SeedKind::NoCloud))
+        .then(|| BootSeed::decide(req.no_seed, &without_datasource(&img, arch)));
+    let seed_disk = match &seed {
+        Some(s) if s.attached => Some(write_empty_nocloud(run_dir.path()).map_err(|e| {
+            Error::with_hint(
+                format!("cannot write the NoCloud seed: {e}"),
+                "check the state directory (BOOTPROOF_STATE_DIR) is writable, or pass --no-seed",
+            )
+        })?),
+        _ => None,
+    };
     let (decision, probe) = choose_accel(arch);
     let vm = VmRequest {
         arch,
@@ -335,7 +400,7 @@ pub fn boot(
         hotplug_ports: 0,
         agent_channel: None,
         ready_port: true,
-        seed_disk: None,
+        seed_disk,
         fw_cfg: Vec::new(),
         hotplug_disk_bytes: None,
         disk_window: None,
@@ -405,6 +470,7 @@ pub fn boot(
         result,
         run_dir: req.keep.then(|| run_dir.path().to_path_buf()),
         stale_cleanup: cleanup,
+        seed,
     })
 }
 

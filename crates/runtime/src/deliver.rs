@@ -185,6 +185,33 @@ StandardOutput=journal+console
 WantedBy=multi-user.target
 ";
 
+/// Writes the seed `boot` gives a cloud-init image that came without one
+/// into `dir`: a NoCloud volume with an instance id and an empty
+/// cloud-config. cloud-init's `ds-identify` finds it by its label and
+/// stops there, instead of probing every cloud's metadata service in turn
+/// (network timeouts of minutes on images whose datasource list allows
+/// them); the image's own modules run as on any first boot.
+pub fn write_empty_nocloud(dir: &Path) -> std::io::Result<PathBuf> {
+    let file = |path: &str, data: &str| SeedFile {
+        path: path.into(),
+        data: data.as_bytes().to_vec(),
+        mode: 0o644,
+    };
+    let disk = dir.join("seed-cidata.img");
+    seed::write_nocloud(
+        &disk,
+        &[
+            // Empty: a cloud-config of comments only draws a warning.
+            file("user-data", ""),
+            file(
+                "meta-data",
+                "# Written by bootproof boot: a datasource, no configuration.\ninstance-id: bootproof-boot\n",
+            ),
+        ],
+    )?;
+    Ok(disk)
+}
+
 /// What a full-mode VM gets attached.
 #[derive(Debug, Default)]
 pub struct SeedAttachment {

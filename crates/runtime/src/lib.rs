@@ -32,6 +32,7 @@
 
 pub mod boot;
 pub mod catalog;
+pub mod cloud_init;
 pub mod deliver;
 mod error;
 mod events;
@@ -68,4 +69,13 @@ pub mod exit {
     pub const MISSED: u8 = 4;
     /// Interrupted (Ctrl-C, SIGTERM, SIGHUP).
     pub const INTERRUPTED: u8 = 130;
+
+    /// [`FAIL`] when `failed`, else [`OK`].
+    pub fn fail_if(failed: bool) -> u8 {
+        if failed {
+            FAIL
+        } else {
+            OK
+        }
+    }
 }

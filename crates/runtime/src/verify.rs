@@ -131,6 +131,20 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// The exit status `bootproof verify` documents: interrupted, an infra
+    /// error, every check passed, or a failure.
+    pub fn exit_status(&self) -> u8 {
+        if self.interrupted {
+            crate::exit::INTERRUPTED
+        } else if !self.errors.is_empty() {
+            crate::exit::ERROR
+        } else if self.passed {
+            crate::exit::OK
+        } else {
+            crate::exit::FAIL
+        }
+    }
+
     /// Every check id the boots reported, in first-seen order.
     pub fn check_ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = Vec::new();

@@ -182,6 +182,12 @@ impl BootChain {
     }
 }
 
+/// An fnmatch-style matcher (`*`, `?`, `[...]`) in linear time, as
+/// systemd-boot matches its `default` and a shell matches a `case` pattern.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    bls::glob(pattern, name)
+}
+
 /// Entry points for the fuzz targets (`fuzz/`): the chain's text parsers
 /// reached without building a boot image around each input. Not an API.
 #[doc(hidden)]
