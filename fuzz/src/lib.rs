@@ -483,3 +483,32 @@ pub fn fuzz_package_index(data: &[u8]) -> usize {
     }
     found
 }
+
+/// The ds-identify policy reader (`bootproof boot`'s seed decision) on
+/// image text: the input up to its first NUL is the script, the rest the
+/// configuration file. Whatever the text, a verdict with its evidence,
+/// and a configuration whose policy mode is `disabled` never searches.
+pub fn fuzz_ds_identify(data: &[u8]) -> bool {
+    use bootproof_runtime::cloud_init::judge;
+    let (script, cfg) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], Some(&data[i + 1..])),
+        None => (data, None),
+    };
+    let script = String::from_utf8_lossy(script);
+    let cfg = cfg.map(String::from_utf8_lossy);
+    let mut any = false;
+    for machine in ["x86_64", "aarch64", "riscv64"] {
+        let v = judge(Some(&script), cfg.as_deref(), machine);
+        assert!(!v.evidence.is_empty());
+        let disabled = cfg.as_deref().is_some_and(|c| {
+            c.lines()
+                .filter_map(|l| l.trim().strip_prefix("policy:"))
+                .map(|p| p.trim().trim_matches(['"', '\'']))
+                .find(|p| !p.is_empty())
+                .is_some_and(|p| p.split(',').next().map(str::trim) == Some("disabled"))
+        });
+        assert!(!(disabled && v.searches), "{v:?}");
+        any |= v.searches;
+    }
+    any
+}

@@ -324,6 +324,26 @@ fn a_symlink_declaring_gigabytes_is_refused_before_it_is_read() {
     );
 }
 
+/// The ds-identify seeds hold the lines of Debian 12's script that set
+/// its per-architecture default (cloud-init searches on aarch64, not on
+/// x86_64), with and without a configuration file that overrides it.
+#[test]
+fn ds_identify_seeds() {
+    use bootproof_runtime::cloud_init::judge;
+    for data in inputs("runtime_ds_identify") {
+        fuzz_support::fuzz_ds_identify(&data);
+    }
+    let seed = |n: &str| String::from_utf8(inputs_named("runtime_ds_identify", n).remove(0));
+    let script = seed("seed-debian12").unwrap();
+    assert!(!judge(Some(&script), None, "x86_64").searches);
+    assert!(judge(Some(&script), None, "aarch64").searches);
+    let cfg = "policy: search,found=all,maybe=none,notfound=enabled\n";
+    assert!(judge(Some(&script), Some(cfg), "x86_64").searches);
+    assert!(!fuzz_support::fuzz_ds_identify(
+        &inputs_named("runtime_ds_identify", "seed-cfg-disabled").remove(0)
+    ));
+}
+
 /// The package-index seeds are real excerpts of Debian's and Ubuntu's
 /// indexes and createrepo_c's metadata: each resolves its metapackage to
 /// the kernel and, for Ubuntu and RPM, to its module packages.

@@ -40,37 +40,89 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// A writer that hashes (SHA-256) what it passes on: the digest of an
-/// output written once.
+/// Bytes [`HashingWriter`] gathers before one write to its inner writer.
+const WRITE_BLOCK: usize = 256 << 10;
+/// Blocks waiting for the hashing thread.
+const HASH_DEPTH: usize = 4;
+
+/// A buffered writer that hashes (SHA-256) what it passes on: the digest
+/// of an output written once. It gathers [`WRITE_BLOCK`] bytes per write
+/// to `inner` (extract writes tens of megabytes) and hashes each block on
+/// a helper thread while the next one is read and written, so the digest
+/// costs no wall time on a machine with a second core. At most
+/// [`HASH_DEPTH`] blocks wait for the hasher.
 pub struct HashingWriter<W> {
     inner: W,
-    hash: Sha256,
+    block: Vec<u8>,
+    to_hasher: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<String>>,
 }
 
 impl<W: Write> HashingWriter<W> {
     /// Hashes what is written to `inner`.
     pub fn new(inner: W) -> HashingWriter<W> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_DEPTH);
+        let hasher = std::thread::spawn(move || {
+            let mut hash = Sha256::new();
+            for block in rx {
+                hash.update(&block);
+            }
+            hex(hash.finalize())
+        });
         HashingWriter {
             inner,
-            hash: Sha256::new(),
+            block: Vec::with_capacity(WRITE_BLOCK),
+            to_hasher: Some(tx),
+            hasher: Some(hasher),
         }
     }
 
-    /// Flushes `inner`, then gives it back with the hex digest of
-    /// everything written.
+    /// Writes the gathered block to `inner` and hands it to the hasher.
+    fn pass_on(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        self.inner.write_all(&self.block)?;
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(WRITE_BLOCK));
+        let tx = self
+            .to_hasher
+            .as_ref()
+            .ok_or_else(|| io::Error::other("hasher gone"))?;
+        tx.send(block)
+            .map_err(|_| io::Error::other("the hashing thread stopped"))
+    }
+
+    /// Writes what is gathered, flushes `inner`, then gives it back with
+    /// the hex digest of everything written.
     pub fn finish(mut self) -> io::Result<(W, String)> {
+        self.pass_on()?;
         self.inner.flush()?;
-        Ok((self.inner, hex(self.hash.finalize())))
+        let HashingWriter {
+            inner,
+            to_hasher,
+            hasher,
+            ..
+        } = self;
+        drop(to_hasher); // the hasher's loop ends
+        let digest = hasher
+            .map(|h| h.join())
+            .and_then(Result::ok)
+            .ok_or_else(|| io::Error::other("the hashing thread panicked"))?;
+        Ok((inner, digest))
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
+        let n = buf.len().min(WRITE_BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == WRITE_BLOCK {
+            self.pass_on()?;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.pass_on()?;
         self.inner.flush()
     }
 }
@@ -205,5 +257,21 @@ mod tests {
         w.write_all(b"ab").unwrap();
         w.write_all(b"c").unwrap();
         assert_eq!(w.finish().unwrap(), (b"abc".to_vec(), abc));
+        // Many blocks, written in pieces that straddle them, with a flush
+        // between: the inner writer gets every byte in order and the
+        // digest is that of all of them.
+        let data: Vec<u8> = (0..3 * WRITE_BLOCK as u32 + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut w = HashingWriter::new(Vec::new());
+        for (i, piece) in data.chunks(70_001).enumerate() {
+            w.write_all(piece).unwrap();
+            if i == 3 {
+                w.flush().unwrap();
+            }
+        }
+        let (inner, digest) = w.finish().unwrap();
+        assert!(inner == data);
+        assert_eq!(digest, hex(Sha256::digest(&data)));
     }
 }

@@ -48,12 +48,20 @@ pub fn without_datasource(img: &OpenedImage, arch: Arch) -> NoDatasource {
         })
     };
     let script = read(DS_IDENTIFY, MAX_SCRIPT);
-    let default = script
-        .as_deref()
-        .and_then(|s| default_policy(&String::from_utf8_lossy(s), arch.name()));
-    let configured = read(DS_IDENTIFY_CFG, MAX_CFG)
-        .and_then(|c| configured_policy(&String::from_utf8_lossy(&c)));
-    let name = arch.name();
+    let cfg = read(DS_IDENTIFY_CFG, MAX_CFG);
+    let script = script.as_deref().map(String::from_utf8_lossy);
+    let cfg = cfg.as_deref().map(String::from_utf8_lossy);
+    judge(script.as_deref(), cfg.as_deref(), arch.name())
+}
+
+/// The verdict from the texts of ds-identify (`script`) and its
+/// configuration file (`cfg`) for `machine` (`uname -m`, which is what
+/// [`Arch::name`] spells for both architectures). Public for the fuzz
+/// target.
+pub fn judge(script: Option<&str>, cfg: Option<&str>, machine: &str) -> NoDatasource {
+    let name = machine;
+    let default = script.and_then(|s| default_policy(s, name));
+    let configured = cfg.and_then(configured_policy);
     match (configured, default) {
         (Some(p), d) => decide(&p, d.as_deref(), DS_IDENTIFY_CFG),
         (None, Some(d)) => decide(&d, None, &format!("{DS_IDENTIFY}'s default on {name}")),

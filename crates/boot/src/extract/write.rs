@@ -135,7 +135,7 @@ pub(super) fn stage_kernel(
 ) -> Result<(Staged, KernelInfo), StageKernelError> {
     let file = temp_in(dir, "kernel").map_err(StageKernelError::Write)?;
     let (info, sha256) = {
-        let mut out = HashingWriter::new(std::io::BufWriter::new(file.as_file()));
+        let mut out = HashingWriter::new(file.as_file());
         let info = load(&mut out).map_err(StageKernelError::Kernel)?;
         let (_, sha256) = out.finish().map_err(|source| {
             StageKernelError::Write(ExtractError::Write {
@@ -162,7 +162,7 @@ pub(super) fn copy_hashed(
     embedded: &[u8],
     opened: Vec<(&FileRef, Box<dyn Read + '_>, u64)>,
 ) -> Result<String, CopyError> {
-    let mut out = HashingWriter::new(std::io::BufWriter::new(file.as_file()));
+    let mut out = HashingWriter::new(file.as_file());
     out.write_all(embedded).map_err(CopyError::Write)?;
     for (f, r, size) in opened {
         let source = |detail: String| {
@@ -171,8 +171,9 @@ pub(super) fn copy_hashed(
                 detail,
             })
         };
-        let copied =
-            std::io::copy(&mut r.take(size), &mut out).map_err(|e| source(e.to_string()))?;
+        // Large reads: the filesystem readers pay per call.
+        let mut r = std::io::BufReader::with_capacity(256 << 10, r.take(size));
+        let copied = std::io::copy(&mut r, &mut out).map_err(|e| source(e.to_string()))?;
         if copied != size {
             return Err(source(format!(
                 "file data ends after {copied} of {size} bytes"
