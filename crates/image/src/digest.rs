@@ -54,8 +54,8 @@ const HASH_DEPTH: usize = 4;
 pub struct HashingWriter<W> {
     inner: W,
     block: Vec<u8>,
-    to_hasher: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    hasher: Option<std::thread::JoinHandle<String>>,
+    to_hasher: std::sync::mpsc::SyncSender<Vec<u8>>,
+    hasher: std::thread::JoinHandle<String>,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -72,8 +72,8 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             block: Vec::with_capacity(WRITE_BLOCK),
-            to_hasher: Some(tx),
-            hasher: Some(hasher),
+            to_hasher: tx,
+            hasher,
         }
     }
 
@@ -84,11 +84,8 @@ impl<W: Write> HashingWriter<W> {
         }
         self.inner.write_all(&self.block)?;
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(WRITE_BLOCK));
-        let tx = self
-            .to_hasher
-            .as_ref()
-            .ok_or_else(|| io::Error::other("hasher gone"))?;
-        tx.send(block)
+        self.to_hasher
+            .send(block)
             .map_err(|_| io::Error::other("the hashing thread stopped"))
     }
 
@@ -105,9 +102,8 @@ impl<W: Write> HashingWriter<W> {
         } = self;
         drop(to_hasher); // the hasher's loop ends
         let digest = hasher
-            .map(|h| h.join())
-            .and_then(Result::ok)
-            .ok_or_else(|| io::Error::other("the hashing thread panicked"))?;
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread panicked"))?;
         Ok((inner, digest))
     }
 }
