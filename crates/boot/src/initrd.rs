@@ -85,9 +85,15 @@ struct Peek<'a> {
     pos: u64,
     /// The compression this stream decodes, for decoder errors.
     format: Option<Compression>,
+    /// Where skipped file data is decoded to (empty until the first skip
+    /// past the buffer).
+    scratch: Vec<u8>,
 }
 
 const PEEK_BUF: usize = 64 << 10;
+
+/// How much file data [`Peek::skip`] decodes per read.
+const SKIP_BLOCK: usize = 256 << 10;
 
 impl<'a> Peek<'a> {
     fn new(inner: Box<dyn Read + 'a>, format: Option<Compression>) -> Peek<'a> {
@@ -97,6 +103,7 @@ impl<'a> Peek<'a> {
             start: 0,
             pos: 0,
             format,
+            scratch: Vec::new(),
         }
     }
 
@@ -120,16 +127,19 @@ impl<'a> Peek<'a> {
     }
 
     /// Buffers up to `n` (≤ 64 KiB) bytes ahead, fewer only at the end.
+    /// The decoder writes straight into the buffer's free tail.
     fn fill(&mut self, n: usize) -> io::Result<()> {
         if self.buf.len() - self.start < n {
             self.buf.drain(..self.start);
             self.start = 0;
-            let mut chunk = [0u8; 8192];
             while self.buf.len() < n {
-                let want = (PEEK_BUF - self.buf.len()).min(chunk.len());
-                match self.inner.read(&mut chunk[..want]) {
+                let have = self.buf.len();
+                self.buf.resize(PEEK_BUF, 0);
+                let got = self.inner.read(&mut self.buf[have..]);
+                self.buf.truncate(have + *got.as_ref().unwrap_or(&0));
+                match got {
                     Ok(0) => break,
-                    Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
@@ -152,18 +162,30 @@ impl<'a> Peek<'a> {
         self.pos += n as u64;
     }
 
-    /// Skips `n` bytes; returns how many there were.
-    fn skip(&mut self, mut n: u64, base: u64) -> Result<u64, InitrdError> {
-        let want = n;
-        while n > 0 {
-            let got = self.peek(n.min(PEEK_BUF as u64) as usize, base)?.len();
-            if got == 0 {
-                break;
-            }
-            self.consume(got);
-            n -= got as u64;
+    /// Skips `n` bytes; returns how many there were. What is buffered is
+    /// dropped; the rest is decoded into a scratch block that is never
+    /// copied (file data is most of an initramfs, and only names matter).
+    fn skip(&mut self, n: u64, base: u64) -> Result<u64, InitrdError> {
+        let buffered = (self.buf.len() - self.start).min(usize::try_from(n).unwrap_or(usize::MAX));
+        self.consume(buffered);
+        let mut left = n - buffered as u64;
+        if left == 0 {
+            return Ok(n);
         }
-        Ok(want - n)
+        self.scratch.resize(SKIP_BLOCK, 0);
+        while left > 0 {
+            let want = left.min(SKIP_BLOCK as u64) as usize;
+            match self.inner.read(&mut self.scratch[..want]) {
+                Ok(0) => break,
+                Ok(k) => {
+                    self.pos += k as u64;
+                    left -= k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(base, e)),
+            }
+        }
+        Ok(n - left)
     }
 }
 

@@ -8,6 +8,7 @@ mod cmdline;
 mod image;
 mod kconfig;
 mod os;
+mod pipe;
 mod predict;
 pub mod rules;
 
@@ -116,14 +117,14 @@ fn vol(img: &OpenedImage, slot: u32) -> Option<&Volume> {
     img.slot_volume(slot).ok()
 }
 
-/// Lists the entry's initramfs (a UKI's `.initrd` section, then each
-/// initrd file), streamed as the boot loader concatenates them: no file is
+/// The entry's initramfs (a UKI's `.initrd` section, then each initrd
+/// file) as one stream, concatenated as the boot loader does: no file is
 /// held whole. `None` when the entry has none or a file cannot be opened.
-fn initrd_listing<'a>(
+fn initrd_stream<'a>(
     img: &'a OpenedImage,
     e: &BootEntry,
     embedded: &'a [u8],
-) -> Option<Result<InitrdInfo, String>> {
+) -> Option<Result<Box<dyn Read + 'a>, String>> {
     let mut total = embedded.len() as u64;
     let mut stream: Box<dyn Read + 'a> = Box::new(embedded);
     for f in &e.initrds {
@@ -140,7 +141,12 @@ fn initrd_listing<'a>(
             initrd::MAX_INITRD
         )));
     }
-    Some(initrd::inspect_reader(stream).map_err(|err| err.to_string()))
+    Some(Ok(stream))
+}
+
+/// Lists an initramfs stream (see [`initrd_stream`]).
+fn list_initrd(stream: impl Read) -> Result<InitrdInfo, String> {
+    initrd::inspect_reader(stream).map_err(|err| err.to_string())
 }
 
 fn read(img: &OpenedImage, f: &FileRef, limit: u64) -> Result<Vec<u8>, String> {
@@ -194,6 +200,32 @@ impl<'a> Ctx<'a> {
     fn cmdline(&self) -> Option<&str> {
         self.entry.as_ref().map(|e| e.cmdline.as_str())
     }
+
+    /// Reads the entry's kernel facts (streamed: the kernel is never kept);
+    /// a UKI is read whole, and its `.initrd` section listed here too.
+    fn load_kernel(&mut self, e: &BootEntry) {
+        let img = self.img;
+        let loaded = |r: &mut dyn std::io::Read| {
+            kernel::load_stream(r, &mut std::io::sink())
+                .map_err(|err| format!("{}: {err}", e.kernel))
+        };
+        if e.uki {
+            let raw = read(img, &e.kernel, MAX_KERNEL).ok();
+            let section = |name| {
+                raw.as_deref()
+                    .and_then(|r| PeInfo::section_data(r, name))
+                    .unwrap_or_default()
+            };
+            if raw.is_some() {
+                self.kernel = Some(loaded(&mut section(".linux")));
+            }
+            self.initrd = initrd_stream(img, e, section(".initrd")).map(|s| list_initrd(s?));
+        } else if let Ok((mut r, size)) = img.open_file(&e.kernel) {
+            if size <= MAX_KERNEL {
+                self.kernel = Some(loaded(&mut r));
+            }
+        }
+    }
 }
 
 /// Runs every rule for `arch` (see [`chain::detect_arch`] for `auto`).
@@ -211,45 +243,49 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
         features: None,
         findings: Vec::new(),
     };
-    if let Some(e) = ctx.entry.clone() {
-        let loaded = |r: &mut dyn std::io::Read| {
-            kernel::load_stream(r, &mut std::io::sink())
-                .map_err(|err| format!("{}: {err}", e.kernel))
-        };
-        if e.uki {
-            // A UKI is read whole: its sections are the kernel and initrd.
-            let raw = read(img, &e.kernel, MAX_KERNEL).ok();
-            let section = |name| {
-                raw.as_deref()
-                    .and_then(|r| PeInfo::section_data(r, name))
-                    .unwrap_or_default()
-            };
-            if raw.is_some() {
-                ctx.kernel = Some(loaded(&mut section(".linux")));
-            }
-            ctx.initrd = initrd_listing(img, &e, section(".initrd"));
-        } else {
-            // Streamed: only the facts are kept, never the kernel.
-            if let Ok((mut r, size)) = img.open_file(&e.kernel) {
-                if size <= MAX_KERNEL {
-                    ctx.kernel = Some(loaded(&mut r));
+    std::thread::scope(|scope| {
+        // The initramfs listing is a whole decompression, most of check's
+        // time on a real image: a worker decodes while this thread reads
+        // the compressed bytes and runs the rules that need no initrd.
+        let mut listing = None;
+        if let Some(e) = ctx.entry.clone().filter(|e| !e.uki) {
+            match initrd_stream(img, &e, &[]) {
+                Some(Ok(stream)) => {
+                    let (mut feeder, blocks) = pipe::pipe(stream);
+                    let worker = scope.spawn(move || list_initrd(blocks));
+                    // Primes the worker without waiting for it.
+                    feeder.feed(Some(pipe::IN_FLIGHT));
+                    listing = Some((feeder, worker));
                 }
+                Some(Err(e)) => ctx.initrd = Some(Err(e)),
+                None => {}
             }
-            ctx.initrd = initrd_listing(img, &e, &[]);
         }
-    }
-    ctx.image_rules();
-    ctx.chain_rules();
-    ctx.reference_rules();
-    ctx.cmdline_rules();
-    let version = ctx
-        .kernel
-        .as_ref()
-        .and_then(|k| k.as_ref().ok())
-        .and_then(|k| k.version.clone());
-    ctx.features = version
-        .as_deref()
-        .and_then(|v| KernelFeatures::find(img, ctx.root, v));
+        if let Some(e) = ctx.entry.clone() {
+            ctx.load_kernel(&e);
+        }
+        ctx.image_rules();
+        ctx.chain_rules();
+        ctx.reference_rules();
+        ctx.cmdline_rules();
+        let version = ctx
+            .kernel
+            .as_ref()
+            .and_then(|k| k.as_ref().ok())
+            .and_then(|k| k.version.clone());
+        ctx.features = version
+            .as_deref()
+            .and_then(|v| KernelFeatures::find(img, ctx.root, v));
+        if let Some((mut feeder, worker)) = listing {
+            feeder.feed(None);
+            drop(feeder);
+            ctx.initrd = Some(
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+    });
     ctx.os_rules();
     ctx.provisioning();
     let mut summary = Summary::default();

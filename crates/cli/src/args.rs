@@ -142,7 +142,7 @@ pub struct BootTuningArgs {
     /// EFI RTC driver fail `rtc.efi`).
     #[arg(long, value_name = "TEXT")]
     pub cmdline_append: Option<String>,
-    /// Boots at once [default: the host's cores; `run`: within 75% of available memory].
+    /// Boots at once [default: the host's cores]; a VM starts only while its memory (-m + 256 MiB) fits in 75% of what was available.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 }

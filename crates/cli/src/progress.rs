@@ -164,7 +164,7 @@ impl Events for Progress {
             return;
         }
         eprintln!(
-            "{} {} cell(s) ({} image(s){}), {} at a time, {}: {}",
+            "{} {} cell(s) ({} image(s){}), {} at a time (VMs within {:.1} GiB), {}: {}",
             self.st.bold("Running"),
             p.cells,
             p.images,
@@ -174,6 +174,7 @@ impl Events for Progress {
                 String::new()
             },
             p.workers,
+            p.memory_budget_mib as f64 / 1024.0,
             p.accel
                 .iter()
                 .map(|d| format!("{} {}", d.arch, d.decision.accel))

@@ -51,19 +51,6 @@ pub fn default_cpus() -> u32 {
     2u32.min(cores() as u32).max(1)
 }
 
-/// VMs that fit in 75% of the memory available now (1 GiB guest + QEMU).
-pub fn memory_slots() -> usize {
-    let avail_kib: u64 = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(4 << 20);
-    ((avail_kib * 3 / 4) / ((1024 + 256) * 1024)).max(1) as usize
-}
-
 /// Free text as one safe file-name component: letters, digits, `.` and
 /// `-` kept, everything else `_` (no `/`, no spaces).
 pub fn file_component(s: &str) -> String {

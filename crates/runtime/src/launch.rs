@@ -8,6 +8,7 @@
 
 use crate::deliver::{self, nonce, SeedKind};
 use crate::host::cache_dir;
+use crate::memory::MemoryGate;
 use crate::Error;
 use bootproof_agent::{AgentConfig, Record, RecordReader, Status};
 use bootproof_boot::modules::Closure;
@@ -197,6 +198,8 @@ pub struct Guest<'a> {
     pub base: PathBuf,
     /// Set to stop: running guests are shut down.
     pub interrupted: &'a AtomicBool,
+    /// The memory budget each boot draws its guest's RAM from while QEMU runs.
+    pub memory: &'a MemoryGate,
 }
 
 /// How the agent gets into the guest.
@@ -481,6 +484,13 @@ fn launch_once(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         run_as: crate::host::qemu_run_as().map_err(|e| e.to_string())?,
     };
     let prepared = prepare(&req, &run).map_err(|e| e.to_string())?;
+    // Prepared without memory held: the guest's share is taken only now.
+    let Some(_share) = ctx.memory.acquire(req.memory_mib, ctx.interrupted) else {
+        return Err(format!(
+            "{}: interrupted while waiting for memory",
+            task.name
+        ));
+    };
     let opts = WatchOptions {
         deadline: task.timeout.unwrap_or(ctx.timeout),
         until: None,

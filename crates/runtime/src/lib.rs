@@ -42,6 +42,7 @@ pub mod image;
 pub mod kernel_library;
 pub mod launch;
 pub mod matrix;
+pub mod memory;
 mod mode;
 pub mod pool;
 pub mod prove;

@@ -14,6 +14,7 @@ use crate::image::{image_closure, open, pick_entry, resolve_arch};
 use crate::launch::{
     all_passed, find_agent, launch, Guest, How, Task, VariantResult, AGENT_MODULES,
 };
+use crate::memory::MemoryGate;
 use crate::mode::{cmdline_needs_agent_mode, Mode, SeedChoice};
 use crate::pool::run_pool;
 use crate::Error;
@@ -226,6 +227,7 @@ pub fn verify(
         jobs: jobs.min(job_list.len()),
         accel: decision.clone(),
     });
+    let memory = MemoryGate::for_host();
     let guest = Guest {
         image: &req.image,
         disk: crate::image::backing_disk(&img.image),
@@ -239,6 +241,7 @@ pub fn verify(
         timeout,
         base,
         interrupted,
+        memory: &memory,
     };
     let fresh = req.persistence == Persistence::FreshVars;
     let order: Vec<usize> = job_list.iter().map(|(i, _)| *i).collect();

@@ -11,6 +11,7 @@ use crate::events::Events;
 use crate::history;
 use crate::host::{default_cpus, file_component, log_path};
 use crate::launch::{launch, Guest, Task};
+use crate::memory::MemoryGate;
 use crate::pool::run_pool;
 use bootproof_agent::RunSpec;
 use bootproof_vm::accel::Decision;
@@ -104,11 +105,13 @@ pub(super) fn execute(
     }
     let mut images: Vec<&Path> = p.rows.iter().map(|r| r.image.as_path()).collect();
     images.dedup();
+    let memory = MemoryGate::for_host();
     events.run_started(&super::RunPlan {
         cells: pending.len(),
         images: images.len(),
         extra_kernels: p.kernels.len(),
         workers: p.workers.min(pending.len().max(1)),
+        memory_budget_mib: memory.budget_mib(),
         accel: p.accel.clone(),
         command: req.command.clone(),
     });
@@ -128,6 +131,7 @@ pub(super) fn execute(
             timeout: p.timeout,
             base: p.base.clone(),
             interrupted,
+            memory: &memory,
         })
         .collect();
     let shared = CellRun {

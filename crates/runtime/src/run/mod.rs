@@ -58,7 +58,8 @@ pub struct RunRequest {
     pub expect_exit: i32,
     /// Seconds per cell, boot included.
     pub timeout: Option<u64>,
-    /// Cells at once (default: cores, within 75% of available memory).
+    /// Cells at once (default: cores); VMs start only while their memory
+    /// fits ([`crate::memory::MemoryGate`]).
     pub jobs: Option<usize>,
     /// Infra-error retries per cell (default 1).
     pub retries: Option<u32>,
@@ -89,6 +90,8 @@ pub struct RunPlan {
     pub extra_kernels: usize,
     /// Cells at once.
     pub workers: usize,
+    /// MiB the running VMs may hold at once (their `-m` + QEMU's own).
+    pub memory_budget_mib: u64,
     /// KVM or TCG per architecture.
     pub accel: Vec<ArchDecision>,
     /// The command.

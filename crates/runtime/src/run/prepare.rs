@@ -8,7 +8,7 @@ use super::plan::{library_kernels, open_kernels, prepare_rows, KernelChoice, Row
 use super::{ArchDecision, RunRequest};
 use crate::catalog::{self, Catalog};
 use crate::events::Events;
-use crate::host::{choose_accel, cores, deadline, memory_slots};
+use crate::host::{choose_accel, cores, deadline};
 use crate::launch::find_agent;
 use crate::matrix::{self, MatrixFile, VariantEntry};
 use crate::mode::{cmdline_needs_agent_mode, Mode};
@@ -148,10 +148,8 @@ pub(super) fn prepare(req: &RunRequest, events: &dyn Events) -> Result<Prepared,
         agents,
         accel,
         timeout,
-        workers: req
-            .jobs
-            .unwrap_or_else(|| cores().min(memory_slots()))
-            .max(1),
+        // Memory is accounted per running VM (crate::memory), not here.
+        workers: req.jobs.unwrap_or_else(cores).max(1),
     })
 }
 
