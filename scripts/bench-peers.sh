@@ -10,7 +10,8 @@
 #
 #   scripts/bench-peers.sh [RUNS] [IMAGE...]
 #
-# Boots run BOOT_RUNS times (default 1: minutes each under TCG). The boot
+# Boots run BOOT_RUNS times (default 1: minutes each under TCG; 0 skips
+# them). The boot
 # rows cover the x86_64 cloud image as built, and a copy whose cloud-init
 # searches for a datasource (ds-identify's aarch64 default, notfound=enabled,
 # set in /etc/cloud/ds-identify.cfg), where `bootproof boot` attaches an
@@ -159,6 +160,7 @@ if [ ${#boot_imgs[@]} -gt 0 ] && command -v debugfs >/dev/null; then
   boot_imgs+=("$s")
 fi
 saved=$runs; runs=${BOOT_RUNS:-1}
+[ "$runs" -gt 0 ] || boot_imgs=()
 for img in "${boot_imgs[@]}"; do
   row "boot to the login prompt" "$img" "plain QEMU + OVMF" "$dir/qemu-login" "$img" -- "$bp" boot --until login --timeout 900 "$img"
 done

@@ -120,7 +120,7 @@ const LZ4_LEGACY_MAGIC: u32 = 0x184c_2102;
 const LZ4_BLOCK: usize = 8 << 20;
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match r.read(&mut buf[done..]) {

@@ -24,3 +24,4 @@ pub mod modules;
 pub mod package;
 pub mod pe;
 pub mod rpm;
+pub mod signing;

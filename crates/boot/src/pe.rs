@@ -33,6 +33,20 @@ pub enum EfiKind {
     Other,
 }
 
+impl EfiKind {
+    /// The name reports use (`linux-kernel`, `systemd-boot`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            EfiKind::Shim => "shim",
+            EfiKind::Grub => "grub",
+            EfiKind::SystemdBoot => "systemd-boot",
+            EfiKind::Uki => "uki",
+            EfiKind::LinuxKernel => "linux-kernel",
+            EfiKind::Other => "other",
+        }
+    }
+}
+
 /// One section.
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {

@@ -3,6 +3,7 @@
 //! opened the image reads the raw bytes and a worker decodes them: `check`
 //! decompresses the initramfs there while this thread runs the other rules.
 
+use bootproof_boot::decompress::read_full;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -61,20 +62,6 @@ impl Feeder<'_> {
         }
         true
     }
-}
-
-/// Reads until `buf` is full or the stream ends; the count read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 impl Read for BlockReader {

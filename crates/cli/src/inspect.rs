@@ -2,25 +2,57 @@
 
 use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
+use bootproof_boot::signing::{efi_binaries, EfiBinary, Tone};
 use bootproof_disk::{Severity, TableKind};
 use bootproof_inspect::{inspect, FsReport, InspectReport};
 use bootproof_runtime::{exit, Error};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
 
+/// The inspect report and, for each EFI binary and EFI-stub kernel it
+/// lists, who signed it and its SBAT entries.
+#[derive(Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a InspectReport,
+    efi_binaries: &'a [EfiBinary],
+}
+
 pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
     let img = args.open()?;
-    let report = inspect(&img);
+    let mut report = inspect(&img);
+    let binaries = efi_binaries(&img, &report);
+    // The binaries are read whole (their Authenticode hash): counted too.
+    report.image.bytes_read = img.image.stats().bytes_read();
     let mut stdout = SafeStdout::default();
     if out.json {
-        write_json(&mut stdout, &report)?;
+        let output = Output {
+            report: &report,
+            efi_binaries: &binaries,
+        };
+        write_json(&mut stdout, &output)?;
     } else {
-        stdout.write_all(render(&report, Style::stdout(out.color)).as_bytes())?;
+        let text = render(&report, &binaries, Style::stdout(out.color));
+        stdout.write_all(text.as_bytes())?;
     }
     Ok(exit::OK)
 }
 
-fn render(r: &InspectReport, st: Style) -> String {
+/// Under a file's line: its kind, signers (with the hash check) and SBAT.
+fn binary_lines(o: &mut String, b: &EfiBinary, indent: &str, st: Style) {
+    for (tone, text) in b.facts() {
+        let text = match tone {
+            Tone::Plain => st.dim(&text),
+            Tone::Good => st.green(&text),
+            Tone::Bad => st.red_bold(&text),
+            Tone::Warn => st.yellow(&text),
+        };
+        let _ = writeln!(o, "{indent}{text}");
+    }
+}
+
+fn render(r: &InspectReport, binaries: &[EfiBinary], st: Style) -> String {
     let mut o = String::new();
     image_and_table(&mut o, r, st);
     o.push_str(&slots_table(r, st));
@@ -33,7 +65,7 @@ fn render(r: &InspectReport, st: Style) -> String {
         let _ = writeln!(o, "{}", st.dim(&vg.describe()));
     }
     for fs in &r.filesystems {
-        contents(&mut o, fs, st);
+        contents(&mut o, fs, binaries, st);
     }
     problems(&mut o, r, st);
     let _ = writeln!(
@@ -183,7 +215,12 @@ fn slots_table(r: &InspectReport, st: Style) -> String {
 }
 
 /// What a filesystem holds: the ESP's EFI/ tree, the OS, boot files.
-fn contents(o: &mut String, fs: &FsReport, st: Style) {
+fn contents(o: &mut String, fs: &FsReport, binaries: &[EfiBinary], st: Style) {
+    let binary = |path: &str| {
+        binaries
+            .iter()
+            .find(|b| b.partition == fs.partition && b.path == path)
+    };
     {
         if let Some(efi) = &fs.efi {
             let _ = writeln!(
@@ -200,6 +237,9 @@ fn contents(o: &mut String, fs: &FsReport, st: Style) {
                     let _ = writeln!(o, "  {}", st.blue(&format!("{}/", e.path)));
                 } else {
                     let _ = writeln!(o, "  {:<48} {}", e.path, st.dim(&human_size(e.size)));
+                    if let Some(b) = binary(&e.path) {
+                        binary_lines(o, b, "      ", st);
+                    }
                 }
             }
         }
@@ -238,6 +278,9 @@ fn contents(o: &mut String, fs: &FsReport, st: Style) {
                 st.cyan(&target),
                 st.dim(&human_size(b.size))
             );
+            if let Some(pe) = binary(&b.path) {
+                binary_lines(o, pe, "          ", st);
+            }
         }
     }
 }

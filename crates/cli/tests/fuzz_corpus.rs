@@ -158,7 +158,11 @@ fn boot_parser_seeds() {
     for data in inputs("boot_pe") {
         if let Some(info) = bootproof_boot::pe::analyze(&data) {
             let _ = bootproof_boot::grub_image::parse(&data, info.pe32_plus);
+            if let Some(sbat) = &info.sbat {
+                let _ = bootproof_boot::signing::sbat_entries(sbat);
+            }
         }
+        let _ = bootproof_boot::signing::signatures(&data);
     }
     for data in inputs("boot_grub_cfg") {
         let text = String::from_utf8_lossy(&data);

@@ -109,10 +109,11 @@ fn cli_modules_form_no_cycle_and_the_crate_stays_thin() {
     }
     // About 215 lines a command (thirteen of them since `prove` and
     // `history --predictions/--html`, with their --help texts and human
-    // renderers) plus the shared modules; pages, JUnit and JSON are
-    // rendered by the runtime.
+    // renderers, `inspect`'s with each EFI binary's signers) plus the
+    // shared modules; pages, JUnit and JSON are rendered by the runtime,
+    // signature facts by bootproof-boot.
     assert!(
-        lines < 2800,
+        lines < 2850,
         "the CLI has {lines} lines: engine code belongs in bootproof-runtime"
     );
 }
