@@ -1,5 +1,5 @@
-//! Fuzzes PE/COFF analysis, Authenticode signatures and SBAT, and GRUB's
-//! embedded module list.
+//! Fuzzes PE/COFF analysis, Authenticode signatures, SBAT, Secure Boot
+//! signature lists and verdicts, and GRUB's embedded module list.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -12,6 +12,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = bootproof_boot::signing::signatures(data);
+    // Secure Boot: a verdict with no lists, and the bytes as signature
+    // lists and as shim's .vendor_cert.
+    let _ = bootproof_boot::trust::decide(data, &[], &[]);
+    let _ = bootproof_boot::trust::SignatureList::default().add_efi_lists(data, "fuzz");
+    let _ = bootproof_boot::trust::shim_vendor_lists(Some(data));
     let _ = bootproof_boot::grub_image::parse(data, true);
     let _ = bootproof_boot::grub_image::parse(data, false);
 });

@@ -25,3 +25,4 @@ pub mod package;
 pub mod pe;
 pub mod rpm;
 pub mod signing;
+pub mod trust;

@@ -2,6 +2,7 @@
 //! would run, and what it is (shim, GRUB, systemd-boot, a UKI, a kernel).
 
 use object::pe;
+use object::read::coff::CoffHeader as _;
 use object::read::pe::{ImageNtHeaders, ImageOptionalHeader};
 use object::LittleEndian as LE;
 use serde::Serialize;
@@ -142,11 +143,22 @@ struct RawSection<'a> {
 
 fn sections_of<Pe: ImageNtHeaders>(data: &[u8]) -> Option<Vec<RawSection<'_>>> {
     let file = object::read::pe::PeFile::<Pe>::parse(data).ok()?;
+    // Names over 8 bytes (shim's `.vendor_cert`, `.sbatlevel`) are `/N`,
+    // an offset into the COFF string table binutils keeps in the image.
+    let strings = file
+        .nt_headers()
+        .file_header()
+        .symbols(data)
+        .map(|t| t.strings())
+        .unwrap_or_default();
     Some(
         file.section_table()
             .iter()
             .map(|s| RawSection {
-                name: trim_name(s.raw_name()),
+                name: s
+                    .name(strings)
+                    .map(trim_name)
+                    .unwrap_or_else(|_| trim_name(s.raw_name())),
                 data: s.pe_data(data).unwrap_or(&[]),
                 raw_size: s.size_of_raw_data.get(LE),
                 virtual_size: s.virtual_size.get(LE),

@@ -160,7 +160,7 @@ fn describe(sig: &AuthenticodeSignature, der: &[u8], sha256: Option<&[u8]>) -> S
 }
 
 /// The X.509 certificates of a SignedData (other certificate kinds skipped).
-fn certificates(der: &[u8]) -> Vec<x509_cert::Certificate> {
+pub(crate) fn certificates(der: &[u8]) -> Vec<x509_cert::Certificate> {
     let signed = SliceReader::new(der)
         .ok()
         .and_then(|mut r| cms::content_info::ContentInfo::decode(&mut r).ok())
@@ -187,7 +187,7 @@ fn names(c: &x509_cert::Certificate) -> CertName {
 
 /// A distinguished name in X.500 order, `C=US, O=…, CN=…` (RFC 4514's
 /// escaping within each value).
-fn dn(n: &Name) -> String {
+pub(crate) fn dn(n: &Name) -> String {
     n.0.iter()
         .flat_map(|rdn| rdn.0.iter())
         .map(|atv| atv.to_string())
@@ -195,7 +195,7 @@ fn dn(n: &Name) -> String {
         .join(", ")
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

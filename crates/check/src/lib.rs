@@ -11,11 +11,13 @@ mod os;
 mod pipe;
 mod predict;
 pub mod rules;
+mod secure_boot;
 
 pub use predict::{ConsoleView, Prediction};
 
 use bootproof_boot::chain::{self, Arch, BootChain, BootEntry, FileRef};
 use bootproof_boot::initrd::{self, InitrdInfo};
+use bootproof_boot::trust::FirmwareStore;
 use bootproof_boot::{kernel, pe::PeInfo};
 use bootproof_disk::{Severity as DiagSeverity, TableKind};
 use bootproof_fs::{FileType, FsKind, Volume};
@@ -228,8 +230,15 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Runs every rule for `arch` (see [`chain::detect_arch`] for `auto`).
+/// Runs every rule for `arch` (see [`chain::detect_arch`] for `auto`); the
+/// Secure Boot rules are skipped (no trust store).
 pub fn check(img: &OpenedImage, arch: Arch) -> Report {
+    check_with(img, arch, None)
+}
+
+/// Runs every rule for `arch`, the Secure Boot rules under `secure_boot`'s
+/// db and dbx when given.
+pub fn check_with(img: &OpenedImage, arch: Arch, secure_boot: Option<&FirmwareStore>) -> Report {
     let chain = chain::follow(img, arch);
     let entry = chain.default_entry().cloned();
     let mut ctx = Ctx {
@@ -288,6 +297,7 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
     });
     ctx.os_rules();
     ctx.provisioning();
+    ctx.secure_boot_rules(secure_boot);
     let mut summary = Summary::default();
     for f in &ctx.findings {
         match (f.outcome, f.rule.severity) {

@@ -148,6 +148,18 @@ rules! {
         "GRUB BLS entries use $kernelopts from grubenv; unresolved, the kernel gets the literal text",
         "set kernelopts in grubenv (`grub2-editenv - set kernelopts=\"root=... ro\"`) or write the options into the entry",
         stops Initramfs: "the kernel gets the literal `$variable` instead of root= and the initramfs waits for a root device";
+    SB_FIRST = "secureboot.first-stage", Error, "Secure Boot: the firmware's db accepts the removable loader",
+        "UEFI 2.10 §32.5: the firmware runs an image only if a signature chains to db (or its hash is there) and nothing in dbx revokes it",
+        "sign the loader with a key whose certificate is in db (distributions: boot through shim signed by the Microsoft UEFI CA), or enrol its certificate in db",
+        stops Firmware: "the firmware refuses the loader (`Access Denied` / `Security Violation`) and falls back to its boot manager";
+    SB_SECOND = "secureboot.second-stage", Error, "Secure Boot: shim accepts the boot loader it starts",
+        "shim verifies its second stage against db, its built-in vendor certificate and MokList, after dbx and its vendor dbx",
+        "use the boot loader signed by the shim vendor's key (Debian: grub-efi-<arch>-signed), or sign it with a key enrolled in MokList (`mokutil --import`)",
+        stops Loader: "shim prints `Verification failed: (0x1A) Security Violation` and does not start the loader";
+    SB_KERNEL = "secureboot.kernel", Error, "Secure Boot: the kernel is accepted by what verifies it",
+        "GRUB hands the kernel to shim's protocol (systemd-boot to the firmware, where shim hooks in), which checks it as it checked the loader",
+        "install the distribution's signed kernel, or sign it (`sbsign --key K --cert C`) with a key in MokList or db",
+        stops Loader: "the loader reports `bad shim signature` or `shim_lock protocol not found` (GRUB) or `Access Denied` and does not start the kernel";
     ROOT_REF = "boot.root", Error, "root= names a filesystem in the image",
         "the initramfs waits for the root device and gives up (`Gave up waiting for root file system device`)",
         "point root= at the root filesystem's UUID= or PARTUUID= as shown by `bootproof inspect`",

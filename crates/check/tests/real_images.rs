@@ -25,6 +25,8 @@ fn a_clean_image_passes_every_rule_in_catalog_order() {
         .findings
         .iter()
         .filter(|f| !matches!(f.outcome, Outcome::Pass | Outcome::Info))
+        // Without a trust store the Secure Boot rules say skipped and why.
+        .filter(|f| !(f.rule.id.starts_with("secureboot.") && f.outcome == Outcome::Skip))
         .map(|f| (f.rule.id, f.outcome, &f.evidence))
         .collect();
     assert!(not_passed.is_empty(), "{not_passed:#?}");

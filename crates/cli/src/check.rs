@@ -4,8 +4,9 @@ use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{write_json, SafeStdout, Style};
 use bootproof_boot::chain::Arch;
 use bootproof_check::rules::Severity;
-use bootproof_check::{check, Outcome, Report};
+use bootproof_check::{check_with, Outcome, Report};
 use bootproof_runtime::render::check_junit;
+use bootproof_runtime::secure_boot::trust_store;
 use bootproof_runtime::{exit, Error};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -22,6 +23,10 @@ Rules (stable ids; `--json` lists each with its clause, evidence and fix):
              the initrd; cloud-init/Ignition (info)
   cmdline.*  the arch's serial console, no x86-only tokens on arm64, no bare
              words that would reach init
+  secureboot.* with --secure-boot[=STORE]: the firmware's db/dbx accepts the
+             removable loader; shim (db, its vendor certificate, dbx and its
+             vendor dbx) accepts the loader it starts and the kernel; each
+             signature proven (RSA, SHA-256) along its certificate chain
 
 The output ends with a prediction: the stage where a firmware boot will stop
 (firmware, loader, kernel, initramfs, userspace) and why, or that it reaches a
@@ -32,7 +37,9 @@ Exit status: 0 no error-severity rule failed, 1 one did, 2 the image cannot be r
 
 Examples:
   bootproof check disk.qcow2
-  bootproof check --arch aarch64 --junit disk.raw > check.xml";
+  bootproof check --arch aarch64 --junit disk.raw > check.xml
+  bootproof check --secure-boot disk.raw            # under Microsoft's UEFI CAs
+  bootproof check --secure-boot=snakeoil disk.raw";
 
 fn human(r: &Report, image: &str, st: Style) -> String {
     let s = &r.summary;
@@ -115,11 +122,13 @@ pub fn run(
     args: &ImageArgs,
     arch: Option<Arch>,
     junit_out: bool,
+    secure_boot: Option<&str>,
     out: OutputArgs,
 ) -> Result<u8, Error> {
     let img = args.open()?;
     let arch = bootproof_runtime::image::resolve_arch(&img, arch)?;
-    let report = check(&img, arch);
+    let store = secure_boot.map(|s| trust_store(s, arch)).transpose()?;
+    let report = check_with(&img, arch, store.as_ref());
     let name = args.image.display().to_string();
     let mut stdout = SafeStdout::default();
     if out.json {

@@ -2,38 +2,22 @@
 
 use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
-use bootproof_boot::signing::{efi_binaries, EfiBinary, Tone};
+use bootproof_boot::signing::{EfiBinary, Tone};
 use bootproof_disk::{Severity, TableKind};
-use bootproof_inspect::{inspect, FsReport, InspectReport};
+use bootproof_inspect::{FsReport, InspectReport};
+use bootproof_runtime::inspection::inspect_image;
 use bootproof_runtime::{exit, Error};
-use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
 
-/// The inspect report and, for each EFI binary and EFI-stub kernel it
-/// lists, who signed it and its SBAT entries.
-#[derive(Serialize)]
-struct Output<'a> {
-    #[serde(flatten)]
-    report: &'a InspectReport,
-    efi_binaries: &'a [EfiBinary],
-}
-
 pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
     let img = args.open()?;
-    let mut report = inspect(&img);
-    let binaries = efi_binaries(&img, &report);
-    // The binaries are read whole (their Authenticode hash): counted too.
-    report.image.bytes_read = img.image.stats().bytes_read();
+    let found = inspect_image(&img);
     let mut stdout = SafeStdout::default();
     if out.json {
-        let output = Output {
-            report: &report,
-            efi_binaries: &binaries,
-        };
-        write_json(&mut stdout, &output)?;
+        write_json(&mut stdout, &found)?;
     } else {
-        let text = render(&report, &binaries, Style::stdout(out.color));
+        let text = render(&found.report, &found.efi_binaries, Style::stdout(out.color));
         stdout.write_all(text.as_bytes())?;
     }
     Ok(exit::OK)

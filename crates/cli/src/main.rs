@@ -90,6 +90,12 @@ enum Command {
         /// Print a JUnit XML report (one test case per rule) for CI viewers.
         #[arg(long, conflicts_with = "json")]
         junit: bool,
+        /// Predict a Secure Boot boot under STORE's db and dbx: microsoft (the
+        /// firmware descriptor's enrolled-keys store), snakeoil, or an EDK2
+        /// variable store file.
+        #[arg(long, value_name = "STORE", num_args = 0..=1, require_equals = true,
+              default_missing_value = bootproof_runtime::secure_boot::DEFAULT_STORE)]
+        secure_boot: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -220,8 +226,9 @@ fn main() -> ExitCode {
             image,
             arch,
             junit,
+            secure_boot,
             output,
-        } => check::run(&image, arch.arch.0, junit, output),
+        } => check::run(&image, arch.arch.0, junit, secure_boot.as_deref(), output),
         Command::Extract {
             image,
             out,

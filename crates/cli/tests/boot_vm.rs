@@ -938,4 +938,101 @@ fn secure_boot_firmware_rejects_unsigned_loaders() {
     assert_eq!(stage, "secure-boot-rejected");
     assert!(cause.contains("Security Violation"), "{cause}");
     assert_in_order(&v, &["boot-option-started", "secure-boot-rejected"]);
+    // `check --secure-boot` predicted both without booting: the firmware
+    // refuses the UKI, shim refuses GRUB.
+    for (img, stage, rule) in [
+        ("uki-amd64.raw", "firmware", "secureboot.first-stage"),
+        ("debian-grub-amd64.raw", "loader", "secureboot.second-stage"),
+    ] {
+        let out = bootproof(&["check", "--json", "--secure-boot", &image(img)]);
+        let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(p["prediction"]["stage"], stage, "{img}");
+        assert_eq!(p["prediction"]["rules"][0], rule, "{img}");
+    }
+}
+
+#[test]
+fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
+    // GRUB signed with the ovmf package's snakeoil key (sbsign), at the
+    // removable path instead of shim.
+    let disk = variant("boot", "debian-grub-amd64.raw", "sb-snakeoil");
+    let dir = disk.parent().unwrap().to_path_buf();
+    let esp = bootproof_testkit::esp(&disk);
+    let (grub, key, signed) = (
+        dir.join("grub.efi"),
+        dir.join("snakeoil.key"),
+        dir.join("grub.signed"),
+    );
+    ok(Command::new("mcopy")
+        .args(["-n", "-i", &esp, "::/EFI/BOOT/grubx64.efi"])
+        .arg(&grub));
+    ok(Command::new("openssl")
+        .args([
+            "rsa",
+            "-passin",
+            "pass:snakeoil",
+            "-in",
+            "/usr/share/ovmf/PkKek-1-snakeoil.key",
+            "-out",
+        ])
+        .arg(&key));
+    ok(Command::new("sbsign")
+        .arg("--key")
+        .arg(&key)
+        .args(["--cert", "/usr/share/ovmf/PkKek-1-snakeoil.pem", "--output"])
+        .arg(&signed)
+        .arg(&grub));
+    ok(Command::new("mcopy")
+        .args(["-o", "-i", &esp])
+        .arg(&signed)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"));
+    let path = disk.to_str().unwrap();
+    let predict = |store: &str| -> Value {
+        let out = bootproof(&["check", "--json", &format!("--secure-boot={store}"), path]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["prediction"].clone()
+    };
+    // Microsoft's keys: predicted and observed, the firmware refuses it.
+    let p = predict("microsoft");
+    assert_eq!(
+        (p["stage"].as_str(), p["rules"][0].as_str()),
+        (Some("firmware"), Some("secureboot.first-stage"))
+    );
+    let (code, v) = boot("sb-snakeoil-ms", &["--secure-boot", path]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    assert!(cause.starts_with("Secure Boot refused"), "{cause}");
+    // The snakeoil store: the firmware runs GRUB, which (no shim) refuses
+    // the kernel: predicted at secureboot.kernel, observed in GRUB's words.
+    let p = predict("snakeoil");
+    assert_eq!(
+        (p["stage"].as_str(), p["rules"][0].as_str()),
+        (Some("loader"), Some("secureboot.kernel"))
+    );
+    let firmware =
+        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+    let (code, v) = boot(
+        "sb-snakeoil-vars",
+        &["--secure-boot", "--firmware", firmware, path],
+    );
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "secure-boot-rejected");
+    assert!(cause.contains("shim_lock protocol not found"), "{cause}");
+    // And Microsoft-signed shim under the snakeoil store: refused by the
+    // firmware, as `check --secure-boot=snakeoil` predicts (secure_boot.rs).
+    let shim_image = image("debian-grub-amd64.raw");
+    let (code, v2) = boot(
+        "sb-shim-snakeoil",
+        &["--secure-boot", "--firmware", firmware, &shim_image],
+    );
+    let (stage, cause) = failure(code, &v2);
+    assert_eq!(stage, "uefi-shell");
+    assert!(cause.starts_with("Secure Boot refused"), "{cause}");
+    assert_in_order(
+        &v,
+        &[
+            "boot-option-started",
+            "grub-started",
+            "secure-boot-rejected",
+        ],
+    );
 }

@@ -163,6 +163,9 @@ fn boot_parser_seeds() {
             }
         }
         let _ = bootproof_boot::signing::signatures(&data);
+        let _ = bootproof_boot::trust::decide(&data, &[], &[]);
+        let _ = bootproof_boot::trust::SignatureList::default().add_efi_lists(&data, "fuzz");
+        let _ = bootproof_boot::trust::shim_vendor_lists(Some(&data));
     }
     for data in inputs("boot_grub_cfg") {
         let text = String::from_utf8_lossy(&data);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use bootproof_testkit::{artifacts, ok, scratch};
+use bootproof_testkit::{artifact_kernel, artifacts, ok, scratch};
 use common::bootproof;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -136,21 +136,6 @@ fn debian(arch: &str, rel: &str) -> PathBuf {
     artifacts().join(arch).join("root").join(rel)
 }
 
-fn kernel(arch: &str) -> PathBuf {
-    let boot = debian(arch, "boot");
-    std::fs::read_dir(&boot)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinuz-")
-        })
-        .expect("a kernel in the artifacts")
-}
-
 #[test]
 fn signers_and_certificates_are_sbverifys() {
     let dir = scratch("signatures", "sbverify");
@@ -167,7 +152,7 @@ fn signers_and_certificates_are_sbverifys() {
             "grubx64.efi",
             debian("amd64", "usr/lib/grub/x86_64-efi/monolithic/grubx64.efi"),
         ),
-        ("vmlinuz.efi", kernel("amd64")),
+        ("vmlinuz.efi", artifact_kernel("amd64")),
     ];
     let img = fat_with(&dir, &files);
     let all = binaries(&img);

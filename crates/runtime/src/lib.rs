@@ -39,6 +39,7 @@ mod events;
 pub mod history;
 pub mod host;
 pub mod image;
+pub mod inspection;
 pub mod kernel_library;
 pub mod launch;
 pub mod matrix;
@@ -49,6 +50,7 @@ pub mod prove;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod secure_boot;
 pub mod verify;
 
 pub use error::Error;

@@ -92,6 +92,22 @@ pub fn artifacts() -> &'static Path {
     })
 }
 
+/// The Debian kernel (`vmlinuz-*`) among the artifacts of `arch` (`amd64`, `arm64`).
+pub fn artifact_kernel(arch: &str) -> PathBuf {
+    let boot = artifacts().join(arch).join("root/boot");
+    std::fs::read_dir(&boot)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .unwrap_or_else(|| panic!("a kernel in {}", boot.display()))
+}
+
 /// Boot-chain images built from the artifacts (tests/images/make-boot-images.py).
 pub fn boot_images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

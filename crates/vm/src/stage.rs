@@ -19,7 +19,8 @@ pub enum Stage {
     /// No bootable device: the firmware fell back to the UEFI shell.
     UefiShell,
     /// A loader refused the next stage's signature under Secure Boot
-    /// (shim's "Verification failed", GRUB's "bad shim signature").
+    /// (shim's "Verification failed", GRUB's "bad shim signature" or, with
+    /// no shim, "shim_lock protocol not found").
     SecureBootRejected(String),
     /// GRUB is running (menu or prompt).
     GrubStarted,
@@ -192,9 +193,12 @@ pub fn classify_line(line: &str) -> Option<Stage> {
     if has("UEFI Interactive Shell") || line.trim_start().starts_with("Shell>") {
         return Some(Stage::UefiShell);
     }
+    // GRUB builds that verify kernels through shim (Debian's, Fedora's)
+    // refuse them under Secure Boot when no shim started them.
     if has("Verification failed: ")
         || has("bad shim signature")
         || has("prohibited by secure boot policy")
+        || has("shim_lock protocol not found")
     {
         return Some(Stage::SecureBootRejected(line.trim().to_string()));
     }

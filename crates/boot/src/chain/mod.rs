@@ -66,6 +66,10 @@ pub struct BootChain {
     /// What that binary is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removable_info: Option<PeInfo>,
+    /// The loader shim starts (its `grub*.efi` beside it), when the
+    /// removable path is shim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_stage: Option<FileRef>,
     /// Each hop, in words ("shim loads 1:/EFI/BOOT/grubaa64.efi").
     pub steps: Vec<String>,
     /// Boot entries in menu order.
@@ -173,6 +177,7 @@ impl BootChain {
             esp: None,
             removable: None,
             removable_info: None,
+            second_stage: None,
             steps: Vec::new(),
             entries: Vec::new(),
             problems: Vec::new(),
@@ -290,6 +295,7 @@ pub fn follow(img: &OpenedImage, arch: Arch) -> BootChain {
                         path: format!("{dir}/{n}"),
                     };
                     chain.steps.push(format!("shim loads {g}"));
+                    chain.second_stage = Some(g.clone());
                     grub_chain(img, &g, arch, &mut chain);
                 }
                 None => chain.problem(

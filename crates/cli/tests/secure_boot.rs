@@ -1,0 +1,236 @@
+//! `check --secure-boot` predicts a Secure Boot boot statically. The
+//! oracles: `virt-fw-vars` (python3-virt-firmware) extracts the db
+//! certificates of Debian's OVMF stores, and sbsigntool's `sbverify --cert`
+//! checks each signature that bootproof says chains to one of them. The
+//! boot that confirms the prediction is in boot_vm.rs
+//! (`secure_boot_firmware_rejects_unsigned_loaders`).
+
+mod common;
+
+use bootproof_boot::pe::PeInfo;
+use bootproof_boot::trust::{decide, shim_vendor_lists, Verdict};
+use bootproof_platform::Arch;
+use bootproof_runtime::secure_boot::trust_store;
+use bootproof_testkit::{artifact_kernel, artifacts, boot_images, ok, scratch};
+use common::bootproof;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn findings(img: &Path, store: &str) -> Value {
+    let out = bootproof(&[
+        "check",
+        "--json",
+        &format!("--secure-boot={store}"),
+        img.to_str().unwrap(),
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn finding<'a>(report: &'a Value, id: &str) -> (&'a str, String) {
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"]["id"] == id || f["id"] == id)
+        .unwrap_or_else(|| panic!("{id} in the report"));
+    (f["outcome"].as_str().unwrap(), f["evidence"].to_string())
+}
+
+/// The db certificates of a variable store, as PEM files, by virt-fw-vars.
+fn db_certs(vars: &Path, dir: &Path) -> Vec<PathBuf> {
+    ok(Command::new("virt-fw-vars")
+        .arg("-i")
+        .arg(vars)
+        .arg("--extract-certs")
+        .current_dir(dir));
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("db-"))
+        .collect()
+}
+
+/// The certificates of `file`'s first signature, as OpenSSL prints a
+/// PKCS#7 bag (leaf first): cut from the PE security directory here, read
+/// by `openssl pkcs7`.
+fn signature_bag(file: &Path, dir: &Path) -> PathBuf {
+    let d = std::fs::read(file).unwrap();
+    let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as usize;
+    let opt = u32_at(0x3c) + 24;
+    let dirs = opt
+        + if d[opt..opt + 2] == [0x0b, 0x02] {
+            112
+        } else {
+            96
+        };
+    let at = u32_at(dirs + 4 * 8);
+    let p7 = dir.join("p7.der");
+    std::fs::write(&p7, &d[at + 8..at + u32_at(at)]).unwrap();
+    let bag = dir.join("bag.pem");
+    ok(Command::new("openssl")
+        .args(["pkcs7", "-inform", "der", "-print_certs", "-in"])
+        .arg(&p7)
+        .arg("-out")
+        .arg(&bag));
+    bag
+}
+
+/// Whether OpenSSL builds a chain from the bag's leaf to `ca` (dates
+/// ignored, as firmware ignores them).
+fn openssl_chains(bag: &Path, ca: &Path) -> bool {
+    Command::new("openssl")
+        .args(["verify", "-no_check_time", "-partial_chain", "-CAfile"])
+        .arg(ca)
+        .arg("-untrusted")
+        .arg(bag)
+        .arg(bag)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// sbverify with `--cert`: the signature verifies and its hash matches
+/// (sbverify accepts an incomplete chain, so it is an oracle for
+/// acceptance only).
+fn sbverify(cert: &Path, file: &Path) -> bool {
+    Command::new("sbverify")
+        .arg("--cert")
+        .arg(cert)
+        .arg(file)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn shim() -> PathBuf {
+    artifacts().join("amd64/root/usr/lib/shim/shimx64.efi.signed")
+}
+
+#[test]
+fn microsofts_keys_accept_shim_and_shim_refuses_the_unsigned_grub() {
+    let img = boot_images().join("debian-grub-amd64.raw");
+    let r = findings(&img, "microsoft");
+    let (outcome, evidence) = finding(&r, "secureboot.first-stage");
+    assert_eq!(outcome, "pass", "{evidence}");
+    assert!(
+        evidence.contains("Microsoft Corporation UEFI CA 2011 (db)"),
+        "{evidence}"
+    );
+    let (outcome, evidence) = finding(&r, "secureboot.second-stage");
+    assert_eq!(outcome, "fail");
+    assert!(evidence.contains("grubx64.efi: unsigned"), "{evidence}");
+    assert_eq!(finding(&r, "secureboot.kernel").0, "skip");
+    assert_eq!(r["prediction"]["stage"], "loader");
+    // The oracle: the db certificate bootproof names verifies shim.
+    let dir = scratch("secure-boot", "ms");
+    let store = trust_store("microsoft", Arch::X86_64).unwrap();
+    let certs = db_certs(Path::new(&store.name), &dir);
+    assert_eq!(
+        certs.len(),
+        store.db.certs.len(),
+        "virt-fw-vars lists as many db certificates"
+    );
+    let ca = certs
+        .iter()
+        .find(|p| {
+            p.to_string_lossy()
+                .contains("MicrosoftCorporationUEFICA2011")
+        })
+        .expect("the UEFI CA 2011 in db");
+    assert!(
+        sbverify(ca, &shim()),
+        "sbverify --cert agrees shim verifies with it"
+    );
+    assert!(
+        openssl_chains(&signature_bag(&shim(), &dir), ca),
+        "openssl builds the chain"
+    );
+}
+
+#[test]
+fn a_store_without_microsofts_ca_refuses_shim_at_the_first_stage() {
+    let img = boot_images().join("debian-grub-amd64.raw");
+    let r = findings(&img, "snakeoil");
+    let (outcome, evidence) = finding(&r, "secureboot.first-stage");
+    assert_eq!(outcome, "fail");
+    assert!(
+        evidence.contains("chains to no certificate of the allow list"),
+        "{evidence}"
+    );
+    assert_eq!(finding(&r, "secureboot.second-stage").0, "skip");
+    assert_eq!(r["prediction"]["stage"], "firmware");
+    let dir = scratch("secure-boot", "snakeoil");
+    let store = trust_store("snakeoil", Arch::X86_64).unwrap();
+    let bag = signature_bag(&shim(), &dir);
+    let certs = db_certs(Path::new(&store.name), &dir);
+    assert!(!certs.is_empty());
+    for cert in certs {
+        assert!(
+            !openssl_chains(&bag, &cert),
+            "openssl: shim does not chain to {}",
+            cert.display()
+        );
+    }
+}
+
+#[test]
+fn shim_accepts_debians_kernel_by_its_vendor_certificate_and_db_alone_does_not() {
+    let store = trust_store("microsoft", Arch::X86_64).unwrap();
+    let shim_bytes = std::fs::read(shim()).unwrap();
+    let (vendor, vendor_dbx) = shim_vendor_lists(PeInfo::section_data(&shim_bytes, ".vendor_cert"))
+        .expect("Debian's shim has a .vendor_cert")
+        .unwrap();
+    let k = std::fs::read(artifact_kernel("amd64")).unwrap();
+    match decide(&k, &[&store.db, &vendor], &[&store.dbx, &vendor_dbx]) {
+        Verdict::Accepted { by, .. } => assert_eq!(by, "Debian Secure Boot CA (shim vendor_cert)"),
+        v => panic!("{v:?}"),
+    }
+    assert!(matches!(
+        decide(&k, &[&store.db], &[&store.dbx]),
+        Verdict::Rejected(_)
+    ));
+    // Oracle: objcopy's .vendor_cert, cut as shim's header says, verifies
+    // the kernel with sbverify; no db certificate does.
+    let dir = scratch("secure-boot", "vendor");
+    let vc = dir.join("vendor_cert.bin");
+    ok(Command::new("objcopy")
+        .args(["-O", "binary", "--only-section=.vendor_cert"])
+        .arg(shim())
+        .arg(&vc));
+    let raw = std::fs::read(&vc).unwrap();
+    let field = |i: usize| u32::from_le_bytes(raw[i * 4..i * 4 + 4].try_into().unwrap()) as usize;
+    let der = dir.join("vendor.der");
+    std::fs::write(&der, &raw[field(2)..field(2) + field(0)]).unwrap();
+    let pem = dir.join("vendor.pem");
+    ok(Command::new("openssl")
+        .args(["x509", "-inform", "der", "-in"])
+        .arg(&der)
+        .arg("-out")
+        .arg(&pem));
+    assert!(sbverify(&pem, &artifact_kernel("amd64")));
+    let bag = signature_bag(&artifact_kernel("amd64"), &dir);
+    assert!(openssl_chains(&bag, &pem));
+    for cert in db_certs(Path::new(&store.name), &dir) {
+        assert!(!openssl_chains(&bag, &cert), "{}", cert.display());
+    }
+}
+
+#[test]
+fn a_kernel_changed_after_signing_is_refused() {
+    let store = trust_store("microsoft", Arch::X86_64).unwrap();
+    let shim_bytes = std::fs::read(shim()).unwrap();
+    let (vendor, _) = shim_vendor_lists(PeInfo::section_data(&shim_bytes, ".vendor_cert"))
+        .unwrap()
+        .unwrap();
+    let mut k = std::fs::read(artifact_kernel("amd64")).unwrap();
+    let at = k.len() / 2;
+    k[at] ^= 0x55;
+    match decide(&k, &[&store.db, &vendor], &[&store.dbx]) {
+        Verdict::Rejected(why) => assert!(why.contains("changed after signing"), "{why}"),
+        v => panic!("{v:?}"),
+    }
+}

@@ -1,0 +1,103 @@
+//! Trust stores for `check --secure-boot[=STORE]`: the db and dbx of an
+//! EDK2 variable store, named or given as a file.
+
+use crate::Error;
+use bootproof_boot::trust::{FirmwareStore, SignatureList};
+use bootproof_platform::Arch;
+use bootproof_vm::firmware::{self, Mapping};
+use bootproof_vm::nvram;
+use std::path::{Path, PathBuf};
+
+/// The GUID db and dbx are stored under (EFI_IMAGE_SECURITY_DATABASE_GUID).
+const IMAGE_SECURITY_DATABASE: &str = "d719b2cb-3d3a-4596-a3bc-dad00e67656f";
+/// A variable store is read whole: at most this many bytes (AAVMF's are 64 MiB).
+const MAX_VARS: u64 = 128 << 20;
+
+/// What `--secure-boot` names by default.
+pub const DEFAULT_STORE: &str = "microsoft";
+
+/// The trust store `spec` names for `arch`: `microsoft` (the variable
+/// store of the firmware descriptor with Secure Boot and enrolled keys:
+/// Debian's `.ms` store, Microsoft's UEFI CAs in db), `snakeoil` (its
+/// `.snakeoil` sibling: the distribution's test key only), or the path of
+/// an EDK2 variable store file.
+pub fn trust_store(spec: &str, arch: Arch) -> Result<FirmwareStore, Error> {
+    let path = match spec {
+        "microsoft" | "ms" => enrolled_template(arch)?,
+        "snakeoil" => {
+            let ms = enrolled_template(arch)?;
+            let name = ms.file_name().unwrap_or_default().to_string_lossy();
+            let sibling = ms.with_file_name(name.replace(".ms.", ".snakeoil."));
+            if sibling == ms || !sibling.exists() {
+                return Err(Error::with_hint(
+                    format!("no snakeoil variable store beside {}", ms.display()),
+                    "give the store's path instead: --secure-boot=/path/to/VARS.fd",
+                ));
+            }
+            sibling
+        }
+        path => PathBuf::from(path),
+    };
+    from_vars(&path)
+}
+
+/// The NVRAM template of the first descriptor (in QEMU's search order) for
+/// `arch` with `secure-boot` and `enrolled-keys`.
+fn enrolled_template(arch: Arch) -> Result<PathBuf, Error> {
+    let (descriptors, _) = firmware::load(&firmware::search_dirs());
+    descriptors
+        .iter()
+        .filter(|d| d.targets.iter().any(|t| t.architecture == arch.name()))
+        .filter(|d| ["secure-boot", "enrolled-keys"].iter().all(|f| d.features.iter().any(|x| x == f)))
+        .find_map(|d| match &d.mapping {
+            Mapping::Flash { nvram_template: Some(t), .. } => Some(t.filename.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Error::with_hint(
+                format!("no firmware descriptor for {arch} has Secure Boot with enrolled keys"),
+                "install the distribution's firmware (ovmf, qemu-efi-aarch64), or give a variable store: --secure-boot=/path/to/VARS.fd",
+            )
+        })
+}
+
+/// db and dbx of the EDK2 variable store at `path`.
+pub fn from_vars(path: &Path) -> Result<FirmwareStore, Error> {
+    let fail = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", path.display()));
+    let size = std::fs::metadata(path).map_err(|e| fail(&e))?.len();
+    if size > MAX_VARS {
+        return Err(fail(&format!(
+            "{size} bytes, over the {MAX_VARS}-byte limit for a variable store"
+        )));
+    }
+    let data = std::fs::read(path).map_err(|e| fail(&e))?;
+    let vars = nvram::variables(&data).map_err(|e| fail(&e))?;
+    let mut store = FirmwareStore {
+        name: path.display().to_string(),
+        db: SignatureList::default(),
+        dbx: SignatureList::default(),
+    };
+    for v in vars.iter().filter(|v| v.guid == IMAGE_SECURITY_DATABASE) {
+        match v.name.as_str() {
+            "db" => store
+                .db
+                .add_efi_lists(&v.data, "db")
+                .map_err(|e| fail(&e))?,
+            "dbx" => store
+                .dbx
+                .add_efi_lists(&v.data, "dbx")
+                .map_err(|e| fail(&e))?,
+            _ => {}
+        }
+    }
+    if store.db.is_empty() {
+        return Err(Error::with_hint(
+            format!(
+                "{}: no db: Secure Boot keys are not enrolled in this store",
+                path.display()
+            ),
+            "use a store with enrolled keys (Debian: OVMF_VARS_4M.ms.fd, AAVMF_VARS.ms.fd)",
+        ));
+    }
+    Ok(store)
+}
