@@ -29,6 +29,9 @@ An image with cloud-init gets an empty NoCloud seed (a read-only CIDATA volume:
 an instance id, no user data), so its datasource search ends at once instead of
 waiting on every cloud's metadata service; --no-seed boots the image as it is.
 
+With --secure-boot, the report sets `check --secure-boot`'s prediction under the
+store this firmware boots with beside what the boot showed, agreeing or not.
+
 Stages (--until): firmware, bootloader, kernel, userspace, login
 
 Exit status:
@@ -170,6 +173,15 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
         Tone::Warn => so.yellow(&words),
     };
     writeln!(out, "{} {verdict}", so.bold("Outcome "))?;
+    if let Some(sb) = &r.secure_boot {
+        let words = sb.summary();
+        let words = if sb.agrees {
+            so.green(&words)
+        } else {
+            so.red_bold(&words)
+        };
+        writeln!(out, "{} {words}", so.bold("SecBoot "))?;
+    }
     for p in &r.result.problems {
         writeln!(out, "{} {}: {}", so.yellow("Problem "), p.kind, p.line)?;
     }

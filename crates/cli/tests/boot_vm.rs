@@ -591,6 +591,18 @@ fn x86_64_boots_through_ovmf_in_firmware_and_direct_mode() {
 }
 
 /// The failure stage and cause of a report that must have failed.
+/// The boot report's Secure Boot prediction agreed with the boot, and said
+/// `who` refused.
+fn secure_boot_agrees(v: &Value, who: &str) {
+    let sb = &v["secure_boot"];
+    assert_eq!(
+        (sb["predicted"].as_str(), sb["observed"].as_str()),
+        (Some(who), Some(who)),
+        "{sb}"
+    );
+    assert_eq!(sb["agrees"], true, "{sb}");
+}
+
 fn failure(code: i32, v: &Value) -> (String, String) {
     assert_eq!(
         v["result"]["outcome"],
@@ -918,6 +930,7 @@ fn secure_boot_firmware_rejects_unsigned_loaders() {
     let (code, v) = boot("sb-uki", &["--secure-boot", &image("uki-amd64.raw")]);
     let (stage, cause) = failure(code, &v);
     assert_eq!(stage, "uefi-shell");
+    secure_boot_agrees(&v, "firmware");
     assert!(
         cause.starts_with("Secure Boot refused") && cause.contains("Access Denied"),
         "{cause}"
@@ -937,6 +950,7 @@ fn secure_boot_firmware_rejects_unsigned_loaders() {
     let (stage, cause) = failure(code, &v);
     assert_eq!(stage, "secure-boot-rejected");
     assert!(cause.contains("Security Violation"), "{cause}");
+    secure_boot_agrees(&v, "loader");
     assert_in_order(&v, &["boot-option-started", "secure-boot-rejected"]);
     // `check --secure-boot` predicted both without booting: the firmware
     // refuses the UKI, shim refuses GRUB.
@@ -1000,6 +1014,7 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
     let (code, v) = boot("sb-snakeoil-ms", &["--secure-boot", path]);
     let (stage, cause) = failure(code, &v);
     assert_eq!(stage, "uefi-shell");
+    secure_boot_agrees(&v, "firmware");
     assert!(cause.starts_with("Secure Boot refused"), "{cause}");
     // The snakeoil store: the firmware runs GRUB, which (no shim) refuses
     // the kernel: predicted at secureboot.kernel, observed in GRUB's words.
@@ -1017,6 +1032,7 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
     let (stage, cause) = failure(code, &v);
     assert_eq!(stage, "secure-boot-rejected");
     assert!(cause.contains("shim_lock protocol not found"), "{cause}");
+    secure_boot_agrees(&v, "loader");
     // And Microsoft-signed shim under the snakeoil store: refused by the
     // firmware, as `check --secure-boot=snakeoil` predicts (secure_boot.rs).
     let shim_image = image("debian-grub-amd64.raw");
@@ -1026,6 +1042,7 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
     );
     let (stage, cause) = failure(code, &v2);
     assert_eq!(stage, "uefi-shell");
+    secure_boot_agrees(&v2, "firmware");
     assert!(cause.starts_with("Secure Boot refused"), "{cause}");
     assert_in_order(
         &v,

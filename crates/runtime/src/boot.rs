@@ -145,6 +145,10 @@ pub struct BootReport {
     /// The image has cloud-init: whether bootproof gave it a seed, and
     /// why (`None`: no cloud-init in the image).
     pub seed: Option<BootSeed>,
+    /// With `--secure-boot`: what `check --secure-boot` predicted under the
+    /// store this firmware booted with, next to what the boot showed
+    /// (`None` without Secure Boot or without keys enrolled).
+    pub secure_boot: Option<crate::secure_boot::SecureBootCheck>,
 }
 
 /// What `boot` did about a cloud-init image's datasource.
@@ -418,6 +422,11 @@ pub fn boot(
         };
         BootError::NotStarted(Box::new(not_started), Error::with_hint(e, hint))
     })?;
+    // Predicted before booting, under the store the firmware will use.
+    let prediction = match (&prepared.firmware.vars_template, req.secure_boot) {
+        (Some(vars), true) => crate::secure_boot::predict(&img, arch, vars).ok(),
+        _ => None,
+    };
     let host_prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
     let timeout = deadline(req.timeout, decision.accel);
     let stem = req
@@ -448,6 +457,7 @@ pub fn boot(
     events.boot_ended();
     let result = result
         .map_err(|e| Error::with_hint(e, "re-run with --keep to inspect the run directory"))?;
+    let secure_boot = prediction.map(|p| p.observe(&result.outcome));
     Ok(BootReport {
         schema: BOOT_SCHEMA,
         image: req.image.clone(),
@@ -471,6 +481,7 @@ pub fn boot(
         run_dir: req.keep.then(|| run_dir.path().to_path_buf()),
         stale_cleanup: cleanup,
         seed,
+        secure_boot,
     })
 }
 

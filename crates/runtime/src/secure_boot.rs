@@ -6,6 +6,7 @@ use bootproof_boot::trust::{FirmwareStore, SignatureList};
 use bootproof_platform::Arch;
 use bootproof_vm::firmware::{self, Mapping};
 use bootproof_vm::nvram;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// The GUID db and dbx are stored under (EFI_IMAGE_SECURITY_DATABASE_GUID).
@@ -100,4 +101,114 @@ pub fn from_vars(path: &Path) -> Result<FirmwareStore, Error> {
         ));
     }
     Ok(store)
+}
+
+/// Who refuses a Secure Boot boot: the firmware (the removable loader),
+/// the loader chain (shim or GRUB: the next loader or the kernel), or no one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// The firmware refuses the removable loader.
+    Firmware,
+    /// shim or the loader refuses what it starts.
+    Loader,
+    /// Nothing is refused.
+    None,
+}
+
+/// A Secure Boot boot's prediction next to what the boot showed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecureBootCheck {
+    /// The variable store the firmware booted with (its db and dbx judged).
+    pub store: String,
+    /// What `check --secure-boot` predicts under it.
+    pub predicted: Refusal,
+    /// The failed `secureboot.*` rule behind it, with its evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+    /// The rule's evidence (why the stage is refused).
+    pub evidence: Vec<String>,
+    /// What the boot showed.
+    pub observed: Refusal,
+    /// Whether the two agree; a disagreement is a finding to report.
+    pub agrees: bool,
+}
+
+impl Refusal {
+    /// Who refuses, in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Refusal::Firmware => "the firmware refuses the loader",
+            Refusal::Loader => "shim or the loader refuses what it starts",
+            Refusal::None => "nothing is refused",
+        }
+    }
+}
+
+impl SecureBootCheck {
+    /// One line: the prediction (and its rule), the observation, and
+    /// whether they agree.
+    pub fn summary(&self) -> String {
+        let rule = self.rule.map(|r| format!(" ({r})")).unwrap_or_default();
+        let verdict = if self.agrees { "agree" } else { "DISAGREE" };
+        format!(
+            "predicted: {}{rule}; observed: {}: {verdict}",
+            self.predicted.words(),
+            self.observed.words()
+        )
+    }
+}
+
+/// Predicts Secure Boot for `img` under the variable store at `vars`; the
+/// observation is filled in by [`SecureBootCheck::observe`] after the boot.
+pub fn predict(
+    img: &bootproof_inspect::OpenedImage,
+    arch: Arch,
+    vars: &Path,
+) -> Result<SecureBootCheck, Error> {
+    let store = from_vars(vars)?;
+    let report = bootproof_check::check_with(img, arch, Some(&store));
+    let failed = report.findings.iter().find(|f| {
+        f.rule.id.starts_with("secureboot.") && f.outcome == bootproof_check::Outcome::Fail
+    });
+    let predicted = match failed {
+        Some(f) if f.rule.id == bootproof_check::rules::SB_FIRST.id => Refusal::Firmware,
+        Some(_) => Refusal::Loader,
+        None => Refusal::None,
+    };
+    Ok(SecureBootCheck {
+        store: store.name,
+        predicted,
+        rule: failed.map(|f| f.rule.id),
+        evidence: failed.map(|f| f.evidence.clone()).unwrap_or_default(),
+        observed: Refusal::None,
+        agrees: predicted == Refusal::None,
+    })
+}
+
+impl SecureBootCheck {
+    /// Sets what the boot that ended in `outcome` showed.
+    pub fn observe(mut self, outcome: &bootproof_vm::supervise::BootOutcome) -> SecureBootCheck {
+        self.observed = observed(outcome);
+        self.agrees = self.predicted == self.observed;
+        self
+    }
+}
+
+/// Who refused, by the boot's outcome: the firmware's refusal ends in its
+/// boot manager with "Secure Boot refused …"; shim's and GRUB's are the
+/// `secure-boot-rejected` stage.
+pub fn observed(outcome: &bootproof_vm::supervise::BootOutcome) -> Refusal {
+    use bootproof_vm::classify::Stage;
+    use bootproof_vm::supervise::BootOutcome;
+    match outcome {
+        BootOutcome::Failed {
+            stage: Stage::SecureBootRejected(_),
+            ..
+        } => Refusal::Loader,
+        BootOutcome::Failed { cause: Some(c), .. } if c.starts_with("Secure Boot refused") => {
+            Refusal::Firmware
+        }
+        _ => Refusal::None,
+    }
 }
