@@ -1053,3 +1053,20 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
         ],
     );
 }
+
+#[test]
+fn secure_boot_predictions_hold_on_arm64_too() {
+    // AAVMF with Microsoft's keys runs Debian's signed shimaa64, which
+    // refuses the unsigned GRUB; AAVMF's snakeoil store refuses shim.
+    let img = image("debian-grub-arm64.raw");
+    let (code, v) = boot("sb-arm64-ms", &["--secure-boot", &img]);
+    assert_eq!(failure(code, &v).0, "secure-boot-rejected");
+    secure_boot_agrees(&v, "loader");
+    let snakeoil = "/usr/share/AAVMF/AAVMF_CODE.fd,/usr/share/AAVMF/AAVMF_VARS.snakeoil.fd";
+    let (code, v) = boot(
+        "sb-arm64-snakeoil",
+        &["--secure-boot", "--firmware", snakeoil, &img],
+    );
+    assert_eq!(failure(code, &v).0, "uefi-shell");
+    secure_boot_agrees(&v, "firmware");
+}
