@@ -97,6 +97,21 @@ impl SignatureList {
         Ok(())
     }
 
+    /// Adds the certificates of a PEM file (one or more `CERTIFICATE`
+    /// blocks) or a DER file, named `source`.
+    pub fn add_cert_file(&mut self, bytes: &[u8], source: &str) -> Result<(), String> {
+        if !bytes.starts_with(b"-----BEGIN") {
+            return self.add_der(bytes, source);
+        }
+        let certs = Certificate::load_pem_chain(bytes).map_err(|e| format!("{source}: {e}"))?;
+        if certs.len() > MAX_ENTRIES {
+            return Err(format!("{source}: more than {MAX_ENTRIES} certificates"));
+        }
+        self.certs
+            .extend(certs.into_iter().map(|c| (c, source.to_string())));
+        Ok(())
+    }
+
     /// Adds one DER certificate named `source`.
     pub fn add_der(&mut self, der: &[u8], source: &str) -> Result<(), String> {
         let cert = Certificate::from_der(der).map_err(|e| format!("{source}: {e}"))?;

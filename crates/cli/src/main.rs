@@ -91,8 +91,8 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         junit: bool,
         /// Predict a Secure Boot boot under STORE's db and dbx: microsoft (the
-        /// firmware descriptor's enrolled-keys store), snakeoil, or an EDK2
-        /// variable store file.
+        /// firmware descriptor's enrolled-keys store), snakeoil, an EDK2
+        /// variable store file, or a directory of db certificates.
         #[arg(long, value_name = "STORE", num_args = 0..=1, require_equals = true,
               default_missing_value = bootproof_runtime::secure_boot::DEFAULT_STORE)]
         secure_boot: Option<String>,

@@ -1070,3 +1070,47 @@ fn secure_boot_predictions_hold_on_arm64_too() {
     assert_eq!(failure(code, &v).0, "uefi-shell");
     secure_boot_agrees(&v, "firmware");
 }
+
+#[test]
+fn firmware_trusting_only_the_2023_ca_runs_shim_as_predicted() {
+    // An OVMF variable store built by virt-fw-vars whose db holds only
+    // Microsoft's UEFI CA 2023 (cut from shim's second signature): the
+    // firmware runs shim, which refuses the unsigned GRUB; the report agrees.
+    let dir = scratch("boot", "ca2023-vars");
+    let shim = artifacts().join("amd64/root/usr/lib/shim/shimx64.efi.signed");
+    let ca = bootproof_testkit::signature_cert(&shim, 2, "Microsoft UEFI CA 2023", &dir);
+    let owner = "77fa9abd-0359-4d32-bd60-28f4e78f784b";
+    let vars = dir.join("vars.fd");
+    ok(Command::new("virt-fw-vars")
+        .args(["-i", "/usr/share/OVMF/OVMF_VARS_4M.fd", "-o"])
+        .arg(&vars)
+        .args(["--set-pk", owner, "/usr/share/ovmf/PkKek-1-snakeoil.pem"])
+        .args([
+            "--add-kek",
+            owner,
+            "/usr/share/ovmf/PkKek-1-snakeoil.pem",
+            "--add-db",
+            owner,
+        ])
+        .arg(&ca)
+        .arg("--secure-boot"));
+    let firmware = format!("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,{}", vars.display());
+    let (code, v) = boot(
+        "sb-ca2023",
+        &[
+            "--secure-boot",
+            "--firmware",
+            &firmware,
+            &image("debian-grub-amd64.raw"),
+        ],
+    );
+    assert_eq!(failure(code, &v).0, "secure-boot-rejected");
+    secure_boot_agrees(&v, "loader");
+    assert!(
+        v["secure_boot"]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("grubx64.efi"),
+        "{v:#}"
+    );
+}

@@ -11,7 +11,9 @@ use bootproof_boot::pe::PeInfo;
 use bootproof_boot::trust::{decide, shim_vendor_lists, Verdict};
 use bootproof_platform::Arch;
 use bootproof_runtime::secure_boot::trust_store;
-use bootproof_testkit::{artifact_kernel, artifacts, boot_images, ok, scratch};
+use bootproof_testkit::{
+    artifact_kernel, artifacts, boot_images, ok, scratch, signature_cert, signature_der,
+};
 use common::bootproof;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -56,18 +58,7 @@ fn db_certs(vars: &Path, dir: &Path) -> Vec<PathBuf> {
 /// PKCS#7 bag (leaf first): cut from the PE security directory here, read
 /// by `openssl pkcs7`.
 fn signature_bag(file: &Path, dir: &Path) -> PathBuf {
-    let d = std::fs::read(file).unwrap();
-    let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as usize;
-    let opt = u32_at(0x3c) + 24;
-    let dirs = opt
-        + if d[opt..opt + 2] == [0x0b, 0x02] {
-            112
-        } else {
-            96
-        };
-    let at = u32_at(dirs + 4 * 8);
-    let p7 = dir.join("p7.der");
-    std::fs::write(&p7, &d[at + 8..at + u32_at(at)]).unwrap();
+    let p7 = signature_der(file, 1, dir);
     let bag = dir.join("bag.pem");
     ok(Command::new("openssl")
         .args(["pkcs7", "-inform", "der", "-print_certs", "-in"])
@@ -233,4 +224,28 @@ fn a_kernel_changed_after_signing_is_refused() {
         Verdict::Rejected(why) => assert!(why.contains("changed after signing"), "{why}"),
         v => panic!("{v:?}"),
     }
+}
+
+#[test]
+fn firmware_trusting_only_microsofts_2023_ca_runs_shim_by_its_second_signature() {
+    // A directory store holding only the 2023 CA (cut from shim's own
+    // second signature by openssl): shim is accepted by that signature.
+    let dir = scratch("secure-boot", "ca2023");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = signature_cert(&shim(), 2, "Microsoft UEFI CA 2023", &dir);
+    std::fs::copy(&ca, certs.join("ca2023.pem")).unwrap();
+    let img = boot_images().join("debian-grub-amd64.raw");
+    let r = findings(&img, certs.to_str().unwrap());
+    let (outcome, evidence) = finding(&r, "secureboot.first-stage");
+    assert_eq!(outcome, "pass", "{evidence}");
+    assert!(
+        evidence.contains("signature 2 chains to Microsoft UEFI CA 2023 (ca2023.pem)"),
+        "{evidence}"
+    );
+    assert!(
+        !openssl_chains(&signature_bag(&shim(), &dir), &ca),
+        "signature 1 does not chain to it"
+    );
+    assert_eq!(r["prediction"]["rules"][0], "secureboot.second-stage");
 }

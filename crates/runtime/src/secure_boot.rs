@@ -20,8 +20,9 @@ pub const DEFAULT_STORE: &str = "microsoft";
 /// The trust store `spec` names for `arch`: `microsoft` (the variable
 /// store of the firmware descriptor with Secure Boot and enrolled keys:
 /// Debian's `.ms` store, Microsoft's UEFI CAs in db), `snakeoil` (its
-/// `.snakeoil` sibling: the distribution's test key only), or the path of
-/// an EDK2 variable store file.
+/// `.snakeoil` sibling: the distribution's test key only), the path of an
+/// EDK2 variable store file, or a directory whose `*.pem`, `*.crt`,
+/// `*.cer` and `*.der` certificates are db (dbx empty).
 pub fn trust_store(spec: &str, arch: Arch) -> Result<FirmwareStore, Error> {
     let path = match spec {
         "microsoft" | "ms" => enrolled_template(arch)?,
@@ -39,6 +40,9 @@ pub fn trust_store(spec: &str, arch: Arch) -> Result<FirmwareStore, Error> {
         }
         path => PathBuf::from(path),
     };
+    if path.is_dir() {
+        return from_cert_dir(&path);
+    }
     from_vars(&path)
 }
 
@@ -60,6 +64,53 @@ fn enrolled_template(arch: Arch) -> Result<PathBuf, Error> {
                 "install the distribution's firmware (ovmf, qemu-efi-aarch64), or give a variable store: --secure-boot=/path/to/VARS.fd",
             )
         })
+}
+
+/// Certificates in a directory, as db (files read in name order; at most
+/// 1 MiB each, 1024 files).
+pub fn from_cert_dir(dir: &Path) -> Result<FirmwareStore, Error> {
+    let fail = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| fail(&e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let ext = p
+                .extension()
+                .map(|x| x.to_string_lossy().to_ascii_lowercase());
+            matches!(ext.as_deref(), Some("pem" | "crt" | "cer" | "der"))
+        })
+        .take(1024)
+        .collect();
+    files.sort();
+    let mut store = FirmwareStore {
+        name: dir.display().to_string(),
+        ..Default::default()
+    };
+    for f in &files {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        let len = std::fs::metadata(f).map_err(|e| fail(&e))?.len();
+        if len > 1 << 20 {
+            return Err(fail(&format!(
+                "{name}: {len} bytes, over 1 MiB for a certificate file"
+            )));
+        }
+        let bytes = std::fs::read(f).map_err(|e| fail(&e))?;
+        store
+            .db
+            .add_cert_file(&bytes, &name)
+            .map_err(|e| fail(&e))?;
+    }
+    if store.db.is_empty() {
+        return Err(Error::with_hint(
+            format!(
+                "{}: no certificate files (*.pem, *.crt, *.cer, *.der)",
+                dir.display()
+            ),
+            "put the db certificates there, one per file, PEM or DER",
+        ));
+    }
+    Ok(store)
 }
 
 /// db and dbx of the EDK2 variable store at `path`.

@@ -362,3 +362,51 @@ pub fn check<'a>(variant: &'a Value, id: &str) -> Option<(&'a str, &'a str)> {
         })
     })
 }
+
+/// The PKCS#7 SignedData of the `n`th (from 1) Authenticode signature of
+/// the PE `file`, written to `dir/sig<n>.der`: cut from the security
+/// directory here (entries 8-byte aligned), independently of bootproof.
+pub fn signature_der(file: &Path, n: usize, dir: &Path) -> PathBuf {
+    let d = std::fs::read(file).unwrap();
+    let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as usize;
+    let opt = u32_at(0x3c) + 24;
+    let dirs = opt
+        + if d[opt..opt + 2] == [0x0b, 0x02] {
+            112
+        } else {
+            96
+        };
+    let mut at = u32_at(dirs + 4 * 8);
+    for _ in 1..n {
+        at += u32_at(at).div_ceil(8) * 8;
+    }
+    let p7 = dir.join(format!("sig{n}.der"));
+    std::fs::write(&p7, &d[at + 8..at + u32_at(at)]).unwrap();
+    p7
+}
+
+/// The certificate called `cn` among those the `n`th Authenticode
+/// signature of the PE `file` carries, as PEM in `dir/ca.pem` (read by
+/// `openssl pkcs7`).
+pub fn signature_cert(file: &Path, n: usize, cn: &str, dir: &Path) -> PathBuf {
+    let p7 = signature_der(file, n, dir);
+    let out = Command::new("openssl")
+        .args(["pkcs7", "-inform", "der", "-print_certs", "-in"])
+        .arg(&p7)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let block = text
+        .split("subject=")
+        .find(|b| {
+            b.lines()
+                .next()
+                .unwrap_or("")
+                .ends_with(&format!("CN = {cn}"))
+        })
+        .unwrap_or_else(|| panic!("{cn} in signature {n}: {text}"));
+    let pem = &block[block.find("-----BEGIN").unwrap()..=block.rfind("-----").unwrap() + 4];
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, format!("{pem}\n")).unwrap();
+    path
+}
