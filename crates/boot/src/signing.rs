@@ -9,15 +9,18 @@
 //! certificate set is walked here from `cms` instead. Not done here:
 //! checking the RSA signature and the chain against a trust store.
 
-use authenticode::{authenticode_digest, AttributeCertificateIterator, AuthenticodeSignature};
-use object::read::pe::ImageNtHeaders;
+use authenticode::{
+    authenticode_digest, AttributeCertificateIterator, AuthenticodeSignature, PeTrait,
+};
+pub(crate) use bootproof_image::digest::hex;
+pub use bootproof_platform::Tone;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, SliceReader};
 use x509_cert::name::Name;
 
 /// Signatures listed per file, at most (the rest is counted as an error).
-const MAX_SIGNATURES: usize = 8;
+pub(crate) const MAX_SIGNATURES: usize = 8;
 /// Certificates listed per signature, at most.
 const MAX_CERTIFICATES: usize = 16;
 /// `.sbat` lines read, at most (shim's and GRUB's have 2–4).
@@ -82,44 +85,63 @@ pub struct Signed {
 /// The Authenticode hash and signatures of a PE file, or why its headers
 /// or certificate table cannot be read.
 pub fn signatures(data: &[u8]) -> Result<Signed, String> {
-    match object::FileKind::parse(data) {
-        Ok(object::FileKind::Pe64) => of::<object::pe::ImageNtHeaders64>(data),
-        Ok(object::FileKind::Pe32) => of::<object::pe::ImageNtHeaders32>(data),
-        _ => Err("not a PE/COFF file".into()),
-    }
+    with_pe(data, |pe| {
+        let digest = authenticode_sha256(pe);
+        let mut out = Signed {
+            authenticode_sha256: digest.map(hex),
+            signatures: Vec::new(),
+        };
+        let Some(table) =
+            AttributeCertificateIterator::new(pe).map_err(|e| format!("certificate table: {e}"))?
+        else {
+            return Ok(out);
+        };
+        for entry in table {
+            let n = out.signatures.len();
+            if n == MAX_SIGNATURES {
+                return Err(format!("more than {MAX_SIGNATURES} signatures"));
+            }
+            let entry = entry.map_err(|e| format!("certificate table entry: {e}"))?;
+            let sig = entry
+                .get_authenticode_signature()
+                .map_err(|e| format!("signature {}: {e}", n + 1))?;
+            let sha256 = digest.as_ref().map(|d| &d[..]);
+            out.signatures.push(describe(&sig, entry.data, sha256));
+        }
+        Ok(out)
+    })?
 }
 
-fn of<Pe: ImageNtHeaders>(data: &[u8]) -> Result<Signed, String>
-where
-    for<'a> object::read::pe::PeFile<'a, Pe>: authenticode::PeTrait,
-{
-    let pe = object::read::pe::PeFile::<Pe>::parse(data).map_err(|e| format!("PE headers: {e}"))?;
-    let mut h = Sha256::new();
-    let digest = authenticode_digest(&pe, &mut h)
-        .ok()
-        .map(|()| h.finalize().to_vec());
-    let mut out = Signed {
-        authenticode_sha256: digest.as_deref().map(hex),
-        signatures: Vec::new(),
-    };
-    let Some(table) =
-        AttributeCertificateIterator::new(&pe).map_err(|e| format!("certificate table: {e}"))?
-    else {
-        return Ok(out);
-    };
-    for entry in table {
-        let n = out.signatures.len();
-        if n == MAX_SIGNATURES {
-            return Err(format!("more than {MAX_SIGNATURES} signatures"));
-        }
-        let entry = entry.map_err(|e| format!("certificate table entry: {e}"))?;
-        let sig = entry
-            .get_authenticode_signature()
-            .map_err(|e| format!("signature {}: {e}", n + 1))?;
-        out.signatures
-            .push(describe(&sig, entry.data, digest.as_deref()));
+/// Runs `f` on `data` parsed as a PE32 or PE32+ image.
+pub(crate) fn with_pe<R>(data: &[u8], f: impl FnOnce(&dyn PeTrait) -> R) -> Result<R, String> {
+    match object::FileKind::parse(data) {
+        Ok(object::FileKind::Pe64) => object::read::pe::PeFile64::parse(data).map(|pe| f(&pe)),
+        Ok(object::FileKind::Pe32) => object::read::pe::PeFile32::parse(data).map(|pe| f(&pe)),
+        _ => return Err("not a PE/COFF file".into()),
     }
-    Ok(out)
+    .map_err(|e| format!("PE headers: {e}"))
+}
+
+/// A PE image's Authenticode SHA-256; `None` when its layout cannot be
+/// hashed.
+pub(crate) fn authenticode_sha256(pe: &dyn PeTrait) -> Option<[u8; 32]> {
+    let mut h = Sha256::new();
+    authenticode_digest(pe, &mut h).ok()?;
+    Some(h.finalize().into())
+}
+
+/// The certificate in `bag` the SignerInfo names by issuer and serial
+/// number (`None` for a signer named by key id, or not carried).
+pub(crate) fn signer_cert<'a>(
+    info: &cms::signed_data::SignerInfo,
+    bag: &'a [x509_cert::Certificate],
+) -> Option<&'a x509_cert::Certificate> {
+    let cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(id) = &info.sid else {
+        return None;
+    };
+    bag.iter().find(|c| {
+        c.tbs_certificate.issuer == id.issuer && c.tbs_certificate.serial_number == id.serial_number
+    })
 }
 
 /// A parsed signature's facts; `der` is its SignedData, read again for the
@@ -135,13 +157,7 @@ fn describe(sig: &AuthenticodeSignature, der: &[u8], sha256: Option<&[u8]>) -> S
         }
     };
     let certs = certificates(der);
-    let signer = certs
-        .iter()
-        .find(|c| {
-            issuer.as_ref() == Some(&c.tbs_certificate.issuer)
-                && hex(c.tbs_certificate.serial_number.as_bytes()) == serial
-        })
-        .map(names);
+    let signer = signer_cert(info, &certs).map(names);
     let oid = info.digest_alg.oid.to_string();
     let (digest_algorithm, digest_matches) = if oid == SHA256_OID {
         ("sha256".to_string(), Some(sha256 == Some(sig.digest())))
@@ -193,10 +209,6 @@ pub(crate) fn dn(n: &Name) -> String {
         .map(|atv| atv.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The entries of an `.sbat` section's CSV (`component,generation,vendor,
@@ -312,19 +324,6 @@ pub fn efi_binaries(
         files.extend(paths.map(|p| bootproof_inspect::FileRef::new(fs.partition, p)));
     }
     files.iter().filter_map(|f| efi_binary(img, f)).collect()
-}
-
-/// How a [`Fact`] reads: plain, good news, bad news, or a warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    /// Neutral.
-    Plain,
-    /// Intact.
-    Good,
-    /// Changed after signing.
-    Bad,
-    /// Not checked or not readable.
-    Warn,
 }
 
 /// One line of a binary's summary.

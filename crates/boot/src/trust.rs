@@ -10,7 +10,7 @@
 //! from EFI_SIGNATURE_LIST data (db, dbx, MokList, shim's vendor dbx) or
 //! from shim's `.vendor_cert` section. All sizes are bounded and checked.
 
-use crate::signing::{dn, hex};
+use crate::signing::{authenticode_sha256, dn, hex, signer_cert, MAX_SIGNATURES};
 use authenticode::{AttributeCertificateIterator, AuthenticodeSignature, PeTrait};
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::pkcs8::DecodePublicKey;
@@ -189,38 +189,26 @@ pub enum Verdict {
 
 /// Decides whether `allow` and `deny` accept the PE file `data`.
 pub fn decide(data: &[u8], allow: &[&SignatureList], deny: &[&SignatureList]) -> Verdict {
-    match object::FileKind::parse(data) {
-        Ok(object::FileKind::Pe64) => match object::read::pe::PeFile64::parse(data) {
-            Ok(pe) => decide_pe(&pe, allow, deny),
-            Err(e) => Verdict::Rejected(format!("not a loadable PE image: {e}")),
-        },
-        Ok(object::FileKind::Pe32) => match object::read::pe::PeFile32::parse(data) {
-            Ok(pe) => decide_pe(&pe, allow, deny),
-            Err(e) => Verdict::Rejected(format!("not a loadable PE image: {e}")),
-        },
-        _ => Verdict::Rejected("not a PE image".into()),
-    }
+    crate::signing::with_pe(data, |pe| decide_pe(pe, allow, deny)).unwrap_or_else(Verdict::Rejected)
 }
 
 fn decide_pe(pe: &dyn PeTrait, allow: &[&SignatureList], deny: &[&SignatureList]) -> Verdict {
-    let mut h = Sha256::new();
-    if authenticode::authenticode_digest(pe, &mut h).is_err() {
+    let Some(image_hash) = authenticode_sha256(pe) else {
         return Verdict::Rejected("its layout cannot be hashed (Authenticode)".into());
-    }
-    let image_hash: [u8; 32] = h.finalize().into();
+    };
     if let Some((_, src)) = deny
         .iter()
         .flat_map(|l| &l.hashes)
         .find(|(x, _)| *x == image_hash)
     {
-        return Verdict::Rejected(format!("its hash {} is revoked in {src}", hex(&image_hash)));
+        return Verdict::Rejected(format!("its hash {} is revoked in {src}", hex(image_hash)));
     }
     let mut why_not = Vec::new();
     let table = match AttributeCertificateIterator::new(pe) {
         Ok(t) => t,
         Err(e) => return Verdict::Rejected(format!("certificate table: {e}")),
     };
-    for (i, entry) in table.into_iter().flatten().enumerate().take(8) {
+    for (i, entry) in table.into_iter().flatten().enumerate().take(MAX_SIGNATURES) {
         let n = i + 1;
         let Ok(entry) = entry else {
             why_not.push(format!("signature {n} unreadable"));
@@ -255,7 +243,7 @@ fn decide_pe(pe: &dyn PeTrait, allow: &[&SignatureList], deny: &[&SignatureList]
         {
             return Verdict::Rejected(format!(
                 "signature {n} chains to {}, revoked in {src}",
-                crate::signing::common_name(&dn(&c.tbs_certificate.subject))
+                cn(&c.tbs_certificate.subject)
             ));
         }
         match allow
@@ -266,16 +254,13 @@ fn decide_pe(pe: &dyn PeTrait, allow: &[&SignatureList], deny: &[&SignatureList]
             Some((c, src)) => {
                 return Verdict::Accepted {
                     signature: n,
-                    by: format!(
-                        "{} ({src})",
-                        crate::signing::common_name(&dn(&c.tbs_certificate.subject))
-                    ),
+                    by: format!("{} ({src})", cn(&c.tbs_certificate.subject)),
                 }
             }
             None => why_not.push(format!(
                 "signature {n} (signer {}, issuer {}) chains to no certificate of the allow list",
-                crate::signing::common_name(&dn(&signer.tbs_certificate.subject)),
-                crate::signing::common_name(&dn(&signer.tbs_certificate.issuer)),
+                cn(&signer.tbs_certificate.subject),
+                cn(&signer.tbs_certificate.issuer),
             )),
         }
     }
@@ -295,6 +280,11 @@ fn decide_pe(pe: &dyn PeTrait, allow: &[&SignatureList], deny: &[&SignatureList]
     Verdict::Rejected(why_not.join("; "))
 }
 
+/// A name's common name (else the whole name), for evidence.
+fn cn(name: &x509_cert::name::Name) -> String {
+    crate::signing::common_name(&dn(name)).to_string()
+}
+
 /// The certificate that made the signature, proven: the SignerInfo's
 /// signature over its signed attributes verifies with its key, and those
 /// attributes' message digest is that of the signed content.
@@ -303,16 +293,14 @@ fn signer_of<'a>(
     bag: &'a [Certificate],
 ) -> Result<&'a Certificate, String> {
     let info = sig.signer_info();
-    let cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(id) = &info.sid else {
+    if matches!(
+        info.sid,
+        cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(_)
+    ) {
         return Err("the signer is named by key id, not issuer and serial".into());
-    };
-    let signer = bag
-        .iter()
-        .find(|c| {
-            c.tbs_certificate.issuer == id.issuer
-                && c.tbs_certificate.serial_number == id.serial_number
-        })
-        .ok_or("the signer's certificate is not in the signature")?;
+    }
+    let signer =
+        signer_cert(info, bag).ok_or("the signer's certificate is not in the signature")?;
     let content = sig.encapsulated_content().ok_or("no signed content")?;
     let attrs = info.signed_attrs.as_ref().ok_or("no signed attributes")?;
     let digest = attrs

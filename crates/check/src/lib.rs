@@ -177,7 +177,32 @@ fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .next_back()
 }
 
+/// The Secure Boot rules alone under `store` (`secureboot.*` findings in
+/// catalog order): the chain is followed, no kernel or initrd is read
+/// beyond the binaries verified. What `boot --secure-boot` predicts with.
+pub fn secure_boot_findings(img: &OpenedImage, arch: Arch, store: &FirmwareStore) -> Vec<Finding> {
+    let mut ctx = Ctx::new(img, arch);
+    ctx.secure_boot_rules(Some(store));
+    ctx.findings
+}
+
 impl<'a> Ctx<'a> {
+    /// The chain followed for `arch`, nothing else read yet.
+    fn new(img: &'a OpenedImage, arch: Arch) -> Ctx<'a> {
+        let chain = chain::follow(img, arch);
+        Ctx {
+            img,
+            arch,
+            entry: chain.default_entry().cloned(),
+            chain,
+            kernel: None,
+            initrd: None,
+            root: None,
+            features: None,
+            findings: Vec::new(),
+        }
+    }
+
     fn push(&mut self, rule: &'static Rule, outcome: Outcome, evidence: Vec<String>) {
         let outcome = if rule.severity == Severity::Info && outcome != Outcome::Skip {
             Outcome::Info
@@ -239,19 +264,7 @@ pub fn check(img: &OpenedImage, arch: Arch) -> Report {
 /// Runs every rule for `arch`, the Secure Boot rules under `secure_boot`'s
 /// db and dbx when given.
 pub fn check_with(img: &OpenedImage, arch: Arch, secure_boot: Option<&FirmwareStore>) -> Report {
-    let chain = chain::follow(img, arch);
-    let entry = chain.default_entry().cloned();
-    let mut ctx = Ctx {
-        img,
-        arch,
-        entry,
-        chain,
-        kernel: None,
-        initrd: None,
-        root: None,
-        features: None,
-        findings: Vec::new(),
-    };
+    let mut ctx = Ctx::new(img, arch);
     std::thread::scope(|scope| {
         // The initramfs listing is a whole decompression, most of check's
         // time on a real image: a worker decodes while this thread reads

@@ -8,6 +8,7 @@ use super::{rules, Ctx};
 use bootproof_boot::pe::{EfiKind, PeInfo};
 use bootproof_boot::signing::MAX_EFI_BINARY;
 use bootproof_boot::trust::{decide, shim_vendor_lists, FirmwareStore, SignatureList, Verdict};
+use bootproof_inspect::FileRef;
 
 const RULES: [&rules::Rule; 3] = [&rules::SB_FIRST, &rules::SB_SECOND, &rules::SB_KERNEL];
 
@@ -72,23 +73,11 @@ impl Ctx<'_> {
                 &rules::SB_SECOND,
                 "the firmware starts the loader itself: no second stage",
             ),
-            Some(second) => match self.img.read(&second, MAX_EFI_BINARY).map(|d| judge(&d)) {
-                Ok(Verdict::Accepted { signature, by }) => self.pass(
-                    &rules::SB_SECOND,
-                    format!("{second}: {}", accepted(signature, &by)),
-                ),
-                Ok(Verdict::Rejected(why)) => {
-                    self.fail(
-                        &rules::SB_SECOND,
-                        vec![format!("{second}: {why}; {verifier} refuses it")],
-                    );
+            Some(second) => {
+                if !self.verify_stage(&rules::SB_SECOND, &second, verifier, &judge) {
                     return self.skip_after(&rules::SB_SECOND);
                 }
-                Err(e) => {
-                    self.fail(&rules::SB_SECOND, vec![format!("{second}: {e}")]);
-                    return self.skip_after(&rules::SB_SECOND);
-                }
-            },
+            }
         }
         let Some(entry) = self.entry.clone() else {
             return self.skip(&rules::SB_KERNEL, "no boot entry");
@@ -107,20 +96,31 @@ impl Ctx<'_> {
                 vec![format!("{}: GRUB was started by the firmware, not shim; under Secure Boot it verifies kernels only through shim's protocol and refuses them (`error: shim_lock protocol not found`)", entry.kernel)],
             );
         }
-        match self
-            .img
-            .read(&entry.kernel, MAX_EFI_BINARY)
-            .map(|d| judge(&d))
-        {
-            Ok(Verdict::Accepted { signature, by }) => self.pass(
-                &rules::SB_KERNEL,
-                format!("{}: {}", entry.kernel, accepted(signature, &by)),
-            ),
-            Ok(Verdict::Rejected(why)) => self.fail(
-                &rules::SB_KERNEL,
-                vec![format!("{}: {why}; {verifier} refuses it", entry.kernel)],
-            ),
-            Err(e) => self.fail(&rules::SB_KERNEL, vec![format!("{}: {e}", entry.kernel)]),
+        self.verify_stage(&rules::SB_KERNEL, &entry.kernel, verifier, &judge);
+    }
+
+    /// Reads `file`, has `judge` decide as `verifier` would, and records
+    /// `rule`'s outcome; whether it was accepted.
+    fn verify_stage(
+        &mut self,
+        rule: &'static rules::Rule,
+        file: &FileRef,
+        verifier: &str,
+        judge: &dyn Fn(&[u8]) -> Verdict,
+    ) -> bool {
+        match self.img.read(file, MAX_EFI_BINARY).map(|d| judge(&d)) {
+            Ok(Verdict::Accepted { signature, by }) => {
+                self.pass(rule, format!("{file}: {}", accepted(signature, &by)));
+                true
+            }
+            Ok(Verdict::Rejected(why)) => {
+                self.fail(rule, vec![format!("{file}: {why}; {verifier} refuses it")]);
+                false
+            }
+            Err(e) => {
+                self.fail(rule, vec![format!("{file}: {e}")]);
+                false
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use crate::session::interrupt_flag;
 use crate::style::{write_json, SafeStdout, Style};
 use bootproof_runtime::boot::{boot, BootError, BootMode, BootReport};
 use bootproof_runtime::{exit, Error};
-use bootproof_vm::supervise::{Tone, Until};
+use bootproof_vm::supervise::Until;
 use std::io::Write;
 
 pub const AFTER_HELP: &str = "\
@@ -167,20 +167,11 @@ fn human(out: &mut impl Write, r: &BootReport, so: Style) -> std::io::Result<()>
         writeln!(out, "  {host}  {}{guest}", e.stage.text())?;
     }
     let (tone, words) = r.result.summary(r.timeout_secs);
-    let verdict = match tone {
-        Tone::Good => so.green(&words),
-        Tone::Bad => so.red_bold(&words),
-        Tone::Warn => so.yellow(&words),
-    };
+    let verdict = so.toned(tone, &words);
     writeln!(out, "{} {verdict}", so.bold("Outcome "))?;
     if let Some(sb) = &r.secure_boot {
-        let words = sb.summary();
-        let words = if sb.agrees {
-            so.green(&words)
-        } else {
-            so.red_bold(&words)
-        };
-        writeln!(out, "{} {words}", so.bold("SecBoot "))?;
+        let (tone, words) = sb.summary();
+        writeln!(out, "{} {}", so.bold("SecBoot "), so.toned(tone, &words))?;
     }
     for p in &r.result.problems {
         writeln!(out, "{} {}: {}", so.yellow("Problem "), p.kind, p.line)?;

@@ -2,7 +2,7 @@
 
 use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
-use bootproof_boot::signing::{EfiBinary, Tone};
+use bootproof_boot::signing::EfiBinary;
 use bootproof_disk::{Severity, TableKind};
 use bootproof_inspect::{FsReport, InspectReport};
 use bootproof_runtime::inspection::inspect_image;
@@ -26,12 +26,7 @@ pub fn run(args: &ImageArgs, out: OutputArgs) -> Result<u8, Error> {
 /// Under a file's line: its kind, signers (with the hash check) and SBAT.
 fn binary_lines(o: &mut String, b: &EfiBinary, indent: &str, st: Style) {
     for (tone, text) in b.facts() {
-        let text = match tone {
-            Tone::Plain => st.dim(&text),
-            Tone::Good => st.green(&text),
-            Tone::Bad => st.red_bold(&text),
-            Tone::Warn => st.yellow(&text),
-        };
+        let text = st.toned(tone, &text);
         let _ = writeln!(o, "{indent}{text}");
     }
 }

@@ -2,6 +2,7 @@
 //! is a terminal; plus human-readable sizes.
 
 use crate::args::ColorChoice;
+use bootproof_platform::Tone;
 use bootproof_runtime::render::escape::terminal_keep_colours;
 use std::io::{IsTerminal, Write};
 
@@ -64,6 +65,16 @@ impl Style {
         self.paint("36", s)
     }
     /// Green, for good news.
+    /// `s` coloured by its tone: plain dim, good green, bad red, warning yellow.
+    pub fn toned(&self, tone: Tone, s: &str) -> String {
+        match tone {
+            Tone::Plain => self.dim(s),
+            Tone::Good => self.green(s),
+            Tone::Bad => self.red_bold(s),
+            Tone::Warn => self.yellow(s),
+        }
+    }
+
     pub fn green(&self, s: &str) -> String {
         self.paint("32", s)
     }

@@ -13,5 +13,5 @@ mod severity;
 mod variant;
 
 pub use arch::{Arch, ArchInfo, UnknownArch, ARCHES};
-pub use severity::Severity;
+pub use severity::{Severity, Tone};
 pub use variant::{split_axes_and_images, Axes, AxisError, Platform, Transport, GIC_VERSIONS};

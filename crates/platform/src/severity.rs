@@ -1,5 +1,6 @@
 //! How much a finding matters: one scale for partition-table diagnostics,
-//! static check rules and anything else that grades problems.
+//! static check rules and anything else that grades problems; and the tone
+//! a reported fact reads in (what human output colours it by).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,4 +15,17 @@ pub enum Severity {
     Warning,
     /// A MUST, or a defect that stops the boot or loses data.
     Error,
+}
+
+/// Whether a reported fact is good news, bad news, a warning or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Neutral: a fact, not a verdict.
+    Plain,
+    /// Good news: booted, intact, accepted.
+    Good,
+    /// Bad news: failed, could not run, changed after signing.
+    Bad,
+    /// No verdict, or one to look at: stalled, timed out, not checked.
+    Warn,
 }

@@ -8,7 +8,7 @@
 //! host, and cells that fit run side by side while others prepare.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// What QEMU itself takes beside the guest's RAM (its code, TCG's
@@ -71,26 +71,20 @@ impl MemoryGate {
 
     /// The share for a VM of `guest_mib`, if it fits beside the VMs running.
     pub fn try_acquire(&self, guest_mib: u64) -> Option<MemoryPermit<'_>> {
-        let mib = self.share(guest_mib);
-        let mut used = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
-        (*used + mib <= self.budget_mib).then(|| {
-            *used += mib;
-            MemoryPermit { gate: self, mib }
-        })
+        self.take(&mut self.lock(), self.share(guest_mib))
     }
 
     /// Waits until a VM of `guest_mib` fits; `None` once `interrupted` is
     /// set while waiting.
     pub fn acquire(&self, guest_mib: u64, interrupted: &AtomicBool) -> Option<MemoryPermit<'_>> {
         let mib = self.share(guest_mib);
-        let mut used = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.lock();
         loop {
             if interrupted.load(Ordering::Relaxed) {
                 return None;
             }
-            if *used + mib <= self.budget_mib {
-                *used += mib;
-                return Some(MemoryPermit { gate: self, mib });
+            if let Some(permit) = self.take(&mut used, mib) {
+                return Some(permit);
             }
             used = match self.freed.wait_timeout(used, POLL) {
                 Ok((guard, _)) => guard,
@@ -101,13 +95,27 @@ impl MemoryGate {
 
     /// MiB held by running VMs now.
     pub fn in_use_mib(&self) -> u64 {
-        *self.in_use.lock().unwrap_or_else(|p| p.into_inner())
+        *self.lock()
+    }
+
+    /// `mib` more in use, when that stays within the budget.
+    fn take(&self, used: &mut u64, mib: u64) -> Option<MemoryPermit<'_>> {
+        (*used + mib <= self.budget_mib).then(|| {
+            *used += mib;
+            MemoryPermit { gate: self, mib }
+        })
+    }
+
+    /// The in-use count (a panic elsewhere while holding it leaves a valid
+    /// number: every update is one assignment).
+    fn lock(&self) -> MutexGuard<'_, u64> {
+        self.in_use.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for MemoryPermit<'_> {
     fn drop(&mut self) {
-        let mut used = self.gate.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.gate.lock();
         *used = used.saturating_sub(self.mib);
         self.gate.freed.notify_all();
     }

@@ -3,7 +3,7 @@
 
 use crate::Error;
 use bootproof_boot::trust::{FirmwareStore, SignatureList};
-use bootproof_platform::Arch;
+use bootproof_platform::{Arch, Tone};
 use bootproof_vm::firmware::{self, Mapping};
 use bootproof_vm::nvram;
 use serde::Serialize;
@@ -52,8 +52,8 @@ fn enrolled_template(arch: Arch) -> Result<PathBuf, Error> {
     let (descriptors, _) = firmware::load(&firmware::search_dirs());
     descriptors
         .iter()
-        .filter(|d| d.targets.iter().any(|t| t.architecture == arch.name()))
-        .filter(|d| ["secure-boot", "enrolled-keys"].iter().all(|f| d.features.iter().any(|x| x == f)))
+        .filter(|d| d.target_for(arch).is_some())
+        .filter(|d| d.has_feature("secure-boot") && d.has_feature("enrolled-keys"))
         .find_map(|d| match &d.mapping {
             Mapping::Flash { nvram_template: Some(t), .. } => Some(t.filename.clone()),
             _ => None,
@@ -198,15 +198,20 @@ impl Refusal {
 
 impl SecureBootCheck {
     /// One line: the prediction (and its rule), the observation, and
-    /// whether they agree.
-    pub fn summary(&self) -> String {
+    /// whether they agree (good news) or not (bad news).
+    pub fn summary(&self) -> (Tone, String) {
         let rule = self.rule.map(|r| format!(" ({r})")).unwrap_or_default();
-        let verdict = if self.agrees { "agree" } else { "DISAGREE" };
-        format!(
+        let (tone, verdict) = if self.agrees {
+            (Tone::Good, "agree")
+        } else {
+            (Tone::Bad, "DISAGREE")
+        };
+        let words = format!(
             "predicted: {}{rule}; observed: {}: {verdict}",
             self.predicted.words(),
             self.observed.words()
-        )
+        );
+        (tone, words)
     }
 }
 
@@ -218,8 +223,8 @@ pub fn predict(
     vars: &Path,
 ) -> Result<SecureBootCheck, Error> {
     let store = from_vars(vars)?;
-    let report = bootproof_check::check_with(img, arch, Some(&store));
-    let failed = report.findings.iter().find(|f| {
+    let findings = bootproof_check::secure_boot_findings(img, arch, &store);
+    let failed = findings.iter().find(|f| {
         f.rule.id.starts_with("secureboot.") && f.outcome == bootproof_check::Outcome::Fail
     });
     let predicted = match failed {

@@ -84,6 +84,21 @@ pub struct Descriptor {
     pub source: PathBuf,
 }
 
+impl Descriptor {
+    /// Its target for `arch` (QEMU's architecture names read by the
+    /// platform vocabulary), if it has one.
+    pub fn target_for(&self, arch: Arch) -> Option<&Target> {
+        self.targets
+            .iter()
+            .find(|t| Arch::parse(&t.architecture) == Some(arch))
+    }
+
+    /// Whether it declares `feature` (`secure-boot`, `enrolled-keys`, …).
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
+}
+
 /// What the VM needs.
 #[derive(Debug, Clone)]
 pub struct Want {
@@ -215,11 +230,7 @@ fn check(d: &Descriptor, want: &Want) -> Result<(), String> {
             want.interface
         ));
     }
-    let target = d
-        .targets
-        .iter()
-        .find(|t| Arch::parse(&t.architecture) == Some(want.arch));
-    let Some(target) = target else {
+    let Some(target) = d.target_for(want.arch) else {
         let archs: Vec<&str> = d.targets.iter().map(|t| t.architecture.as_str()).collect();
         return Err(format!(
             "architecture {} (want {})",
@@ -234,7 +245,7 @@ fn check(d: &Descriptor, want: &Want) -> Result<(), String> {
             want.machine
         ));
     }
-    let has = |f: &str| d.features.iter().any(|x| x == f);
+    let has = |f: &str| d.has_feature(f);
     if let Some(sb) = want.secure_boot {
         if has("secure-boot") != sb {
             return Err(if sb {

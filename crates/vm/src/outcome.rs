@@ -2,6 +2,7 @@
 //! and how that reads in one sentence ([`BootResult::summary`]).
 
 use crate::classify::{Event, Stage};
+pub use bootproof_platform::Tone;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -65,17 +66,6 @@ pub enum BootOutcome {
         /// The last stage reached.
         last: Option<Stage>,
     },
-}
-
-/// Whether an outcome is good news, bad news, or neither.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    /// Booted, or reached the stage asked for.
-    Good,
-    /// Failed, or could not run.
-    Bad,
-    /// Stalled, hung, timed out or interrupted: no verdict from the guest.
-    Warn,
 }
 
 impl BootResult {
