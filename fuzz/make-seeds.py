@@ -155,6 +155,14 @@ def boot_seeds(w):
     save("boot_pe", "systemd-bootaa64", open(f"{r}/usr/lib/systemd/boot/efi/systemd-bootaa64.efi", "rb").read())
     save("boot_pe", "linuxaa64-stub", open(f"{r}/usr/lib/systemd/boot/efi/linuxaa64.efi.stub", "rb").read())
     save("boot_pe", "kernel-pe-head", kernel[:8192])
+    # Secure Boot seeds: Debian's signed shim (two Authenticode signatures,
+    # .sbat, .sbatlevel, .vendor_cert), its .sbatlevel alone (objcopy) and
+    # an SbatLevel variable's text.
+    save("boot_pe", "shimaa64-signed", open(f"{r}/usr/lib/shim/shimaa64.efi.signed", "rb").read())
+    subprocess.run(["objcopy", "-O", "binary", "--only-section=.sbatlevel",
+                    f"{art}/amd64/root/usr/lib/shim/shimx64.efi.signed", f"{w}/sbatlevel"], check=True)
+    save("boot_pe", "shim-sbatlevel", open(f"{w}/sbatlevel", "rb").read())
+    save("boot_pe", "sbat-level-variable", b"sbat,1,2024010900\nshim,4\ngrub,3\ngrub.debian,4\n")
     # GRUB configuration seeds.
     save("boot_grub_cfg", "debian", (
         "set default=\"0\"\nif [ -s $prefix/grubenv ]; then\n  load_env\nfi\n"

@@ -2,7 +2,8 @@
 # Fetches and unpacks the real Debian boot artifacts bootproof's boot-stage
 # tests use (arm64 and amd64):
 #   linux-image-<ver>-{arm64,amd64} (resolved from the metapackages),
-#   systemd-boot-efi, grub-efi-*-bin, shim-signed (where available), busybox-static.
+#   systemd-boot-efi, grub-efi-*-bin, grub-efi-*-signed and shim-signed
+#   (where available), busybox-static.
 #
 #   tests/artifacts/fetch-debian-artifacts.sh OUTDIR
 #
@@ -22,7 +23,8 @@ if [ -z "$k_arm64" ] || [ -z "$k_amd64" ]; then
   $SUDO apt-get update -qq
   k_arm64=$(resolve arm64); k_amd64=$(resolve amd64)
 fi
-want="$k_arm64 $k_amd64"
+# The package set's revision, then the kernels: either changing refetches.
+want="2 $k_arm64 $k_amd64"
 if [ -f "$out/manifest" ] && [ "$(head -n1 "$out/manifest")" = "$want" ]; then
   exit 0
 fi
@@ -33,6 +35,7 @@ for arch in arm64 amd64; do
   d="$out/$arch"; mkdir -p "$d/debs" "$d/root"
   pkgs=("$kpkg:$arch" "systemd-boot-efi:$arch" "$grub:$arch" "busybox-static:$arch")
   apt-cache show "$shim:$arch" >/dev/null 2>&1 && pkgs+=("$shim:$arch")
+  apt-cache show "${grub%-bin}-signed:$arch" >/dev/null 2>&1 && pkgs+=("${grub%-bin}-signed:$arch")
   (cd "$d/debs" && apt-get download -qq -o APT::Sandbox::User=root "${pkgs[@]}")
   for deb in "$d"/debs/*.deb; do dpkg-deb -x "$deb" "$d/root"; done
   rm -rf "$d/debs"

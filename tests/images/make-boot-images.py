@@ -13,7 +13,7 @@ files the default entry must extract to.
 import glob, json, os, shutil, subprocess, sys
 from lvmtools import lvm  # shared by both image scripts
 
-VERSION = "14"
+VERSION = "15"
 MiB = 1 << 20
 ROOT_UUID = "7c1f8a3e-2b44-4f0d-9d1e-6c9b7a3e2f22"
 
@@ -208,6 +208,14 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         disk(f"{out}/{name}", esp, root)
         images[name] = {"arch": "aarch64" if arch == "arm64" else "x86_64", "kernel": kernel, "initrd": initrd,
                         "cmdline": f"root=UUID={ROOT_UUID} ro quiet {console}", "loader": "grub", "version": ver}
+        # The same with Debian's signed GRUB (grub-efi-*-signed: the
+        # monolithic image signed by Debian's key), the whole chain signed.
+        signed = f"{r}/usr/lib/grub/{grub_dir}-signed/grub{efi}.efi.signed"
+        if os.path.exists(signed):
+            shutil.copy(signed, f"{esp}/EFI/BOOT/grub{efi}.efi")
+            disk(f"{out}/debian-signed-{arch}.raw", esp, root)
+            images[f"debian-signed-{arch}.raw"] = dict(images[name])
+            shutil.copy(f"{r}/usr/lib/grub/{grub_dir}/monolithic/grub{efi}.efi", f"{esp}/EFI/BOOT/grub{efi}.efi")
         if arch == "arm64":
             # Root (and /boot) on an LVM2 logical volume, as RHEL's and
             # Ubuntu Server's installers lay it out: GRUB reads the LV, the

@@ -24,5 +24,6 @@ pub mod modules;
 pub mod package;
 pub mod pe;
 pub mod rpm;
+pub mod sbat;
 pub mod signing;
 pub mod trust;

@@ -126,7 +126,8 @@ impl SignatureList {
 }
 
 /// A firmware's Secure Boot variables: its allow list (db) and deny list
-/// (dbx), and what the store is called in reports.
+/// (dbx), what shim adds from the store (MokList, MokListX, SbatLevel),
+/// and what the store is called in reports.
 #[derive(Debug, Clone, Default)]
 pub struct FirmwareStore {
     /// `microsoft (…/OVMF_VARS_4M.ms.fd)`, a file name, …
@@ -135,6 +136,13 @@ pub struct FirmwareStore {
     pub db: SignatureList,
     /// dbx.
     pub dbx: SignatureList,
+    /// MokList: what shim trusts besides db and its vendor certificate.
+    pub mok: SignatureList,
+    /// MokListX: what shim refuses besides dbx and its vendor dbx.
+    pub mokx: SignatureList,
+    /// The `SbatLevel` variable, when present with the attributes shim
+    /// keeps (else shim replaces it with its own level).
+    pub sbat_level: Option<crate::sbat::SbatLevel>,
 }
 
 /// shim's built-in lists: its `.vendor_cert` section holds the vendor's

@@ -152,9 +152,13 @@ rules! {
         "UEFI 2.10 §32.5: the firmware runs an image only if a signature chains to db (or its hash is there) and nothing in dbx revokes it",
         "sign the loader with a key whose certificate is in db (distributions: boot through shim signed by the Microsoft UEFI CA), or enrol its certificate in db",
         stops Firmware: "the firmware refuses the loader (`Access Denied` / `Security Violation`) and falls back to its boot manager";
+    SB_SHIM_SBAT = "secureboot.shim-sbat", Error, "Secure Boot: shim's own SBAT generation is not revoked",
+        "shim applies the SbatLevel in force (the firmware's SbatLevel variable, or its built-in automatic level when newer) and checks its own .sbat against it first",
+        "install a shim (shim-signed) whose generation the SbatLevel allows; in a test VM, start from a variable store without the newer SbatLevel",
+        stops Loader: "shim prints `Something has gone seriously wrong: SBAT self-check failed` and stops";
     SB_SECOND = "secureboot.second-stage", Error, "Secure Boot: shim accepts the boot loader it starts",
-        "shim verifies its second stage against db, its built-in vendor certificate and MokList, after dbx and its vendor dbx",
-        "use the boot loader signed by the shim vendor's key (Debian: grub-efi-<arch>-signed), or sign it with a key enrolled in MokList (`mokutil --import`)",
+        "shim verifies its second stage against db, its built-in vendor certificate and MokList, after dbx, its vendor dbx and MokListX, then its .sbat against the SbatLevel in force",
+        "use the boot loader signed by the shim vendor's key (Debian: grub-efi-<arch>-signed) at a generation the SbatLevel allows, or sign it with a key enrolled in MokList (`mokutil --import`)",
         stops Loader: "shim prints `Verification failed: (0x1A) Security Violation` and does not start the loader";
     SB_KERNEL = "secureboot.kernel", Error, "Secure Boot: the kernel is accepted by what verifies it",
         "GRUB hands the kernel to shim's protocol (systemd-boot to the firmware, where shim hooks in), which checks it as it checked the loader",

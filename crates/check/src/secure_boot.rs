@@ -6,11 +6,17 @@
 
 use super::{rules, Ctx};
 use bootproof_boot::pe::{EfiKind, PeInfo};
+use bootproof_boot::sbat::{self, SbatLevel};
 use bootproof_boot::signing::MAX_EFI_BINARY;
 use bootproof_boot::trust::{decide, shim_vendor_lists, FirmwareStore, SignatureList, Verdict};
 use bootproof_inspect::FileRef;
 
-const RULES: [&rules::Rule; 3] = [&rules::SB_FIRST, &rules::SB_SECOND, &rules::SB_KERNEL];
+const RULES: [&rules::Rule; 4] = [
+    &rules::SB_FIRST,
+    &rules::SB_SHIM_SBAT,
+    &rules::SB_SECOND,
+    &rules::SB_KERNEL,
+];
 
 impl Ctx<'_> {
     pub(super) fn secure_boot_rules(&mut self, store: Option<&FirmwareStore>) {
@@ -57,24 +63,58 @@ impl Ctx<'_> {
             Some(Ok((a, d))) => (a, d),
             Some(Err(e)) => {
                 self.fail(
-                    &rules::SB_SECOND,
+                    &rules::SB_SHIM_SBAT,
                     vec![format!("{first}: shim's .vendor_cert: {e}")],
                 );
-                return self.skip_after(&rules::SB_SECOND);
+                return self.skip_after(&rules::SB_SHIM_SBAT);
             }
             None => Default::default(),
         };
+        let level = match shim {
+            true => match self.shim_sbat(&first, &loader, store) {
+                Ok(level) => level,
+                Err(()) => return self.skip_after(&rules::SB_SHIM_SBAT),
+            },
+            false => {
+                self.skip(
+                    &rules::SB_SHIM_SBAT,
+                    "the loader is not shim (the firmware does not read .sbat)",
+                );
+                None
+            }
+        };
         let verifier = if shim { "shim" } else { "the firmware" };
-        let allow_lists = [&store.db, &allow];
-        let deny_lists = [&store.dbx, &deny];
-        let judge = |data: &[u8]| decide(data, &allow_lists, &deny_lists);
+        let none = SignatureList::default();
+        let (mok, mokx) = match shim {
+            true => (&store.mok, &store.mokx),
+            false => (&none, &none),
+        };
+        let allow_lists = [&store.db, &allow, mok];
+        let deny_lists = [&store.dbx, &deny, mokx];
+        // shim checks a signature, then SBAT: mandatory for what it starts,
+        // optional for what its protocol verifies for the loader.
+        let judge_with = |required: bool| {
+            let (allow_lists, deny_lists, level) = (&allow_lists, &deny_lists, &level);
+            move |data: &[u8]| match (decide(data, allow_lists, deny_lists), level) {
+                (Verdict::Accepted { signature, by }, Some(level)) => {
+                    match sbat::verify(data, level, required) {
+                        Ok(sbat) => Verdict::Accepted {
+                            signature,
+                            by: format!("{by}; {sbat}"),
+                        },
+                        Err(why) => Verdict::Rejected(why),
+                    }
+                }
+                (verdict, _) => verdict,
+            }
+        };
         match self.chain.second_stage.clone() {
             None => self.skip(
                 &rules::SB_SECOND,
                 "the firmware starts the loader itself: no second stage",
             ),
             Some(second) => {
-                if !self.verify_stage(&rules::SB_SECOND, &second, verifier, &judge) {
+                if !self.verify_stage(&rules::SB_SECOND, &second, verifier, &judge_with(true)) {
                     return self.skip_after(&rules::SB_SECOND);
                 }
             }
@@ -96,7 +136,12 @@ impl Ctx<'_> {
                 vec![format!("{}: GRUB was started by the firmware, not shim; under Secure Boot it verifies kernels only through shim's protocol and refuses them (`error: shim_lock protocol not found`)", entry.kernel)],
             );
         }
-        self.verify_stage(&rules::SB_KERNEL, &entry.kernel, verifier, &judge);
+        self.verify_stage(
+            &rules::SB_KERNEL,
+            &entry.kernel,
+            verifier,
+            &judge_with(false),
+        );
     }
 
     /// Reads `file`, has `judge` decide as `verifier` would, and records
@@ -120,6 +165,48 @@ impl Ctx<'_> {
             Err(e) => {
                 self.fail(rule, vec![format!("{file}: {e}")]);
                 false
+            }
+        }
+    }
+
+    /// shim's self-check (`secureboot.shim-sbat`): the SbatLevel in force
+    /// (the store's variable or shim's automatic level, whichever is
+    /// newer) against shim's own `.sbat`. The level, or Err when shim stops.
+    fn shim_sbat(
+        &mut self,
+        shim: &FileRef,
+        data: &[u8],
+        store: &FirmwareStore,
+    ) -> Result<Option<SbatLevel>, ()> {
+        let automatic = match PeInfo::section_data(data, ".sbatlevel").map(sbat::shim_levels) {
+            Some(Ok((automatic, _latest))) => Some(automatic),
+            Some(Err(e)) => {
+                self.fail(&rules::SB_SHIM_SBAT, vec![format!("{shim}: {e}")]);
+                return Err(());
+            }
+            None => None,
+        };
+        let Some(level) = sbat::level_in_force(store.sbat_level.as_ref(), automatic.as_ref())
+        else {
+            self.pass(
+                &rules::SB_SHIM_SBAT,
+                format!("{shim}: no SbatLevel in the store and none built into shim: nothing is revoked"),
+            );
+            return Ok(None);
+        };
+        match sbat::verify(data, &level, true) {
+            Ok(sbat) => {
+                self.pass(&rules::SB_SHIM_SBAT, format!("{shim}: {sbat}"));
+                Ok(Some(level))
+            }
+            Err(why) => {
+                self.fail(
+                    &rules::SB_SHIM_SBAT,
+                    vec![format!(
+                        "{shim}: {why}; shim stops (`SBAT self-check failed`)"
+                    )],
+                );
+                Err(())
             }
         }
     }

@@ -46,7 +46,7 @@ fn clean_image_passes_every_rule() {
                 && f["evidence"][0].as_str().unwrap().contains("--secure-boot")),
         "nothing else is skipped on a complete image: {skipped:?}"
     );
-    assert_eq!(skipped.len(), 3);
+    assert_eq!(skipped.len(), 4);
     assert_eq!(v["schema"], "bootproof.check/v1");
     for f in v["findings"].as_array().unwrap() {
         for k in [

@@ -166,7 +166,22 @@ fn boot_parser_seeds() {
         let _ = bootproof_boot::trust::decide(&data, &[], &[]);
         let _ = bootproof_boot::trust::SignatureList::default().add_efi_lists(&data, "fuzz");
         let _ = bootproof_boot::trust::shim_vendor_lists(Some(&data));
+        for level in bootproof_boot::sbat::SbatLevel::parse(&data, "seed") {
+            let _ = bootproof_boot::sbat::verify(&data, &level, true);
+        }
+        let _ = bootproof_boot::sbat::shim_levels(&data);
     }
+    // The Secure Boot seeds are what they claim: shim's two levels, a
+    // variable's level, and a shim that carries both signatures.
+    let (automatic, latest) =
+        bootproof_boot::sbat::shim_levels(&seed("boot_pe", "shim-sbatlevel")).unwrap();
+    assert!(latest.at_least(&automatic));
+    let level =
+        bootproof_boot::sbat::SbatLevel::parse(&seed("boot_pe", "sbat-level-variable"), "t")
+            .unwrap();
+    assert_eq!(level.revocations.len(), 4);
+    let shim = bootproof_boot::signing::signatures(&seed("boot_pe", "shimaa64-signed")).unwrap();
+    assert_eq!(shim.signatures.len(), 2);
     for data in inputs("boot_grub_cfg") {
         let text = String::from_utf8_lossy(&data);
         for line in text.lines() {

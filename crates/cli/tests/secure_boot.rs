@@ -2,8 +2,8 @@
 //! oracles: `virt-fw-vars` (python3-virt-firmware) extracts the db
 //! certificates of Debian's OVMF stores, and sbsigntool's `sbverify --cert`
 //! checks each signature that bootproof says chains to one of them. The
-//! boot that confirms the prediction is in boot_vm.rs
-//! (`secure_boot_firmware_rejects_unsigned_loaders`).
+//! boots that confirm the predictions are in secure_boot_vm.rs
+//! (`secure_boot_firmware_rejects_unsigned_loaders` and the rest).
 
 mod common;
 
@@ -12,32 +12,11 @@ use bootproof_boot::trust::{decide, shim_vendor_lists, Verdict};
 use bootproof_platform::Arch;
 use bootproof_runtime::secure_boot::trust_store;
 use bootproof_testkit::{
-    artifact_kernel, artifacts, boot_images, ok, scratch, signature_cert, signature_der,
+    artifact_kernel, artifacts, boot_images, ok, scratch, signature_cert, signature_der, workspace,
 };
-use common::bootproof;
-use serde_json::Value;
+use common::{check_secure_boot, finding};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn findings(img: &Path, store: &str) -> Value {
-    let out = bootproof(&[
-        "check",
-        "--json",
-        &format!("--secure-boot={store}"),
-        img.to_str().unwrap(),
-    ]);
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn finding<'a>(report: &'a Value, id: &str) -> (&'a str, String) {
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rule"]["id"] == id || f["id"] == id)
-        .unwrap_or_else(|| panic!("{id} in the report"));
-    (f["outcome"].as_str().unwrap(), f["evidence"].to_string())
-}
 
 /// The db certificates of a variable store, as PEM files, by virt-fw-vars.
 fn db_certs(vars: &Path, dir: &Path) -> Vec<PathBuf> {
@@ -104,7 +83,7 @@ fn shim() -> PathBuf {
 #[test]
 fn microsofts_keys_accept_shim_and_shim_refuses_the_unsigned_grub() {
     let img = boot_images().join("debian-grub-amd64.raw");
-    let r = findings(&img, "microsoft");
+    let r = check_secure_boot(&img, "microsoft");
     let (outcome, evidence) = finding(&r, "secureboot.first-stage");
     assert_eq!(outcome, "pass", "{evidence}");
     assert!(
@@ -145,7 +124,7 @@ fn microsofts_keys_accept_shim_and_shim_refuses_the_unsigned_grub() {
 #[test]
 fn a_store_without_microsofts_ca_refuses_shim_at_the_first_stage() {
     let img = boot_images().join("debian-grub-amd64.raw");
-    let r = findings(&img, "snakeoil");
+    let r = check_secure_boot(&img, "snakeoil");
     let (outcome, evidence) = finding(&r, "secureboot.first-stage");
     assert_eq!(outcome, "fail");
     assert!(
@@ -236,7 +215,7 @@ fn firmware_trusting_only_microsofts_2023_ca_runs_shim_by_its_second_signature()
     let ca = signature_cert(&shim(), 2, "Microsoft UEFI CA 2023", &dir);
     std::fs::copy(&ca, certs.join("ca2023.pem")).unwrap();
     let img = boot_images().join("debian-grub-amd64.raw");
-    let r = findings(&img, certs.to_str().unwrap());
+    let r = check_secure_boot(&img, certs.to_str().unwrap());
     let (outcome, evidence) = finding(&r, "secureboot.first-stage");
     assert_eq!(outcome, "pass", "{evidence}");
     assert!(
@@ -248,4 +227,64 @@ fn firmware_trusting_only_microsofts_2023_ca_runs_shim_by_its_second_signature()
         "signature 1 does not chain to it"
     );
     assert_eq!(r["prediction"]["rules"][0], "secureboot.second-stage");
+}
+
+/// A PEM certificate as DER, by openssl.
+fn der_of(pem: &Path) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(["x509", "-outform", "der", "-in"])
+        .arg(pem)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn built_in_stores_hold_microsofts_uefi_cas_and_judge_shim_by_each() {
+    // The oracle for the built-in bytes: the 2011 CA as virt-fw-vars cuts
+    // it from Debian's .ms store, the 2023 CA as openssl prints it from
+    // shim's second signature.
+    let dir = scratch("secure-boot", "built-in");
+    let ms = trust_store("microsoft", Arch::X86_64).unwrap();
+    let ca2011 = db_certs(Path::new(&ms.name), &dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("UEFICA2011"))
+        .unwrap();
+    let ca2023 = signature_cert(&shim(), 2, "Microsoft UEFI CA 2023", &dir);
+    let built_in = |file: &str| {
+        std::fs::read(workspace().join("crates/runtime/src/certs").join(file)).unwrap()
+    };
+    assert_eq!(built_in("microsoft-uefi-ca-2011.der"), der_of(&ca2011));
+    assert_eq!(built_in("microsoft-uefi-ca-2023.der"), der_of(&ca2023));
+    for (name, n) in [
+        ("microsoft-2011", 1),
+        ("microsoft-2023", 1),
+        ("microsoft-both", 2),
+    ] {
+        let store = trust_store(name, Arch::X86_64).unwrap();
+        assert_eq!(store.db.certs.len(), n, "{name}");
+        assert!(store.dbx.is_empty() && store.name.ends_with("(built in)"));
+    }
+    // Debian's shim carries both signatures: each store accepts it by its own.
+    let img = boot_images().join("debian-grub-amd64.raw");
+    for (store, want) in [
+        (
+            "microsoft-2011",
+            "signature 1 chains to Microsoft Corporation UEFI CA 2011 (built in)",
+        ),
+        (
+            "microsoft-2023",
+            "signature 2 chains to Microsoft UEFI CA 2023 (built in)",
+        ),
+        (
+            "microsoft-both",
+            "signature 1 chains to Microsoft Corporation UEFI CA 2011 (built in)",
+        ),
+    ] {
+        let report = check_secure_boot(&img, store);
+        let (outcome, evidence) = finding(&report, "secureboot.first-stage");
+        assert_eq!(outcome, "pass", "{store}: {evidence}");
+        assert!(evidence.contains(want), "{store}: {evidence}");
+    }
 }

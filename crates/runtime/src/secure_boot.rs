@@ -2,7 +2,8 @@
 //! EDK2 variable store, named or given as a file.
 
 use crate::Error;
-use bootproof_boot::trust::{FirmwareStore, SignatureList};
+use bootproof_boot::sbat::SbatLevel;
+use bootproof_boot::trust::FirmwareStore;
 use bootproof_platform::{Arch, Tone};
 use bootproof_vm::firmware::{self, Mapping};
 use bootproof_vm::nvram;
@@ -11,19 +12,64 @@ use std::path::{Path, PathBuf};
 
 /// The GUID db and dbx are stored under (EFI_IMAGE_SECURITY_DATABASE_GUID).
 const IMAGE_SECURITY_DATABASE: &str = "d719b2cb-3d3a-4596-a3bc-dad00e67656f";
+/// The GUID shim keeps its variables under (SHIM_LOCK_GUID): MokList,
+/// MokListX, SbatLevel.
+const SHIM_LOCK: &str = "605dab50-e046-4300-abb6-3dd810dd8b23";
+/// SbatLevel's attributes shim keeps: non-volatile and boot-service
+/// access, optionally time-authenticated (`check_sbat_var_attributes`).
+const SBAT_ATTRIBUTES: [u32; 2] = [0x3, 0x23];
 /// A variable store is read whole: at most this many bytes (AAVMF's are 64 MiB).
 const MAX_VARS: u64 = 128 << 20;
 
 /// What `--secure-boot` names by default.
 pub const DEFAULT_STORE: &str = "microsoft";
 
+/// Microsoft's UEFI CAs (the third-party CAs that sign shim), built in
+/// for firmware that trusts one of them or both: DER as Microsoft issued
+/// them, cut from Debian's OVMF `.ms` store (2011) and from the second
+/// signature of Debian's shim (2023); `certs/README.md` has their
+/// fingerprints, and a test compares them with those sources.
+const MICROSOFT_UEFI_CAS: [(&str, &[u8]); 2] = [
+    (
+        "Microsoft UEFI CA 2011",
+        include_bytes!("certs/microsoft-uefi-ca-2011.der"),
+    ),
+    (
+        "Microsoft UEFI CA 2023",
+        include_bytes!("certs/microsoft-uefi-ca-2023.der"),
+    ),
+];
+
+/// The built-in stores: name and which of [`MICROSOFT_UEFI_CAS`] are db.
+pub const BUILT_IN_STORES: [(&str, &[usize]); 3] = [
+    ("microsoft-2011", &[0]),
+    ("microsoft-2023", &[1]),
+    ("microsoft-both", &[0, 1]),
+];
+
 /// The trust store `spec` names for `arch`: `microsoft` (the variable
 /// store of the firmware descriptor with Secure Boot and enrolled keys:
 /// Debian's `.ms` store, Microsoft's UEFI CAs in db), `snakeoil` (its
-/// `.snakeoil` sibling: the distribution's test key only), the path of an
-/// EDK2 variable store file, or a directory whose `*.pem`, `*.crt`,
+/// `.snakeoil` sibling: the distribution's test key only), a built-in
+/// store (`microsoft-2011`, `microsoft-2023`, `microsoft-both`: db holds
+/// Microsoft's UEFI CA of that year, or both; dbx is empty), the path of
+/// an EDK2 variable store file, or a directory whose `*.pem`, `*.crt`,
 /// `*.cer` and `*.der` certificates are db (dbx empty).
 pub fn trust_store(spec: &str, arch: Arch) -> Result<FirmwareStore, Error> {
+    if let Some((name, cas)) = BUILT_IN_STORES.iter().find(|(n, _)| *n == spec) {
+        let mut store = FirmwareStore {
+            name: format!("{name} (built in)"),
+            ..Default::default()
+        };
+        for &i in *cas {
+            let (ca, der) = MICROSOFT_UEFI_CAS[i];
+            store
+                .db
+                .add_der(der, "built in")
+                .map_err(|e| Error::new(format!("{ca}: {e}")))?;
+        }
+        return Ok(store);
+    }
     let path = match spec {
         "microsoft" | "ms" => enrolled_template(arch)?,
         "snakeoil" => {
@@ -126,21 +172,22 @@ pub fn from_vars(path: &Path) -> Result<FirmwareStore, Error> {
     let vars = nvram::variables(&data).map_err(|e| fail(&e))?;
     let mut store = FirmwareStore {
         name: path.display().to_string(),
-        db: SignatureList::default(),
-        dbx: SignatureList::default(),
+        ..Default::default()
     };
-    for v in vars.iter().filter(|v| v.guid == IMAGE_SECURITY_DATABASE) {
-        match v.name.as_str() {
-            "db" => store
-                .db
-                .add_efi_lists(&v.data, "db")
-                .map_err(|e| fail(&e))?,
-            "dbx" => store
-                .dbx
-                .add_efi_lists(&v.data, "dbx")
-                .map_err(|e| fail(&e))?,
-            _ => {}
-        }
+    for v in &vars {
+        let list = match (v.guid.as_str(), v.name.as_str()) {
+            (IMAGE_SECURITY_DATABASE, "db") => &mut store.db,
+            (IMAGE_SECURITY_DATABASE, "dbx") => &mut store.dbx,
+            (SHIM_LOCK, "MokList") => &mut store.mok,
+            (SHIM_LOCK, "MokListX") => &mut store.mokx,
+            (SHIM_LOCK, "SbatLevel") if SBAT_ATTRIBUTES.contains(&v.attributes) => {
+                // A level shim cannot parse is one it replaces with its own.
+                store.sbat_level = SbatLevel::parse(&v.data, "the SbatLevel variable").ok();
+                continue;
+            }
+            _ => continue,
+        };
+        list.add_efi_lists(&v.data, &v.name).map_err(|e| fail(&e))?;
     }
     if store.db.is_empty() {
         return Err(Error::with_hint(

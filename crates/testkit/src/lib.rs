@@ -410,3 +410,50 @@ pub fn signature_cert(file: &Path, n: usize, cn: &str, dir: &Path) -> PathBuf {
     std::fs::write(&path, format!("{pem}\n")).unwrap();
     path
 }
+
+/// A copy of Debian's Microsoft-keys variable store for `arch` (`amd64`:
+/// OVMF_VARS_4M.ms.fd, `arm64`: AAVMF_VARS.ms.fd) changed by `virt-fw-vars`
+/// with `args` (`--add-mok GUID CERT`, `--set-sbat-level FILE`, …), written
+/// to `dir/name`: the independent tool writes the variables bootproof reads.
+pub fn ms_vars_with(arch: &str, dir: &Path, name: &str, args: &[&std::ffi::OsStr]) -> PathBuf {
+    let template = match arch {
+        "arm64" => "/usr/share/AAVMF/AAVMF_VARS.ms.fd",
+        _ => "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+    };
+    let out = dir.join(name);
+    ok(Command::new("virt-fw-vars")
+        .args(["-i", template, "-o"])
+        .arg(&out)
+        .args(args));
+    out
+}
+
+/// A fresh RSA key and self-signed certificate with common name `cn`
+/// (openssl), as `dir/<stem>.key` and `dir/<stem>.pem`.
+pub fn signing_key(dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (key, cert) = (
+        dir.join(format!("{stem}.key")),
+        dir.join(format!("{stem}.pem")),
+    );
+    ok(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-sha256",
+        ])
+        .args(["-subj", &format!("/CN={cn}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    (key, cert)
+}
+
+/// Signs the PE `input` with `key` and `cert` into `output` (sbsign).
+pub fn sbsign(key: &Path, cert: &Path, input: &Path, output: &Path) {
+    ok(Command::new("sbsign")
+        .arg("--key")
+        .arg(key)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--output")
+        .arg(output)
+        .arg(input));
+}

@@ -92,6 +92,7 @@ fn failure_kinds() {
         ("\x1b[10;17HVerification failed: (0x1A) Security Violation\x1b[11;17H", Outcome::Failed { stage: Stage::SecureBootRejected("Verification failed: (0x1A) Security Violation".into()) }),
         // Debian's GRUB started by the firmware, not shim, under Secure Boot.
         ("  Booting `Debian GNU/Linux'\r\nLoading Linux 6.1.0-57-amd64 ...\r\nerror: shim_lock protocol not found.\r\n", Outcome::Failed { stage: Stage::SecureBootRejected("error: shim_lock protocol not found.".into()) }),
+        ("Something has gone seriously wrong: SBAT self-check failed: Security Policy Violation\r\n", Outcome::Failed { stage: Stage::SecureBootRejected("Something has gone seriously wrong: SBAT self-check failed: Security Policy Violation".into()) }),
         ("[    2.0] Kernel panic - not syncing: No working init found.\n", Outcome::Failed { stage: Stage::KernelPanic("No working init found.".into()) }),
         ("You are in emergency mode. After logging in, type \"journalctl -xb\"\n", Outcome::Failed { stage: Stage::EmergencyMode }),
         ("\nDebian GNU/Linux 12 vm ttyAMA0\n\nvm login: ", Outcome::Booted),

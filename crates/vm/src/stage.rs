@@ -194,11 +194,13 @@ pub fn classify_line(line: &str) -> Option<Stage> {
         return Some(Stage::UefiShell);
     }
     // GRUB builds that verify kernels through shim (Debian's, Fedora's)
-    // refuse them under Secure Boot when no shim started them.
+    // refuse them under Secure Boot when no shim started them; shim stops
+    // when the SbatLevel in force revokes its own generation.
     if has("Verification failed: ")
         || has("bad shim signature")
         || has("prohibited by secure boot policy")
         || has("shim_lock protocol not found")
+        || has("SBAT self-check failed")
     {
         return Some(Stage::SecureBootRejected(line.trim().to_string()));
     }

@@ -5,6 +5,10 @@
 
 pub use bootproof_testkit::*;
 
+mod boots;
+#[allow(unused_imports)]
+pub use boots::*;
+
 use bootproof_fs::{FileType, FsError, Volume};
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;

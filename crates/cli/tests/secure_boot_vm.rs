@@ -1,0 +1,346 @@
+//! Secure Boot boots that confirm `check --secure-boot`'s predictions:
+//! real OVMF and AAVMF with Secure Boot and the keys Debian's firmware
+//! packages enrol (or variable stores changed by `virt-fw-vars`), Debian's
+//! signed shim, GRUB and kernels, loaders signed by `sbsign`. Each boot
+//! reports the prediction beside what it showed, and both are asserted.
+
+mod common;
+
+use common::*;
+use std::ffi::OsStr;
+use std::process::Command;
+
+/// A boot-chain test image's path, as an argument.
+fn image(name: &str) -> String {
+    boot_images().join(name).to_str().unwrap().to_string()
+}
+
+const SB_RULES: [&str; 4] = [
+    "secureboot.first-stage",
+    "secureboot.shim-sbat",
+    "secureboot.second-stage",
+    "secureboot.kernel",
+];
+/// OVMF with Secure Boot, for variable stores made here.
+const OVMF_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+/// The owner GUID virt-fw-vars records for keys enrolled here.
+const OWNER: &str = "77fa9abd-0359-4d32-bd60-28f4e78f784b";
+
+#[test]
+fn debians_signed_chain_boots_under_microsofts_keys_as_predicted() {
+    // shim (Microsoft's UEFI CA) -> grub-efi-*-signed (Debian's key, in
+    // shim's .vendor_cert) -> linux-image-* (Debian's key), SBAT in force
+    // from shim's automatic level: predicted to pass every stage, then
+    // booted to the init's power-off on both architectures.
+    for arch in ["amd64", "arm64"] {
+        let img = image(&format!("debian-signed-{arch}.raw"));
+        let r = check_secure_boot(&img, "microsoft");
+        for id in SB_RULES {
+            let (outcome, evidence) = finding(&r, id);
+            assert_eq!(outcome, "pass", "{arch} {id}: {evidence}");
+        }
+        let (_, second) = finding(&r, "secureboot.second-stage");
+        assert!(
+            second.contains("Debian Secure Boot CA (shim vendor_cert)")
+                && second.contains("SBAT grub,5 ≥ 5")
+                && second.contains("shim's automatic level"),
+            "{arch}: {second}"
+        );
+        assert!(finding(&r, "secureboot.shim-sbat").1.contains("shim,4 ≥ 4"));
+        let (code, v) = boot(&format!("sb-signed-{arch}"), &["--secure-boot", &img]);
+        assert_booted(code, &v);
+        secure_boot_agrees(&v, "none");
+        // (The command line has `quiet`: the kernel says little before init.)
+        assert_in_order(&v, &["grub-started", "powered-off"]);
+        assert!(console(&v).contains("bootproof-init"), "{arch}: init ran");
+    }
+}
+
+#[test]
+fn an_sbat_level_that_revokes_grub_or_shim_stops_shim_as_predicted() {
+    // SbatLevel variables written by virt-fw-vars, dated after shim's
+    // built-in level so shim keeps them: one revokes Debian's GRUB
+    // (generation 5), one shim itself (generation 4).
+    let dir = scratch("boot", "sbat");
+    let img = image("debian-signed-amd64.raw");
+    for (name, level, failed, words) in [
+        (
+            "grub6",
+            "sbat,1,2099010100\ngrub,6\n",
+            "secureboot.second-stage",
+            "Security Violation",
+        ),
+        (
+            "shim5",
+            "sbat,1,2099010100\nshim,5\n",
+            "secureboot.shim-sbat",
+            "SBAT self-check failed",
+        ),
+    ] {
+        let file = dir.join(format!("{name}.csv"));
+        std::fs::write(&file, level).unwrap();
+        let vars = ms_vars_with(
+            "amd64",
+            &dir,
+            &format!("{name}.fd"),
+            &[OsStr::new("--set-sbat-level"), file.as_os_str()],
+        );
+        let r = check_secure_boot(&img, vars.to_str().unwrap());
+        let (outcome, evidence) = finding(&r, failed);
+        assert_eq!(outcome, "fail", "{name}: {evidence}");
+        assert!(evidence.contains("is revoked"), "{evidence}");
+        assert_eq!(r["prediction"]["rules"][0], failed, "{name}");
+        let firmware = format!("{OVMF_SECBOOT},{}", vars.display());
+        let (code, v) = boot(
+            &format!("sb-sbat-{name}"),
+            &["--secure-boot", "--firmware", &firmware, &img],
+        );
+        let (stage, cause) = failure(code, &v);
+        assert_eq!(stage, "secure-boot-rejected", "{name}");
+        assert!(cause.contains(words), "{name}: {cause}");
+        secure_boot_agrees(&v, "loader");
+    }
+}
+
+#[test]
+fn a_loader_signed_with_a_moklist_key_boots_only_where_it_is_enrolled() {
+    // GRUB signed by a key of our own (openssl + sbsign) behind Debian's
+    // shim: refused under Microsoft's keys alone, accepted once the key is
+    // in MokList (virt-fw-vars --add-mok), and the boot goes on through
+    // Debian's signed kernel.
+    let disk = variant("boot", "debian-grub-amd64.raw", "sb-mok");
+    let dir = disk.parent().unwrap().to_path_buf();
+    let esp = esp(&disk);
+    let (grub, signed) = (dir.join("grub.efi"), dir.join("grub.signed"));
+    ok(Command::new("mcopy")
+        .args(["-n", "-i", &esp, "::/EFI/BOOT/grubx64.efi"])
+        .arg(&grub));
+    let (key, cert) = signing_key(&dir, "mok", "bootproof test MOK");
+    sbsign(&key, &cert, &grub, &signed);
+    ok(Command::new("mcopy")
+        .args(["-o", "-i", &esp])
+        .arg(&signed)
+        .arg("::/EFI/BOOT/grubx64.efi"));
+    // The oracle: sbverify accepts the signature with that certificate.
+    ok(Command::new("sbverify")
+        .arg("--cert")
+        .arg(&cert)
+        .arg(&signed));
+    let path = disk.to_str().unwrap();
+    let (outcome, evidence) = finding(
+        &check_secure_boot(path, "microsoft"),
+        "secureboot.second-stage",
+    );
+    assert_eq!(outcome, "fail", "{evidence}");
+    let vars = ms_vars_with(
+        "amd64",
+        &dir,
+        "mok.fd",
+        &[OsStr::new("--add-mok"), OsStr::new(OWNER), cert.as_os_str()],
+    );
+    let r = check_secure_boot(path, vars.to_str().unwrap());
+    let (outcome, evidence) = finding(&r, "secureboot.second-stage");
+    assert_eq!(outcome, "pass", "{evidence}");
+    assert!(
+        evidence.contains("bootproof test MOK (MokList)"),
+        "{evidence}"
+    );
+    assert_eq!(finding(&r, "secureboot.kernel").0, "pass");
+    let firmware = format!("{OVMF_SECBOOT},{}", vars.display());
+    let (code, v) = boot(
+        "sb-mok-boot",
+        &["--secure-boot", "--firmware", &firmware, path],
+    );
+    assert_booted(code, &v);
+    secure_boot_agrees(&v, "none");
+    assert!(console(&v).contains("bootproof-init"), "init ran");
+}
+
+#[test]
+fn secure_boot_firmware_rejects_unsigned_loaders() {
+    // OVMF with Secure Boot and Microsoft's keys enrolled (chosen from the
+    // descriptors by feature): the unsigned systemd stub of a UKI is
+    // refused by the firmware itself…
+    let (code, v) = boot("sb-uki", &["--secure-boot", &image("uki-amd64.raw")]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    secure_boot_agrees(&v, "firmware");
+    assert!(
+        cause.starts_with("Secure Boot refused") && cause.contains("Access Denied"),
+        "{cause}"
+    );
+    let descriptor = v["firmware"]["descriptor"].as_str().unwrap();
+    assert!(descriptor.contains("secure"), "{descriptor}");
+    assert!(v["qemu"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a.as_str().unwrap().ends_with(",smm=on")));
+    // …while Microsoft-signed shim starts and refuses the unsigned GRUB.
+    let (code, v) = boot(
+        "sb-shim",
+        &["--secure-boot", &image("debian-grub-amd64.raw")],
+    );
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "secure-boot-rejected");
+    assert!(cause.contains("Security Violation"), "{cause}");
+    secure_boot_agrees(&v, "loader");
+    assert_in_order(&v, &["boot-option-started", "secure-boot-rejected"]);
+    // `check --secure-boot` predicted both without booting: the firmware
+    // refuses the UKI, shim refuses GRUB.
+    for (img, stage, rule) in [
+        ("uki-amd64.raw", "firmware", "secureboot.first-stage"),
+        ("debian-grub-amd64.raw", "loader", "secureboot.second-stage"),
+    ] {
+        let p = check_secure_boot(image(img), "microsoft");
+        assert_eq!(p["prediction"]["stage"], stage, "{img}");
+        assert_eq!(p["prediction"]["rules"][0], rule, "{img}");
+    }
+}
+
+#[test]
+fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
+    // GRUB signed with the ovmf package's snakeoil key (sbsign), at the
+    // removable path instead of shim.
+    let disk = variant("boot", "debian-grub-amd64.raw", "sb-snakeoil");
+    let dir = disk.parent().unwrap().to_path_buf();
+    let esp = bootproof_testkit::esp(&disk);
+    let (grub, key, signed) = (
+        dir.join("grub.efi"),
+        dir.join("snakeoil.key"),
+        dir.join("grub.signed"),
+    );
+    ok(Command::new("mcopy")
+        .args(["-n", "-i", &esp, "::/EFI/BOOT/grubx64.efi"])
+        .arg(&grub));
+    ok(Command::new("openssl")
+        .args([
+            "rsa",
+            "-passin",
+            "pass:snakeoil",
+            "-in",
+            "/usr/share/ovmf/PkKek-1-snakeoil.key",
+            "-out",
+        ])
+        .arg(&key));
+    ok(Command::new("sbsign")
+        .arg("--key")
+        .arg(&key)
+        .args(["--cert", "/usr/share/ovmf/PkKek-1-snakeoil.pem", "--output"])
+        .arg(&signed)
+        .arg(&grub));
+    ok(Command::new("mcopy")
+        .args(["-o", "-i", &esp])
+        .arg(&signed)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"));
+    let path = disk.to_str().unwrap();
+    let predict = |store: &str| check_secure_boot(path, store)["prediction"].clone();
+    // Microsoft's keys: predicted and observed, the firmware refuses it.
+    let p = predict("microsoft");
+    assert_eq!(
+        (p["stage"].as_str(), p["rules"][0].as_str()),
+        (Some("firmware"), Some("secureboot.first-stage"))
+    );
+    let (code, v) = boot("sb-snakeoil-ms", &["--secure-boot", path]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    secure_boot_agrees(&v, "firmware");
+    assert!(cause.starts_with("Secure Boot refused"), "{cause}");
+    // The snakeoil store: the firmware runs GRUB, which (no shim) refuses
+    // the kernel: predicted at secureboot.kernel, observed in GRUB's words.
+    let p = predict("snakeoil");
+    assert_eq!(
+        (p["stage"].as_str(), p["rules"][0].as_str()),
+        (Some("loader"), Some("secureboot.kernel"))
+    );
+    let firmware =
+        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+    let (code, v) = boot(
+        "sb-snakeoil-vars",
+        &["--secure-boot", "--firmware", firmware, path],
+    );
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "secure-boot-rejected");
+    assert!(cause.contains("shim_lock protocol not found"), "{cause}");
+    secure_boot_agrees(&v, "loader");
+    // And Microsoft-signed shim under the snakeoil store: refused by the
+    // firmware, as `check --secure-boot=snakeoil` predicts (secure_boot.rs).
+    let shim_image = image("debian-grub-amd64.raw");
+    let (code, v2) = boot(
+        "sb-shim-snakeoil",
+        &["--secure-boot", "--firmware", firmware, &shim_image],
+    );
+    let (stage, cause) = failure(code, &v2);
+    assert_eq!(stage, "uefi-shell");
+    secure_boot_agrees(&v2, "firmware");
+    assert!(cause.starts_with("Secure Boot refused"), "{cause}");
+    assert_in_order(
+        &v,
+        &[
+            "boot-option-started",
+            "grub-started",
+            "secure-boot-rejected",
+        ],
+    );
+}
+
+#[test]
+fn secure_boot_predictions_hold_on_arm64_too() {
+    // AAVMF with Microsoft's keys runs Debian's signed shimaa64, which
+    // refuses the unsigned GRUB; AAVMF's snakeoil store refuses shim.
+    let img = image("debian-grub-arm64.raw");
+    let (code, v) = boot("sb-arm64-ms", &["--secure-boot", &img]);
+    assert_eq!(failure(code, &v).0, "secure-boot-rejected");
+    secure_boot_agrees(&v, "loader");
+    let snakeoil = "/usr/share/AAVMF/AAVMF_CODE.fd,/usr/share/AAVMF/AAVMF_VARS.snakeoil.fd";
+    let (code, v) = boot(
+        "sb-arm64-snakeoil",
+        &["--secure-boot", "--firmware", snakeoil, &img],
+    );
+    assert_eq!(failure(code, &v).0, "uefi-shell");
+    secure_boot_agrees(&v, "firmware");
+}
+
+#[test]
+fn firmware_trusting_only_the_2023_ca_runs_shim_as_predicted() {
+    // An OVMF variable store built by virt-fw-vars whose db holds only
+    // Microsoft's UEFI CA 2023 (cut from shim's second signature): the
+    // firmware runs shim, which refuses the unsigned GRUB; the report agrees.
+    let dir = scratch("boot", "ca2023-vars");
+    let shim = artifacts().join("amd64/root/usr/lib/shim/shimx64.efi.signed");
+    let ca = bootproof_testkit::signature_cert(&shim, 2, "Microsoft UEFI CA 2023", &dir);
+    let owner = "77fa9abd-0359-4d32-bd60-28f4e78f784b";
+    let vars = dir.join("vars.fd");
+    ok(Command::new("virt-fw-vars")
+        .args(["-i", "/usr/share/OVMF/OVMF_VARS_4M.fd", "-o"])
+        .arg(&vars)
+        .args(["--set-pk", owner, "/usr/share/ovmf/PkKek-1-snakeoil.pem"])
+        .args([
+            "--add-kek",
+            owner,
+            "/usr/share/ovmf/PkKek-1-snakeoil.pem",
+            "--add-db",
+            owner,
+        ])
+        .arg(&ca)
+        .arg("--secure-boot"));
+    let firmware = format!("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,{}", vars.display());
+    let (code, v) = boot(
+        "sb-ca2023",
+        &[
+            "--secure-boot",
+            "--firmware",
+            &firmware,
+            &image("debian-grub-amd64.raw"),
+        ],
+    );
+    assert_eq!(failure(code, &v).0, "secure-boot-rejected");
+    secure_boot_agrees(&v, "loader");
+    assert!(
+        v["secure_boot"]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("grubx64.efi"),
+        "{v:#}"
+    );
+}
