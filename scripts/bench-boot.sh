@@ -2,6 +2,7 @@
 # Benchmark: real boots under QEMU with `bootproof boot`, per arch and mode.
 #
 #   scripts/bench-boot.sh [RUNS]      (default 3)
+#   BENCH_ONLY=riscv64 scripts/bench-boot.sh   (only the rows whose guest names it)
 #
 # Inputs are fixed: the test suite's boot images, built from Debian's real
 # kernels, shim, GRUB and systemd-boot (tests/images/make-boot-images.py),
@@ -17,15 +18,19 @@ runs=${1:-3}
 scripts/install-qemu.sh
 tests/artifacts/fetch-debian-artifacts.sh target/debian-artifacts
 python3 tests/images/make-boot-images.py target/boot-images target/debian-artifacts
+tests/artifacts/fetch-riscv64-artifacts.sh target/riscv64-artifacts
+python3 tests/images/make-riscv64-images.py target/riscv64-images target/riscv64-artifacts
 cargo build --release --locked -q
 bp=$PWD/target/release/bootproof
 imgs=target/boot-images
+rv=target/riscv64-images
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 echo "| guest | mode | firmware | boot loader | kernel | userspace | powered off | whole command |"
 echo "|---|---|---|---|---|---|---|---|"
 row() { # label mode-label args...
   local label=$1 mode=$2; shift 2
+  [[ "$label" == *"${BENCH_ONLY:-}"* ]] || return 0
   for i in $(seq "$runs"); do
     s=$(date +%s%N)
     "$bp" boot --json --console-log "$tmp/console.log" "$@" > "$tmp/r$i.json" || true
@@ -62,6 +67,11 @@ row "x86_64 (UKI)" firmware "$imgs/uki-amd64.raw"
 row "x86_64 (shim → GRUB, quiet)" firmware "$imgs/debian-grub-amd64.raw"
 row "x86_64" "direct, OVMF" --mode direct "$imgs/debian-grub-amd64.raw"
 row "x86_64" "direct, SeaBIOS" --mode direct --firmware none "$imgs/debian-grub-amd64.raw"
+row "riscv64 (GRUB)" firmware "$rv/debian-grub-riscv64.raw"
+row "riscv64 (systemd-boot)" firmware "$rv/systemd-boot-riscv64.raw"
+row "riscv64" "direct, EDK2" --mode direct "$rv/debian-grub-riscv64.raw"
+row "riscv64" "direct, OpenSBI only" --mode direct --firmware none "$rv/debian-grub-riscv64.raw"
+[ -z "${BENCH_ONLY:-}" ] || exit 0
 
 # EDK2's boot-manager wait: time from QEMU's start to the first boot option,
 # with bootproof's command line and with the same line minus `-boot`.

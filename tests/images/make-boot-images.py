@@ -38,8 +38,10 @@ def initramfs(busybox, out, modules_root=None):
     os.makedirs(f"{d}/bin", exist_ok=True)
     shutil.copy(busybox, f"{d}/bin/busybox")
     for m in ROOT_MODULES if modules_root else []:
-        for f in glob.glob(f"{modules_root}/lib/modules/*/kernel/**/{m}.ko*", recursive=True)[:1]:
-            rel = os.path.relpath(f, modules_root)
+        found = glob.glob(f"{modules_root}/lib/modules/*/kernel/**/{m}.ko*", recursive=True) or \
+            glob.glob(f"{modules_root}/usr/lib/modules/*/kernel/**/{m}.ko*", recursive=True)  # merged /usr
+        for f in found[:1]:
+            rel = os.path.relpath(f, modules_root).removeprefix("usr/")
             os.makedirs(os.path.dirname(f"{d}/{rel}"), exist_ok=True)
             shutil.copy(f, f"{d}/{rel}")
     write(f"{d}/init", "#!/bin/busybox sh\n/bin/busybox echo bootproof-init\n/bin/busybox poweroff -f\n")
@@ -49,6 +51,39 @@ def initramfs(busybox, out, modules_root=None):
     gz = subprocess.run(["gzip", "-9", "-n"], input=cpio, check=True, capture_output=True).stdout
     write(out, gz)
     shutil.rmtree(d)
+
+
+# The modules `bootproof verify` puts in its agent initramfs (a subset of
+# the package's tree, no modules.dep: dependencies come from modinfo), and
+# what `bootproof run` needs to mount the root under an overlay.
+AGENT_MODULES = ["modules.builtin", "modules.order", "kernel/drivers/virtio", "kernel/fs/efivarfs",
+                 "kernel/drivers/block/virtio_blk.ko", "kernel/drivers/char/virtio_console.ko",
+                 "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/char/hw_random/rng-core.ko",
+                 "kernel/fs/ext4", "kernel/fs/jbd2", "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko",
+                 "kernel/crypto/crc32c_generic.ko", "kernel/fs/overlayfs"]
+
+
+def copy_modules(src_dir, dst_dir):
+    """Copies AGENT_MODULES from a package's module directory, each file
+    as packaged (`.ko`, or `.ko.xz`/`.ko.zst` where compressed)."""
+    for rel in AGENT_MODULES:
+        src, dst = f"{src_dir}/{rel}", f"{dst_dir}/{rel}"
+        if os.path.isdir(src):
+            shutil.copytree(src, dst)
+            continue
+        for suffix in ["", ".xz", ".zst"]:
+            if os.path.exists(src + suffix):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy(src + suffix, dst + suffix)
+
+
+def busybox_userland(busybox, bindir):
+    """A busybox userland in `bindir`, for `bootproof run` to chroot into."""
+    os.makedirs(bindir, exist_ok=True)
+    shutil.copy(busybox, f"{bindir}/busybox")
+    for tool in ["sh", "cat", "echo", "ls", "test", "uname", "id", "grep", "head", "tail", "printf",
+                 "true", "false", "env", "touch", "mkdir", "rm", "wc", "sleep", "kill", "seq"]:
+        os.symlink("busybox", f"{bindir}/{tool}")
 
 
 def standalone_grub(target, pkg_root, output, cfg_path, cfg):
@@ -96,7 +131,7 @@ def lvm_root(path, offset, size, split=False):
     return pieces
 
 
-def disk(path, esp_dir, root_dir, on_lvm=False, split=False):
+def disk(path, esp_dir, root_dir, on_lvm=False, split=False, root_type="8305"):
     """GPT: ESP 64 MiB + ext4 root; the root filesystem UUID is fixed. With
     `on_lvm`, the second partition is an LVM2 PV and the root is its
     logical volume bootvg/root (in two pieces with `split`). Returns where
@@ -106,7 +141,7 @@ def disk(path, esp_dir, root_dir, on_lvm=False, split=False):
     esp_mib, root_mib = 64, 200
     with open(path, "wb") as f:
         f.truncate((esp_mib + root_mib + 2) * MiB)
-    kind = "8E00" if on_lvm else "8305"
+    kind = "8E00" if on_lvm else root_type
     run("sgdisk", f"-n1:2048:+{esp_mib}M", "-t1:EF00", "-c1:esp", "-n2:0:0", f"-t2:{kind}", "-c2:root", path)
     run("mkfs.vfat", "-C", "-F", "32", "-n", "ESP", f"{w}/esp", str(esp_mib * 1024))
     entries = [os.path.join(esp_dir, n) for n in os.listdir(esp_dir)]
@@ -157,28 +192,9 @@ def main():
         shutil.copy(kernel, f"{root}/boot/vmlinuz-{ver}")
         shutil.copy(initrd, f"{root}/boot/initrd.img-{ver}")
         shutil.copy(f"{r}/boot/config-{ver}", f"{root}/boot/config-{ver}")
-        # The modules `bootproof verify` puts in its agent initramfs (a subset
-        # of the package's tree, no modules.dep: dependencies come from modinfo).
-        mods = f"lib/modules/{ver}"
-        for rel in ["modules.builtin", "modules.order", "kernel/drivers/virtio", "kernel/fs/efivarfs",
-                    "kernel/drivers/block/virtio_blk.ko", "kernel/drivers/char/virtio_console.ko",
-                    "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/char/hw_random/rng-core.ko",
-                    # ...and what `bootproof run` needs to mount this root under an overlay.
-                    "kernel/fs/ext4", "kernel/fs/jbd2", "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko",
-                    "kernel/crypto/crc32c_generic.ko", "kernel/fs/overlayfs"]:
-            src, dst = f"{r}/{mods}/{rel}", f"{root}/{mods}/{rel}"
-            if os.path.isdir(src):
-                shutil.copytree(src, dst)
-            elif os.path.exists(src):
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copy(src, dst)
+        copy_modules(f"{r}/lib/modules/{ver}", f"{root}/lib/modules/{ver}")
         write(f"{root}/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
-        # A busybox userland in the root, for `bootproof run` to chroot into.
-        os.makedirs(f"{root}/bin")
-        shutil.copy(f"{r}/bin/busybox", f"{root}/bin/busybox")
-        for tool in ["sh", "cat", "echo", "ls", "test", "uname", "id", "grep", "head", "tail", "printf",
-                     "true", "false", "env", "touch", "mkdir", "rm", "wc", "sleep", "kill", "seq"]:
-            os.symlink("busybox", f"{root}/bin/{tool}")
+        busybox_userland(f"{r}/bin/busybox", f"{root}/bin")
         write(f"{root}/etc/fstab", f"UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n")
         write(f"{root}/boot/grub/grub.cfg", f"""# generated in the style of update-grub
 set default="0"

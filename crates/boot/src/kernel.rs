@@ -1,6 +1,6 @@
 //! Linux kernel images: what format, which architecture and version, whether
 //! there is an EFI stub, and the form a hypervisor's direct kernel boot loads
-//! (arm64: the uncompressed `Image`; x86: the bzImage as is).
+//! (arm64 and riscv64: the uncompressed `Image`; x86: the bzImage as is).
 
 use crate::decompress::{Compression, DecompressError};
 use bootproof_platform::Arch;
@@ -16,6 +16,8 @@ pub const MAX_KERNEL: u64 = 256 << 20;
 pub enum KernelFormat {
     /// arm64 `Image` (Debian's arm64 vmlinuz), usually with an EFI stub.
     Arm64Image,
+    /// RISC-V `Image` (Debian's riscv64 vmlinux), usually with an EFI stub.
+    RiscvImage,
     /// EFI zboot: a PE that decompresses an `Image` (Fedora/RHEL 9+ arm64).
     Zboot,
     /// An `Image` inside a compression wrapper (Ubuntu's gzip'd arm64 vmlinuz).
@@ -34,7 +36,7 @@ pub struct KernelInfo {
     /// Compression of the payload (zboot or wrapper).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
-    /// `aarch64` or `x86_64` (or `x86` for a 32-bit bzImage).
+    /// `aarch64`, `x86_64` or `riscv64` (or `x86` for a 32-bit bzImage).
     pub arch: &'static str,
     /// The release (`uname -r`), from the banner or setup header.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,7 +55,7 @@ pub struct KernelInfo {
 pub enum KernelError {
     /// No known kernel format.
     #[error(
-        "not a recognised kernel image (no arm64 Image magic, bzImage header, zboot header or ELF)"
+        "not a recognised kernel image (no arm64 or RISC-V Image magic, bzImage header, zboot header or ELF)"
     )]
     Unknown,
     /// The payload does not decompress.
@@ -113,6 +115,30 @@ fn arm64(data: &[u8]) -> Option<KernelInfo> {
         },
         loadable_size: data.len() as u64,
     })
+}
+
+fn riscv64(data: &[u8]) -> Option<KernelInfo> {
+    // Header (Documentation/arch/riscv/boot-image-header.rst): code0,
+    // code1, text_offset (0x08), image_size (0x10), flags (0x18), version
+    // (0x20), res1, res2, magic "RISCV\0\0\0" (0x30, deprecated), magic2
+    // "RSC\x05" (0x38), PE header offset (0x3c).
+    if data.get(0x38..0x3c) != Some(b"RSC\x05") {
+        return None;
+    }
+    Some(KernelInfo {
+        format: KernelFormat::RiscvImage,
+        compression: None,
+        arch: Arch::Riscv64.name(),
+        version: banner_version(data),
+        efi_stub: has_pe_header(data),
+        page_size: None,
+        loadable_size: data.len() as u64,
+    })
+}
+
+/// An arm64 or RISC-V `Image`: what zboot and compression wrappers hold.
+fn image(data: &[u8]) -> Option<KernelInfo> {
+    arm64(data).or_else(|| riscv64(data))
 }
 
 fn bzimage(data: &[u8]) -> Option<KernelInfo> {
@@ -181,7 +207,7 @@ const HEAD: usize = (64 << 10) + 1024;
 pub fn load_stream(mut input: impl Read, out: &mut dyn Write) -> Result<KernelInfo, KernelError> {
     let mut head = Vec::with_capacity(HEAD);
     (&mut input).take(HEAD as u64).read_to_end(&mut head)?;
-    let plain = arm64(&head)
+    let plain = image(&head)
         .or_else(|| bzimage(&head))
         .or_else(|| elf(&head));
     let mut whole = std::io::Cursor::new(&head).chain(input);
@@ -256,12 +282,14 @@ pub fn load_stream(mut input: impl Read, out: &mut dyn Write) -> Result<KernelIn
             )));
         }
     }
-    let inner = arm64(&sink.head).or_else(|| match format {
+    let inner = image(&sink.head).or_else(|| match format {
         KernelFormat::Wrapped => elf(&sink.head),
         _ => None,
     });
     let mut info = inner.ok_or_else(|| match format {
-        KernelFormat::Zboot => KernelError::Corrupt("zboot payload is not an arm64 Image".into()),
+        KernelFormat::Zboot => {
+            KernelError::Corrupt("zboot payload is not an arm64 or RISC-V Image".into())
+        }
         _ => KernelError::Unknown,
     })?;
     info.format = format;

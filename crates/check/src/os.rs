@@ -5,15 +5,19 @@ use super::*;
 
 impl Ctx<'_> {
     pub(super) fn os_rules(&mut self) {
-        let arm = self.arch == Arch::Aarch64;
         let Some(f) = self.features.clone() else {
             for r in [
                 &rules::OS_UART,
                 &rules::OS_GIC,
                 &rules::OS_EFI_RTC,
+                &rules::OS_RV_UART,
+                &rules::OS_RV_IRQ,
+                &rules::OS_RV_SBI,
+                &rules::OS_RV_RTC,
                 &rules::OS_EFI,
                 &rules::OS_ACPI_DT,
                 &rules::OS_VIRTIO,
+                &rules::OS_PCI_HOTPLUG,
                 &rules::ROOT_DRIVERS,
             ] {
                 self.skip(r, "no /boot/config-<version> and no /lib/modules/<version> for the default kernel");
@@ -46,31 +50,67 @@ impl Ctx<'_> {
                     ctx.pass(rule, format!("{} ({src})", seen.join(", ")));
                 }
             };
-        if arm {
-            need(
-                self,
-                &rules::OS_UART,
-                &[
-                    ("SERIAL_AMBA_PL011", "amba_pl011"),
-                    ("SERIAL_AMBA_PL011_CONSOLE", ""),
-                ],
-                false,
-            );
-            need(
-                self,
-                &rules::OS_GIC,
-                &[("ARM_GIC", ""), ("ARM_GIC_V3", "")],
-                false,
-            );
-            need(
-                self,
-                &rules::OS_EFI_RTC,
-                &[("RTC_DRV_EFI", "rtc_efi")],
-                true,
-            );
-        } else {
-            for r in [&rules::OS_UART, &rules::OS_GIC, &rules::OS_EFI_RTC] {
-                self.skip(r, "applies to aarch64 guests");
+        let arm_only = [&rules::OS_UART, &rules::OS_GIC, &rules::OS_EFI_RTC];
+        let riscv_only = [
+            &rules::OS_RV_UART,
+            &rules::OS_RV_IRQ,
+            &rules::OS_RV_SBI,
+            &rules::OS_RV_RTC,
+        ];
+        match self.arch {
+            Arch::Aarch64 => {
+                need(
+                    self,
+                    &rules::OS_UART,
+                    &[
+                        ("SERIAL_AMBA_PL011", "amba_pl011"),
+                        ("SERIAL_AMBA_PL011_CONSOLE", ""),
+                    ],
+                    false,
+                );
+                need(
+                    self,
+                    &rules::OS_GIC,
+                    &[("ARM_GIC", ""), ("ARM_GIC_V3", "")],
+                    false,
+                );
+                need(
+                    self,
+                    &rules::OS_EFI_RTC,
+                    &[("RTC_DRV_EFI", "rtc_efi")],
+                    true,
+                );
+            }
+            Arch::Riscv64 => {
+                need(
+                    self,
+                    &rules::OS_RV_UART,
+                    &[
+                        ("SERIAL_8250", ""),
+                        ("SERIAL_8250_CONSOLE", ""),
+                        ("SERIAL_OF_PLATFORM", "of_serial"),
+                    ],
+                    false,
+                );
+                need(self, &rules::OS_RV_IRQ, &[("SIFIVE_PLIC", "")], false);
+                need(
+                    self,
+                    &rules::OS_RV_SBI,
+                    &[("RISCV_SBI", ""), ("RISCV_TIMER", "")],
+                    false,
+                );
+                need(self, &rules::OS_RV_RTC, &[("RTC_DRV_EFI", "rtc_efi")], true);
+            }
+            Arch::X86_64 => {}
+        }
+        for (rules, applies) in [
+            (&arm_only[..], Arch::Aarch64),
+            (&riscv_only[..], Arch::Riscv64),
+        ] {
+            if self.arch != applies {
+                for r in rules {
+                    self.skip(r, format!("applies to {applies} guests"));
+                }
             }
         }
         need(
@@ -79,25 +119,33 @@ impl Ctx<'_> {
             &[("EFI", ""), ("EFI_STUB", "")],
             false,
         );
-        if arm {
-            need(self, &rules::OS_ACPI_DT, &[("ACPI", ""), ("OF", "")], false);
-        } else {
+        // Device tree and ACPI where both describe the platform (arm64
+        // and RISC-V virt); x86 machines describe themselves by ACPI.
+        if self.arch == Arch::X86_64 {
             need(self, &rules::OS_ACPI_DT, &[("ACPI", "")], false);
+        } else {
+            need(self, &rules::OS_ACPI_DT, &[("ACPI", ""), ("OF", "")], false);
         }
-        need(
-            self,
-            &rules::OS_VIRTIO,
-            &[
-                ("VIRTIO_PCI", "virtio_pci"),
-                ("VIRTIO_MMIO", "virtio_mmio"),
-                ("VIRTIO_BLK", "virtio_blk"),
-                ("VIRTIO_NET", "virtio_net"),
-                ("VIRTIO_CONSOLE", "virtio_console"),
-                ("VIRTIO_BALLOON", "virtio_balloon"),
+        let mut drivers = vec![
+            ("VIRTIO_PCI", "virtio_pci"),
+            ("VIRTIO_MMIO", "virtio_mmio"),
+            ("VIRTIO_BLK", "virtio_blk"),
+            ("VIRTIO_NET", "virtio_net"),
+            ("VIRTIO_CONSOLE", "virtio_console"),
+            ("VIRTIO_BALLOON", "virtio_balloon"),
+        ];
+        if self.arch.info().xen_guest {
+            drivers.extend([
                 ("XEN_BLKDEV_FRONTEND", "xen_blkfront"),
                 ("XEN_NETDEV_FRONTEND", "xen_netfront"),
-            ],
-            true,
+            ]);
+        }
+        need(self, &rules::OS_VIRTIO, &drivers, true);
+        need(
+            self,
+            &rules::OS_PCI_HOTPLUG,
+            &[("HOTPLUG_PCI", ""), ("HOTPLUG_PCI_PCIE", "")],
+            false,
         );
         // Reaching root on a virtio-blk disk: the bus, the disk, the filesystem.
         let fs = match self.root.map(|s| s.kind) {

@@ -194,6 +194,23 @@ rules! {
     OS_EFI_RTC = "os.efi-rtc", Error, "The kernel uses the UEFI RTC",
         "VM spec v2.0 §guest OS: the OS MUST use the UEFI RTC API",
         "enable CONFIG_RTC_DRV_EFI";
+    OS_RV_UART = "os.riscv-uart", Error, "The kernel drives the 16550 UART of RISC-V virt as a console",
+        "RISC-V virt (QEMU) gives the console as an NS16550A described by the device tree or ACPI SPCR: Linux needs the 8250 driver, its console and the device-tree glue",
+        "enable CONFIG_SERIAL_8250, CONFIG_SERIAL_8250_CONSOLE and CONFIG_SERIAL_OF_PLATFORM";
+    OS_RV_IRQ = "os.riscv-irq", Error, "The kernel has the RISC-V platform interrupt controller (PLIC)",
+        "RISC-V virt wires devices to a PLIC (APLIC/IMSIC with AIA); without its driver no device interrupt arrives",
+        "enable CONFIG_SIFIVE_PLIC (and CONFIG_RISCV_APLIC, CONFIG_RISCV_IMSIC for AIA machines)",
+        stops Kernel: "the kernel has no driver for the interrupt controller: devices never interrupt and the boot hangs";
+    OS_RV_SBI = "os.riscv-sbi", Error, "The kernel calls SBI and has the SBI timer",
+        "RISC-V Boot and Runtime Services: the kernel runs in S-mode on an SBI implementation (OpenSBI) and takes its timer from it",
+        "enable CONFIG_RISCV_SBI and CONFIG_RISCV_TIMER",
+        stops Kernel: "the kernel has no timer and hangs early";
+    OS_RV_RTC = "os.riscv-rtc", Warning, "The kernel uses the UEFI RTC",
+        "RISC-V Boot and Runtime Services: time comes from UEFI's GetTime; under EDK2, RISC-V virt's ACPI tables describe no Goldfish RTC, so a kernel with only that driver has no RTC (seen on Debian 13)",
+        "enable CONFIG_RTC_DRV_EFI";
+    OS_PCI_HOTPLUG = "os.pci-hotplug", Warning, "The kernel supports PCIe native hotplug",
+        "a VM's disks and NICs are hot-added on PCIe root ports; without pciehp the guest never sees them (seen on Debian 13 riscv64)",
+        "enable CONFIG_HOTPLUG_PCI and CONFIG_HOTPLUG_PCI_PCIE";
     OS_EFI = "os.efi", Error, "The kernel supports EFI and has the EFI stub",
         "VM spec v2.0: UEFI boot",
         "enable CONFIG_EFI and CONFIG_EFI_STUB",
@@ -202,7 +219,7 @@ rules! {
         "VM spec v2.0 §hardware description: both ACPI and DT are presented",
         "enable CONFIG_ACPI and CONFIG_OF",
         stops Kernel: "the kernel cannot read the hardware description the firmware gives it and hangs early";
-    OS_VIRTIO = "os.virtio", Warning, "virtio (pci, mmio, blk, net, console, balloon) and Xen PV drivers are available",
+    OS_VIRTIO = "os.virtio", Warning, "virtio (pci, mmio, blk, net, console, balloon) and, where Xen runs guests, Xen PV drivers are available",
         "VM spec v2.0 §guest OS: SHOULD include them, built in or as modules",
         "enable the virtio and Xen front-end drivers (=y or =m)";
     ROOT_DRIVERS = "os.root-drivers", Error, "Drivers to reach the root filesystem are built in or in the initrd",

@@ -71,8 +71,13 @@ impl std::str::FromStr for ArchChoice {
 /// `--arch` for commands that read or boot one image.
 #[derive(clap::Args, Clone, Copy)]
 pub struct ArchArgs {
-    /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64.
-    #[arg(long, default_value = "auto", value_name = "auto|aarch64|x86_64")]
+    /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64,
+    /// riscv64.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|aarch64|x86_64|riscv64"
+    )]
     pub arch: ArchChoice,
 }
 

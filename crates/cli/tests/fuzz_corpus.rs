@@ -166,7 +166,7 @@ fn boot_parser_seeds() {
         let _ = bootproof_boot::trust::decide(&data, &[], &[]);
         let _ = bootproof_boot::trust::SignatureList::default().add_efi_lists(&data, "fuzz");
         let _ = bootproof_boot::trust::shim_vendor_lists(Some(&data));
-        for level in bootproof_boot::sbat::SbatLevel::parse(&data, "seed") {
+        if let Ok(level) = bootproof_boot::sbat::SbatLevel::parse(&data, "seed") {
             let _ = bootproof_boot::sbat::verify(&data, &level, true);
         }
         let _ = bootproof_boot::sbat::shim_levels(&data);

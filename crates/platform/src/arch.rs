@@ -3,7 +3,7 @@
 //! Everything that differs between architectures — the UEFI removable
 //! loader's name, the PE and ELF machine numbers, the root partition type
 //! GUIDs, the serial console, the QEMU binary, machine and TCG CPU model,
-//! how pflash is sized, the agent's musl target — is a row of [`ARCHES`].
+//! how pflash is sized, the agent's target — is a row of [`ARCHES`].
 //! Code elsewhere asks an [`Arch`] for a fact; it never compares
 //! architecture names. Adding an architecture is adding a variant and a row.
 
@@ -18,6 +18,8 @@ pub enum Arch {
     Aarch64,
     /// 64-bit x86.
     X86_64,
+    /// 64-bit RISC-V (RV64GC).
+    Riscv64,
 }
 
 /// The facts about one architecture (a row of [`ARCHES`]).
@@ -63,11 +65,19 @@ pub struct ArchInfo {
     pub pflash_bytes: Option<u64>,
     /// Firmware description for QEMU's default when no UEFI is used.
     pub no_uefi_firmware: &'static str,
-    /// Rust target triple of the static in-guest agent.
-    pub musl_target: &'static str,
+    /// Rust target triple of the static in-guest agent (musl; riscv64:
+    /// glibc linked statically, as rustup's stable channel offers no
+    /// riscv64 musl standard library here; `.cargo/config.toml` links it
+    /// with Debian's riscv64-linux-gnu-gcc and `+crt-static`).
+    pub agent_target: &'static str,
     /// Whether the platform axes (GIC version, ACPI on/off, virtio-mmio)
     /// exist: on x86_64 `q35` there is one platform.
     pub has_variants: bool,
+    /// The Debian package with its UEFI firmware and QEMU descriptor.
+    pub firmware_package: &'static str,
+    /// Whether Xen runs guests of this architecture (its PV drivers are
+    /// then expected in a cloud kernel).
+    pub xen_guest: bool,
 }
 
 /// Every architecture bootproof knows, one row each.
@@ -91,8 +101,10 @@ pub const ARCHES: &[ArchInfo] = &[
         tcg_cpu: "max,pauth-impdef=on",
         pflash_bytes: Some(64 << 20),
         no_uefi_firmware: "none: QEMU enters the kernel directly",
-        musl_target: "aarch64-unknown-linux-musl",
+        agent_target: "aarch64-unknown-linux-musl",
         has_variants: true,
+        firmware_package: "qemu-efi-aarch64",
+        xen_guest: true,
     },
     ArchInfo {
         arch: Arch::X86_64,
@@ -113,14 +125,42 @@ pub const ARCHES: &[ArchInfo] = &[
         tcg_cpu: "max",
         pflash_bytes: None,
         no_uefi_firmware: "none: QEMU's default BIOS (SeaBIOS)",
-        musl_target: "x86_64-unknown-linux-musl",
+        agent_target: "x86_64-unknown-linux-musl",
         has_variants: false,
+        firmware_package: "ovmf",
+        xen_guest: true,
+    },
+    ArchInfo {
+        arch: Arch::Riscv64,
+        name: "riscv64",
+        aliases: &["riscv64gc", "rv64"],
+        debian: "riscv64",
+        rpm: "riscv64",
+        removable_loader: "BOOTRISCV64.EFI",
+        pe_machine: 0x5064,
+        elf_machine: 243,
+        grub_cpu: "riscv64",
+        root_type_guid: "72EC70A6-CF74-40E6-BD49-4BDA08E8F224",
+        usr_type_guid: "BEAEC34B-8442-439B-A40B-984381ED097D",
+        // QEMU `virt`'s NS16550A UART.
+        console: "ttyS0",
+        qemu_binary: "qemu-system-riscv64",
+        qemu_machine: "virt",
+        qemu_machine_prefix: "virt",
+        tcg_cpu: "max",
+        // riscv64 `virt` maps 32 MiB per pflash unit and rejects other sizes.
+        pflash_bytes: Some(32 << 20),
+        no_uefi_firmware: "OpenSBI only: QEMU's default firmware enters the kernel",
+        agent_target: "riscv64gc-unknown-linux-gnu",
+        has_variants: false,
+        firmware_package: "qemu-efi-riscv64, from Debian 13",
+        xen_guest: false,
     },
 ];
 
 impl Arch {
     /// Every architecture, in table order.
-    pub const ALL: [Arch; 2] = [Arch::Aarch64, Arch::X86_64];
+    pub const ALL: [Arch; 3] = [Arch::Aarch64, Arch::X86_64, Arch::Riscv64];
 
     /// This architecture's row of [`ARCHES`].
     pub fn info(self) -> &'static ArchInfo {
@@ -279,8 +319,12 @@ mod tests {
         }
         assert_eq!(Arch::parse("arm64"), Some(Arch::Aarch64));
         assert_eq!(Arch::parse("amd64"), Some(Arch::X86_64));
-        let err = "riscv64".parse::<Arch>().unwrap_err();
-        assert!(err.to_string().contains("aarch64, x86_64"), "{err}");
+        assert_eq!(Arch::parse("riscv64"), Some(Arch::Riscv64));
+        let err = "sparc64".parse::<Arch>().unwrap_err();
+        assert!(
+            err.to_string().contains("aarch64, x86_64, riscv64"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -295,6 +339,8 @@ mod tests {
     fn machine_numbers_and_guids_map_back() {
         assert_eq!(Arch::from_pe_machine(0xAA64), Some(Arch::Aarch64));
         assert_eq!(Arch::from_pe_machine(0x8664), Some(Arch::X86_64));
+        assert_eq!(Arch::from_pe_machine(0x5064), Some(Arch::Riscv64));
+        assert_eq!(Arch::from_elf_machine(243), Some(Arch::Riscv64));
         assert_eq!(Arch::from_pe_machine(0x14c), None);
         assert_eq!(Arch::from_elf_machine(183), Some(Arch::Aarch64));
         assert_eq!(Arch::from_elf_machine(62), Some(Arch::X86_64));
@@ -320,5 +366,7 @@ mod tests {
         assert!(Arch::Aarch64.pflash_needs_padding(2 << 20));
         assert!(!Arch::Aarch64.pflash_needs_padding(64 << 20));
         assert!(!Arch::X86_64.pflash_needs_padding(2 << 20));
+        assert!(Arch::Riscv64.pflash_needs_padding(2 << 20));
+        assert!(!Arch::Riscv64.pflash_needs_padding(32 << 20));
     }
 }

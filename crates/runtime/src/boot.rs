@@ -334,15 +334,18 @@ fn direct_kernel(
 }
 
 /// The hint for a VM that could not be prepared.
-fn prepare_hint(e: &PrepareError) -> &'static str {
+fn prepare_hint(e: &PrepareError, arch: Arch) -> String {
     match e {
-        PrepareError::Qemu(_) => "install QEMU's system emulators (scripts/install-qemu.sh does)",
-        PrepareError::Firmware(_) | PrepareError::FirmwareFile(_) => {
-            "install the firmware packages (qemu-efi-aarch64, ovmf; scripts/install-qemu.sh does), or name files with --firmware CODE[,VARS]"
+        PrepareError::Qemu(_) => "install QEMU's system emulators (scripts/install-qemu.sh does)".into(),
+        PrepareError::Firmware(_) | PrepareError::FirmwareFile(_) => format!(
+            "install the UEFI firmware for {arch} ({}; scripts/install-qemu.sh does), or name files with --firmware CODE[,VARS]",
+            arch.info().firmware_package
+        ),
+        PrepareError::Io(_) => {
+            "check the state directory (BOOTPROOF_STATE_DIR) is writable and short".into()
         }
-        PrepareError::Io(_) => "check the state directory (BOOTPROOF_STATE_DIR) is writable and short",
         PrepareError::Window { .. } => {
-            "run `bootproof inspect` on the image to see its LVM2 volumes and where they lie"
+            "run `bootproof inspect` on the image to see its LVM2 volumes and where they lie".into()
         }
     }
 }
@@ -411,7 +414,7 @@ pub fn boot(
         run_as: crate::host::qemu_run_as()?,
     };
     let prepared = prepare(&vm, &run_dir).map_err(|e| {
-        let hint = prepare_hint(&e);
+        let hint = prepare_hint(&e, arch);
         let not_started = NotStarted {
             schema: BOOT_SCHEMA,
             image: req.image.clone(),

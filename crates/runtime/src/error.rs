@@ -98,7 +98,8 @@ impl From<bootproof_platform::AxisError> for Error {
 
 impl From<bootproof_platform::UnknownArch> for Error {
     fn from(e: bootproof_platform::UnknownArch) -> Error {
-        Error::with_hint(e, "use aarch64 or x86_64")
+        let names: Vec<&str> = bootproof_platform::ARCHES.iter().map(|i| i.name).collect();
+        Error::with_hint(e, format!("use one of {}", names.join(", ")))
     }
 }
 

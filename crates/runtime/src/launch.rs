@@ -37,7 +37,7 @@ pub const AGENT_MODULES: &[&str] = &[
 /// `$BOOTPROOF_AGENT_DIR/<arch>/bootproof-agent`, `bootproof-agent-<arch>`
 /// beside this executable, or the build tree's `target/<triple>/agent/`.
 pub fn find_agent(arch: Arch) -> Result<PathBuf, Error> {
-    let triple = arch.info().musl_target;
+    let triple = arch.info().agent_target;
     let mut tried = Vec::new();
     if let Some(d) = std::env::var_os("BOOTPROOF_AGENT_DIR") {
         tried.push(PathBuf::from(d).join(arch.name()).join("bootproof-agent"));

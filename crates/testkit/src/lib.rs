@@ -126,6 +126,40 @@ pub fn boot_images() -> &'static Path {
     })
 }
 
+/// Debian 13 riscv64 boot artifacts (tests/artifacts/fetch-riscv64-artifacts.sh):
+/// the kernel, GRUB, systemd-boot and busybox packages unpacked in `root/`.
+pub fn riscv64_artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/riscv64-artifacts");
+        setup_step(
+            &workspace().join("target/riscv64-artifacts.lock"),
+            "fetching Debian 13 riscv64 artifacts",
+            Command::new(workspace().join("tests/artifacts/fetch-riscv64-artifacts.sh")).arg(&dir),
+        );
+        dir
+    })
+}
+
+/// riscv64 boot-chain images built from those artifacts
+/// (tests/images/make-riscv64-images.py); `manifest.json` lists them.
+pub fn riscv64_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let art = riscv64_artifacts();
+        let dir = workspace().join("target/riscv64-images");
+        setup_step(
+            &workspace().join("target/riscv64-images.lock"),
+            "building riscv64 boot images",
+            Command::new("python3")
+                .arg(workspace().join("tests/images/make-riscv64-images.py"))
+                .arg(&dir)
+                .arg(art),
+        );
+        dir
+    })
+}
+
 /// A real Debian 12 cloud image (mmdebstrap: systemd, cloud-init, the
 /// distro kernel, GRUB at the removable path) for `arch` (`amd64`, or
 /// `arm64` through qemu-user-static: 30+ minutes, opt-in tests only).

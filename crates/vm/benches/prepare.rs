@@ -40,8 +40,9 @@ fn main() {
         .unwrap()
         .set_len(20 << 30)
         .unwrap();
-    println!("| step | aarch64 | x86_64 |");
-    println!("|---|---|---|");
+    let arches = bootproof_vm::machine::Arch::ALL;
+    println!("| step | {} |", arches.map(|a| a.name()).join(" | "));
+    println!("|---|{}", "---|".repeat(arches.len()));
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
     let mut add = |name: &str, v: f64| match rows.iter_mut().find(|r| r.0 == name) {
         Some(r) => r.1.push(v),

@@ -172,6 +172,11 @@ pub fn probe_kvm(host_arch: Arch) -> Probe {
             ]);
             (host_arch.info().qemu_binary, "UEFI")
         }
+        Arch::Riscv64 => {
+            // QEMU's default firmware (OpenSBI) prints its banner.
+            args.extend(["-machine", "virt", "-serial", "stdio"]);
+            (host_arch.info().qemu_binary, "OpenSBI")
+        }
     };
     let mut child = match Command::new(qemu)
         .args(&args)

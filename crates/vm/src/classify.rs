@@ -17,6 +17,8 @@ const MAX_EVENTS: usize = 1000;
 #[derive(Debug, Default)]
 pub struct Classifier {
     partial: Vec<u8>,
+    /// A line whose continuation is awaited ([`Classifier::joined`]).
+    held: Option<String>,
     oops: Option<String>,
     grub_errors: Vec<String>,
     key_wait: Option<&'static str>,
@@ -60,7 +62,7 @@ impl Classifier {
             if b == b'\n' || b == b'\r' {
                 let line = String::from_utf8_lossy(&self.partial).into_owned();
                 self.partial.clear();
-                if let Some(s) = self.line(&line) {
+                if let Some(s) = self.joined(line).and_then(|l| self.line(&l)) {
                     new.push(s);
                 }
             } else if self.partial.len() < MAX_LINE {
@@ -97,6 +99,25 @@ impl Classifier {
             }
         }
         new
+    }
+
+    /// A complete line, or `None` while one is held: RISC-V EDK2 breaks
+    /// `BdsDxe: failed to load Boot0001 "` from the rest of the option's
+    /// description and its status on the next line; the two are joined
+    /// (once: the held line is at most [`MAX_LINE`] bytes).
+    fn joined(&mut self, line: String) -> Option<String> {
+        if let Some(head) = self.held.take() {
+            if line.trim().is_empty() {
+                self.held = Some(head);
+                return None;
+            }
+            return Some(head + &line);
+        }
+        if line.contains("BdsDxe: failed to load Boot") && line.matches('"').count() % 2 == 1 {
+            self.held = Some(line);
+            return None;
+        }
+        Some(line)
     }
 
     fn line(&mut self, raw: &str) -> Option<Stage> {

@@ -295,3 +295,33 @@ fn recorded_cloud_image_with_a_missing_fstab_device_ends_in_emergency_mode() {
         );
     }
 }
+
+#[test]
+fn riscv_edk2_banner_starts_the_firmware_stage() {
+    // RISC-V EDK2 prints its own banner and no BdsDxe lines (Debian 13).
+    assert_eq!(
+        crate::stage::classify_line(
+            "\x1b[2J\x1b[09DRISC-V EDK2 firmware version 2025.02-8+deb13u1"
+        ),
+        Some(Stage::FirmwareStarted)
+    );
+}
+
+#[test]
+fn a_boot_option_failure_split_over_two_lines_is_joined() {
+    // RISC-V EDK2 (Debian 13) with an aarch64 binary at BOOTRISCV64.EFI.
+    let mut c = Classifier::new();
+    c.feed(b"BdsDxe: failed to load Boot0001 \"\r\nUEFI Misc Device\" from PciRoot(0x0)/Pci(0x1,0x0): Unsupported\r\n");
+    c.feed(b"\x1b[2J\x1b[01;01HUEFI Interactive Shell v2.2\r\nShell> ");
+    assert_eq!(
+        c.outcome(),
+        Outcome::Failed {
+            stage: Stage::UefiShell
+        }
+    );
+    let cause = c.cause().unwrap();
+    assert!(
+        cause.contains("Unsupported") && cause.contains("UEFI Misc Device"),
+        "{cause}"
+    );
+}

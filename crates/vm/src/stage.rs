@@ -174,7 +174,8 @@ pub fn classify_line(line: &str) -> Option<Stage> {
     if has("Synchronous Exception") {
         return Some(Stage::FirmwareException(line.trim().to_string()));
     }
-    if has("UEFI firmware (version") || has("SeaBIOS (version") {
+    // EDK2's banner (RISC-V builds print their own), SeaBIOS's.
+    if has("UEFI firmware (version") || has("EDK2 firmware version") || has("SeaBIOS (version") {
         return Some(Stage::FirmwareStarted);
     }
     if has("BdsDxe: failed to load Boot") {
