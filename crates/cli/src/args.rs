@@ -71,13 +71,8 @@ impl std::str::FromStr for ArchChoice {
 /// `--arch` for commands that read or boot one image.
 #[derive(clap::Args, Clone, Copy)]
 pub struct ArchArgs {
-    /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64,
-    /// riscv64.
-    #[arg(
-        long,
-        default_value = "auto",
-        value_name = "auto|aarch64|x86_64|riscv64"
-    )]
+    /// Guest architecture: auto (from the removable path or root partition type), aarch64, x86_64 or riscv64.
+    #[arg(long, default_value = "auto", value_name = "ARCH")]
     pub arch: ArchChoice,
 }
 

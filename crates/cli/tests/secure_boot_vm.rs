@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A boot-chain test image's path, as an argument.
@@ -198,6 +199,64 @@ fn secure_boot_firmware_rejects_unsigned_loaders() {
     }
 }
 
+/// The ovmf package's snakeoil certificate (its test key's).
+const SNAKEOIL_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
+/// OVMF's variable store with only the snakeoil key enrolled.
+const SNAKEOIL_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+
+/// The ovmf package's snakeoil key, its password removed (openssl), in `dir`.
+fn snakeoil_key(dir: &Path) -> PathBuf {
+    let key = dir.join("snakeoil.key");
+    ok(Command::new("openssl")
+        .args(["rsa", "-passin", "pass:snakeoil", "-in"])
+        .arg("/usr/share/ovmf/PkKek-1-snakeoil.key")
+        .arg("-out")
+        .arg(&key));
+    key
+}
+
+#[test]
+fn a_snakeoil_signed_uki_boots_under_the_snakeoil_store_as_predicted() {
+    // The UKI (systemd's stub with Debian's kernel and an initramfs inside)
+    // signed with the snakeoil key: the snakeoil firmware verifies it and
+    // the stub starts the kernel its signature covers, to the init's
+    // power-off; Microsoft's keys refuse it.
+    let disk = variant("boot", "uki-amd64.raw", "sb-uki-snakeoil");
+    let dir = disk.parent().unwrap().to_path_buf();
+    let esp = esp(&disk);
+    let (uki, signed) = (dir.join("uki.efi"), dir.join("uki.signed"));
+    ok(Command::new("mcopy")
+        .args(["-n", "-i", &esp, "::/EFI/BOOT/BOOTX64.EFI"])
+        .arg(&uki));
+    sbsign(&snakeoil_key(&dir), Path::new(SNAKEOIL_CERT), &uki, &signed);
+    ok(Command::new("sbverify")
+        .args(["--cert", SNAKEOIL_CERT])
+        .arg(&signed));
+    ok(Command::new("mcopy")
+        .args(["-o", "-i", &esp])
+        .arg(&signed)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"));
+    let path = disk.to_str().unwrap();
+    let r = check_secure_boot(path, "snakeoil");
+    let (outcome, evidence) = finding(&r, "secureboot.first-stage");
+    assert_eq!(outcome, "pass", "{evidence}");
+    assert!(evidence.contains("(db)"), "{evidence}");
+    assert_eq!(finding(&r, "secureboot.kernel").0, "skip");
+    let (outcome, _) = finding(
+        &check_secure_boot(path, "microsoft"),
+        "secureboot.first-stage",
+    );
+    assert_eq!(outcome, "fail");
+    let firmware = format!("{OVMF_SECBOOT},{SNAKEOIL_VARS}");
+    let (code, v) = boot(
+        "sb-uki-snakeoil-boot",
+        &["--secure-boot", "--firmware", &firmware, path],
+    );
+    assert_booted(code, &v);
+    secure_boot_agrees(&v, "none");
+    assert_in_order(&v, &["kernel-started", "init-reached", "powered-off"]);
+}
+
 #[test]
 fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
     // GRUB signed with the ovmf package's snakeoil key (sbsign), at the
@@ -205,30 +264,16 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
     let disk = variant("boot", "debian-grub-amd64.raw", "sb-snakeoil");
     let dir = disk.parent().unwrap().to_path_buf();
     let esp = bootproof_testkit::esp(&disk);
-    let (grub, key, signed) = (
-        dir.join("grub.efi"),
-        dir.join("snakeoil.key"),
-        dir.join("grub.signed"),
-    );
+    let (grub, signed) = (dir.join("grub.efi"), dir.join("grub.signed"));
     ok(Command::new("mcopy")
         .args(["-n", "-i", &esp, "::/EFI/BOOT/grubx64.efi"])
         .arg(&grub));
-    ok(Command::new("openssl")
-        .args([
-            "rsa",
-            "-passin",
-            "pass:snakeoil",
-            "-in",
-            "/usr/share/ovmf/PkKek-1-snakeoil.key",
-            "-out",
-        ])
-        .arg(&key));
-    ok(Command::new("sbsign")
-        .arg("--key")
-        .arg(&key)
-        .args(["--cert", "/usr/share/ovmf/PkKek-1-snakeoil.pem", "--output"])
-        .arg(&signed)
-        .arg(&grub));
+    sbsign(
+        &snakeoil_key(&dir),
+        Path::new(SNAKEOIL_CERT),
+        &grub,
+        &signed,
+    );
     ok(Command::new("mcopy")
         .args(["-o", "-i", &esp])
         .arg(&signed)
@@ -253,11 +298,10 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
         (p["stage"].as_str(), p["rules"][0].as_str()),
         (Some("loader"), Some("secureboot.kernel"))
     );
-    let firmware =
-        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+    let firmware = format!("{OVMF_SECBOOT},{SNAKEOIL_VARS}");
     let (code, v) = boot(
         "sb-snakeoil-vars",
-        &["--secure-boot", "--firmware", firmware, path],
+        &["--secure-boot", "--firmware", &firmware, path],
     );
     let (stage, cause) = failure(code, &v);
     assert_eq!(stage, "secure-boot-rejected");
@@ -268,7 +312,7 @@ fn a_snakeoil_signed_grub_passes_only_the_snakeoil_firmware_as_predicted() {
     let shim_image = image("debian-grub-amd64.raw");
     let (code, v2) = boot(
         "sb-shim-snakeoil",
-        &["--secure-boot", "--firmware", firmware, &shim_image],
+        &["--secure-boot", "--firmware", &firmware, &shim_image],
     );
     let (stage, cause) = failure(code, &v2);
     assert_eq!(stage, "uefi-shell");
@@ -324,7 +368,7 @@ fn firmware_trusting_only_the_2023_ca_runs_shim_as_predicted() {
         ])
         .arg(&ca)
         .arg("--secure-boot"));
-    let firmware = format!("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,{}", vars.display());
+    let firmware = format!("{OVMF_SECBOOT},{}", vars.display());
     let (code, v) = boot(
         "sb-ca2023",
         &[
