@@ -149,7 +149,7 @@ fn identify(path: &Path) -> Result<(Arch, Option<String>, String), PackageError>
             "{}: a {} kernel; bootproof boots {}",
             path.display(),
             info.arch,
-            Arch::ALL.map(Arch::name).join(", ")
+            Arch::names()
         ))
     })?;
     Ok((arch, info.version, sha256))

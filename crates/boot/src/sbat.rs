@@ -85,21 +85,6 @@ impl SbatLevel {
         let date = |l: &SbatLevel| l.datestamp.bytes().take(10).collect::<Vec<u8>>();
         date(self) >= date(other)
     }
-
-    /// The header and the component lines, for evidence
-    /// (`2024010900: shim,4 grub,3`).
-    pub fn summary(&self) -> String {
-        let lines: Vec<String> = self
-            .revocations
-            .iter()
-            .skip(1)
-            .map(|(c, g)| format!("{c},{g}"))
-            .collect();
-        match lines.is_empty() {
-            true => format!("{} (no revocations)", self.datestamp),
-            false => format!("{}: {}", self.datestamp, lines.join(" ")),
-        }
-    }
 }
 
 /// shim's `atoi`: the leading digits, 0 when there are none.
@@ -228,7 +213,7 @@ mod tests {
         );
         assert_eq!(l.revocations[0], ("sbat".into(), 1));
         assert_eq!(l.revocations[3], ("grub.debian".into(), 4));
-        assert_eq!(l.summary(), "2024010900: shim,4 grub,3 grub.debian,4");
+        assert_eq!(l.revocations.len(), 4);
         for bad in [
             "",
             "shim,4\n",

@@ -119,12 +119,10 @@ impl Ctx<'_> {
             &[("EFI", ""), ("EFI_STUB", "")],
             false,
         );
-        // Device tree and ACPI where both describe the platform (arm64
-        // and RISC-V virt); x86 machines describe themselves by ACPI.
-        if self.arch == Arch::X86_64 {
-            need(self, &rules::OS_ACPI_DT, &[("ACPI", "")], false);
-        } else {
+        if self.arch.info().device_tree {
             need(self, &rules::OS_ACPI_DT, &[("ACPI", ""), ("OF", "")], false);
+        } else {
+            need(self, &rules::OS_ACPI_DT, &[("ACPI", "")], false);
         }
         let mut drivers = vec![
             ("VIRTIO_PCI", "virtio_pci"),

@@ -7,7 +7,7 @@
 use super::{rules, Ctx};
 use bootproof_boot::pe::{EfiKind, PeInfo};
 use bootproof_boot::sbat::{self, SbatLevel};
-use bootproof_boot::signing::MAX_EFI_BINARY;
+use bootproof_boot::signing::{sbat_entries, MAX_EFI_BINARY};
 use bootproof_boot::trust::{decide, shim_vendor_lists, FirmwareStore, SignatureList, Verdict};
 use bootproof_inspect::FileRef;
 
@@ -194,7 +194,14 @@ impl Ctx<'_> {
             );
             return Ok(None);
         };
-        match sbat::verify(data, &level, true) {
+        // The chain already analysed the loader: its `.sbat` is there.
+        let own = self
+            .chain
+            .removable_info
+            .as_ref()
+            .and_then(|i| i.sbat.as_deref());
+        let entries = own.map(sbat_entries).unwrap_or_default();
+        match sbat::verify_entries(&entries, &level, true) {
             Ok(sbat) => {
                 self.pass(&rules::SB_SHIM_SBAT, format!("{shim}: {sbat}"));
                 Ok(Some(level))

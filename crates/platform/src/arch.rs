@@ -73,6 +73,9 @@ pub struct ArchInfo {
     /// Whether the platform axes (GIC version, ACPI on/off, virtio-mmio)
     /// exist: on x86_64 `q35` there is one platform.
     pub has_variants: bool,
+    /// Whether its kernels are expected to read a device tree as well as
+    /// ACPI (arm64 and RISC-V `virt` present either; x86 machines only ACPI).
+    pub device_tree: bool,
     /// The Debian package with its UEFI firmware and QEMU descriptor.
     pub firmware_package: &'static str,
     /// Whether Xen runs guests of this architecture (its PV drivers are
@@ -103,6 +106,7 @@ pub const ARCHES: &[ArchInfo] = &[
         no_uefi_firmware: "none: QEMU enters the kernel directly",
         agent_target: "aarch64-unknown-linux-musl",
         has_variants: true,
+        device_tree: true,
         firmware_package: "qemu-efi-aarch64",
         xen_guest: true,
     },
@@ -127,6 +131,7 @@ pub const ARCHES: &[ArchInfo] = &[
         no_uefi_firmware: "none: QEMU's default BIOS (SeaBIOS)",
         agent_target: "x86_64-unknown-linux-musl",
         has_variants: false,
+        device_tree: false,
         firmware_package: "ovmf",
         xen_guest: true,
     },
@@ -153,6 +158,7 @@ pub const ARCHES: &[ArchInfo] = &[
         no_uefi_firmware: "OpenSBI only: QEMU's default firmware enters the kernel",
         agent_target: "riscv64gc-unknown-linux-gnu",
         has_variants: false,
+        device_tree: true,
         firmware_package: "qemu-efi-riscv64, from Debian 13",
         xen_guest: false,
     },
@@ -173,6 +179,11 @@ impl Arch {
     /// Canonical name (`aarch64`, `x86_64`).
     pub fn name(self) -> &'static str {
         self.info().name
+    }
+
+    /// Every canonical name, for messages (`aarch64, x86_64, riscv64`).
+    pub fn names() -> String {
+        ARCHES.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
     }
 
     /// Parses a name or alias (`aarch64`, `arm64`, `x86_64`, `amd64`, `x64`).
@@ -268,7 +279,7 @@ impl fmt::Display for UnknownArch {
             f,
             "unknown architecture `{}` (bootproof knows {})",
             self.0,
-            ARCHES.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
+            Arch::names()
         )
     }
 }

@@ -98,8 +98,10 @@ impl From<bootproof_platform::AxisError> for Error {
 
 impl From<bootproof_platform::UnknownArch> for Error {
     fn from(e: bootproof_platform::UnknownArch) -> Error {
-        let names: Vec<&str> = bootproof_platform::ARCHES.iter().map(|i| i.name).collect();
-        Error::with_hint(e, format!("use one of {}", names.join(", ")))
+        Error::with_hint(
+            e,
+            format!("use one of {}", bootproof_platform::Arch::names()),
+        )
     }
 }
 
