@@ -119,6 +119,41 @@ impl SignatureList {
         Ok(())
     }
 
+    /// The list as EFI_SIGNATURE_LISTs, as a variable store holds db or
+    /// dbx: one X.509 list per certificate (their sizes differ), then one
+    /// SHA-256 list with every hash; each entry owned by `owner`.
+    pub fn to_efi_lists(&self, owner: [u8; 16]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut list = |kind: [u8; 16], entries: &[&[u8]]| -> Result<(), String> {
+            let Some(first) = entries.first() else {
+                return Ok(());
+            };
+            let sig_size = 16 + first.len();
+            let list_size = entries
+                .len()
+                .checked_mul(sig_size)
+                .and_then(|n| n.checked_add(28))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("an EFI_SIGNATURE_LIST over 4 GiB")?;
+            out.extend_from_slice(&kind);
+            out.extend_from_slice(&list_size.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&(sig_size as u32).to_le_bytes());
+            for e in entries {
+                out.extend_from_slice(&owner);
+                out.extend_from_slice(e);
+            }
+            Ok(())
+        };
+        for (cert, source) in &self.certs {
+            let der = cert.to_der().map_err(|e| format!("{source}: {e}"))?;
+            list(CERT_X509, &[&der])?;
+        }
+        let hashes: Vec<&[u8]> = self.hashes.iter().map(|(h, _)| &h[..]).collect();
+        list(CERT_SHA256, &hashes)?;
+        Ok(out)
+    }
+
     /// Whether it lists nothing.
     pub fn is_empty(&self) -> bool {
         self.certs.is_empty() && self.hashes.is_empty()
@@ -429,5 +464,17 @@ mod tests {
     fn garbage_is_rejected_not_a_panic() {
         assert!(matches!(decide(b"MZ", &[], &[]), Verdict::Rejected(_)));
         assert!(matches!(shim_vendor_lists(Some(&[1, 2, 3])), Some(Err(_))));
+    }
+
+    #[test]
+    fn lists_are_written_as_they_are_read() {
+        let mut l = SignatureList::default();
+        let data = list(CERT_SHA256, &[&[7u8; 32], &[9u8; 32]], 48);
+        l.add_efi_lists(&data, "dbx").unwrap();
+        assert_eq!(l.to_efi_lists([0; 16]).unwrap(), data);
+        assert!(SignatureList::default()
+            .to_efi_lists([0; 16])
+            .unwrap()
+            .is_empty());
     }
 }

@@ -154,9 +154,11 @@ pub struct VmArgs {
     /// no UEFI), or CODE[,VARS] pflash files.
     #[arg(long, default_value = "auto", value_name = "auto|none|CODE[,VARS]")]
     pub firmware: String,
-    /// Use firmware with Secure Boot enabled (keys enrolled where the descriptor says so).
-    #[arg(long)]
-    pub secure_boot: bool,
+    /// Secure Boot under STORE (as for `check`; built-in stores and certificate
+    /// directories are written into a copy of the enrolled store).
+    #[arg(long, value_name = "STORE", num_args = 0..=1, require_equals = true,
+          default_missing_value = bootproof_runtime::secure_boot::DEFAULT_STORE)]
+    pub secure_boot: Option<String>,
     /// Seconds before the boot is declared timed out [default: 60 with KVM, 300 with TCG].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -204,7 +206,7 @@ impl VmArgs {
             arch: arch.arch.0,
             mode: BootMode::Firmware,
             firmware: firmware_choice(&self.firmware),
-            secure_boot: self.secure_boot,
+            secure_boot: self.secure_boot.clone(),
             entry: None,
             cmdline_append: None,
             timeout: self.timeout,

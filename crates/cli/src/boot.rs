@@ -29,8 +29,8 @@ An image with cloud-init gets an empty NoCloud seed (a read-only CIDATA volume:
 an instance id, no user data), so its datasource search ends at once instead of
 waiting on every cloud's metadata service; --no-seed boots the image as it is.
 
-With --secure-boot, the report sets `check --secure-boot`'s prediction under the
-store this firmware boots with beside what the boot showed, agreeing or not.
+With --secure-boot[=STORE], the report sets `check --secure-boot=STORE`'s
+prediction beside what the boot showed, agreeing or not.
 
 Stages (--until): firmware, bootloader, kernel, userspace, login
 

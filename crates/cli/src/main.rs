@@ -90,11 +90,10 @@ enum Command {
         /// Print a JUnit XML report (one test case per rule) for CI viewers.
         #[arg(long, conflicts_with = "json")]
         junit: bool,
-        /// Predict a Secure Boot boot under STORE: microsoft (the firmware
-        /// descriptor's enrolled-keys store), snakeoil, microsoft-2011,
-        /// microsoft-2023 or microsoft-both (db: Microsoft's UEFI CA of that
-        /// year, or both), an EDK2 variable store file (db, dbx, MokList,
-        /// MokListX, SbatLevel), or a directory of db certificates.
+        /// Predict a Secure Boot boot under STORE: microsoft (the firmware's enrolled
+        /// store), snakeoil, microsoft-2011, microsoft-2023 or microsoft-both (db:
+        /// Microsoft's UEFI CA of that year, or both), an EDK2 variable store file
+        /// (db, dbx, MokList, MokListX, SbatLevel), or a directory of db certificates.
         #[arg(long, value_name = "STORE", num_args = 0..=1, require_equals = true,
               default_missing_value = bootproof_runtime::secure_boot::DEFAULT_STORE)]
         secure_boot: Option<String>,

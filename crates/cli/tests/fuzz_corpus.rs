@@ -246,6 +246,26 @@ fn nvram_seeds() {
     let boot_order = vars.iter().find(|v| v.name == "BootOrder").unwrap();
     assert_eq!(boot_order.guid, "8be4df61-93ca-11d2-aa0d-00e098032b8c");
     assert_eq!(boot_order.data.len() % 2, 0);
+    // Rewritten (BootOrder replaced), every other variable reads back the same.
+    let order = bootproof_vm::nvram::NewVariable {
+        name: "BootOrder".into(),
+        guid: bootproof_vm::nvram::parse_guid(&boot_order.guid).unwrap(),
+        attributes: 7,
+        data: vec![2, 0],
+    };
+    let out = bootproof_vm::nvram::rewrite(
+        &real,
+        |v| v.name != "BootOrder",
+        std::slice::from_ref(&order),
+    )
+    .unwrap();
+    let mut back = bootproof_vm::nvram::variables(&out).unwrap();
+    assert_eq!(
+        back.pop().map(|v| (v.name, v.data)),
+        Some((order.name, order.data))
+    );
+    let others: Vec<_> = vars.into_iter().filter(|v| v.name != "BootOrder").collect();
+    assert_eq!(back, others);
 }
 
 /// The seed named `seed-{name}` of `target`.

@@ -247,14 +247,23 @@ fn a_snakeoil_signed_uki_boots_under_the_snakeoil_store_as_predicted() {
         "secureboot.first-stage",
     );
     assert_eq!(outcome, "fail");
-    let firmware = format!("{OVMF_SECBOOT},{SNAKEOIL_VARS}");
-    let (code, v) = boot(
-        "sb-uki-snakeoil-boot",
-        &["--secure-boot", "--firmware", &firmware, path],
-    );
+    // Booted under a store bootproof writes from a directory holding the
+    // snakeoil certificate (PK and KEK from OVMF's enrolled store, db that
+    // certificate): it boots, and Debian's Microsoft-signed chain does not.
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(SNAKEOIL_CERT, certs.join("snakeoil.pem")).unwrap();
+    let store = format!("--secure-boot={}", certs.display());
+    let (code, v) = boot("sb-uki-snakeoil-boot", &[&store, path]);
     assert_booted(code, &v);
     secure_boot_agrees(&v, "none");
     assert_in_order(&v, &["kernel-started", "init-reached", "powered-off"]);
+    let signed_chain = image("debian-signed-amd64.raw");
+    let (code, v) = boot("sb-certs-refuse-shim", &[&store, &signed_chain]);
+    let (stage, cause) = failure(code, &v);
+    assert_eq!(stage, "uefi-shell");
+    assert!(cause.starts_with("Secure Boot refused"), "{cause}");
+    secure_boot_agrees(&v, "firmware");
 }
 
 #[test]
@@ -387,4 +396,45 @@ fn firmware_trusting_only_the_2023_ca_runs_shim_as_predicted() {
             .contains("grubx64.efi"),
         "{v:#}"
     );
+    // The built-in store, written by bootproof into a copy of OVMF's
+    // enrolled store: Debian's signed chain boots under it, and
+    // virt-fw-vars reads its db back as exactly that CA (openssl's DER
+    // of it equals the built-in bytes), PK and KEK as enrolled, no dbx.
+    let state = scratch("boot", "sb-builtin-2023");
+    let (code, v) = boot_in(
+        &state,
+        &[
+            "--secure-boot=microsoft-2023",
+            "--keep",
+            &image("debian-signed-amd64.raw"),
+        ],
+    );
+    assert_booted(code, &v);
+    secure_boot_agrees(&v, "none");
+    let store_name = v["secure_boot"]["store"].as_str().unwrap();
+    assert!(store_name.starts_with("microsoft-2023"), "{store_name}");
+    let run_dir = PathBuf::from(v["run_dir"].as_str().unwrap());
+    let out = dir.join("extracted");
+    std::fs::create_dir_all(&out).unwrap();
+    ok(Command::new("virt-fw-vars")
+        .arg("-i")
+        .arg(run_dir.join("secure-boot-vars.fd"))
+        .arg("--extract-certs")
+        .current_dir(&out));
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let lists: Vec<&str> = files.iter().map(|f| f.split('-').next().unwrap()).collect();
+    assert_eq!(lists, ["KEK", "KEK", "PK", "db"], "{files:?}");
+    let db = out.join(files.iter().find(|f| f.starts_with("db-")).unwrap());
+    let der = dir.join("db.der");
+    ok(Command::new("openssl")
+        .args(["x509", "-outform", "der", "-in"])
+        .arg(&db)
+        .arg("-out")
+        .arg(&der));
+    let builtin = workspace().join("crates/runtime/src/certs/microsoft-uefi-ca-2023.der");
+    assert_eq!(std::fs::read(der).unwrap(), std::fs::read(builtin).unwrap());
 }

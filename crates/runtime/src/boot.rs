@@ -7,6 +7,7 @@ use crate::deliver::{detect_seed, write_empty_nocloud, SeedKind};
 use crate::events::Events;
 use crate::host::{cache_dir, choose_accel, deadline, log_path};
 use crate::image::{open, pick_entry, resolve_arch};
+use crate::secure_boot::SecureBootCheck;
 use crate::Error;
 use bootproof_boot::extract::extract;
 use bootproof_platform::{Arch, Platform};
@@ -47,8 +48,10 @@ pub struct BootRequest {
     pub mode: BootMode,
     /// Which firmware.
     pub firmware: FirmwareChoice,
-    /// Secure Boot on.
-    pub secure_boot: bool,
+    /// Secure Boot on, under this trust store (the names of
+    /// [`crate::secure_boot::trust_store`]; `microsoft`: the firmware
+    /// descriptor's enrolled store); `None`: off.
+    pub secure_boot: Option<String>,
     /// Direct mode: boot entry N instead of the default.
     pub entry: Option<usize>,
     /// Direct mode: appended to the kernel command line.
@@ -350,6 +353,31 @@ fn prepare_hint(e: &PrepareError, arch: Arch) -> String {
     }
 }
 
+/// The variable store a Secure Boot boot under a store other than the
+/// firmware descriptor's starts from, written into the run directory (and
+/// padded to the pflash size the machine maps): its path and name.
+fn secure_boot_store(
+    req: &BootRequest,
+    arch: Arch,
+    run_dir: &Path,
+) -> Result<Option<(PathBuf, String)>, Error> {
+    let Some(spec) = &req.secure_boot else {
+        return Ok(None);
+    };
+    let dest = run_dir.join("secure-boot-vars.fd");
+    let Some(name) = crate::secure_boot::boot_store(spec, arch, &dest)? else {
+        return Ok(None);
+    };
+    if let Some(size) = bootproof_vm::firmware::padding(arch, "raw", &dest) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&dest)
+            .and_then(|f| f.set_len(size))
+            .map_err(|e| Error::new(format!("{}: {e}", dest.display())))?;
+    }
+    Ok(Some((dest, name)))
+}
+
 /// Boots the image and watches it until it boots, fails, stalls, times
 /// out, reaches `until`, or `interrupted` is set.
 pub fn boot(
@@ -390,12 +418,13 @@ pub fn boot(
         })?),
         _ => None,
     };
+    let written_store = secure_boot_store(req, arch, run_dir.path())?;
     let (decision, probe) = choose_accel(arch);
     let vm = VmRequest {
         arch,
         disk: crate::image::backing_disk(&img.image),
         firmware: req.firmware.clone(),
-        secure_boot: Some(req.secure_boot),
+        secure_boot: Some(req.secure_boot.is_some()),
         platform: req.platform.clone(),
         kernel,
         cpus: req.cpus.unwrap_or_else(crate::host::default_cpus),
@@ -403,7 +432,7 @@ pub fn boot(
         accel: decision.clone(),
         network: req.network,
         cache_dir: Some(cache_dir()),
-        nvram: None,
+        nvram: written_store.as_ref().map(|(path, _)| path.clone()),
         hotplug_ports: 0,
         agent_channel: None,
         ready_port: true,
@@ -426,9 +455,18 @@ pub fn boot(
         BootError::NotStarted(Box::new(not_started), Error::with_hint(e, hint))
     })?;
     // Predicted before booting, under the store the firmware will use.
-    let prediction = match (&prepared.firmware.vars_template, req.secure_boot) {
-        (Some(vars), true) => crate::secure_boot::predict(&img, arch, vars).ok(),
-        _ => None,
+    let prediction = match (&written_store, &prepared.firmware.vars_template) {
+        _ if req.secure_boot.is_none() => None,
+        (Some((vars, name)), _) => {
+            crate::secure_boot::predict(&img, arch, vars)
+                .ok()
+                .map(|p| SecureBootCheck {
+                    store: name.clone(),
+                    ..p
+                })
+        }
+        (None, Some(vars)) => crate::secure_boot::predict(&img, arch, vars).ok(),
+        (None, None) => None,
     };
     let host_prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
     let timeout = deadline(req.timeout, decision.accel);

@@ -1,5 +1,6 @@
-//! Trust stores for `check --secure-boot[=STORE]`: the db and dbx of an
-//! EDK2 variable store, named or given as a file.
+//! Trust stores for `check --secure-boot[=STORE]` (the db and dbx of an
+//! EDK2 variable store, named, given as a file or as certificates) and the
+//! variable store a `boot --secure-boot[=STORE]` starts from.
 
 use crate::Error;
 use bootproof_boot::sbat::SbatLevel;
@@ -72,24 +73,86 @@ pub fn trust_store(spec: &str, arch: Arch) -> Result<FirmwareStore, Error> {
     }
     let path = match spec {
         "microsoft" | "ms" => enrolled_template(arch)?,
-        "snakeoil" => {
-            let ms = enrolled_template(arch)?;
-            let name = ms.file_name().unwrap_or_default().to_string_lossy();
-            let sibling = ms.with_file_name(name.replace(".ms.", ".snakeoil."));
-            if sibling == ms || !sibling.exists() {
-                return Err(Error::with_hint(
-                    format!("no snakeoil variable store beside {}", ms.display()),
-                    "give the store's path instead: --secure-boot=/path/to/VARS.fd",
-                ));
-            }
-            sibling
-        }
+        "snakeoil" => snakeoil_template(arch)?,
         path => PathBuf::from(path),
     };
     if path.is_dir() {
         return from_cert_dir(&path);
     }
     from_vars(&path)
+}
+
+/// Owner GUID of the db and dbx entries bootproof writes
+/// (`b0075eed-5ec0-4b00-8f1a-6b0e1c0e5b0f`, bootproof's own).
+const WRITTEN_ENTRY_OWNER: &str = "b0075eed-5ec0-4b00-8f1a-6b0e1c0e5b0f";
+/// db, dbx, KEK and PK: non-volatile, boot and runtime access,
+/// time-based authenticated writes.
+const SECURITY_DATABASE_ATTRIBUTES: u32 = 0x27;
+
+/// The variable store a Secure Boot boot under `spec` starts from, put at
+/// `dest`: `None` for `microsoft` (the firmware descriptor's enrolled
+/// store, used as it is); a store file (`snakeoil`, a path) is copied; a
+/// built-in store or a directory of certificates is written in-process
+/// into a copy of the enrolled store (its PK and KEK kept, db replaced by
+/// the certificates, dbx emptied: exactly the store `check` judges).
+/// Returns the store's name for reports.
+pub fn boot_store(spec: &str, arch: Arch, dest: &Path) -> Result<Option<String>, Error> {
+    if matches!(spec, "microsoft" | "ms") {
+        return Ok(None);
+    }
+    let from_certs = BUILT_IN_STORES.iter().any(|(n, _)| *n == spec) || Path::new(spec).is_dir();
+    if !from_certs {
+        let file = match spec {
+            "snakeoil" => snakeoil_template(arch)?,
+            path => PathBuf::from(path),
+        };
+        // Read first: a file that is no store is refused before booting.
+        from_vars(&file)?;
+        std::fs::copy(&file, dest).map_err(|e| Error::new(format!("{}: {e}", file.display())))?;
+        return Ok(Some(file.display().to_string()));
+    }
+    let store = trust_store(spec, arch)?;
+    let template = enrolled_template(arch)?;
+    let fail = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", template.display()));
+    let owner = nvram::parse_guid(WRITTEN_ENTRY_OWNER).ok_or_else(|| fail(&"owner GUID"))?;
+    let database = nvram::parse_guid(IMAGE_SECURITY_DATABASE).ok_or_else(|| fail(&"GUID"))?;
+    let db = nvram::NewVariable {
+        name: "db".into(),
+        guid: database,
+        attributes: SECURITY_DATABASE_ATTRIBUTES,
+        data: store.db.to_efi_lists(owner).map_err(|e| fail(&e))?,
+    };
+    let size = std::fs::metadata(&template).map_err(|e| fail(&e))?.len();
+    if size > MAX_VARS {
+        return Err(fail(&format!(
+            "{size} bytes, over the {MAX_VARS}-byte limit"
+        )));
+    }
+    let bytes = std::fs::read(&template).map_err(|e| fail(&e))?;
+    let is_list = |v: &nvram::Variable| {
+        v.guid == IMAGE_SECURITY_DATABASE && (v.name == "db" || v.name == "dbx")
+    };
+    let written = nvram::rewrite(&bytes, |v| !is_list(v), &[db]).map_err(|e| fail(&e))?;
+    std::fs::write(dest, written).map_err(|e| Error::new(format!("{}: {e}", dest.display())))?;
+    Ok(Some(format!(
+        "{spec} (written into a copy of {})",
+        template.display()
+    )))
+}
+
+/// The `.snakeoil` sibling of the enrolled store: the distribution's test
+/// key alone in db.
+fn snakeoil_template(arch: Arch) -> Result<PathBuf, Error> {
+    let ms = enrolled_template(arch)?;
+    let name = ms.file_name().unwrap_or_default().to_string_lossy();
+    let sibling = ms.with_file_name(name.replace(".ms.", ".snakeoil."));
+    if sibling == ms || !sibling.exists() {
+        return Err(Error::with_hint(
+            format!("no snakeoil variable store beside {}", ms.display()),
+            "give the store's path instead: --secure-boot=/path/to/VARS.fd",
+        ));
+    }
+    Ok(sibling)
 }
 
 /// The NVRAM template of the first descriptor (in QEMU's search order) for

@@ -83,6 +83,9 @@ pub enum NvramError {
     /// A structure is inconsistent.
     #[error("corrupt variable store: {0}")]
     Corrupt(String),
+    /// The store cannot take what was to be written.
+    #[error("cannot write the variable store: {0}")]
+    Unwritable(String),
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -101,8 +104,29 @@ fn corrupt(s: impl Into<String>) -> NvramError {
     NvramError::Corrupt(s.into())
 }
 
-/// Lists the live variables of a store.
-pub fn variables(store: &[u8]) -> Result<Vec<Variable>, NvramError> {
+/// Where the variables of a store are, and each record found there.
+struct Layout {
+    /// Authenticated-variable headers (60 bytes) or plain ones (32).
+    auth: bool,
+    /// First byte after the variable store header.
+    first: usize,
+    /// End of the variable store.
+    end: usize,
+    /// The records, live or not, in store order.
+    records: Vec<Record>,
+}
+
+/// One variable record as stored.
+struct Record {
+    /// Its bytes (header, name, data), without the alignment after it.
+    bytes: std::ops::Range<usize>,
+    /// `VAR_ADDED` or `VAR_ADDED & VAR_IN_DELETED_TRANSITION`.
+    live: bool,
+    /// What it holds.
+    variable: Variable,
+}
+
+fn layout(store: &[u8]) -> Result<Layout, NvramError> {
     if store.get(40..44) != Some(b"_FVH") {
         return Err(NvramError::Unformatted);
     }
@@ -132,9 +156,10 @@ pub fn variables(store: &[u8]) -> Result<Vec<Variable>, NvramError> {
         .filter(|&e| e <= store.len())
         .ok_or_else(|| corrupt(format!("store size {size} past the end of the file")))?;
     let head = if auth { 60 } else { 32 };
-    let mut at = header_len + 28;
-    let mut out = Vec::new();
-    while at.checked_add(head).is_some_and(|h| h <= end) && out.len() < MAX_VARIABLES {
+    let first = header_len + 28;
+    let mut at = first;
+    let mut records = Vec::new();
+    while at.checked_add(head).is_some_and(|h| h <= end) && records.len() < MAX_VARIABLES {
         if u16_at(store, at) != Some(START_ID) {
             break;
         }
@@ -157,25 +182,151 @@ pub fn variables(store: &[u8]) -> Result<Vec<Variable>, NvramError> {
             .checked_add(data_size)
             .filter(|&n| n <= end)
             .ok_or_else(|| corrupt(format!("variable at {at} runs past the store")))?;
-        if state == VAR_ADDED || state == VAR_ADDED_TRANSITION {
-            let units: Vec<u16> = store[name_at..data_at]
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .take_while(|&c| c != 0)
-                .collect();
-            let mut g = [0u8; 16];
-            g.copy_from_slice(&store[guid_at..guid_at + 16]);
-            out.push(Variable {
+        let live = state == VAR_ADDED || state == VAR_ADDED_TRANSITION;
+        // Deleted records keep their place but not their contents.
+        let units: Vec<u16> = store[name_at..data_at]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&c| c != 0)
+            .collect();
+        let mut g = [0u8; 16];
+        g.copy_from_slice(&store[guid_at..guid_at + 16]);
+        records.push(Record {
+            bytes: at..next,
+            live,
+            variable: Variable {
                 name: String::from_utf16_lossy(&units),
                 guid: format_guid(&g),
                 attributes,
-                data: store[data_at..next].to_vec(),
+                data: if live {
+                    store[data_at..next].to_vec()
+                } else {
+                    Vec::new()
+                },
                 size: data_size,
-            });
-        }
+            },
+        });
         at = next.next_multiple_of(4);
     }
+    Ok(Layout {
+        auth,
+        first,
+        end,
+        records,
+    })
+}
+
+/// Lists the live variables of a store.
+pub fn variables(store: &[u8]) -> Result<Vec<Variable>, NvramError> {
+    Ok(layout(store)?
+        .records
+        .into_iter()
+        .filter(|r| r.live)
+        .map(|r| r.variable)
+        .collect())
+}
+
+/// A variable to write into an authenticated store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVariable {
+    /// Name.
+    pub name: String,
+    /// Vendor GUID, in EFI byte order ([`parse_guid`]).
+    pub guid: [u8; 16],
+    /// Attributes (db, dbx, KEK, PK: 0x27, time-based authenticated).
+    pub attributes: u32,
+    /// The value as stored (for db and dbx: EFI_SIGNATURE_LISTs, without
+    /// the authentication descriptor a SetVariable call would carry).
+    pub data: Vec<u8>,
+}
+
+/// `EFI_TIME` 2010-01-01 00:00:00, the timestamp `virt-fw-vars` gives a
+/// list it writes from scratch: early, so that any authenticated update the
+/// guest applies later is newer.
+const INITIAL_TIMESTAMP: [u8; 16] = [0xda, 0x07, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// `store` with its variables rewritten: the live ones `keep` accepts, in
+/// their order, then `add`; deleted records are dropped and the free space
+/// erased (0xFF), as the firmware's reclaim would leave it. Every byte
+/// outside the variable region (the firmware volume header, the store
+/// header, the fault-tolerant-write area) stays as it was. Only
+/// authenticated stores (what Secure Boot firmware uses) are written.
+pub fn rewrite(
+    store: &[u8],
+    keep: impl Fn(&Variable) -> bool,
+    add: &[NewVariable],
+) -> Result<Vec<u8>, NvramError> {
+    let layout = layout(store)?;
+    if !layout.auth {
+        return Err(NvramError::Unwritable(
+            "not an authenticated-variable store (firmware built without Secure Boot)".into(),
+        ));
+    }
+    let mut region = Vec::new();
+    for r in layout
+        .records
+        .iter()
+        .filter(|r| r.live && keep(&r.variable))
+    {
+        region.extend_from_slice(&store[r.bytes.clone()]);
+        region.resize(region.len().next_multiple_of(4), 0xff);
+    }
+    for v in add {
+        let name: Vec<u8> = v
+            .name
+            .encode_utf16()
+            .chain([0])
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let sizes = u32::try_from(name.len())
+            .ok()
+            .zip(u32::try_from(v.data.len()).ok());
+        let Some((name_size, data_size)) = sizes else {
+            return Err(NvramError::Unwritable(format!("{} is too large", v.name)));
+        };
+        region.extend_from_slice(&START_ID.to_le_bytes());
+        region.extend_from_slice(&[VAR_ADDED, 0]);
+        region.extend_from_slice(&v.attributes.to_le_bytes());
+        region.extend_from_slice(&0u64.to_le_bytes()); // MonotonicCount
+        region.extend_from_slice(&INITIAL_TIMESTAMP);
+        region.extend_from_slice(&0u32.to_le_bytes()); // PubKeyIndex
+        region.extend_from_slice(&name_size.to_le_bytes());
+        region.extend_from_slice(&data_size.to_le_bytes());
+        region.extend_from_slice(&v.guid);
+        region.extend_from_slice(&name);
+        region.extend_from_slice(&v.data);
+        region.resize(region.len().next_multiple_of(4), 0xff);
+    }
+    let room = layout.end - layout.first;
+    if region.len() > room {
+        return Err(NvramError::Unwritable(format!(
+            "the variables need {} bytes, the store holds {room}",
+            region.len()
+        )));
+    }
+    region.resize(room, 0xff);
+    let mut out = store.to_vec();
+    out[layout.first..layout.end].copy_from_slice(&region);
     Ok(out)
+}
+
+/// A GUID in its text form (`d719b2cb-3d3a-4596-a3bc-dad00e67656f`), in
+/// EFI byte order; `None` when `text` is not one.
+pub fn parse_guid(text: &str) -> Option<[u8; 16]> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    if lens != [8, 4, 4, 4, 12] || !text.chars().all(|c| c == '-' || c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let a = u32::from_str_radix(parts[0], 16).ok()?;
+    let b = u16::from_str_radix(parts[1], 16).ok()?;
+    let c = u16::from_str_radix(parts[2], 16).ok()?;
+    let tail = format!("{}{}", parts[3], parts[4]);
+    let mut d = [0u8; 8];
+    for (i, byte) in d.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&tail[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(guid(a, b, c, d))
 }
 
 #[cfg(test)]
@@ -250,5 +401,45 @@ mod tests {
                 let _ = variables(&s);
             }
         }
+    }
+
+    #[test]
+    fn rewritten_stores_read_back_and_keep_everything_outside_the_variables() {
+        let g = parse_guid("b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90").unwrap();
+        assert_eq!(format_guid(&g), "b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90");
+        assert_eq!(parse_guid("b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d9"), None);
+        assert_eq!(parse_guid("b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d9+"), None);
+        let s = store(&[
+            ("Old", g, 0x3c, b"x"),
+            ("Keep", g, VAR_ADDED, b"kept"),
+            ("db", g, VAR_ADDED, b"old db"),
+        ]);
+        let new = NewVariable {
+            name: "db".into(),
+            guid: g,
+            attributes: 0x27,
+            data: b"new db".to_vec(),
+        };
+        let out = rewrite(&s, |v| v.name != "db", std::slice::from_ref(&new)).unwrap();
+        assert_eq!(out.len(), s.len());
+        assert_eq!(out[..0x48 + 28], s[..0x48 + 28]);
+        let v = variables(&out).unwrap();
+        let names: Vec<(&str, &[u8], u32)> = v
+            .iter()
+            .map(|v| (v.name.as_str(), v.data.as_slice(), v.attributes))
+            .collect();
+        assert_eq!(
+            names,
+            [("Keep", &b"kept"[..], 7), ("db", &b"new db"[..], 0x27)]
+        );
+        // What does not fit is an error, not a truncated store.
+        let huge = NewVariable {
+            data: vec![0; s.len()],
+            ..new
+        };
+        assert!(matches!(
+            rewrite(&s, |_| true, &[huge]),
+            Err(NvramError::Unwritable(_))
+        ));
     }
 }
