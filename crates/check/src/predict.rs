@@ -131,7 +131,7 @@ impl Ctx<'_> {
         if consoles.contains(&uart) {
             return all(true, format!("console={uart} on the command line"));
         }
-        if !self.arch.has_variants() {
+        if !self.arch.info().device_tree {
             return all(
                 false,
                 format!("no console={uart}: the kernel writes to the screen, not the serial port"),

@@ -177,10 +177,10 @@ pub struct VmArgs {
     /// aarch64: GIC version (2 or 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     pub gic: u8,
-    /// aarch64: offer ACPI tables (off leaves only the device tree).
+    /// aarch64, riscv64: offer ACPI tables (off leaves only the device tree).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub acpi: String,
-    /// aarch64: virtio transport.
+    /// aarch64, riscv64: virtio transport.
     #[arg(long, default_value = "pci", value_parser = transport_parser())]
     pub transport: Transport,
     /// Attach a user-mode network card (off by default: firmware would try

@@ -131,15 +131,18 @@ fn full_then_agent(arch: &str, variants: &[&str]) {
     assert!(check(&v["variants"][0], "boot.image-init").is_none());
 }
 
+/// Long (a full cloud-init boot, then agent boots): `scripts/test.sh --long`.
+/// The default suite boots full mode once, in run_matrix.rs.
 #[test]
+#[ignore = "long: full cloud-init boot; scripts/test.sh --long runs it"]
 fn x86_64_cloud_image_full_mode_runs_the_agent_through_cloud_init() {
     full_then_agent("amd64", &[]);
 }
 
-/// Opt-in (the image takes 30+ minutes to build under emulation):
-/// `cargo test --test verify_full -- --ignored`.
+/// Long (the image takes 30+ minutes to build under emulation):
+/// `scripts/test.sh --long`.
 #[test]
-#[ignore]
+#[ignore = "long: arm64 cloud image built under emulation; scripts/test.sh --long runs it"]
 fn arm64_cloud_image_full_mode_runs_the_agent_through_cloud_init() {
     full_then_agent("arm64", &["gic=2,3", "acpi=on,off", "transport=pci"]);
 }

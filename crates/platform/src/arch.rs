@@ -70,9 +70,14 @@ pub struct ArchInfo {
     /// riscv64 musl standard library here; `.cargo/config.toml` links it
     /// with Debian's riscv64-linux-gnu-gcc and `+crt-static`).
     pub agent_target: &'static str,
-    /// Whether the platform axes (GIC version, ACPI on/off, virtio-mmio)
-    /// exist: on x86_64 `q35` there is one platform.
-    pub has_variants: bool,
+    /// GIC versions the machine offers (aarch64 `virt`: 3 and 2); empty
+    /// where the interrupt controller is not a variant axis.
+    pub gic_versions: &'static [u8],
+    /// Whether the machine can leave out ACPI, booting on the device tree
+    /// alone (`virt`); `q35` always has ACPI.
+    pub acpi_optional: bool,
+    /// Whether virtio can sit on virtio-mmio instead of PCI (`virt`).
+    pub virtio_mmio: bool,
     /// Whether its kernels are expected to read a device tree as well as
     /// ACPI (arm64 and RISC-V `virt` present either; x86 machines only ACPI).
     pub device_tree: bool,
@@ -105,7 +110,9 @@ pub const ARCHES: &[ArchInfo] = &[
         pflash_bytes: Some(64 << 20),
         no_uefi_firmware: "none: QEMU enters the kernel directly",
         agent_target: "aarch64-unknown-linux-musl",
-        has_variants: true,
+        gic_versions: &[3, 2],
+        acpi_optional: true,
+        virtio_mmio: true,
         device_tree: true,
         firmware_package: "qemu-efi-aarch64",
         xen_guest: true,
@@ -130,7 +137,9 @@ pub const ARCHES: &[ArchInfo] = &[
         pflash_bytes: None,
         no_uefi_firmware: "none: QEMU's default BIOS (SeaBIOS)",
         agent_target: "x86_64-unknown-linux-musl",
-        has_variants: false,
+        gic_versions: &[],
+        acpi_optional: false,
+        virtio_mmio: false,
         device_tree: false,
         firmware_package: "ovmf",
         xen_guest: true,
@@ -157,7 +166,9 @@ pub const ARCHES: &[ArchInfo] = &[
         pflash_bytes: Some(32 << 20),
         no_uefi_firmware: "OpenSBI only: QEMU's default firmware enters the kernel",
         agent_target: "riscv64gc-unknown-linux-gnu",
-        has_variants: false,
+        gic_versions: &[],
+        acpi_optional: true,
+        virtio_mmio: true,
         device_tree: true,
         firmware_package: "qemu-efi-riscv64, from Debian 13",
         xen_guest: false,
@@ -254,7 +265,8 @@ impl Arch {
 
     /// Whether platform variants (GIC, ACPI off, virtio-mmio) exist.
     pub fn has_variants(self) -> bool {
-        self.info().has_variants
+        let i = self.info();
+        !i.gic_versions.is_empty() || i.acpi_optional || i.virtio_mmio
     }
 
     /// The host's architecture, when bootproof knows it.

@@ -45,7 +45,8 @@ impl FromStr for Transport {
     }
 }
 
-/// GIC versions the aarch64 `virt` machine offers.
+/// GIC versions any machine offers (aarch64 `virt`'s; the arch table says
+/// which machine has which).
 pub const GIC_VERSIONS: [u8; 2] = [3, 2];
 
 /// The platform variant: what the VM System Specification lets differ.
@@ -71,33 +72,38 @@ impl Default for Platform {
 }
 
 impl Platform {
-    /// The variant's short name on `arch`: `gic3 acpi-on pci` where
-    /// variants exist, else the one machine's name (`q35`).
+    /// The variant's short name on `arch`, one word per axis it has
+    /// (`gic3 acpi-on pci`; riscv64: `acpi-on pci`), else the one
+    /// machine's name (`q35`).
     pub fn name(&self, arch: Arch) -> String {
-        if !arch.has_variants() {
-            return arch.info().qemu_machine.into();
+        let info = arch.info();
+        let mut words = Vec::new();
+        if !info.gic_versions.is_empty() {
+            words.push(format!("gic{}", self.gic));
         }
-        format!(
-            "gic{} acpi-{} {}",
-            self.gic,
-            if self.acpi { "on" } else { "off" },
-            self.transport
-        )
+        if info.acpi_optional {
+            words.push(format!("acpi-{}", if self.acpi { "on" } else { "off" }));
+        }
+        if info.virtio_mmio {
+            words.push(self.transport.to_string());
+        }
+        if words.is_empty() {
+            return info.qemu_machine.into();
+        }
+        words.join(" ")
     }
 
     /// Why `arch` cannot have this platform, if it cannot (x86_64 `q35`
     /// always has ACPI and PCI).
     pub fn unavailable_on(&self, arch: Arch) -> Option<String> {
-        if arch.has_variants() {
-            return None;
-        }
-        let machine = arch.info().qemu_machine;
-        if !self.acpi {
+        let info = arch.info();
+        let machine = info.qemu_machine;
+        if !self.acpi && !info.acpi_optional {
             return Some(format!(
                 "acpi = false is not available on {arch} ({machine} always has ACPI)"
             ));
         }
-        if self.transport == Transport::Mmio {
+        if self.transport == Transport::Mmio && !info.virtio_mmio {
             return Some(format!(
                 "virtio-mmio is not available on {arch} ({machine})"
             ));
@@ -108,7 +114,7 @@ impl Platform {
     /// Whether the guest's virtio devices sit on PCI (so PCIe root ports
     /// and hotplug exist).
     pub fn has_pci(&self, arch: Arch) -> bool {
-        self.transport == Transport::Pci || !arch.has_variants()
+        self.transport == Transport::Pci || !arch.info().virtio_mmio
     }
 }
 
@@ -209,16 +215,25 @@ impl Axes {
         Ok(axes)
     }
 
-    /// Every combination on `arch` (GIC outermost), or its one platform
-    /// where no variants exist.
+    /// Every combination of the axes `arch` has (GIC outermost); an axis
+    /// it lacks takes the default platform's value alone.
     pub fn platforms(&self, arch: Arch) -> Vec<Platform> {
-        if !arch.has_variants() {
-            return vec![Platform::default()];
+        let info = arch.info();
+        let d = Platform::default();
+        fn axis<T: Copy>(has: bool, values: &[T], default: T) -> Vec<T> {
+            if has {
+                values.to_vec()
+            } else {
+                vec![default]
+            }
         }
+        let gics = axis(!info.gic_versions.is_empty(), &self.gic, d.gic);
+        let acpis = axis(info.acpi_optional, &self.acpi, d.acpi);
+        let transports = axis(info.virtio_mmio, &self.transport, d.transport);
         let mut out = Vec::new();
-        for &gic in &self.gic {
-            for &acpi in &self.acpi {
-                for &transport in &self.transport {
+        for &gic in &gics {
+            for &acpi in &acpis {
+                for &transport in &transports {
                     out.push(Platform {
                         gic,
                         acpi,
@@ -255,6 +270,11 @@ mod tests {
             .iter()
             .all(|p| p.gic == 2 && p.transport == Transport::Mmio));
         assert_eq!(Axes::default().platforms(Arch::X86_64).len(), 1);
+        // riscv64 `virt`: ACPI and transport, no GIC axis.
+        let rv = Axes::default().platforms(Arch::Riscv64);
+        assert_eq!(rv.len(), 4);
+        assert!(rv.iter().all(|p| p.gic == Platform::default().gic));
+        assert_eq!(rv[3].name(Arch::Riscv64), "acpi-off mmio");
     }
 
     #[test]

@@ -365,12 +365,12 @@ fn persistence(ctx: &Guest, work: &Path, fresh: bool) -> Result<Vec<VariantResul
     let (first, second) = (
         Platform::default(),
         Platform {
-            gic: if ctx.arch.has_variants() { 2 } else { 3 },
+            gic: *ctx.arch.info().gic_versions.last().unwrap_or(&3),
             ..Platform::default()
         },
     );
     let gic = |p: &Platform| {
-        if ctx.arch.has_variants() {
+        if !ctx.arch.info().gic_versions.is_empty() {
             format!(" gic{}", p.gic)
         } else {
             String::new()

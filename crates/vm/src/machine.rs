@@ -198,12 +198,13 @@ impl VmSpec {
             .to_vec();
         a.extend(self.confinement());
         let mut machine = self.machine.clone();
-        if self.arch.has_variants() {
-            machine.push_str(&format!(
-                ",gic-version={},acpi={}",
-                self.platform.gic,
-                if self.platform.acpi { "on" } else { "off" }
-            ));
+        let info = self.arch.info();
+        if !info.gic_versions.is_empty() {
+            machine.push_str(&format!(",gic-version={}", self.platform.gic));
+        }
+        if info.acpi_optional {
+            let acpi = if self.platform.acpi { "on" } else { "off" };
+            machine.push_str(&format!(",acpi={acpi}"));
         }
         if let FirmwareSetup::Pflash {
             requires_smm: true, ..

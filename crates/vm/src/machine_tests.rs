@@ -213,3 +213,20 @@ fn x86_q35_ignores_arm_options_and_honours_smm() {
     assert!(after(&a, "-nic").is_empty());
     assert!(after(&a, "-device").contains(&"pcie-root-port,id=rp2,chassis=2,slot=2"));
 }
+
+#[test]
+fn riscv64_virt_has_acpi_and_transport_axes_but_no_gic() {
+    let mut s = spec(Arch::Riscv64);
+    s.platform = Platform {
+        gic: 2, // no GIC on RISC-V: ignored
+        acpi: false,
+        transport: Transport::Mmio,
+    };
+    let a = s.qemu_args();
+    assert_eq!(after(&a, "-machine"), ["virt-10.0,acpi=off"]);
+    assert!(after(&a, "-device").contains(&"virtio-blk-device,drive=disk0,bootindex=0"));
+    s.platform = Platform::default();
+    let a = s.qemu_args();
+    assert_eq!(after(&a, "-machine"), ["virt-10.0,acpi=on"]);
+    assert!(after(&a, "-device").contains(&"virtio-blk-pci,drive=disk0,bootindex=0"));
+}

@@ -18,7 +18,7 @@ use bootproof_agent::{
     MODULES_LIST, NONCE_PATH, PORT_NAME, PROTOCOL,
 };
 #[cfg(target_os = "linux")]
-use checks::{acpi, arm, devices, firmware};
+use checks::{acpi, arm, devices, dt, firmware, riscv};
 #[cfg(target_os = "linux")]
 use report::{find_port, Reporter};
 #[cfg(target_os = "linux")]
@@ -113,9 +113,16 @@ fn main() {
         firmware::persistence_checks(&mut r, &cfg);
     }
     acpi::acpi_checks(&mut r, &cfg);
-    if cfg.arch == Arch::Aarch64 {
-        arm::dt_checks(&mut r, &cfg);
-        arm::arm_checks(&mut r, &cfg, &log);
+    match cfg.arch {
+        Arch::Aarch64 => {
+            dt::dt_checks(&mut r, &cfg);
+            arm::arm_checks(&mut r, &cfg, &log);
+        }
+        Arch::Riscv64 => {
+            dt::dt_checks(&mut r, &cfg);
+            riscv::riscv_checks(&mut r, &cfg, &log);
+        }
+        Arch::X86_64 => {}
     }
     devices::common_checks(&mut r, &cfg, &log);
     if cfg.transport == Transport::Pci {

@@ -20,6 +20,29 @@ pub(crate) fn poll<T>(secs: u64, every_ms: u64, mut found: impl FnMut() -> Optio
     }
 }
 
+/// The driver of the UART behind `tty` (`uart-pl011`, `serial8250`, …).
+/// Since Linux 6.5 the tty's device is the serial core's `port` device
+/// (under a `ctrl` one), bound to drivers of those names: the UART's own
+/// driver is the first ancestor's that is neither.
+pub(crate) fn uart_driver(tty: &str) -> String {
+    let Ok(mut dev) = std::fs::canonicalize(format!("/sys/class/tty/{tty}/device")) else {
+        return String::new();
+    };
+    for _ in 0..4 {
+        let driver = std::fs::read_link(dev.join("driver"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        match driver.as_deref() {
+            Some("port" | "ctrl") | None => {}
+            Some(d) => return d.to_string(),
+        }
+        if !dev.pop() {
+            break;
+        }
+    }
+    String::new()
+}
+
 pub(crate) fn list(p: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
         .map(|rd| {
