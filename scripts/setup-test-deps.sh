@@ -46,6 +46,7 @@ have rpmbuild   || need+=(rpm)        # RPM kernel packages around a Debian kern
 have dpkg-scanpackages || need+=(dpkg-dev)  # the kernel library test indexes an archive as Debian does
 have createrepo_c || need+=(createrepo-c)   # ... and an RPM repository as Fedora and RHEL do
 have chromium   || need+=(chromium)   # opens `run --html` reports headless in a test
+have man        || need+=(man-db)     # renders the generated manual pages in a test
 # Real Debian boot artifacts (kernels, GRUB, systemd-boot, shim) for arm64 too.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64

@@ -13,6 +13,7 @@ mod fetch;
 mod history;
 mod inspect;
 mod ls;
+mod manual;
 mod progress;
 mod prove;
 mod report;
@@ -23,7 +24,7 @@ mod verify;
 
 use args::{ArchArgs, ImageArgs, OutputArgs};
 use bootproof_runtime::exit;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
@@ -193,6 +194,20 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Print a completion script for bash, zsh or fish (subcommands, options
+    /// and their values).
+    #[command(after_help = manual::COMPLETIONS_HELP)]
+    Completions {
+        /// The shell.
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// Write the manual pages (bootproof.1 and bootproof-COMMAND.1) into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// Where the pages go (created when missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 /// `bootproof report …`.
@@ -248,6 +263,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Fetch(args) => fetch::fetch(&args),
         Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
+        Command::Completions { shell } => manual::completions(Cli::command(), &shell),
+        Command::Manpages { dir } => manual::manpages(Cli::command(), &dir),
         Command::History {
             html: Some(path),
             limit,

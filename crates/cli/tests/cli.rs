@@ -537,6 +537,93 @@ fn help_teaches() {
     );
 }
 
+/// bash loads the generated completion script and completes a subcommand
+/// and an option; the manual pages cover every command with the options
+/// `--help` lists, and man renders them without warnings.
+#[test]
+fn completions_and_manual_pages_come_from_the_definitions() {
+    let dir = scratch("cli", "manual");
+    let script = dir.join("bootproof.bash");
+    std::fs::write(&script, stdout_of(&["completions", "bash"])).unwrap();
+    let complete = |words: &str| {
+        let cword = words.split_whitespace().count() - 1;
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; complete -p bootproof; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+                 _bootproof bootproof \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let subcommands = complete("bootproof ch");
+    assert!(
+        subcommands.contains("-F _bootproof bootproof"),
+        "{subcommands}"
+    );
+    assert!(subcommands.lines().any(|l| l == "check"), "{subcommands}");
+    let options = complete("bootproof check --sec");
+    assert!(options.lines().any(|l| l == "--secure-boot"), "{options}");
+    for shell in ["zsh", "fish"] {
+        let text = String::from_utf8(stdout_of(&["completions", shell])).unwrap();
+        assert!(
+            text.contains("verify") && text.contains("secure-boot"),
+            "{shell}"
+        );
+    }
+    let pages = dir.join("man");
+    ok(Command::new(env!("CARGO_BIN_EXE_bootproof"))
+        .arg("manpages")
+        .arg(&pages));
+    for cmd in [
+        "inspect",
+        "ls",
+        "cat",
+        "check",
+        "extract",
+        "boot",
+        "prove",
+        "verify",
+        "run",
+        "fetch",
+        "report-merge",
+        "history",
+        "compare",
+        "completions",
+    ] {
+        let page = pages.join(format!("bootproof-{cmd}.1"));
+        let out = Command::new("man")
+            .args(["--warnings", "--nh", "--nj", "-E", "UTF-8", "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{cmd}: {out:?}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let help = String::from_utf8(stdout_of(
+            &cmd.split('-').chain(["--help"]).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+        // Each option `--help` lists (a line starting with `-`).
+        let listed = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--")));
+        for option in listed {
+            let option = option.split(['=', '[', ',']).next().unwrap();
+            assert!(text.contains(option), "{cmd}: {option} is not in its page");
+        }
+    }
+    assert!(pages.join("bootproof.1").is_file());
+}
+
 /// Text from an image cannot drive the terminal: a file name carrying an
 /// OSC title sequence, a screen clear and a bell is listed with those
 /// characters made visible, while bootproof's own colours still work.

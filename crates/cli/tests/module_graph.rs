@@ -111,9 +111,10 @@ fn cli_modules_form_no_cycle_and_the_crate_stays_thin() {
     // `history --predictions/--html`, with their --help texts and human
     // renderers, `inspect`'s with each EFI binary's signers) plus the
     // shared modules; pages, JUnit and JSON are rendered by the runtime,
-    // signature facts by bootproof-boot.
+    // signature facts by bootproof-boot; completions and manual pages are
+    // generated from the clap definitions (manual.rs).
     assert!(
-        lines < 2850,
+        lines < 2950,
         "the CLI has {lines} lines: engine code belongs in bootproof-runtime"
     );
 }
