@@ -4,7 +4,7 @@
 //! cloud-init, fed a NoCloud seed bootproof wrote in-process, runs the
 //! agent. The same image in agent mode (its kernel, its modules.dep) shows
 //! the cost of a full boot. The arm64 image takes 30+ minutes to build
-//! under qemu-user-static: its test is opt-in (see the README).
+//! under qemu-user-static: its test is a long one (docs/testing.md).
 
 mod common;
 

@@ -35,7 +35,9 @@ pub const AGENT_MODULES: &[&str] = &[
 ];
 /// Finds the agent binary for `arch` without the user naming it:
 /// `$BOOTPROOF_AGENT_DIR/<arch>/bootproof-agent`, `bootproof-agent-<arch>`
-/// beside this executable, or the build tree's `target/<triple>/agent/`.
+/// beside this executable, `../lib/bootproof/agents/<arch>/` from it (where
+/// the Debian package installs them), or the build tree's
+/// `target/<triple>/agent/`.
 pub fn find_agent(arch: Arch) -> Result<PathBuf, Error> {
     let triple = arch.info().agent_target;
     let mut tried = Vec::new();
@@ -45,6 +47,9 @@ pub fn find_agent(arch: Arch) -> Result<PathBuf, Error> {
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
             tried.push(dir.join(format!("bootproof-agent-{arch}")));
+            // Installed: /usr/bin/bootproof, /usr/lib/bootproof/agents/<arch>/.
+            let installed = dir.join("../lib/bootproof/agents").join(arch.name());
+            tried.push(installed.join("bootproof-agent"));
             for up in dir.ancestors().take(4) {
                 tried.push(up.join(triple).join("agent/bootproof-agent"));
                 tried.push(up.join("target").join(triple).join("agent/bootproof-agent"));

@@ -1,0 +1,142 @@
+//! What `scripts/package.sh` ships, installed as users install it: the
+//! Debian package into a clean Debian 12 root made by `mmdebstrap`, where
+//! the binary runs, reads an image and finds its manual pages; the static
+//! musl binaries run without a dynamic loader. Long (release builds and a
+//! Debian root from the network): `scripts/test.sh --long`.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `args` inside `root` (chroot), returning stdout; panics on failure.
+fn in_root(root: &Path, args: &[&str]) -> String {
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(args)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The one file in target/package whose name starts with `prefix`.
+fn artifact(prefix: &str) -> PathBuf {
+    let dir = workspace().join("target/package");
+    let found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{prefix}*: {found:?}");
+    found[0].clone()
+}
+
+#[test]
+#[ignore = "long: release builds and a Debian root; scripts/test.sh --long runs it"]
+fn the_package_installs_into_a_clean_debian_root_and_the_static_binaries_run() {
+    ok(&mut Command::new(workspace().join("scripts/package.sh")));
+    let deb = artifact("bootproof_");
+    // What the package holds, as dpkg-deb lists it.
+    let listing = Command::new("dpkg-deb")
+        .arg("--contents")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for path in [
+        "./usr/bin/bootproof",
+        "./usr/lib/bootproof/agents/aarch64/bootproof-agent",
+        "./usr/lib/bootproof/agents/x86_64/bootproof-agent",
+        "./usr/lib/bootproof/agents/riscv64/bootproof-agent",
+        "./usr/share/man/man1/bootproof-check.1.gz",
+        "./usr/share/bash-completion/completions/bootproof",
+        "./usr/share/zsh/vendor-completions/_bootproof",
+        "./usr/share/fish/vendor_completions.d/bootproof.fish",
+    ] {
+        assert!(
+            listing.contains(path),
+            "{path} not in the package:\n{listing}"
+        );
+    }
+    let fields = Command::new("dpkg-deb")
+        .args(["--field"])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let fields = String::from_utf8(fields.stdout).unwrap();
+    assert!(fields.contains("Recommends: qemu-system-arm"), "{fields}");
+
+    // A clean Debian 12 root with man-db, the package installed by apt.
+    let dir = scratch("package", "debian-root");
+    let root = dir.join("root");
+    ok(Command::new("mmdebstrap")
+        .args([
+            "--quiet",
+            "--variant=minbase",
+            "--include=man-db",
+            "bookworm",
+        ])
+        .arg(&root));
+    std::fs::copy(&deb, root.join("tmp/bootproof.deb")).unwrap();
+    std::fs::copy(image("gpt.raw"), root.join("tmp/gpt.raw")).unwrap();
+    in_root(
+        &root,
+        &[
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "/tmp/bootproof.deb",
+        ],
+    );
+    let version = in_root(&root, &["bootproof", "--version"]);
+    assert_eq!(
+        version.trim(),
+        format!("bootproof {}", env!("CARGO_PKG_VERSION"))
+    );
+    let inspect = in_root(&root, &["bootproof", "inspect", "--json", "/tmp/gpt.raw"]);
+    let want = bootproof(&["inspect", "--json", image("gpt.raw").to_str().unwrap()]).stdout;
+    let (got, want): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&inspect).unwrap(),
+        serde_json::from_slice(&want).unwrap(),
+    );
+    assert_eq!(got["partitions"], want["partitions"]);
+    let page = in_root(&root, &["man", "-w", "bootproof-check"]);
+    assert_eq!(page.trim(), "/usr/share/man/man1/bootproof-check.1.gz");
+    in_root(&root, &["apt-get", "purge", "-y", "-qq", "bootproof"]);
+    assert!(!root.join("usr/lib/bootproof").exists());
+
+    // Static binaries: no program interpreter; the host's runs.
+    let version = env!("CARGO_PKG_VERSION");
+    for arch in ["x86_64", "aarch64"] {
+        let bin = artifact(&format!("bootproof-{version}-{arch}-linux-musl"));
+        let headers = Command::new("readelf")
+            .arg("-lh")
+            .arg(&bin)
+            .output()
+            .unwrap();
+        let headers = String::from_utf8(headers.stdout).unwrap();
+        assert!(!headers.contains("INTERP"), "{arch}: dynamically linked");
+        let machine = if arch == "x86_64" {
+            "X86-64"
+        } else {
+            "AArch64"
+        };
+        assert!(headers.contains(machine), "{arch}: {headers}");
+        if arch == std::env::consts::ARCH {
+            let out = Command::new(&bin)
+                .args(["inspect", "--json"])
+                .arg(image("gpt.raw"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+    }
+}
