@@ -80,6 +80,7 @@ pub const CHECKS: &[CheckInfo] = &[
     guest("sbi.extensions", "riscv64: the SBI offers the TIME, IPI and RFENCE extensions", "RISC-V BRS: SBI extensions the OS needs (MUST)"),
     guest("timer.riscv", "riscv64: the RISC-V timer (SBI TIME / Sstc) is the clocksource", "RISC-V BRS: timer (MUST)"),
     guest("uart.16550-console", "riscv64: the console UART is bound to the 8250/16550 driver", "RISC-V BRS: a 16550-compatible console UART (MUST)"),
+    guest("irq.controller", "riscv64: the interrupt controller is the one requested (the PLIC, or AIA's APLIC and IMSIC)", "the variant is what it claims"),
     guest("acpi.riscv-tables", "riscv64: the RHCT is present and the MADT lists a RINTC per vCPU", "RISC-V BRS ACPI: RHCT and MADT RINTC (MUST)"),
     guest("cpus.online", "every vCPU came online", "VMSS fw.psci: secondary cores boot (MUST)"),
     guest("pci.host-bridge", "PCI transport: a PCIe host bridge is enumerated", "VMSS hw.enumerable (MUST)"),

@@ -57,6 +57,9 @@ pub struct AgentConfig {
     pub acpi: bool,
     /// The virtio transport requested (`pci`, `mmio`).
     pub transport: Transport,
+    /// riscv64: AIA (APLIC, IMSIC) requested instead of the PLIC.
+    #[serde(default)]
+    pub aia: bool,
     /// Write this value to bootproof's persistence variable (first boot of
     /// the persistence check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +90,7 @@ impl AgentConfig {
             gic: 0,
             acpi: false,
             transport: Transport::Pci,
+            aia: false,
             persist_write: None,
             persist_expect: None,
             hotplug: false,

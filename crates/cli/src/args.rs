@@ -183,6 +183,9 @@ pub struct VmArgs {
     /// aarch64, riscv64: virtio transport.
     #[arg(long, default_value = "pci", value_parser = transport_parser())]
     pub transport: Transport,
+    /// riscv64: the AIA interrupt controllers (APLIC, IMSIC) instead of the PLIC.
+    #[arg(long)]
+    pub aia: bool,
     /// Attach a user-mode network card (off by default: firmware would try
     /// network boot first).
     #[arg(long)]
@@ -219,6 +222,7 @@ impl VmArgs {
                 gic: self.gic,
                 acpi: self.acpi == "on",
                 transport: self.transport,
+                aia: self.aia,
             },
             network: self.network,
             no_seed: self.no_seed,

@@ -95,7 +95,7 @@ pub struct RunArgs {
     /// lists them) or one of its kernels, fetched and verified (repeatable).
     #[arg(long = "kernel-set", value_name = "NAME")]
     pub kernel_sets: Vec<String>,
-    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio), aarch64 images; x86_64 images run on q35. Words without `=` after it are images.
+    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio aia=off,on), for the images whose machine has them; x86_64 images run on q35. Words without `=` after it are images.
     #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
     pub variants: Vec<String>,
     #[command(flatten)]

@@ -45,8 +45,8 @@ images, an Ignition config in fw_cfg opt/com.coreos/config (--seed; auto
 picks from what the image has). Full boots take minutes under TCG, not
 seconds: the default timeout doubles.
 
-Variants (aarch64): --variants gic=2,3 acpi=on,off transport=pci,mmio
-(default: every combination). x86_64 has one variant (q35, ACPI, PCI).
+Variants: aarch64 gic=2,3 acpi=on,off transport=pci,mmio (default: all); riscv64
+acpi, transport (default: all) and aia=off,on (default: off); x86_64: q35 only.
 
 Exit status: 0 every check passed on every variant; 1 a check failed or a
 variant did not report; 2 usage error or the VMs could not run; 130
@@ -83,7 +83,7 @@ pub struct VerifyArgs {
     pub allow_backing: bool,
     #[command(flatten)]
     pub arch: ArchArgs,
-    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio); unnamed axes take every value. A word without `=` after it is the image.
+    /// Platform axes, each AXIS=V1,V2 (gic=2,3 acpi=on,off transport=pci,mmio aia=off,on); unnamed axes take their defaults. A word without `=` after it is the image.
     #[arg(long, num_args = 1.., value_name = "AXIS=VALUES")]
     pub variants: Vec<String>,
     /// Boot entry N (0 = first) instead of the loader's default.

@@ -151,7 +151,14 @@ fn an_aarch64_loader_at_the_riscv64_removable_path_fails_at_the_firmware() {
 fn verify_runs_the_agent_on_riscv64_and_confirms_what_check_warned() {
     let dir = scratch("riscv64", "verify");
     let out = Command::new(env!("CARGO_BIN_EXE_bootproof"))
-        .args(["verify", "--json", &image("debian-grub-riscv64.raw")])
+        .args([
+            "verify",
+            "--json",
+            "--variants",
+            "acpi=on,off",
+            "transport=pci,mmio",
+        ])
+        .args(["aia=off,on", "--", &image("debian-grub-riscv64.raw")])
         .env("BOOTPROOF_STATE_DIR", dir.join("state"))
         .output()
         .unwrap();
@@ -166,9 +173,13 @@ fn verify_runs_the_agent_on_riscv64_and_confirms_what_check_warned() {
         names,
         [
             "acpi-on pci",
+            "acpi-on pci aia",
             "acpi-on mmio",
+            "acpi-on mmio aia",
             "acpi-off pci",
+            "acpi-off pci aia",
             "acpi-off mmio",
+            "acpi-off mmio aia",
             "hotplug",
             "persist-w",
             "persist-r"
@@ -219,6 +230,7 @@ fn verify_runs_the_agent_on_riscv64_and_confirms_what_check_warned() {
         "sbi.extensions",
         "timer.riscv",
         "uart.16550-console",
+        "irq.controller",
         "virtio.transport",
     ] {
         assert!(seen.contains(id), "{id} ran");

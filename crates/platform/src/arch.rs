@@ -78,6 +78,9 @@ pub struct ArchInfo {
     pub acpi_optional: bool,
     /// Whether virtio can sit on virtio-mmio instead of PCI (`virt`).
     pub virtio_mmio: bool,
+    /// Whether the machine can offer RISC-V's Advanced Interrupt
+    /// Architecture (APLIC and IMSIC) instead of the PLIC (riscv64 `virt`).
+    pub aia_optional: bool,
     /// Whether its kernels are expected to read a device tree as well as
     /// ACPI (arm64 and RISC-V `virt` present either; x86 machines only ACPI).
     pub device_tree: bool,
@@ -113,6 +116,7 @@ pub const ARCHES: &[ArchInfo] = &[
         gic_versions: &[3, 2],
         acpi_optional: true,
         virtio_mmio: true,
+        aia_optional: false,
         device_tree: true,
         firmware_package: "qemu-efi-aarch64",
         xen_guest: true,
@@ -140,6 +144,7 @@ pub const ARCHES: &[ArchInfo] = &[
         gic_versions: &[],
         acpi_optional: false,
         virtio_mmio: false,
+        aia_optional: false,
         device_tree: false,
         firmware_package: "ovmf",
         xen_guest: true,
@@ -169,6 +174,7 @@ pub const ARCHES: &[ArchInfo] = &[
         gic_versions: &[],
         acpi_optional: true,
         virtio_mmio: true,
+        aia_optional: true,
         device_tree: true,
         firmware_package: "qemu-efi-riscv64, from Debian 13",
         xen_guest: false,
@@ -266,7 +272,7 @@ impl Arch {
     /// Whether platform variants (GIC, ACPI off, virtio-mmio) exist.
     pub fn has_variants(self) -> bool {
         let i = self.info();
-        !i.gic_versions.is_empty() || i.acpi_optional || i.virtio_mmio
+        !i.gic_versions.is_empty() || i.acpi_optional || i.virtio_mmio || i.aia_optional
     }
 
     /// The host's architecture, when bootproof knows it.

@@ -59,6 +59,10 @@ pub struct Platform {
     pub acpi: bool,
     /// virtio transport.
     pub transport: Transport,
+    /// riscv64: the Advanced Interrupt Architecture (APLIC and IMSIC)
+    /// instead of the PLIC; absent from the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aia: bool,
 }
 
 impl Default for Platform {
@@ -67,14 +71,15 @@ impl Default for Platform {
             gic: 3,
             acpi: true,
             transport: Transport::Pci,
+            aia: false,
         }
     }
 }
 
 impl Platform {
     /// The variant's short name on `arch`, one word per axis it has
-    /// (`gic3 acpi-on pci`; riscv64: `acpi-on pci`), else the one
-    /// machine's name (`q35`).
+    /// (`gic3 acpi-on pci`; riscv64: `acpi-on pci`, `acpi-on pci aia`),
+    /// else the one machine's name (`q35`).
     pub fn name(&self, arch: Arch) -> String {
         let info = arch.info();
         let mut words = Vec::new();
@@ -86,6 +91,9 @@ impl Platform {
         }
         if info.virtio_mmio {
             words.push(self.transport.to_string());
+        }
+        if info.aia_optional && self.aia {
+            words.push("aia".into());
         }
         if words.is_empty() {
             return info.qemu_machine.into();
@@ -102,6 +110,9 @@ impl Platform {
             return Some(format!(
                 "acpi = false is not available on {arch} ({machine} always has ACPI)"
             ));
+        }
+        if self.aia && !info.aia_optional {
+            return Some(format!("aia is not available on {arch} ({machine})"));
         }
         if self.transport == Transport::Mmio && !info.virtio_mmio {
             return Some(format!(
@@ -145,6 +156,8 @@ pub struct Axes {
     pub acpi: Vec<bool>,
     /// virtio transports.
     pub transport: Vec<Transport>,
+    /// riscv64 AIA off / on (by default off only: name `aia=off,on`).
+    pub aia: Vec<bool>,
 }
 
 impl Default for Axes {
@@ -153,11 +166,12 @@ impl Default for Axes {
             gic: GIC_VERSIONS.to_vec(),
             acpi: vec![true, false],
             transport: vec![Transport::Pci, Transport::Mmio],
+            aia: vec![false],
         }
     }
 }
 
-const AXES_HINT: &str = "gic=2,3 acpi=on,off transport=pci,mmio";
+const AXES_HINT: &str = "gic=2,3 acpi=on,off transport=pci,mmio aia=off,on";
 
 impl Axes {
     /// Axes naming just `platform` (one variant: the one a boot used).
@@ -166,6 +180,7 @@ impl Axes {
             gic: vec![platform.gic],
             acpi: vec![platform.acpi],
             transport: vec![platform.transport],
+            aia: vec![platform.aia],
         }
     }
 
@@ -191,17 +206,8 @@ impl Axes {
                         .collect::<Option<_>>()
                         .ok_or_else(bad)?
                 }
-                "acpi" => {
-                    axes.acpi = values
-                        .iter()
-                        .map(|v| match *v {
-                            "on" => Some(true),
-                            "off" => Some(false),
-                            _ => None,
-                        })
-                        .collect::<Option<_>>()
-                        .ok_or_else(bad)?
-                }
+                "acpi" => axes.acpi = on_off(&values).ok_or_else(bad)?,
+                "aia" => axes.aia = on_off(&values).ok_or_else(bad)?,
                 "transport" => {
                     axes.transport = values
                         .iter()
@@ -230,20 +236,36 @@ impl Axes {
         let gics = axis(!info.gic_versions.is_empty(), &self.gic, d.gic);
         let acpis = axis(info.acpi_optional, &self.acpi, d.acpi);
         let transports = axis(info.virtio_mmio, &self.transport, d.transport);
+        let aias = axis(info.aia_optional, &self.aia, d.aia);
         let mut out = Vec::new();
         for &gic in &gics {
             for &acpi in &acpis {
                 for &transport in &transports {
-                    out.push(Platform {
-                        gic,
-                        acpi,
-                        transport,
-                    });
+                    for &aia in &aias {
+                        out.push(Platform {
+                            gic,
+                            acpi,
+                            transport,
+                            aia,
+                        });
+                    }
                 }
             }
         }
         out
     }
+}
+
+/// `on`/`off` words as booleans; `None` when one is neither.
+fn on_off(values: &[&str]) -> Option<Vec<bool>> {
+    values
+        .iter()
+        .map(|v| match *v {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Splits `--variants` words into axes and images: the option takes every
@@ -275,6 +297,23 @@ mod tests {
         assert_eq!(rv.len(), 4);
         assert!(rv.iter().all(|p| p.gic == Platform::default().gic));
         assert_eq!(rv[3].name(Arch::Riscv64), "acpi-off mmio");
+        // AIA only when asked for, and only where the machine offers it.
+        let aia = Axes::parse(&["aia=off,on", "acpi=on", "transport=pci"]).unwrap();
+        let names: Vec<String> = aia
+            .platforms(Arch::Riscv64)
+            .iter()
+            .map(|p| p.name(Arch::Riscv64))
+            .collect();
+        assert_eq!(names, ["acpi-on pci", "acpi-on pci aia"]);
+        assert_eq!(aia.platforms(Arch::Aarch64).len(), 2);
+        assert!(aia.platforms(Arch::Aarch64).iter().all(|p| !p.aia));
+        let on = Platform {
+            aia: true,
+            ..Platform::default()
+        };
+        assert!(on.unavailable_on(Arch::Aarch64).unwrap().contains("aia"));
+        assert!(on.unavailable_on(Arch::Riscv64).is_none());
+        assert!(Axes::parse(&["aia=yes"]).is_err());
     }
 
     #[test]
@@ -293,6 +332,7 @@ mod tests {
             gic: 2,
             acpi: false,
             transport: Transport::Mmio,
+            aia: false,
         };
         assert_eq!(p.name(Arch::Aarch64), "gic2 acpi-off mmio");
         assert_eq!(p.name(Arch::X86_64), "q35");
@@ -319,6 +359,16 @@ mod tests {
             serde_json::to_string(&Platform::default()).unwrap(),
             r#"{"gic":3,"acpi":true,"transport":"pci"}"#
         );
+        let aia = Platform {
+            aia: true,
+            ..Platform::default()
+        };
+        let json = serde_json::to_string(&aia).unwrap();
+        assert_eq!(
+            json,
+            r#"{"gic":3,"acpi":true,"transport":"pci","aia":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Platform>(&json).unwrap(), aia);
         assert_eq!("mmio".parse::<Transport>(), Ok(Transport::Mmio));
     }
 

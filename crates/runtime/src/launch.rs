@@ -457,6 +457,7 @@ fn launch_once(ctx: &Guest, task: &Task) -> Result<VariantResult, String> {
         gic: platform.gic,
         acpi: platform.acpi,
         transport: platform.transport,
+        aia: platform.aia,
         persist_write: task.persist_write.clone(),
         persist_expect: task.persist_expect.clone(),
         hotplug: task.hotplug,

@@ -126,6 +126,8 @@ pub struct VariantEntry {
     pub acpi: Option<bool>,
     /// `pci` or `mmio`.
     pub transport: Option<String>,
+    /// riscv64: AIA (APLIC, IMSIC) instead of the PLIC.
+    pub aia: Option<bool>,
     /// vCPUs.
     pub cpus: Option<u32>,
     /// Memory in MiB.
@@ -160,6 +162,7 @@ impl VariantEntry {
                     .parse()
                     .map_err(|_| format!("transport = {t:?}: use \"pci\" or \"mmio\""))?,
             },
+            aia: self.aia.unwrap_or(d.aia),
         })
     }
 }

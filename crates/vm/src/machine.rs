@@ -206,6 +206,9 @@ impl VmSpec {
             let acpi = if self.platform.acpi { "on" } else { "off" };
             machine.push_str(&format!(",acpi={acpi}"));
         }
+        if info.aia_optional && self.platform.aia {
+            machine.push_str(",aia=aplic-imsic");
+        }
         if let FirmwareSetup::Pflash {
             requires_smm: true, ..
         } = self.firmware

@@ -124,6 +124,7 @@ fn platform_variants_and_direct_kernel() {
         gic: 2,
         acpi: false,
         transport: Transport::Mmio,
+        aia: false,
     };
     s.firmware = FirmwareSetup::QemuDefault;
     s.agent_channel = Some("/run/x/agent.out".into());
@@ -221,10 +222,17 @@ fn riscv64_virt_has_acpi_and_transport_axes_but_no_gic() {
         gic: 2, // no GIC on RISC-V: ignored
         acpi: false,
         transport: Transport::Mmio,
+        aia: false,
     };
     let a = s.qemu_args();
     assert_eq!(after(&a, "-machine"), ["virt-10.0,acpi=off"]);
     assert!(after(&a, "-device").contains(&"virtio-blk-device,drive=disk0,bootindex=0"));
+    s.platform = Platform {
+        aia: true,
+        ..Platform::default()
+    };
+    let a = s.qemu_args();
+    assert_eq!(after(&a, "-machine"), ["virt-10.0,acpi=on,aia=aplic-imsic"]);
     s.platform = Platform::default();
     let a = s.qemu_args();
     assert_eq!(after(&a, "-machine"), ["virt-10.0,acpi=on"]);

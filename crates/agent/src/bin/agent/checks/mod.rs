@@ -8,7 +8,6 @@ pub(crate) mod dt;
 pub(crate) mod firmware;
 pub(crate) mod riscv;
 
-use crate::report::Reporter;
 use crate::sys::{read, uart_driver};
 
 /// The first kernel-log line with `marker` (`PSCIv`, `SBI specification v`)
@@ -28,14 +27,13 @@ pub(crate) fn logged_version(log: &[String], marker: &str) -> (Option<String>, O
     (line.map(|l| l.trim().to_string()), version)
 }
 
-/// Check `id`: the console UART `uart` is bound to one of `drivers` and
-/// is a console in /proc/consoles.
-pub(crate) fn uart_console_check(r: &mut Reporter, id: &str, uart: &str, drivers: &[&str]) {
+/// Whether the console UART `uart` is bound to one of `drivers` and is a
+/// console in /proc/consoles, with the evidence.
+pub(crate) fn uart_console(uart: &str, drivers: &[&str]) -> (bool, String) {
     let consoles = read("/proc/consoles").unwrap_or_default();
     let driver = uart_driver(uart);
     let is_console = consoles.lines().any(|l| l.starts_with(uart));
-    r.pass_if(
-        id,
+    (
         drivers.contains(&driver.as_str()) && is_console,
         format!(
             "{uart} driver: {}; consoles: {}",
@@ -46,5 +44,5 @@ pub(crate) fn uart_console_check(r: &mut Reporter, id: &str, uart: &str, drivers
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-    );
+    )
 }

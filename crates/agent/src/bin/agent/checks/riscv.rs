@@ -53,15 +53,38 @@ pub(crate) fn riscv_checks(r: &mut Reporter, cfg: &AgentConfig, log: &[String]) 
         cs.trim() == "riscv_clocksource",
         format!("clocksource {}", cs.trim()),
     );
-    super::uart_console_check(
-        r,
-        "uart.16550-console",
-        Arch::Riscv64.console(),
-        &UART_DRIVERS,
-    );
+    let (ok, evidence) = super::uart_console(Arch::Riscv64.console(), &UART_DRIVERS);
+    r.pass_if("uart.16550-console", ok, evidence);
+    irq_controller(r, cfg);
     if cfg.acpi {
         acpi_tables(r, cfg);
     }
+}
+
+/// The external interrupt controller is the one requested: AIA's APLIC
+/// and IMSIC, or the PLIC (the names /proc/interrupts gives their chips).
+fn irq_controller(r: &mut Reporter, cfg: &AgentConfig) {
+    let interrupts = read("/proc/interrupts").unwrap_or_default();
+    let has = |name: &str| {
+        interrupts
+            .split_whitespace()
+            .any(|w| w.to_ascii_uppercase().contains(name))
+    };
+    let aia = has("APLIC") || has("IMSIC");
+    let plic = !aia && has("PLIC");
+    let seen = match (aia, plic) {
+        (true, _) => "AIA (APLIC/IMSIC)",
+        (_, true) => "the PLIC",
+        _ => "neither a PLIC nor AIA",
+    };
+    r.pass_if(
+        "irq.controller",
+        if cfg.aia { aia } else { plic },
+        format!(
+            "requested {}, /proc/interrupts shows {seen}",
+            if cfg.aia { "AIA" } else { "the PLIC" }
+        ),
+    );
 }
 
 /// RHCT present, and the MADT lists a RINTC for every vCPU.
