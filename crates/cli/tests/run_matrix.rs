@@ -932,7 +932,9 @@ fn history_records_runs_and_compare_gates_on_a_regression() {
 /// Full mode: the real cloud image boots end to end, cloud-init (fed
 /// bootproof's NoCloud seed, which also carries the --binary file) starts
 /// the agent, and the command runs in the booted system, PID 1 systemd.
+/// Long (a full cloud-init boot): `scripts/test.sh --long`.
 #[test]
+#[ignore = "long: full cloud-init boot; scripts/test.sh --long runs it"]
 fn full_mode_runs_the_command_in_the_booted_image() {
     let img = cloud_image("amd64");
     let dir = scratch("run", "full-input");

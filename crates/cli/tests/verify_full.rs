@@ -132,7 +132,6 @@ fn full_then_agent(arch: &str, variants: &[&str]) {
 }
 
 /// Long (a full cloud-init boot, then agent boots): `scripts/test.sh --long`.
-/// The default suite boots full mode once, in run_matrix.rs.
 #[test]
 #[ignore = "long: full cloud-init boot; scripts/test.sh --long runs it"]
 fn x86_64_cloud_image_full_mode_runs_the_agent_through_cloud_init() {
