@@ -232,6 +232,8 @@ fn nvram_seeds() {
     assert!(!seeds.is_empty());
     for data in &seeds {
         let _ = bootproof_vm::nvram::variables(data);
+        // regress-store-smaller-than-header: the writer's room underflowed.
+        let _ = bootproof_vm::nvram::rewrite(data, |_| true, &[]);
     }
     // The real store AAVMF formatted during a boot (committed as a seed).
     let real = std::fs::read(

@@ -157,6 +157,12 @@ fn layout(store: &[u8]) -> Result<Layout, NvramError> {
         .ok_or_else(|| corrupt(format!("store size {size} past the end of the file")))?;
     let head = if auth { 60 } else { 32 };
     let first = header_len + 28;
+    if end < first {
+        // (The fuzzer's find: the writer computed the room as end - first.)
+        return Err(corrupt(format!(
+            "store size {size} is smaller than its own 28-byte header"
+        )));
+    }
     let mut at = first;
     let mut records = Vec::new();
     while at.checked_add(head).is_some_and(|h| h <= end) && records.len() < MAX_VARIABLES {
@@ -432,6 +438,12 @@ mod tests {
             names,
             [("Keep", &b"kept"[..], 7), ("db", &b"new db"[..], 0x27)]
         );
+        // A store whose declared size does not cover its header is corrupt
+        // (the fuzzer's find: the writer's room underflowed).
+        let mut tiny = s.clone();
+        tiny[0x48 + 16..0x48 + 20].copy_from_slice(&8u32.to_le_bytes());
+        assert!(matches!(variables(&tiny), Err(NvramError::Corrupt(_))));
+        assert!(rewrite(&tiny, |_| true, &[]).is_err());
         // What does not fit is an error, not a truncated store.
         let huge = NewVariable {
             data: vec![0; s.len()],
