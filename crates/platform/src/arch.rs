@@ -113,7 +113,7 @@ pub const ARCHES: &[ArchInfo] = &[
         pflash_bytes: Some(64 << 20),
         no_uefi_firmware: "none: QEMU enters the kernel directly",
         agent_target: "aarch64-unknown-linux-musl",
-        gic_versions: &[3, 2],
+        gic_versions: &crate::variant::GIC_VERSIONS,
         acpi_optional: true,
         virtio_mmio: true,
         aia_optional: false,
@@ -267,12 +267,6 @@ impl Arch {
     /// architecture's machine.
     pub fn pflash_needs_padding(self, len: u64) -> bool {
         self.info().pflash_bytes.is_some_and(|want| len < want)
-    }
-
-    /// Whether platform variants (GIC, ACPI off, virtio-mmio) exist.
-    pub fn has_variants(self) -> bool {
-        let i = self.info();
-        !i.gic_versions.is_empty() || i.acpi_optional || i.virtio_mmio || i.aia_optional
     }
 
     /// The host's architecture, when bootproof knows it.

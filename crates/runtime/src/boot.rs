@@ -7,9 +7,10 @@ use crate::deliver::{detect_seed, write_empty_nocloud, SeedKind};
 use crate::events::Events;
 use crate::host::{cache_dir, choose_accel, deadline, log_path};
 use crate::image::{open, pick_entry, resolve_arch};
-use crate::secure_boot::SecureBootCheck;
+use crate::secure_boot::{from_vars, predict};
 use crate::Error;
 use bootproof_boot::extract::extract;
+use bootproof_boot::trust::FirmwareStore;
 use bootproof_platform::{Arch, Platform};
 use bootproof_vm::accel::{Decision, Probe};
 use bootproof_vm::machine::DirectKernel;
@@ -355,17 +356,17 @@ fn prepare_hint(e: &PrepareError, arch: Arch) -> String {
 
 /// The variable store a Secure Boot boot under a store other than the
 /// firmware descriptor's starts from, written into the run directory (and
-/// padded to the pflash size the machine maps): its path and name.
+/// padded to the pflash size the machine maps): its path and what it holds.
 fn secure_boot_store(
     req: &BootRequest,
     arch: Arch,
     run_dir: &Path,
-) -> Result<Option<(PathBuf, String)>, Error> {
+) -> Result<Option<(PathBuf, FirmwareStore)>, Error> {
     let Some(spec) = &req.secure_boot else {
         return Ok(None);
     };
     let dest = run_dir.join("secure-boot-vars.fd");
-    let Some(name) = crate::secure_boot::boot_store(spec, arch, &dest)? else {
+    let Some(store) = crate::secure_boot::boot_store(spec, arch, &dest)? else {
         return Ok(None);
     };
     if let Some(size) = bootproof_vm::firmware::padding(arch, "raw", &dest) {
@@ -375,7 +376,7 @@ fn secure_boot_store(
             .and_then(|f| f.set_len(size))
             .map_err(|e| Error::new(format!("{}: {e}", dest.display())))?;
     }
-    Ok(Some((dest, name)))
+    Ok(Some((dest, store)))
 }
 
 /// Boots the image and watches it until it boots, fails, stalls, times
@@ -455,19 +456,12 @@ pub fn boot(
         BootError::NotStarted(Box::new(not_started), Error::with_hint(e, hint))
     })?;
     // Predicted before booting, under the store the firmware will use.
-    let prediction = match (&written_store, &prepared.firmware.vars_template) {
+    let store = match (written_store, &prepared.firmware.vars_template) {
         _ if req.secure_boot.is_none() => None,
-        (Some((vars, name)), _) => {
-            crate::secure_boot::predict(&img, arch, vars)
-                .ok()
-                .map(|p| SecureBootCheck {
-                    store: name.clone(),
-                    ..p
-                })
-        }
-        (None, Some(vars)) => crate::secure_boot::predict(&img, arch, vars).ok(),
-        (None, None) => None,
+        (Some((_, store)), _) => Some(store),
+        (None, vars) => vars.as_deref().and_then(|v| from_vars(v).ok()),
     };
+    let prediction = store.map(|s| predict(&img, arch, s));
     let host_prepare_ms = prep_started.elapsed().as_secs_f64() * 1000.0;
     let timeout = deadline(req.timeout, decision.accel);
     let stem = req

@@ -95,49 +95,44 @@ const SECURITY_DATABASE_ATTRIBUTES: u32 = 0x27;
 /// built-in store or a directory of certificates is written in-process
 /// into a copy of the enrolled store (its PK and KEK kept, db replaced by
 /// the certificates, dbx emptied: exactly the store `check` judges).
-/// Returns the store's name for reports.
-pub fn boot_store(spec: &str, arch: Arch, dest: &Path) -> Result<Option<String>, Error> {
+/// Returns the store as read from the bytes put at `dest`, named for
+/// reports.
+pub fn boot_store(spec: &str, arch: Arch, dest: &Path) -> Result<Option<FirmwareStore>, Error> {
     if matches!(spec, "microsoft" | "ms") {
         return Ok(None);
     }
     let from_certs = BUILT_IN_STORES.iter().any(|(n, _)| *n == spec) || Path::new(spec).is_dir();
-    if !from_certs {
+    let (name, bytes) = if from_certs {
+        let store = trust_store(spec, arch)?;
+        let template = enrolled_template(arch)?;
+        let fail = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", template.display()));
+        let owner = nvram::parse_guid(WRITTEN_ENTRY_OWNER).ok_or_else(|| fail(&"owner GUID"))?;
+        let database = nvram::parse_guid(IMAGE_SECURITY_DATABASE).ok_or_else(|| fail(&"GUID"))?;
+        let db = nvram::NewVariable {
+            name: "db".into(),
+            guid: database,
+            attributes: SECURITY_DATABASE_ATTRIBUTES,
+            data: store.db.to_efi_lists(owner).map_err(|e| fail(&e))?,
+        };
+        let is_list = |v: &nvram::Variable| {
+            v.guid == IMAGE_SECURITY_DATABASE && (v.name == "db" || v.name == "dbx")
+        };
+        let written = nvram::rewrite(&read_store(&template)?, |v| !is_list(v), &[db])
+            .map_err(|e| fail(&e))?;
+        let name = format!("{spec} (written into a copy of {})", template.display());
+        (name, written)
+    } else {
         let file = match spec {
             "snakeoil" => snakeoil_template(arch)?,
             path => PathBuf::from(path),
         };
-        // Read first: a file that is no store is refused before booting.
-        from_vars(&file)?;
-        std::fs::copy(&file, dest).map_err(|e| Error::new(format!("{}: {e}", file.display())))?;
-        return Ok(Some(file.display().to_string()));
-    }
-    let store = trust_store(spec, arch)?;
-    let template = enrolled_template(arch)?;
-    let fail = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", template.display()));
-    let owner = nvram::parse_guid(WRITTEN_ENTRY_OWNER).ok_or_else(|| fail(&"owner GUID"))?;
-    let database = nvram::parse_guid(IMAGE_SECURITY_DATABASE).ok_or_else(|| fail(&"GUID"))?;
-    let db = nvram::NewVariable {
-        name: "db".into(),
-        guid: database,
-        attributes: SECURITY_DATABASE_ATTRIBUTES,
-        data: store.db.to_efi_lists(owner).map_err(|e| fail(&e))?,
+        (file.display().to_string(), read_store(&file)?)
     };
-    let size = std::fs::metadata(&template).map_err(|e| fail(&e))?.len();
-    if size > MAX_VARS {
-        return Err(fail(&format!(
-            "{size} bytes, over the {MAX_VARS}-byte limit"
-        )));
-    }
-    let bytes = std::fs::read(&template).map_err(|e| fail(&e))?;
-    let is_list = |v: &nvram::Variable| {
-        v.guid == IMAGE_SECURITY_DATABASE && (v.name == "db" || v.name == "dbx")
-    };
-    let written = nvram::rewrite(&bytes, |v| !is_list(v), &[db]).map_err(|e| fail(&e))?;
-    std::fs::write(dest, written).map_err(|e| Error::new(format!("{}: {e}", dest.display())))?;
-    Ok(Some(format!(
-        "{spec} (written into a copy of {})",
-        template.display()
-    )))
+    // Read before it is written: a file that is no store is refused
+    // before booting.
+    let store = parse_store(name, &bytes)?;
+    std::fs::write(dest, bytes).map_err(|e| Error::new(format!("{}: {e}", dest.display())))?;
+    Ok(Some(store))
 }
 
 /// The `.snakeoil` sibling of the enrolled store: the distribution's test
@@ -224,6 +219,11 @@ pub fn from_cert_dir(dir: &Path) -> Result<FirmwareStore, Error> {
 
 /// db and dbx of the EDK2 variable store at `path`.
 pub fn from_vars(path: &Path) -> Result<FirmwareStore, Error> {
+    parse_store(path.display().to_string(), &read_store(path)?)
+}
+
+/// The variable store file at `path`, whole (at most [`MAX_VARS`] bytes).
+fn read_store(path: &Path) -> Result<Vec<u8>, Error> {
     let fail = |e: &dyn std::fmt::Display| Error::new(format!("{}: {e}", path.display()));
     let size = std::fs::metadata(path).map_err(|e| fail(&e))?.len();
     if size > MAX_VARS {
@@ -231,10 +231,15 @@ pub fn from_vars(path: &Path) -> Result<FirmwareStore, Error> {
             "{size} bytes, over the {MAX_VARS}-byte limit for a variable store"
         )));
     }
-    let data = std::fs::read(path).map_err(|e| fail(&e))?;
-    let vars = nvram::variables(&data).map_err(|e| fail(&e))?;
+    std::fs::read(path).map_err(|e| fail(&e))
+}
+
+/// db, dbx and shim's variables of the store `data`, called `name`.
+fn parse_store(name: String, data: &[u8]) -> Result<FirmwareStore, Error> {
+    let fail = |e: &dyn std::fmt::Display| Error::new(format!("{name}: {e}"));
+    let vars = nvram::variables(data).map_err(|e| fail(&e))?;
     let mut store = FirmwareStore {
-        name: path.display().to_string(),
+        name: name.clone(),
         ..Default::default()
     };
     for v in &vars {
@@ -254,10 +259,7 @@ pub fn from_vars(path: &Path) -> Result<FirmwareStore, Error> {
     }
     if store.db.is_empty() {
         return Err(Error::with_hint(
-            format!(
-                "{}: no db: Secure Boot keys are not enrolled in this store",
-                path.display()
-            ),
+            format!("{name}: no db: Secure Boot keys are not enrolled in this store"),
             "use a store with enrolled keys (Debian: OVMF_VARS_4M.ms.fd, AAVMF_VARS.ms.fd)",
         ));
     }
@@ -325,14 +327,13 @@ impl SecureBootCheck {
     }
 }
 
-/// Predicts Secure Boot for `img` under the variable store at `vars`; the
-/// observation is filled in by [`SecureBootCheck::observe`] after the boot.
+/// Predicts Secure Boot for `img` under `store` (read from the variable
+/// store the firmware boots with); the observation is filled in by [`SecureBootCheck::observe`] after the boot.
 pub fn predict(
     img: &bootproof_inspect::OpenedImage,
     arch: Arch,
-    vars: &Path,
-) -> Result<SecureBootCheck, Error> {
-    let store = from_vars(vars)?;
+    store: FirmwareStore,
+) -> SecureBootCheck {
     let findings = bootproof_check::secure_boot_findings(img, arch, &store);
     let failed = findings.iter().find(|f| {
         f.rule.id.starts_with("secureboot.") && f.outcome == bootproof_check::Outcome::Fail
@@ -342,14 +343,14 @@ pub fn predict(
         Some(_) => Refusal::Loader,
         None => Refusal::None,
     };
-    Ok(SecureBootCheck {
+    SecureBootCheck {
         store: store.name,
         predicted,
         rule: failed.map(|f| f.rule.id),
         evidence: failed.map(|f| f.evidence.clone()).unwrap_or_default(),
         observed: Refusal::None,
         agrees: predicted == Refusal::None,
-    })
+    }
 }
 
 impl SecureBootCheck {

@@ -113,15 +113,12 @@ fn main() {
         firmware::persistence_checks(&mut r, &cfg);
     }
     acpi::acpi_checks(&mut r, &cfg);
+    if cfg.arch.info().device_tree {
+        dt::dt_checks(&mut r, &cfg);
+    }
     match cfg.arch {
-        Arch::Aarch64 => {
-            dt::dt_checks(&mut r, &cfg);
-            arm::arm_checks(&mut r, &cfg, &log);
-        }
-        Arch::Riscv64 => {
-            dt::dt_checks(&mut r, &cfg);
-            riscv::riscv_checks(&mut r, &cfg, &log);
-        }
+        Arch::Aarch64 => arm::arm_checks(&mut r, &cfg, &log),
+        Arch::Riscv64 => riscv::riscv_checks(&mut r, &cfg, &log),
         Arch::X86_64 => {}
     }
     devices::common_checks(&mut r, &cfg, &log);
