@@ -28,6 +28,7 @@ have xorriso    || need+=(xorriso)
 have qemu-img   || need+=(qemu-utils)
 have qemu-io    || need+=(qemu-utils)
 have python3    || need+=(python3)
+python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)  # the independent validator of --json outputs (tests/json_schemas.rs)
 have cpio       || need+=(cpio)
 have depmod     || need+=(kmod)   # depmod: the oracle for module dependencies
 have zstd       || need+=(zstd)

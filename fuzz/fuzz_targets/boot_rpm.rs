@@ -3,7 +3,6 @@
 //! compressor tags, and the cpio walk (names, sizes, padding, trailer).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::io::Read;
 
 fuzz_target!(|data: &[u8]| {
     let mut total = 0u64;

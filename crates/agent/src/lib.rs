@@ -45,7 +45,7 @@ pub const MAX_RECORDS: usize = 4096;
 pub const MAX_RECORD_BYTES: usize = 8 << 20;
 
 /// What the host tells the agent (the platform it asked QEMU for).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentConfig {
     /// The guest's architecture (`aarch64`, `x86_64` in the JSON).
     pub arch: Arch,
@@ -104,7 +104,7 @@ impl AgentConfig {
 /// mounts it read-only, puts a tmpfs overlay on it (writes go nowhere
 /// near the image), mounts /proc, /sys, /dev, /run and /tmp in it, chroots
 /// and executes `argv` directly (no shell parses it).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSpec {
     /// The command and its arguments, exactly as given.
     pub argv: Vec<String>,
@@ -164,7 +164,7 @@ pub const PERSIST_VARIABLE: &str = "BootproofPersist";
 pub const VENDOR_GUID: &str = "b0075eed-6b2a-4c1e-9f3d-2e7a5c4b1d90";
 
 /// A check's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Met.
@@ -176,7 +176,7 @@ pub enum Status {
 }
 
 /// One record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Record {
     /// First record: who is reporting.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::io::{self, Read};
 
 /// A compression format, recognised by magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// gzip (RFC 1952), possibly several members.

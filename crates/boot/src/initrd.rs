@@ -17,7 +17,7 @@ const MAX_NAME: usize = 4096;
 const MAX_DEPTH: usize = 2;
 
 /// One archive of the concatenation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Segment {
     /// Byte offset in the (outer) file.
     pub offset: u64,
@@ -29,7 +29,7 @@ pub struct Segment {
 }
 
 /// What an initramfs holds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct InitrdInfo {
     /// The archives, in order.
     pub segments: Vec<Segment>,

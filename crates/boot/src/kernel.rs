@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 pub const MAX_KERNEL: u64 = 256 << 20;
 
 /// How the kernel file is packaged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelFormat {
     /// arm64 `Image` (Debian's arm64 vmlinuz), usually with an EFI stub.
@@ -29,7 +29,7 @@ pub enum KernelFormat {
 }
 
 /// What was learned about a kernel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct KernelInfo {
     /// Packaging.
     pub format: KernelFormat,

@@ -44,7 +44,7 @@ pub fn name_of(file: &str) -> Option<String> {
 }
 
 /// One module to load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ModuleFile {
     /// Canonical name.
     pub name: String,
@@ -57,7 +57,7 @@ pub struct ModuleFile {
 }
 
 /// The result of resolving a set of wanted modules.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Closure {
     /// Files to load, each after its dependencies.
     pub load: Vec<ModuleFile>,

@@ -57,7 +57,7 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> PackageError + '_ {
 }
 
 /// What the kernel came as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// A `.deb` or `.rpm` package (with any companions), unpacked into
@@ -70,7 +70,7 @@ pub enum Origin {
 }
 
 /// A kernel ready to boot, with where its modules are.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ExternalKernel {
     /// The file QEMU loads.
     pub kernel: PathBuf,

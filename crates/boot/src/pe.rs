@@ -17,7 +17,7 @@ pub const MACHINE_ARMTHUMB_MIXED: u16 = 0x01c2;
 pub const SUBSYSTEM_EFI_APPLICATION: u16 = 10;
 
 /// What an EFI binary is, from its SBAT, marker sections and layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EfiKind {
     /// The shim first-stage loader.
@@ -49,7 +49,7 @@ impl EfiKind {
 }
 
 /// One section.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Section {
     /// Name (up to 8 bytes, NULs trimmed).
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Section {
 }
 
 /// Facts about a PE/COFF file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PeInfo {
     /// COFF machine type (0xAA64, 0x8664, 0x1C2 …).
     pub machine: u16,

@@ -32,7 +32,7 @@ const MAX_SBAT_FIELD: usize = 256;
 const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
 
 /// One certificate's names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CertName {
     /// Subject, X.500 order (`C=US, O=…, CN=…`).
     pub subject: String,
@@ -41,7 +41,7 @@ pub struct CertName {
 }
 
 /// One Authenticode signature.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Signature {
     /// The signing certificate, when the signature carries it.
     pub signer: Option<CertName>,
@@ -62,7 +62,7 @@ pub struct Signature {
 }
 
 /// One `.sbat` line: a component's generation and who built it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SbatEntry {
     /// Component name (`sbat`, `shim`, `grub`, `grub.debian`, …).
     pub component: String,
@@ -244,7 +244,7 @@ pub fn common_name(dn: &str) -> &str {
 pub const MAX_EFI_BINARY: u64 = 128 << 20;
 
 /// One EFI binary in the image, as `inspect` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EfiBinary {
     /// Partition (slot) number.
     pub partition: u32,

@@ -32,7 +32,7 @@ pub const CHECK_SCHEMA: &str = "bootproof.check/v1";
 const MAX_KERNEL: u64 = bootproof_boot::extract::MAX_KERNEL_FILE;
 
 /// What happened to a rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The image satisfies it.
@@ -46,7 +46,7 @@ pub enum Outcome {
 }
 
 /// One rule's result.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// The rule.
     #[serde(flatten)]
@@ -58,7 +58,7 @@ pub struct Finding {
 }
 
 /// Counts per outcome.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Passed rules.
     pub pass: usize,
@@ -73,9 +73,10 @@ pub struct Summary {
 }
 
 /// The whole check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Report {
-    /// Always [`CHECK_SCHEMA`].
+    /// The document's schema id, [`CHECK_SCHEMA`].
+    #[schemars(extend("const" = CHECK_SCHEMA))]
     pub schema: &'static str,
     /// Architecture checked.
     pub arch: Arch,

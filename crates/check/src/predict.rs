@@ -9,7 +9,7 @@ use super::*;
 use rules::Stage;
 
 /// What `check` predicts a firmware boot of the image will do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Prediction {
     /// The stage the boot stops in; `login` when it reaches a login prompt.
     pub stage: Stage,
@@ -53,7 +53,7 @@ impl Prediction {
 }
 
 /// Whether one platform variant's serial console shows the boot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConsoleView {
     /// The variant (`acpi`, `device-tree`, or `all`).
     pub variant: String,

@@ -7,7 +7,7 @@ use serde::Serialize;
 pub use bootproof_platform::Severity;
 
 /// One rule.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Rule {
     /// Stable identifier.
     pub id: &'static str,
@@ -26,7 +26,7 @@ pub struct Rule {
 }
 
 /// The stages of a firmware boot, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// UEFI firmware: finding and starting the loader.
@@ -58,7 +58,7 @@ impl Stage {
 }
 
 /// What a failed rule does to a boot.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 pub struct Stop {
     /// The stage the boot stops in.
     pub stage: Stage,

@@ -2,10 +2,9 @@
 
 use crate::args::{ImageArgs, OutputArgs};
 use crate::style::write_json;
-use base64::Engine;
 use bootproof_inspect::parse_target;
+use bootproof_runtime::contents::FileContent;
 use bootproof_runtime::{exit, Error};
-use sha2::{Digest, Sha256};
 use std::io::Read;
 
 pub const AFTER_HELP: &str = "\
@@ -37,15 +36,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
         let (slot, vol) = img.locate(&target)?;
         let data = vol.read_limited(target.path.as_bytes(), JSON_LIMIT)?;
         let canonical = vol.canonicalize(target.path.as_bytes())?;
-        let doc = serde_json::json!({
-            "schema": "bootproof.cat/v1",
-            "partition": slot.number,
-            "path": target.path,
-            "resolved_path": canonical.to_string(),
-            "size": data.len(),
-            "sha256": format!("{:x}", Sha256::digest(&data)),
-            "content_base64": base64::engine::general_purpose::STANDARD.encode(&data),
-        });
+        let doc = FileContent::new(slot.number, &target.path, canonical.to_string(), &data);
         write_json(&mut stdout, &doc)?;
         return Ok(exit::OK);
     }

@@ -2,7 +2,7 @@
 
 use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{human_size, write_json, SafeStdout, Style};
-use bootproof_boot::extract::extract;
+use bootproof_boot::extract::{extract, ExtractReport, EXTRACT_RUN_SCHEMA};
 use bootproof_platform::Arch;
 use bootproof_runtime::image::{pick_entry, resolve_arch};
 use bootproof_runtime::{exit, Error};
@@ -49,14 +49,14 @@ pub fn run(
     })?;
     let mut stdout = SafeStdout::default();
     if out.json {
-        let doc = serde_json::json!({
-            "schema": "bootproof.extract-run/v1",
-            "output_dir": out_dir,
-            "fallback_to_boot_dir": fallback,
-            "chain": chain,
-            "manifest": manifest,
-            "bytes_read": img.image.stats().bytes_read(),
-        });
+        let doc = ExtractReport {
+            schema: EXTRACT_RUN_SCHEMA,
+            output_dir: out_dir.to_path_buf(),
+            fallback_to_boot_dir: fallback,
+            chain,
+            manifest,
+            bytes_read: img.image.stats().bytes_read(),
+        };
         write_json(&mut stdout, &doc)?;
         return Ok(exit::OK);
     }

@@ -4,9 +4,8 @@
 use crate::args::OutputArgs;
 use crate::progress::Progress;
 use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
-use bootproof_runtime::catalog::{cached_copy, fetch_named, Catalog};
+use bootproof_runtime::catalog::{cached_copy, fetch_named, Catalog, FetchReport};
 use bootproof_runtime::{exit, Error};
-use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -65,19 +64,8 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
     let mut out = SafeStdout::default();
     let st = Style::stdout(args.output.color);
     if args.names.is_empty() {
-        let rows: Vec<serde_json::Value> = catalog
-            .entries()
-            .iter()
-            .map(|e| {
-                let mut v = serde_json::to_value(e).unwrap_or_default();
-                v["cached"] = json!(cached_copy(e));
-                v
-            })
-            .collect();
         if args.output.json {
-            let (kernels, sets) = (catalog.kernels(), catalog.kernel_sets());
-            let v = json!({ "schema": "bootproof.fetch/v1", "catalog": rows, "kernels": kernels, "kernel_sets": sets });
-            write_json(&mut out, &v)?;
+            write_json(&mut out, &catalog.listing())?;
         } else {
             let images = catalog.entries().iter().map(|e| {
                 let state = match cached_copy(e) {
@@ -127,10 +115,7 @@ pub fn fetch(args: &FetchArgs) -> Result<u8, Error> {
         }
     }
     if args.output.json {
-        write_json(
-            &mut out,
-            &json!({ "schema": "bootproof.fetch/v1", "images": done }),
-        )?;
+        write_json(&mut out, &FetchReport::new(done))?;
     }
     Ok(exit::OK)
 }

@@ -4,29 +4,24 @@
 use crate::args::OutputArgs;
 use crate::style::{cell, table, write_json, SafeStdout, Style};
 use bootproof_runtime::history::{
-    compare_runs, db_path, history_html, ledger, list_runs, ChangeKind, Recorded, STAGES,
+    compare_runs, db_path, history_document, history_html, ledger, ChangeKind, Recorded, STAGES,
 };
 use bootproof_runtime::{exit, Error};
-use serde_json::json;
 use std::io::Write;
 
 /// `bootproof history`.
 pub fn history(limit: usize, output: OutputArgs) -> Result<u8, Error> {
-    let runs = list_runs(limit)?;
+    let doc = history_document(limit)?;
     let mut out = SafeStdout::default();
     if output.json {
-        let doc = json!({ "schema": "bootproof.history/v1", "database": db_path(), "runs": runs });
         write_json(&mut out, &doc)?;
         return Ok(exit::OK);
     }
+    let runs = doc.runs;
     let rows: Vec<Vec<(String, usize)>> = runs
         .iter()
         .map(|r| {
-            let counts: Vec<String> = r
-                .counts
-                .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
-                .unwrap_or_default();
+            let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             [
                 r.id.to_string(),
                 r.started.clone(),

@@ -4,8 +4,8 @@ use crate::args::{ImageArgs, OutputArgs};
 use crate::style::{cell, human_size, styled, table, write_json, SafeStdout, Style};
 use bootproof_fs::FileType;
 use bootproof_inspect::{parse_target, ListEntry};
+use bootproof_runtime::contents::Listing;
 use bootproof_runtime::{exit, Error};
-use serde::Serialize;
 use std::io::Write;
 
 pub const AFTER_HELP: &str = "\
@@ -16,17 +16,6 @@ Examples:
   bootproof ls --json disk.raw PARTUUID=6d0e…:/etc
 
 Symlinks are resolved inside the image, never on the host.";
-
-/// Schema id of `ls --json`.
-const LS_SCHEMA: &str = "bootproof.ls/v1";
-
-#[derive(Serialize)]
-struct Listing<'a> {
-    schema: &'static str,
-    partition: u32,
-    path: &'a str,
-    entries: &'a [ListEntry],
-}
 
 fn mode_string(t: FileType, mode: Option<u32>) -> String {
     let mut s = String::new();
@@ -49,12 +38,7 @@ pub fn run(args: &ImageArgs, target: &str, long: bool, out: OutputArgs) -> Resul
     let (slot, entries) = img.list(&target)?;
     let mut stdout = SafeStdout::default();
     if out.json {
-        let listing = Listing {
-            schema: LS_SCHEMA,
-            partition: slot.number,
-            path: &target.path,
-            entries: &entries,
-        };
+        let listing = Listing::new(slot.number, &target.path, entries);
         write_json(&mut stdout, &listing)?;
         return Ok(exit::OK);
     }

@@ -202,6 +202,13 @@ enum Command {
         #[arg(value_parser = ["bash", "zsh", "fish"])]
         shell: String,
     },
+    /// Write the JSON Schemas (draft 2020-12) of every --json document and of
+    /// the matrix and catalog files into DIR.
+    #[command(after_help = manual::SCHEMAS_HELP)]
+    Schemas {
+        /// Where the schemas go (created when missing).
+        dir: std::path::PathBuf,
+    },
     /// Write the manual pages (bootproof.1 and bootproof-COMMAND.1) into DIR.
     #[command(hide = true)]
     Manpages {
@@ -265,6 +272,7 @@ fn main() -> ExitCode {
         Command::Report(ReportCommand::Merge { files, format }) => report::merge(&files, format),
         Command::Completions { shell } => manual::completions(Cli::command(), &shell),
         Command::Manpages { dir } => manual::manpages(Cli::command(), &dir),
+        Command::Schemas { dir } => manual::schemas(&dir),
         Command::History {
             html: Some(path),
             limit,

@@ -1,5 +1,6 @@
 //! Completion scripts and manual pages, generated from the clap
-//! definitions so they cannot drift from `--help`.
+//! definitions so they cannot drift from `--help`, and the JSON Schemas,
+//! generated from the document types.
 
 use bootproof_runtime::Error;
 use std::path::Path;
@@ -9,6 +10,28 @@ pub const COMPLETIONS_HELP: &str = "Examples:
   bootproof completions bash > /etc/bash_completion.d/bootproof
   bootproof completions zsh > \"${fpath[1]}/_bootproof\"
   bootproof completions fish > ~/.config/fish/completions/bootproof.fish";
+
+/// `bootproof schemas --help`.
+pub const SCHEMAS_HELP: &str =
+    "Files: one per document, named after its schema id (inspect.v1.schema.json for
+bootproof.inspect/v1, run-merged.v1.schema.json for `report merge`), and
+matrix.schema.json and catalog.schema.json for the TOML files. They are the
+ones in docs/schemas/ and, installed from the package, /usr/share/bootproof/schemas/.
+
+Examples:
+  bootproof schemas /tmp/schemas
+  bootproof inspect --json disk.raw > inspect.json &&
+    check-jsonschema --schemafile /tmp/schemas/inspect.v1.schema.json inspect.json";
+
+/// Writes every schema of [`bootproof_runtime::schemas::all`] into `dir`.
+pub fn schemas(dir: &Path) -> Result<u8, Error> {
+    let fail = |e: std::io::Error| Error::new(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    for s in bootproof_runtime::schemas::all() {
+        std::fs::write(dir.join(s.file), s.to_bytes()).map_err(fail)?;
+    }
+    Ok(0)
+}
 
 /// Prints the completion script of `cli` for `shell` (`bash`, `zsh`, `fish`).
 pub fn completions(mut cli: clap::Command, shell: &str) -> Result<u8, Error> {

@@ -58,6 +58,8 @@ fn the_package_installs_into_a_clean_debian_root_and_the_static_binaries_run() {
         "./usr/share/bash-completion/completions/bootproof",
         "./usr/share/zsh/vendor-completions/_bootproof",
         "./usr/share/fish/vendor_completions.d/bootproof.fish",
+        "./usr/share/bootproof/schemas/inspect.v1.schema.json",
+        "./usr/share/bootproof/schemas/matrix.schema.json",
     ] {
         assert!(
             listing.contains(path),
@@ -107,7 +109,18 @@ fn the_package_installs_into_a_clean_debian_root_and_the_static_binaries_run() {
         serde_json::from_str(&inspect).unwrap(),
         serde_json::from_slice(&want).unwrap(),
     );
-    assert_eq!(got["partitions"], want["partitions"]);
+    let partitions = &want["partition_table"]["partitions"];
+    assert!(
+        partitions.as_array().is_some_and(|p| !p.is_empty()),
+        "{want}"
+    );
+    assert_eq!(&got["partition_table"]["partitions"], partitions);
+    // The schemas installed are the ones in docs/schemas/.
+    let schema = "usr/share/bootproof/schemas/run.v1.schema.json";
+    assert_eq!(
+        std::fs::read(root.join(schema)).unwrap(),
+        std::fs::read(workspace().join("docs/schemas/run.v1.schema.json")).unwrap()
+    );
     let page = in_root(&root, &["man", "-w", "bootproof-check"]);
     assert_eq!(page.trim(), "/usr/share/man/man1/bootproof-check.1.gz");
     in_root(&root, &["apt-get", "purge", "-y", "-qq", "bootproof"]);

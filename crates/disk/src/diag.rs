@@ -5,7 +5,7 @@ use serde::Serialize;
 pub use bootproof_platform::Severity;
 
 /// One problem found in a partition table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Diagnostic {
     /// How bad it is.
     pub severity: Severity,

@@ -79,6 +79,19 @@ impl Serialize for Guid {
     }
 }
 
+/// A GUID is its upper-case text form in documents.
+impl schemars::JsonSchema for Guid {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Guid".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use bootproof_image::ReadAt;
 use serde::Serialize;
 
 /// Which kind of table the disk has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TableKind {
     /// GUID Partition Table (with a protective or hybrid MBR).
@@ -38,7 +38,7 @@ pub enum TableKind {
 }
 
 /// What sector 0 holds next to a GPT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MbrKind {
     /// One 0xEE entry, as the UEFI spec requires.
@@ -52,7 +52,7 @@ pub enum MbrKind {
 }
 
 /// One partition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Partition {
     /// 1-based number as Linux would name it (`sda1`); logical MBR partitions start at 5.
     pub number: u32,
@@ -94,7 +94,7 @@ impl Partition {
 }
 
 /// Facts about a GPT header (primary or backup).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GptHeaderInfo {
     /// LBA this header was read from.
     pub lba: u64,
@@ -117,7 +117,7 @@ pub struct GptHeaderInfo {
 }
 
 /// The partition table of a disk and everything noticed while reading it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PartitionTable {
     /// Which table was found.
     pub kind: TableKind,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// What lives on a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FsKind {
     /// FAT with 12-bit entries.

@@ -34,7 +34,7 @@ use serde::Serialize;
 use std::io::Read;
 
 /// What a directory entry or inode is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileType {
     /// Regular file.
@@ -99,7 +99,7 @@ impl FileType {
 }
 
 /// What `stat` says about a file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Metadata {
     /// The file's type.
     pub file_type: FileType,
@@ -123,10 +123,11 @@ pub struct Metadata {
 }
 
 /// One entry of a directory listing (`.` and `..` are never included).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DirEntry {
     /// The name as stored, in bytes (Linux names need not be UTF-8).
     #[serde(serialize_with = "path::serialize_lossy")]
+    #[schemars(with = "String")]
     pub name: Vec<u8>,
     /// The entry's type.
     pub file_type: FileType,
@@ -158,7 +159,7 @@ pub trait FileSystem {
 }
 
 /// A volume stored inside another (byte range relative to the outer volume).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Embedded {
     /// What it is, e.g. "El Torito boot image 1 (EFI)".
     pub name: String,

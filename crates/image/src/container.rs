@@ -16,7 +16,7 @@ use std::sync::Arc;
 const MAX_OVF: u64 = 1 << 20;
 
 /// What an image was wrapped in, and where QEMU finds the disk.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Container {
     /// `ova`, `tar`, `gzip`, `xz`, `zstd`, or a compressed archive
     /// (`tar+gzip`).

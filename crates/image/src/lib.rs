@@ -57,7 +57,7 @@ pub struct OpenOptions {
 
 /// One layer of an opened image: the file itself and, for qcow2, each
 /// backing file below it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChainLink {
     /// Host path of this layer.
     pub path: PathBuf,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// A file inside the image: slot (partition number) and path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FileRef {
     /// Partition number (as in `bootproof inspect`).
     pub slot: u32,
@@ -60,7 +60,7 @@ impl Slot {
 }
 
 /// One entry of a listing (`bootproof ls`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ListEntry {
     /// The name in its directory (the path itself when a file was listed).
     pub name: String,

@@ -35,7 +35,7 @@ pub struct Slot {
 }
 
 /// An LVM2 logical volume's names.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct LvName {
     /// The volume group.
     pub vg: String,

@@ -14,9 +14,10 @@ const MAX_EFI_ENTRIES: usize = 1000;
 const MAX_EFI_DEPTH: usize = 6;
 
 /// Everything `inspect` found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct InspectReport {
-    /// Always [`INSPECT_SCHEMA`].
+    /// The document's schema id, [`INSPECT_SCHEMA`].
+    #[schemars(extend("const" = INSPECT_SCHEMA))]
     pub schema: &'static str,
     /// The image file and its chain.
     pub image: ImageInfo,
@@ -33,7 +34,7 @@ pub struct InspectReport {
 }
 
 /// The image file.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ImageInfo {
     /// Format of the top layer.
     pub format: String,
@@ -46,7 +47,7 @@ pub struct ImageInfo {
 }
 
 /// One filesystem slot.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct FsReport {
     /// Partition number (0 = whole disk).
     pub partition: u32,
@@ -86,7 +87,7 @@ pub struct FsReport {
 }
 
 /// A file in a listed tree.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TreeEntry {
     /// Absolute path inside the filesystem.
     pub path: String,
@@ -97,7 +98,7 @@ pub struct TreeEntry {
 }
 
 /// A kernel or initrd found under `/boot` (or the root of a boot partition).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BootFile {
     /// `kernel` or `initrd`.
     pub kind: &'static str,
@@ -111,7 +112,7 @@ pub struct BootFile {
 }
 
 /// A problem found while reading.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Problem {
     /// `error`, `warning` or `info`.
     pub severity: Severity,

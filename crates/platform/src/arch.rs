@@ -311,6 +311,25 @@ impl Serialize for Arch {
     }
 }
 
+/// An arch is its canonical name in documents; input (matrix files) may also
+/// use an alias, so the schema lists both.
+impl schemars::JsonSchema for Arch {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Arch".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Arch::ALL
+            .iter()
+            .flat_map(|a| std::iter::once(a.name()).chain(a.info().aliases.iter().copied()))
+            .collect();
+        schemars::json_schema!({
+            "type": "string",
+            "enum": names,
+            "description": "A guest architecture: its canonical name, or on input an alias."
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Arch {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
         let s = String::deserialize(d)?;

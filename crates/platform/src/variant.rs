@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How virtio devices are attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// virtio-pci behind the PCIe host bridge (the default).
@@ -50,7 +50,7 @@ impl FromStr for Transport {
 pub const GIC_VERSIONS: [u8; 2] = [3, 2];
 
 /// The platform variant: what the VM System Specification lets differ.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Platform {
     /// aarch64 GIC version (2 or 3); ignored on x86_64.
     pub gic: u8,

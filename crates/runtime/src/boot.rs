@@ -26,7 +26,9 @@ use std::time::Instant;
 pub const BOOT_SCHEMA: &str = "bootproof.boot/v1";
 
 /// How the image boots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BootMode {
     /// UEFI firmware boots the image's removable path.
@@ -78,7 +80,7 @@ pub struct BootRequest {
 }
 
 /// Direct mode: what was booted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DirectInfo {
     /// The entry's title.
     pub entry: String,
@@ -99,7 +101,7 @@ pub struct DirectInfo {
 }
 
 /// The QEMU command line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct QemuCommand {
     /// The emulator.
     pub binary: PathBuf,
@@ -108,9 +110,10 @@ pub struct QemuCommand {
 }
 
 /// The result of `boot` (schema `bootproof.boot/v1`, docs/json.md).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BootReport {
-    /// [`BOOT_SCHEMA`].
+    /// The document's schema id, [`BOOT_SCHEMA`].
+    #[schemars(extend("const" = BOOT_SCHEMA))]
     pub schema: &'static str,
     /// The image.
     pub image: PathBuf,
@@ -156,7 +159,7 @@ pub struct BootReport {
 }
 
 /// What `boot` did about a cloud-init image's datasource.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BootSeed {
     /// An empty NoCloud seed was attached.
     pub attached: bool,
@@ -208,9 +211,10 @@ impl BootReport {
 }
 
 /// The VM could not be prepared: what is known for the report, and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct NotStarted {
-    /// [`BOOT_SCHEMA`].
+    /// The document's schema id, [`BOOT_SCHEMA`].
+    #[schemars(extend("const" = BOOT_SCHEMA))]
     pub schema: &'static str,
     /// The image.
     pub image: PathBuf,

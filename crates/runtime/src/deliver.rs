@@ -90,7 +90,7 @@ pub fn agent_initramfs(
 }
 
 /// How full mode hands the agent to the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SeedKind {
     /// cloud-init NoCloud: a FAT volume labelled `CIDATA`.

@@ -6,7 +6,7 @@ use bootproof_inspect::{inspect, InspectReport, OpenedImage};
 use serde::Serialize;
 
 /// What `bootproof inspect` reports (`bootproof.inspect/v1`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Inspection {
     /// Format, table, filesystems, OS, boot files, problems.
     #[serde(flatten)]

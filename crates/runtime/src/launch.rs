@@ -72,7 +72,7 @@ pub fn find_agent(arch: Arch) -> Result<PathBuf, Error> {
 }
 
 /// One variant's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VariantResult {
     /// Short name (`gic3 acpi-on pci`).
     pub name: String,

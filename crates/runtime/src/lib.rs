@@ -33,6 +33,7 @@
 pub mod boot;
 pub mod catalog;
 pub mod cloud_init;
+pub mod contents;
 pub mod deliver;
 mod error;
 mod events;
@@ -50,6 +51,7 @@ pub mod prove;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod schemas;
 pub mod secure_boot;
 pub mod verify;
 

@@ -42,7 +42,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// A whole matrix file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixFile {
     /// Seconds per cell, boot included.
@@ -68,7 +68,7 @@ pub struct MatrixFile {
 
 /// A kernel from outside the images: a Debian kernel package, a directory
 /// with an unpacked one, or a kernel file (with `modules`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelEntry {
     /// Display name (default: the kernel's release).
@@ -90,7 +90,7 @@ pub struct KernelEntry {
 }
 
 /// One image.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageEntry {
     /// Display name.
@@ -115,7 +115,7 @@ pub struct ImageEntry {
 }
 
 /// One platform variant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantEntry {
     /// Display name.

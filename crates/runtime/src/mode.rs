@@ -10,7 +10,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Agent mode or full mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The image's kernel with bootproof's initramfs (seconds per boot).

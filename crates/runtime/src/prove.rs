@@ -22,7 +22,7 @@ use std::time::Instant;
 pub const PROVE_SCHEMA: &str = "bootproof.prove/v1";
 
 /// What the boot showed, in the prediction's terms.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Observation {
     /// The stage the boot stopped in (`login` when it booted); `None` when
     /// the boot gave no verdict (the VM could not run, or was interrupted).
@@ -32,9 +32,10 @@ pub struct Observation {
 }
 
 /// Prediction and observation side by side.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ProveReport {
-    /// [`PROVE_SCHEMA`].
+    /// The document's schema id, [`PROVE_SCHEMA`].
+    #[schemars(extend("const" = PROVE_SCHEMA))]
     pub schema: &'static str,
     /// The image.
     pub image: PathBuf,

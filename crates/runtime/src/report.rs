@@ -32,10 +32,21 @@ impl Serialize for MergedCell {
     }
 }
 
+/// A merged cell is the run report's cell, as written.
+impl schemars::JsonSchema for MergedCell {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MergedCell".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<crate::run::Cell>()
+    }
+}
+
 /// The merged report (`bootproof.run/v1` with `merged_from`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct MergedReport {
-    /// [`RUN_SCHEMA`].
+    /// The document's schema id, [`RUN_SCHEMA`].
+    #[schemars(extend("const" = RUN_SCHEMA))]
     pub schema: &'static str,
     /// The command every shard ran.
     pub command: Vec<String>,

@@ -268,7 +268,7 @@ fn parse_store(name: String, data: &[u8]) -> Result<FirmwareStore, Error> {
 
 /// Who refuses a Secure Boot boot: the firmware (the removable loader),
 /// the loader chain (shim or GRUB: the next loader or the kernel), or no one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Refusal {
     /// The firmware refuses the removable loader.
@@ -280,7 +280,7 @@ pub enum Refusal {
 }
 
 /// A Secure Boot boot's prediction next to what the boot showed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SecureBootCheck {
     /// The variable store the firmware booted with (its db and dbx judged).
     pub store: String,

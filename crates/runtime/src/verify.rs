@@ -91,9 +91,10 @@ pub struct VerifyPlan {
 }
 
 /// The result of `verify` (schema `bootproof.verify/v1`, docs/json.md).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
-    /// [`VERIFY_SCHEMA`].
+    /// The document's schema id, [`VERIFY_SCHEMA`].
+    #[schemars(extend("const" = VERIFY_SCHEMA))]
     pub schema: &'static str,
     /// The image.
     pub image: PathBuf,

@@ -5,7 +5,7 @@ use bootproof_platform::Arch;
 use serde::{Deserialize, Serialize};
 
 /// What probing `/dev/kvm` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "result", content = "detail", rename_all = "kebab-case")]
 pub enum Probe {
     /// No `/dev/kvm`.
@@ -20,7 +20,7 @@ pub enum Probe {
 }
 
 /// The accelerator chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
     /// Hardware virtualization.
@@ -40,7 +40,7 @@ impl std::fmt::Display for Accel {
 }
 
 /// The decision and its reason, for reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Decision {
     /// Chosen accelerator.
     pub accel: Accel,

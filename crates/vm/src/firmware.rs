@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A file named by a descriptor, with its format.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FlashFile {
     /// Absolute path.
     pub filename: PathBuf,
@@ -28,7 +28,7 @@ fn raw() -> String {
 }
 
 /// How the firmware is mapped into the guest.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "device", rename_all = "kebab-case")]
 pub enum Mapping {
     /// Pflash: code (read-only) and, in `split` mode, a variable-store template.
@@ -55,7 +55,7 @@ pub enum Mapping {
 }
 
 /// One `targets` element.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Target {
     /// QEMU architecture name (`aarch64`, `x86_64`).
     pub architecture: String,
@@ -64,7 +64,7 @@ pub struct Target {
 }
 
 /// A parsed descriptor.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct Descriptor {
     /// Free text.
     #[serde(default)]
@@ -115,7 +115,7 @@ pub struct Want {
 }
 
 /// A descriptor that did not fit, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Rejection {
     /// The descriptor file.
     pub source: PathBuf,

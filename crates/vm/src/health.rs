@@ -12,7 +12,7 @@ const MAX_PROBLEMS: usize = 50;
 const MAX_LINE: usize = 300;
 
 /// One problem a console line shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Problem {
     /// What kind (`failed-unit`, `kernel-warning`, `kernel-bug`,
     /// `call-trace`, `device-timeout`, `oom-kill`, `ordering-cycle`,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub use bootproof_platform::{Arch, Platform, Transport};
 
 /// One firmware file mapped as pflash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FlashImage {
     /// The file.
     pub path: PathBuf,
@@ -19,7 +19,7 @@ pub struct FlashImage {
 }
 
 /// The firmware the VM starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FirmwareSetup {
     /// UEFI in pflash: read-only code and this VM's own variable store.
@@ -42,7 +42,7 @@ pub enum FirmwareSetup {
 }
 
 /// A kernel booted directly (`-kernel`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DirectKernel {
     /// The kernel image.
     pub kernel: PathBuf,
@@ -53,7 +53,7 @@ pub struct DirectKernel {
 }
 
 /// The disk attached to the VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Disk {
     /// The (overlay) file QEMU opens read-write.
     pub path: PathBuf,
@@ -64,7 +64,7 @@ pub struct Disk {
 /// Bytes of the boot disk attached read-only as a disk of their own (an
 /// LVM2 logical volume's extents: the guest reads the volume with no
 /// device mapper). The guest finds it by its virtio serial.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct WindowDisk {
     /// Where its bytes come from.
     pub source: WindowSource,
@@ -73,7 +73,7 @@ pub struct WindowDisk {
 }
 
 /// Where a [`WindowDisk`]'s bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum WindowSource {
     /// One run of the boot disk, read through its node (any format).
     Range {
@@ -88,7 +88,7 @@ pub enum WindowSource {
 }
 
 /// Everything that decides a QEMU command line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VmSpec {
     /// Guest architecture.
     pub arch: Arch,

@@ -58,7 +58,7 @@ pub fn format_guid(g: &[u8; 16]) -> String {
 }
 
 /// One live variable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Variable {
     /// Name (UTF-16 decoded).
     pub name: String,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 /// How a boot ended, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum BootOutcome {
     /// Userspace was reached and the guest powered off or showed a login prompt.
@@ -128,7 +128,7 @@ impl BootResult {
 }
 
 /// Everything a boot produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BootResult {
     /// The outcome.
     #[serde(flatten)]

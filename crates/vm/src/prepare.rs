@@ -130,7 +130,7 @@ pub struct VmRequest {
 }
 
 /// The firmware that was picked, for reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FirmwareReport {
     /// Descriptor file, when chosen from descriptors.
     #[serde(skip_serializing_if = "Option::is_none")]

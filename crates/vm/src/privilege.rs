@@ -21,7 +21,7 @@ pub const DEFAULT_RUN_AS: RunAs = RunAs {
 };
 
 /// A numeric identity for QEMU to switch to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct RunAs {
     /// User id.
     pub uid: u32,

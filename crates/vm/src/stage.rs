@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// A point a boot reaches, or where it stops.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "stage", content = "detail", rename_all = "kebab-case")]
 pub enum Stage {
     /// Firmware printed its banner.
@@ -120,7 +120,7 @@ impl Stage {
 }
 
 /// One stage reached, with the guest's own clock when the line carries one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Event {
     /// The stage.
     #[serde(flatten)]
@@ -137,7 +137,7 @@ pub struct Event {
 }
 
 /// How a boot ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
     /// Userspace was reached (and the guest powered off or showed a login prompt).

@@ -87,7 +87,7 @@ impl Drop for RunDir {
 }
 
 /// What stale-state cleanup did.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Cleanup {
     /// Directories of dead runs removed.
     pub removed: Vec<PathBuf>,

@@ -44,7 +44,7 @@ const QUIT_GRACE: Duration = Duration::from_secs(3);
 const MAX_STDERR: usize = 16 * 1024;
 
 /// A stage at which to stop early (`--until`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Until {
     /// The firmware printed its banner.

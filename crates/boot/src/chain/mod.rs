@@ -22,7 +22,7 @@ pub use bootproof_platform::Arch;
 pub use bootproof_inspect::FileRef;
 
 /// One way the image can boot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BootEntry {
     /// Title as the loader shows it.
     pub title: String,
@@ -44,7 +44,7 @@ pub struct BootEntry {
 }
 
 /// A problem met while following the chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChainProblem {
     /// Stable code, e.g. `chain.no-removable-path`.
     pub code: String,
@@ -53,7 +53,7 @@ pub struct ChainProblem {
 }
 
 /// The chain as followed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BootChain {
     /// Architecture followed.
     pub arch: Arch,
@@ -87,7 +87,7 @@ pub struct BootChain {
 }
 
 /// How long a loader's menu waits before booting the default entry.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MenuTimeout {
     /// The value as configured (`unset` when the loader never sets one).
     pub value: String,

@@ -24,7 +24,7 @@ const MAX_INITRD_TOTAL: u64 = crate::initrd::MAX_INITRD;
 pub const MAX_KERNEL_FILE: u64 = 192 << 20;
 
 /// One output file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Output {
     /// File name inside the output directory.
     pub file: String,
@@ -39,9 +39,10 @@ pub struct Output {
 }
 
 /// What `extract` wrote (also `manifest.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
-    /// Always [`EXTRACT_SCHEMA`].
+    /// The document's schema id, [`EXTRACT_SCHEMA`].
+    #[schemars(extend("const" = EXTRACT_SCHEMA))]
     pub schema: String,
     /// Content key: sha256 over the source bytes, command line and arch.
     pub key: String,
@@ -68,6 +69,28 @@ pub struct Manifest {
     /// Whether this run reused identical outputs already present.
     #[serde(skip_deserializing)]
     pub cache_hit: bool,
+}
+
+/// Schema of `extract --json`.
+pub const EXTRACT_RUN_SCHEMA: &str = "bootproof.extract-run/v1";
+
+/// What `bootproof extract --json` prints (`bootproof.extract-run/v1`): the
+/// chain followed to the entry and what was written for it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ExtractReport {
+    /// The document's schema id, [`EXTRACT_RUN_SCHEMA`].
+    #[schemars(extend("const" = EXTRACT_RUN_SCHEMA))]
+    pub schema: &'static str,
+    /// The directory written.
+    pub output_dir: PathBuf,
+    /// No boot chain was found: the newest kernel in `/boot` was used.
+    pub fallback_to_boot_dir: bool,
+    /// The boot chain followed.
+    pub chain: BootChain,
+    /// What was written (also `manifest.json`).
+    pub manifest: Manifest,
+    /// Bytes read from host files.
+    pub bytes_read: u64,
 }
 
 /// Why extraction failed.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 const MAX_ITEMS: usize = 4096;
 
 /// A volume group.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, schemars::JsonSchema)]
 pub struct VolumeGroup {
     /// Its name.
     pub name: String,
@@ -41,7 +41,7 @@ pub struct VolumeGroup {
 }
 
 /// A logical volume.
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, schemars::JsonSchema)]
 pub struct LogicalVolume {
     /// Its name.
     pub name: String,
@@ -67,7 +67,7 @@ pub struct LogicalVolume {
 }
 
 /// A run of bytes of the image's disk.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub struct DiskRun {
     /// Its first byte, from the start of the disk.
     pub offset: u64,
@@ -124,7 +124,7 @@ pub struct FoundPv {
 }
 
 /// Everything LVM on a disk: volume groups and what went wrong.
-#[derive(Default, Serialize, Clone, Debug)]
+#[derive(Default, Serialize, Clone, Debug, schemars::JsonSchema)]
 pub struct Lvm {
     /// Volume groups, in the order their PVs were found.
     pub vgs: Vec<VolumeGroup>,

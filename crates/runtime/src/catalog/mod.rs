@@ -16,8 +16,10 @@ use crate::host::{cache_dir, file_component};
 use crate::kernel_library::{KernelSet, LibraryKernel};
 use crate::Error;
 
+mod document;
 mod http;
 use bootproof_platform::Arch;
+pub use document::{CatalogListing, FetchDocument, FetchReport, ListedImage, FETCH_SCHEMA};
 pub(crate) use http::open_url;
 use http::{listed_digest, Hasher};
 use serde::{Deserialize, Serialize};
@@ -31,10 +33,10 @@ const MAX_CHECKSUMS: u64 = 4 << 20;
 /// Largest image downloaded.
 const MAX_IMAGE: u64 = 64 << 30;
 
-/// A catalog file.
-#[derive(Debug, Deserialize)]
+/// A catalog file (TOML; `fetch --catalog`, docs/commands.md).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CatalogFile {
+pub(crate) struct CatalogFile {
     #[serde(default, rename = "image")]
     images: Vec<Entry>,
     #[serde(default, rename = "kernel")]
@@ -44,7 +46,7 @@ struct CatalogFile {
 }
 
 /// One catalog image.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// The name a matrix file or `fetch` uses.
@@ -315,7 +317,7 @@ fn cached(e: &Entry) -> Option<(PathBuf, Verified)> {
 }
 
 /// A downloaded or cached image.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Fetched {
     /// Catalog name.
     pub name: String,

@@ -138,7 +138,7 @@ pub fn record_verify(r: &VerifyReport, stop: &AtomicBool) -> Result<(), Error> {
 }
 
 /// One prediction that missed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Miss {
     /// When.
     pub recorded: String,
@@ -157,9 +157,10 @@ pub struct Miss {
 }
 
 /// The ledger as counted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Ledger {
-    /// [`LEDGER_SCHEMA`].
+    /// The document's schema id, [`LEDGER_SCHEMA`].
+    #[schemars(extend("const" = LEDGER_SCHEMA))]
     pub schema: &'static str,
     /// Proves recorded with a verdict.
     pub total: u64,

@@ -16,8 +16,8 @@ mod record;
 pub use ledger::{ledger, record_prediction, record_verify, Ledger, Miss, LEDGER_SCHEMA};
 pub use page::{history_html, STAGES};
 pub use query::{
-    cell_costs, compare_runs, list_runs, Change, ChangeKind, Comparison, Recorded, RunSummary,
-    COMPARE_SCHEMA,
+    cell_costs, compare_runs, history_document, list_runs, Change, ChangeKind, Comparison,
+    HistoryDocument, Recorded, RunSummary, COMPARE_SCHEMA, HISTORY_SCHEMA,
 };
 pub use record::{file_sha256, record, ImageFacts};
 

@@ -5,10 +5,9 @@ use super::open_db;
 use crate::Error;
 use rusqlite::{params, Connection};
 use serde::Serialize;
-use serde_json::json;
 
 /// One run as `history` lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     /// Run id (for `compare`).
     pub id: i64,
@@ -23,7 +22,31 @@ pub struct RunSummary {
     /// Its exit status.
     pub exit_code: i64,
     /// Cells per status.
-    pub counts: serde_json::Value,
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// Schema id of `history --json`.
+pub const HISTORY_SCHEMA: &str = "bootproof.history/v1";
+
+/// What `bootproof history --json` prints (`bootproof.history/v1`).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct HistoryDocument {
+    /// The document's schema id, [`HISTORY_SCHEMA`].
+    #[schemars(extend("const" = HISTORY_SCHEMA))]
+    pub schema: &'static str,
+    /// The database read.
+    pub database: std::path::PathBuf,
+    /// The newest runs, newest first.
+    pub runs: Vec<RunSummary>,
+}
+
+/// The newest `limit` runs as `history --json` prints them.
+pub fn history_document(limit: usize) -> Result<HistoryDocument, Error> {
+    Ok(HistoryDocument {
+        schema: HISTORY_SCHEMA,
+        database: super::db_path(),
+        runs: list_runs(limit)?,
+    })
 }
 
 /// Runs whose cells [`cell_costs`] reads: the newest this many.
@@ -75,7 +98,7 @@ pub fn list_runs(limit: usize) -> Result<Vec<RunSummary>, Error> {
     let mut runs = Vec::new();
     for row in rows {
         let (id, started, secs, command, shard, exit_code) = row.map_err(err)?;
-        let mut counts = serde_json::Map::new();
+        let mut counts = std::collections::BTreeMap::new();
         let mut cs = db
             .prepare("SELECT status, COUNT(*) FROM cells WHERE run_id = ?1 GROUP BY status")
             .map_err(err)?;
@@ -86,7 +109,7 @@ pub fn list_runs(limit: usize) -> Result<Vec<RunSummary>, Error> {
             .map_err(err)?
         {
             let (s, n) = c.map_err(err)?;
-            counts.insert(s, json!(n));
+            counts.insert(s, u64::try_from(n).unwrap_or(0));
         }
         runs.push(RunSummary {
             id,
@@ -95,7 +118,7 @@ pub fn list_runs(limit: usize) -> Result<Vec<RunSummary>, Error> {
             command: serde_json::from_str(&command).unwrap_or_default(),
             shard,
             exit_code,
-            counts: serde_json::Value::Object(counts),
+            counts,
         });
     }
     Ok(runs)
@@ -135,7 +158,7 @@ fn resolve_run(db: &Connection, spec: &str) -> Result<i64, Error> {
 }
 
 /// One cell's outcome in a recorded run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Recorded {
     /// Its status (`pass`, `fail`, `boot-failure`, `infra-error`, `skipped`).
     pub status: String,
@@ -166,7 +189,7 @@ fn cells_of(db: &Connection, run: i64) -> Result<Vec<(String, Recorded)>, Error>
 }
 
 /// How a cell changed between two runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
     /// Passed before; failed or did not boot after.
@@ -182,7 +205,7 @@ pub enum ChangeKind {
 }
 
 /// One changed cell.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Change {
     /// The cell id (`image / variant`).
     pub cell: String,
@@ -197,9 +220,10 @@ pub struct Change {
 }
 
 /// Two runs compared cell by cell (`bootproof.compare/v1`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
-    /// [`COMPARE_SCHEMA`].
+    /// The document's schema id, [`COMPARE_SCHEMA`].
+    #[schemars(extend("const" = COMPARE_SCHEMA))]
     pub schema: &'static str,
     /// The earlier run's id.
     pub before: i64,

@@ -43,7 +43,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 /// One kernel in the library.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LibraryKernel {
     /// The name `--kernel-set` members and `fetch` use.
@@ -93,7 +93,7 @@ impl LibraryKernel {
 }
 
 /// A named group of library kernels.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSet {
     /// The name `--kernel-set` takes.
@@ -106,7 +106,7 @@ pub struct KernelSet {
 }
 
 /// A library kernel's packages in the cache, verified.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedKernel {
     /// The library name.
     pub name: String,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// A cell's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CellStatus {
     /// The command exited with the expected status.
@@ -39,7 +39,7 @@ impl CellStatus {
 }
 
 /// One cell's result (`bootproof.run/v1` `cells[]`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Cell {
     /// `image / variant`, the id shards hash.
     pub id: String,
@@ -163,7 +163,7 @@ pub fn judge(v: &VariantResult, expect: i32) -> (CellStatus, String) {
 
 /// What reports need of a cell: made from a live [`Cell`], or read back
 /// from a `bootproof.run/v1` file (`report merge`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct CellView {
     /// `image / variant` (matches cells across shards).
     pub id: String,
@@ -223,7 +223,7 @@ pub fn exit_status(cells: &[CellView]) -> u8 {
 }
 
 /// Cells per status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Passed.
     pub pass: usize,

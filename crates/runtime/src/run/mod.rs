@@ -99,7 +99,7 @@ pub struct RunPlan {
 }
 
 /// The accelerator chosen for one architecture of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ArchDecision {
     /// The architecture.
     pub arch: Arch,
@@ -108,7 +108,7 @@ pub struct ArchDecision {
 }
 
 /// An extra kernel as the report lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct KernelEntry {
     /// The kernel, when it could be had.
     #[serde(flatten)]
@@ -123,7 +123,7 @@ pub struct KernelEntry {
 }
 
 /// How fast a run went: what a matrix's owner sizes machines by.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Throughput {
     /// The whole run, preparation included, in seconds.
     pub wall_secs: f64,
@@ -177,9 +177,10 @@ impl RunReport {
 }
 
 /// The result of `run` (schema `bootproof.run/v1`, docs/json.md).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RunReport {
-    /// [`RUN_SCHEMA`].
+    /// The document's schema id, [`RUN_SCHEMA`].
+    #[schemars(extend("const" = RUN_SCHEMA))]
     pub schema: &'static str,
     /// The command.
     pub command: Vec<String>,
