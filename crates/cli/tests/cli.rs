@@ -349,6 +349,34 @@ fn errors_exit_2_with_a_next_step() {
     }
     // Usage errors from clap are exit 2 too.
     assert_eq!(bootproof(&["cat"]).status.code(), Some(2));
+
+    // A platform option the image's machine lacks is refused before any VM
+    // starts, naming the machine.
+    let amd64 = boot_images().join("uki-amd64.raw");
+    let arm64 = boot_images().join("debian-grub-arm64.raw");
+    let (amd64, arm64) = (amd64.to_str().unwrap(), arm64.to_str().unwrap());
+    let refused: &[(&[&str], &str)] = &[
+        (
+            &["boot", "--aia", amd64],
+            "aia is not available on x86_64 (q35)",
+        ),
+        (&["boot", "--acpi", "off", amd64], "q35 always has ACPI"),
+        (
+            &["boot", "--transport", "mmio", amd64],
+            "virtio-mmio is not available on x86_64",
+        ),
+        (&["boot", "--gic", "2", amd64], "q35 has no GIC"),
+        (
+            &["prove", "--aia", arm64],
+            "aia is not available on aarch64 (virt)",
+        ),
+    ];
+    for (args, needle) in refused {
+        let out = bootproof(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }
 
 #[test]

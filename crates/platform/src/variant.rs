@@ -102,10 +102,17 @@ impl Platform {
     }
 
     /// Why `arch` cannot have this platform, if it cannot (x86_64 `q35`
-    /// always has ACPI and PCI).
+    /// always has ACPI and PCI). The default GIC version is "no choice" on
+    /// a machine without a GIC; any other names a GIC it lacks.
     pub fn unavailable_on(&self, arch: Arch) -> Option<String> {
         let info = arch.info();
         let machine = info.qemu_machine;
+        if !info.gic_versions.contains(&self.gic) && self.gic != Platform::default().gic {
+            return Some(format!(
+                "gic = {} is not available on {arch} ({machine} has no GIC)",
+                self.gic
+            ));
+        }
         if !self.acpi && !info.acpi_optional {
             return Some(format!(
                 "acpi = false is not available on {arch} ({machine} always has ACPI)"
@@ -337,10 +344,13 @@ mod tests {
         assert_eq!(p.name(Arch::Aarch64), "gic2 acpi-off mmio");
         assert_eq!(p.name(Arch::X86_64), "q35");
         assert!(p.unavailable_on(Arch::Aarch64).is_none());
-        assert!(p
+        assert!(p.unavailable_on(Arch::X86_64).unwrap().contains("gic = 2"));
+        let no_acpi = Platform { gic: 3, ..p };
+        assert!(no_acpi
             .unavailable_on(Arch::X86_64)
             .unwrap()
             .contains("acpi = false"));
+        assert!(Platform::default().unavailable_on(Arch::Riscv64).is_none());
         let mmio = Platform {
             transport: Transport::Mmio,
             ..Platform::default()

@@ -394,6 +394,13 @@ pub fn boot(
     let img = open(&req.image, req.allow_backing)?;
     let arch = resolve_arch(&img, req.arch)?;
     check_request(req)?;
+    if let Some(why) = req.platform.unavailable_on(arch) {
+        return Err(Error::with_hint(
+            why,
+            "drop that option: it applies to other machines (`bootproof boot --help` says which)",
+        )
+        .into());
+    }
     let base = state::base_dir();
     let cleanup = state::clean_stale(&base);
     let mut run_dir = RunDir::create(&base).map_err(|e| {
