@@ -32,7 +32,8 @@ impl ImageArgs {
 /// Output options shared by every command.
 #[derive(clap::Args, Clone, Copy)]
 pub struct OutputArgs {
-    /// Print machine-readable JSON (schemas in docs/json.md).
+    /// Print machine-readable JSON (docs/json.md; `bootproof schemas` writes
+    /// its JSON Schema).
     #[arg(long)]
     pub json: bool,
     /// Colour human output: auto (a terminal and NO_COLOR unset), always, never.

@@ -42,9 +42,10 @@ to 65534:65534 before the guest starts (BOOTPROOF_QEMU_USER=uid:gid, a user
 name, or root to keep it privileged).
 Run `bootproof COMMAND --help` for examples.";
 
-/// Prove VM images boot. Reads raw and qcow2 disk images in-process
-/// (GPT/MBR; FAT, ext2/3/4, XFS, Btrfs, ISO9660) without root or mounts,
-/// checks and extracts their boot chain, and boots them under QEMU.
+/// Prove VM images boot. Reads aarch64, x86_64 and riscv64 disk images
+/// in-process (raw, qcow2, VHD/VHDX, VMDK; GPT/MBR, LVM2; FAT, ext2/3/4,
+/// XFS, Btrfs, ISO9660) without root or mounts, checks and extracts their
+/// boot chain, boots them under QEMU, and runs checks and commands inside.
 #[derive(Parser)]
 #[command(name = "bootproof", version, after_help = AFTER_HELP, max_term_width = 100)]
 struct Cli {

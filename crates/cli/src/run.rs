@@ -15,9 +15,10 @@ use std::path::PathBuf;
 
 pub const AFTER_HELP: &str = "\
 Each cell (image × variant) boots the image's default kernel (as `bootproof
-extract` finds it, or an extra kernel: --kernel) through UEFI with bootproof's initramfs: the agent as
-/init plus the image's own virtio, filesystem and overlay modules. The
-agent mounts the image's OS root read-only under a tmpfs overlay (nothing
+extract` finds it, or an extra kernel: --kernel) through UEFI with
+bootproof's initramfs: the agent as /init plus the image's own virtio,
+filesystem and overlay modules. The agent mounts the image's OS root
+read-only under a tmpfs overlay (nothing
 is written to the image, not even to the VM's copy-on-write layer), mounts
 /proc, /sys, /dev, /run and /tmp in it, chroots, and executes COMMAND as
 root with PATH, HOME=/root and:
@@ -72,7 +73,8 @@ Examples:
   bootproof run disk.qcow2 -- uname -r
   bootproof run a.raw b.qcow2 --variants gic=3 acpi=on,off -- sh -c 'test -d /sys/firmware/acpi'
   bootproof run --binary ./probe disk.raw -- sh -c '\"$BOOTPROOF_BIN_PROBE\" --check'
-  bootproof run --kernel linux-image-6.12.95+deb12-arm64_6.12.95-1~bpo12+1_arm64.deb disk.qcow2 -- uname -r
+  bootproof run --kernel linux-image-6.12.95+deb12-arm64_6.12.95-1~bpo12+1_arm64.deb disk.qcow2 \\
+      -- uname -r
   bootproof run --json --evidence out/ --shard 1/4 *.qcow2 -- ./ci-check.sh
   bootproof run --matrix matrix.toml --markdown -- sh -c 'test -d /sys/fs/bpf'
   bootproof run --html report.html disk.qcow2 -- ./selftest";

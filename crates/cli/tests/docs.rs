@@ -1,25 +1,81 @@
 //! The README and docs stay true: every relative link resolves (to a file,
 //! and to a heading where it names one), the README stays short enough to
-//! read in five minutes, and every flag the command synopsis documents is
-//! one `--help` lists.
+//! read in five minutes, every flag the command synopsis documents is one
+//! `--help` lists, and every command has a page in docs/commands/ whose
+//! options table lists exactly the options its `--help` does.
 
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
 
-/// README.md, docs/*.md and fuzz/README.md.
-fn pages() -> Vec<PathBuf> {
-    let root = workspace();
-    let mut pages = vec![root.join("README.md"), root.join("fuzz/README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+/// The markdown files in `dir`, sorted.
+fn markdown_in(dir: &Path) -> Vec<PathBuf> {
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "md"))
         .collect();
     docs.sort();
-    pages.extend(docs);
+    docs
+}
+
+/// README.md, docs/*.md, docs/commands/*.md and fuzz/README.md.
+fn pages() -> Vec<PathBuf> {
+    let root = workspace();
+    let mut pages = vec![root.join("README.md"), root.join("fuzz/README.md")];
+    pages.extend(markdown_in(&root.join("docs")));
+    pages.extend(markdown_in(&root.join("docs/commands")));
     pages
+}
+
+/// The long options `--help` lists for `command` (`--help` itself aside).
+fn help_options(command: &[&str]) -> Vec<String> {
+    let mut args = command.to_vec();
+    args.push("--help");
+    let help = String::from_utf8(bootproof(&args).stdout).unwrap();
+    let options = help.split("\nOptions:\n").nth(1).unwrap_or("");
+    let mut out: Vec<String> = options
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter_map(|l| {
+            let l = l
+                .strip_prefix("      ")
+                .or_else(|| l.get(6..).filter(|_| l.starts_with("  -")))?;
+            let flag = l.split([' ', '[', '=']).next()?;
+            (flag.starts_with("--") && flag != "--help").then(|| flag.to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The visible commands, as `bootproof --help` lists them (`report`'s
+/// subcommands in its place).
+fn commands() -> Vec<Vec<String>> {
+    let help = String::from_utf8(bootproof(&["--help"]).stdout).unwrap();
+    let listed = help.split("Commands:\n").nth(1).unwrap();
+    let mut out = Vec::new();
+    for line in listed
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+    {
+        let Some(name) = line
+            .strip_prefix("  ")
+            .and_then(|l| l.split_whitespace().next())
+        else {
+            continue;
+        };
+        if line.starts_with("   ") || name == "help" {
+            continue;
+        }
+        if name == "report" {
+            out.push(vec!["report".to_string(), "merge".to_string()]);
+        } else {
+            out.push(vec![name.to_string()]);
+        }
+    }
+    out
 }
 
 /// The targets of `[text](target)` links in markdown, outside code blocks.
@@ -177,4 +233,60 @@ fn every_documented_flag_exists() {
         }
     }
     assert!(checked > 40, "only {checked} flags");
+}
+
+/// Every command has `docs/commands/<command>.md`, linked from
+/// docs/commands.md, and the page's options table names exactly the
+/// options `--help` lists: an option added, renamed or removed fails here
+/// until its page says so.
+#[test]
+fn every_command_has_a_page_with_its_options() {
+    let root = workspace();
+    let index = std::fs::read_to_string(root.join("docs/commands.md")).unwrap();
+    let commands = commands();
+    assert!(commands.len() >= 15, "{commands:?}");
+    let mut pages_seen = Vec::new();
+    for command in &commands {
+        let name = command.join("-");
+        let page = root.join(format!("docs/commands/{name}.md"));
+        let text = std::fs::read_to_string(&page)
+            .unwrap_or_else(|e| panic!("{}: {e}: every command has a page", page.display()));
+        assert!(
+            index.contains(&format!("(commands/{name}.md)")),
+            "docs/commands.md does not link {name}.md"
+        );
+        assert!(text.starts_with(&format!("# bootproof {}\n", command.join(" "))));
+        let table = text
+            .split("## Options")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .unwrap_or_else(|| panic!("{name}.md has no Options section"));
+        let mut documented: Vec<String> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| {
+                let cell = l.split("` |").next()?;
+                let l = cell.split_once(", ").map_or(cell, |(_, long)| long);
+                let flag = l.split([' ', '[', '`', '=']).next()?;
+                flag.starts_with("--").then(|| flag.to_string())
+            })
+            .collect();
+        documented.sort();
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        assert_eq!(
+            documented,
+            help_options(&args),
+            "docs/commands/{name}.md's options differ from `bootproof {} --help`",
+            command.join(" ")
+        );
+        pages_seen.push(format!("{name}.md"));
+    }
+    // No page for a command that is gone.
+    let mut on_disk: Vec<String> = markdown_in(&root.join("docs/commands"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    pages_seen.sort();
+    assert_eq!(on_disk, pages_seen);
 }
