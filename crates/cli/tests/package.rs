@@ -1,7 +1,8 @@
 //! What `scripts/package.sh` ships, installed as users install it: the
 //! Debian package into a clean Debian 12 root made by `mmdebstrap`, where
 //! the binary runs, reads an image and finds its manual pages; the static
-//! musl binaries run without a dynamic loader. Long (release builds and a
+//! musl binaries run without a dynamic loader; `cargo install --locked`
+//! from the repository gives a working binary. Long (release builds and a
 //! Debian root from the network): `scripts/test.sh --long`.
 
 mod common;
@@ -151,5 +152,47 @@ fn the_package_installs_into_a_clean_debian_root_and_the_static_binaries_run() {
                 .unwrap();
             assert!(out.status.success(), "{out:?}");
         }
+    }
+}
+
+/// `cargo install --locked --path crates/cli`, as the README says, into a
+/// scratch root (reusing the workspace's release build when there is one).
+#[test]
+#[ignore = "long: a release build; scripts/test.sh --long runs it"]
+fn cargo_install_from_the_repository_gives_a_working_binary() {
+    let dir = scratch("package", "cargo-install");
+    ok(Command::new("cargo")
+        .args([
+            "install",
+            "--locked",
+            "--quiet",
+            "--path",
+            "crates/cli",
+            "--root",
+        ])
+        .arg(&*dir)
+        .env("CARGO_TARGET_DIR", workspace().join("target"))
+        .current_dir(workspace()));
+    let bin = dir.join("bin/bootproof");
+    let out = Command::new(&bin).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("bootproof {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(&bin)
+        .args(["ls", "--json"])
+        .arg(image("gpt.raw"))
+        .arg("2:/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The installed binary writes the schemas the repository ships.
+    let schemas = dir.join("schemas");
+    ok(Command::new(&bin).arg("schemas").arg(&schemas));
+    for name in ["run.v1.schema.json", "matrix.schema.json"] {
+        assert_eq!(
+            std::fs::read(schemas.join(name)).unwrap(),
+            std::fs::read(workspace().join("docs/schemas").join(name)).unwrap()
+        );
     }
 }

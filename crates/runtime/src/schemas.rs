@@ -87,12 +87,38 @@ fn titled<T: JsonSchema>(
     what: &str,
 ) -> SchemaFile {
     let mut schema = settings.into_generator().into_root_schema_for::<T>();
+    if let Some(root) = schema.pointer_mut("") {
+        tidy_descriptions(root);
+    }
     schema.insert("title".into(), title.into());
     schema.insert("description".into(), what.into());
     SchemaFile {
         file,
         title,
         schema,
+    }
+}
+
+/// Doc comments read as plain text: rustdoc's intra-doc link brackets go
+/// (``[`RUN_SCHEMA`]`` → `` `RUN_SCHEMA` ``) and wrapped lines are joined,
+/// paragraphs kept.
+fn tidy_descriptions(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(text)) = map.get_mut("description") {
+                let paragraphs: Vec<String> = text
+                    .split("\n\n")
+                    .map(|p| p.split('\n').collect::<Vec<_>>().join(" "))
+                    .collect();
+                *text = paragraphs
+                    .join("\n\n")
+                    .replace("[`", "`")
+                    .replace("`]", "`");
+            }
+            map.values_mut().for_each(tidy_descriptions);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_descriptions),
+        _ => {}
     }
 }
 
@@ -214,5 +240,21 @@ mod tests {
         let ls = all.iter().find(|s| s.file == "ls.v1.schema.json").unwrap();
         let id = &ls.schema.as_value()["properties"]["schema"]["const"];
         assert_eq!(id, crate::contents::LS_SCHEMA);
+        let description = &ls.schema.as_value()["properties"]["schema"]["description"];
+        assert_eq!(description, "The document's schema id, `LS_SCHEMA`.");
+    }
+
+    #[test]
+    fn descriptions_are_plain_text() {
+        let mut doc = serde_json::json!({
+            "description": "Wrapped\nline, [`Link`].\n\nNext paragraph.",
+            "properties": { "a": { "description": "[`x::Y`]\nz" } }
+        });
+        tidy_descriptions(&mut doc);
+        assert_eq!(
+            doc["description"],
+            "Wrapped line, `Link`.\n\nNext paragraph."
+        );
+        assert_eq!(doc["properties"]["a"]["description"], "`x::Y` z");
     }
 }
