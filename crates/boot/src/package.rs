@@ -104,6 +104,16 @@ pub fn open(
     }
     if is_package(path)? {
         let tree = unpack_cached(path, cache)?;
+        if !has_kernel(&tree) {
+            return Err(PackageError::Unsupported(format!(
+                "{}: the package holds no kernel (no boot/vmlinuz-<version> or \
+                 lib/modules/<version>/vmlinuz); a package that only depends on the \
+                 kernel's needs the package it depends on instead (Debian's Linux 7 \
+                 linux-image-<version> depends on linux-binary-<version> and \
+                 linux-modules-<version>; Fedora's `kernel` on `kernel-core`)",
+                path.display()
+            )));
+        }
         let mut k = from_tree(&tree)?;
         k.origin = Origin::Package;
         if let Some(m) = modules {

@@ -462,6 +462,34 @@ fn kernel_packages_unpack_byte_for_byte() {
     std::fs::write(&cut, &deb[..deb.len() / 2]).unwrap();
     let e = package::open(&cut, None, &dir.join("cut-cache")).unwrap_err();
     assert!(matches!(e, PackageError::Corrupt(_)), "{e}");
+    // A package that only depends on the kernel's (Debian's Linux 7
+    // linux-image-*): the error says which package to pass instead.
+    let meta = dir.join("meta");
+    std::fs::create_dir_all(meta.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(meta.join("usr/share/doc/linux-image-7")).unwrap();
+    std::fs::write(meta.join("usr/share/doc/linux-image-7/copyright"), "doc").unwrap();
+    std::fs::write(
+        meta.join("DEBIAN/control"),
+        "Package: linux-image-7.0.0-1-arm64\nVersion: 1\nArchitecture: arm64\n\
+         Depends: linux-binary-7.0.0-1-arm64\nMaintainer: t <t@example.invalid>\nDescription: test\n",
+    )
+    .unwrap();
+    let meta_deb = dir.join("linux-image-meta.deb");
+    assert!(std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&meta)
+        .arg(&meta_deb)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let e = package::open(&meta_deb, None, &dir.join("meta-cache")).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("linux-image-meta.deb: the package holds no kernel"),
+        "{e}"
+    );
+    assert!(text.contains("linux-binary-<version>"), "{e}");
     // Nothing half-unpacked is left to be mistaken for a package later.
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("cut-cache/kernels"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())

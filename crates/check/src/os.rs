@@ -12,6 +12,7 @@ impl Ctx<'_> {
                 &rules::OS_EFI_RTC,
                 &rules::OS_RV_UART,
                 &rules::OS_RV_IRQ,
+                &rules::OS_RV_AIA,
                 &rules::OS_RV_SBI,
                 &rules::OS_RV_RTC,
                 &rules::OS_EFI,
@@ -54,6 +55,7 @@ impl Ctx<'_> {
         let riscv_only = [
             &rules::OS_RV_UART,
             &rules::OS_RV_IRQ,
+            &rules::OS_RV_AIA,
             &rules::OS_RV_SBI,
             &rules::OS_RV_RTC,
         ];
@@ -93,6 +95,12 @@ impl Ctx<'_> {
                     false,
                 );
                 need(self, &rules::OS_RV_IRQ, &[("SIFIVE_PLIC", "")], false);
+                need(
+                    self,
+                    &rules::OS_RV_AIA,
+                    &[("RISCV_APLIC", ""), ("RISCV_IMSIC", "")],
+                    false,
+                );
                 need(
                     self,
                     &rules::OS_RV_SBI,

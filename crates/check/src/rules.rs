@@ -201,6 +201,9 @@ rules! {
         "RISC-V virt wires devices to a PLIC (APLIC/IMSIC with AIA); without its driver no device interrupt arrives",
         "enable CONFIG_SIFIVE_PLIC (and CONFIG_RISCV_APLIC, CONFIG_RISCV_IMSIC for AIA machines)",
         stops Kernel: "the kernel has no driver for the interrupt controller: devices never interrupt and the boot hangs";
+    OS_RV_AIA = "os.riscv-aia", Warning, "The kernel has the AIA interrupt controllers (APLIC, IMSIC)",
+        "RISC-V Advanced Interrupt Architecture: QEMU virt with aia=aplic-imsic (`--aia`, the `aia` variant) and AIA hardware wire devices to an APLIC delivering MSIs through per-hart IMSICs instead of a PLIC",
+        "enable CONFIG_RISCV_APLIC and CONFIG_RISCV_IMSIC (Linux 6.10 and later) so the kernel also boots on AIA machines";
     OS_RV_SBI = "os.riscv-sbi", Error, "The kernel calls SBI and has the SBI timer",
         "RISC-V Boot and Runtime Services: the kernel runs in S-mode on an SBI implementation (OpenSBI) and takes its timer from it",
         "enable CONFIG_RISCV_SBI and CONFIG_RISCV_TIMER",

@@ -18,15 +18,18 @@ Rules (stable ids; `--json` lists each with its clause, evidence and fix):
   boot.*     the chain resolves, GRUB has the commands it runs, the menu times
              out, kernel/initrd exist, kernel arch and EFI stub, no unresolved
              $variables, root= and resume= resolve
-  os.*       /etc/fstab references; kernel config: PL011/SBSA console, GICv2+v3,
-             EFI RTC, EFI stub, ACPI+DT, virtio/Xen drivers, root drivers in
-             the initrd; cloud-init/Ignition (info)
+  os.*       /etc/fstab references; kernel config: aarch64's PL011/SBSA
+             console, GICv2+v3 and EFI RTC; riscv64's 16550 console, PLIC,
+             AIA (warning), SBI and its timer, EFI RTC; EFI stub, ACPI+DT,
+             virtio/Xen drivers, PCIe hotplug, root drivers in the initrd;
+             cloud-init/Ignition (info)
   cmdline.*  the arch's serial console, no x86-only tokens on arm64, no bare
              words that would reach init
   secureboot.* with --secure-boot[=STORE]: the firmware's db/dbx accepts the
-             removable loader; shim (db, its vendor certificate, dbx and its
-             vendor dbx) accepts the loader it starts and the kernel; each
-             signature proven (RSA, SHA-256) along its certificate chain
+             removable loader; shim passes its own SBAT check and (db, its
+             vendor certificate and MokList; dbx, its vendor dbx and
+             MokListX; SBAT) accepts the loader it starts and the kernel;
+             each signature proven (RSA, SHA-256) along its certificate chain
 
 The output ends with a prediction: the stage where a firmware boot will stop
 (firmware, loader, kernel, initramfs, userspace) and why, or that it reaches a

@@ -2,7 +2,8 @@
 //! and to a heading where it names one), the README stays short enough to
 //! read in five minutes, every flag the command synopsis documents is one
 //! `--help` lists, and every command has a page in docs/commands/ whose
-//! options table lists exactly the options its `--help` does.
+//! options table lists exactly the options its `--help` does and whose
+//! notes and examples are its `--help`'s words.
 
 mod common;
 
@@ -279,6 +280,26 @@ fn every_command_has_a_page_with_its_options() {
             "docs/commands/{name}.md's options differ from `bootproof {} --help`",
             command.join(" ")
         );
+        // The notes and examples quoted from --help are still its words.
+        let help = String::from_utf8(bootproof(&[&args[..], &["--help"]].concat()).stdout).unwrap();
+        let help_lines: Vec<&str> = help.lines().map(str::trim).collect();
+        for (section, fence) in [("## Notes", "```text\n"), ("## Examples", "```sh\n")] {
+            let Some(block) = text
+                .split(section)
+                .nth(1)
+                .and_then(|t| t.split(fence).nth(1))
+                .and_then(|t| t.split("```").next())
+            else {
+                continue;
+            };
+            for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                assert!(
+                    help_lines.contains(&line),
+                    "docs/commands/{name}.md {section}: `{line}` is not in `bootproof {} --help`",
+                    command.join(" ")
+                );
+            }
+        }
         pages_seen.push(format!("{name}.md"));
     }
     // No page for a command that is gone.

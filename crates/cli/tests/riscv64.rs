@@ -49,6 +49,7 @@ fn riscv64_images_pass_check_and_extract_the_packaged_kernel() {
         for id in [
             "os.riscv-uart",
             "os.riscv-irq",
+            "os.riscv-aia",
             "os.riscv-sbi",
             "image.efi-app",
         ] {
@@ -119,6 +120,48 @@ fn riscv64_boots_through_edk2_with_grub_and_systemd_boot_and_directly() {
             "{case}"
         );
     }
+}
+
+/// A kernel configured without the AIA drivers fails `os.riscv-aia`, a
+/// warning (the default machine has a PLIC, which it keeps): the config
+/// is Debian's with those two lines removed, written by debugfs.
+#[test]
+fn a_kernel_without_the_aia_drivers_gets_a_warning() {
+    let dir = scratch("riscv64", "no-aia");
+    let disk = dir.join("disk.raw");
+    ok(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(image("debian-grub-riscv64.raw"))
+        .arg(&disk));
+    let m = manifest();
+    let version = m["images"]["debian-grub-riscv64.raw"]["version"]
+        .as_str()
+        .unwrap();
+    let packaged = riscv64_artifacts().join(format!("root/boot/config-{version}"));
+    let config: String = std::fs::read_to_string(&packaged)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("CONFIG_RISCV_APLIC=") && !l.starts_with("CONFIG_RISCV_IMSIC="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let edited = dir.join("config");
+    std::fs::write(&edited, config).unwrap();
+    edit_root(
+        &disk,
+        &format!(
+            "rm /boot/config-{version}\nwrite {} /boot/config-{version}\n",
+            edited.display()
+        ),
+    );
+    let r = check(disk.to_str().unwrap());
+    let (outcome, evidence) = finding(&r, "os.riscv-aia");
+    assert_eq!(outcome, "fail");
+    assert!(
+        evidence.contains("CONFIG_RISCV_APLIC is not set"),
+        "{evidence}"
+    );
+    assert_eq!(finding(&r, "os.riscv-irq").0, "pass");
+    assert_eq!(r["prediction"]["stage"], "login");
 }
 
 #[test]
