@@ -224,8 +224,26 @@ pub struct NotStarted {
     pub mode: BootMode,
     /// KVM or TCG, and why.
     pub accel: Decision,
-    /// `{"outcome": "infra-error", "message": …}`.
-    pub result: serde_json::Value,
+    /// Why the VM never ran.
+    pub result: NotRun,
+}
+
+/// The result of a boot whose VM never ran.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct NotRun {
+    /// Always `infra-error`.
+    pub outcome: InfraOutcome,
+    /// What failed.
+    pub message: String,
+}
+
+/// The outcome of a boot whose VM never ran (one value, so the document
+/// reads like a booted report's `result.outcome`).
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum InfraOutcome {
+    /// The host could not run the VM.
+    InfraError,
 }
 
 /// Why `boot` returned no [`BootReport`].
@@ -462,7 +480,10 @@ pub fn boot(
             arch,
             mode: req.mode,
             accel: decision.clone(),
-            result: serde_json::json!({ "outcome": "infra-error", "message": e.to_string() }),
+            result: NotRun {
+                outcome: InfraOutcome::InfraError,
+                message: e.to_string(),
+            },
         };
         BootError::NotStarted(Box::new(not_started), Error::with_hint(e, hint))
     })?;
