@@ -5,7 +5,7 @@ use crate::style::write_json;
 use bootproof_inspect::parse_target;
 use bootproof_runtime::contents::FileContent;
 use bootproof_runtime::{exit, Error};
-use std::io::Read;
+use std::io::{Read, Write};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -24,7 +24,9 @@ const JSON_LIMIT: u64 = 64 * 1024 * 1024;
 
 pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, Error> {
     let img = args.open()?;
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: a locked stdout alone is line-buffered, and a binary file
+    // with a newline every few hundred bytes became one write(2) each.
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if out.json {
         let [target] = targets else {
             return Err(Error::with_hint(
@@ -38,6 +40,7 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
         let canonical = vol.canonicalize(target.path.as_bytes())?;
         let doc = FileContent::new(slot.number, &target.path, canonical.to_string(), &data);
         write_json(&mut stdout, &doc)?;
+        stdout.flush()?;
         return Ok(exit::OK);
     }
     for target in targets {
@@ -61,5 +64,8 @@ pub fn run(args: &ImageArgs, targets: &[String], out: OutputArgs) -> Result<u8, 
             ));
         }
     }
-    Ok(exit::OK)
+    match stdout.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(exit::OK),
+    }
 }

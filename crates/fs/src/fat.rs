@@ -12,6 +12,7 @@
 //! found by the `fs_fat` fuzz target). Entry points into fatfs therefore run
 //! under [`contain`], which turns such a panic into a `Corrupt` error.
 
+use crate::block_cache::BlockCache;
 use crate::detect::FsKind;
 use crate::error::FsError;
 use crate::path::NodePath;
@@ -46,7 +47,8 @@ fn volume_dir_budget(volume: u64) -> u64 {
 /// fatfs wants Read + Write + Seek; this serves reads from a [`ReadAt`],
 /// refuses every write, and charges reads against a shared budget.
 struct FatIo {
-    dev: Arc<dyn ReadAt>,
+    /// The volume, with a few blocks cached for fatfs's small reads.
+    dev: BlockCache,
     pos: u64,
     budget: Rc<Cell<u64>>,
     geometry: Geometry,
@@ -276,7 +278,7 @@ impl Fat {
             geometry(&*dev)?.ok_or_else(|| FsError::corrupt(kind, "no FAT boot sector"))?;
         let watch = Rc::new(std::cell::RefCell::new(None));
         let io = FatIo {
-            dev,
+            dev: BlockCache::new(dev),
             pos: 0,
             budget: Rc::clone(&budget),
             geometry,

@@ -13,6 +13,7 @@
 //! so their readers live here, one module per on-disk structure.
 #![forbid(unsafe_code)]
 
+mod block_cache;
 mod btrfs;
 mod checksum;
 mod detect;
