@@ -107,12 +107,6 @@ impl Platform {
     pub fn unavailable_on(&self, arch: Arch) -> Option<String> {
         let info = arch.info();
         let machine = info.qemu_machine;
-        if !info.gic_versions.contains(&self.gic) && self.gic != Platform::default().gic {
-            return Some(format!(
-                "gic = {} is not available on {arch} ({machine} has no GIC)",
-                self.gic
-            ));
-        }
         if !self.acpi && !info.acpi_optional {
             return Some(format!(
                 "acpi = false is not available on {arch} ({machine} always has ACPI)"
@@ -124,6 +118,12 @@ impl Platform {
         if self.transport == Transport::Mmio && !info.virtio_mmio {
             return Some(format!(
                 "virtio-mmio is not available on {arch} ({machine})"
+            ));
+        }
+        if !info.gic_versions.contains(&self.gic) && self.gic != Platform::default().gic {
+            return Some(format!(
+                "gic = {} is not available on {arch} ({machine} has no GIC)",
+                self.gic
             ));
         }
         None
@@ -344,12 +344,18 @@ mod tests {
         assert_eq!(p.name(Arch::Aarch64), "gic2 acpi-off mmio");
         assert_eq!(p.name(Arch::X86_64), "q35");
         assert!(p.unavailable_on(Arch::Aarch64).is_none());
-        assert!(p.unavailable_on(Arch::X86_64).unwrap().contains("gic = 2"));
-        let no_acpi = Platform { gic: 3, ..p };
-        assert!(no_acpi
+        assert!(p
             .unavailable_on(Arch::X86_64)
             .unwrap()
             .contains("acpi = false"));
+        let gic2 = Platform {
+            gic: 2,
+            ..Platform::default()
+        };
+        assert!(gic2
+            .unavailable_on(Arch::X86_64)
+            .unwrap()
+            .contains("gic = 2"));
         assert!(Platform::default().unavailable_on(Arch::Riscv64).is_none());
         let mmio = Platform {
             transport: Transport::Mmio,
