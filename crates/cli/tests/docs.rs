@@ -30,11 +30,13 @@ fn pages() -> Vec<PathBuf> {
     pages
 }
 
-/// The long options `--help` lists for `command` (`--help` itself aside).
-fn help_options(command: &[&str]) -> Vec<String> {
-    let mut args = command.to_vec();
-    args.push("--help");
-    let help = String::from_utf8(bootproof(&args).stdout).unwrap();
+/// A command's `--help` text.
+fn help_of(command: &[&str]) -> String {
+    String::from_utf8(bootproof(&[command, &["--help"]].concat()).stdout).unwrap()
+}
+
+/// The long options a `--help` text lists (`--help` itself aside).
+fn help_options(help: &str) -> Vec<String> {
     let options = help.split("\nOptions:\n").nth(1).unwrap_or("");
     let mut out: Vec<String> = options
         .lines()
@@ -216,9 +218,8 @@ fn every_documented_flag_exists() {
             .filter(|w| w.starts_with("--"))
             .map(|w| w.split(['=', '[', ']', '|', ')', ',']).next().unwrap());
         for flag in flags {
-            let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
-            args.push("--help");
-            let help = String::from_utf8(bootproof(&args).stdout).unwrap();
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            let help = help_of(&args);
             let listed = help.split_whitespace().any(|w| {
                 let w = w.trim_end_matches(',');
                 w == flag
@@ -274,14 +275,14 @@ fn every_command_has_a_page_with_its_options() {
             .collect();
         documented.sort();
         let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let help = help_of(&args);
         assert_eq!(
             documented,
-            help_options(&args),
+            help_options(&help),
             "docs/commands/{name}.md's options differ from `bootproof {} --help`",
             command.join(" ")
         );
         // The notes and examples quoted from --help are still its words.
-        let help = String::from_utf8(bootproof(&[&args[..], &["--help"]].concat()).stdout).unwrap();
         let help_lines: Vec<&str> = help.lines().map(str::trim).collect();
         for (section, fence) in [("## Notes", "```text\n"), ("## Examples", "```sh\n")] {
             let Some(block) = text

@@ -76,7 +76,8 @@ def main(argv):
         validator = Draft202012Validator(schema)
         for error in sorted(validator.iter_errors(load(doc_path)), key=str):
             # For anyOf/oneOf, the branch that came closest says why.
-            error = best_match([error]) if not error.context else best_match(error.context)
+            if error.context:
+                error = best_match(error.context)
             where = "/".join(str(p) for p in error.absolute_path)
             print(f"{doc_path}: /{where}: {error.message[:400]}")
             problems += 1
